@@ -1,0 +1,111 @@
+"""Admin API: tenants, credits and API keys (``Authorization: Bearer $SMSGW_ADMIN_TOKEN``)."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Response, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from app.auth import admin_guard
+from app.body import StrictBody
+from app.schemas import (
+    ApiKeyCreated,
+    BalanceView,
+    CreateTenant,
+    CreditRequest,
+    TenantCreated,
+    TenantView,
+)
+from core import tenants
+from core.errors import NotFound
+from db import Conn
+
+
+def parse_id(raw: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"No {what} has this id.") from None
+
+
+class AdminController(Controller):
+    path = "/v1/admin"
+    tags = ["admin"]
+    guards = [admin_guard]
+
+    @post("/tenants", dto=StrictBody[CreateTenant], return_dto=None, status_code=201)
+    async def create_tenant(
+        self, conn: NamedDependency[Conn], data: JSONBody[CreateTenant]
+    ) -> TenantCreated:
+        async with conn.transaction():
+            tenant, key = await tenants.create_tenant(
+                conn, name=data.name, tier=data.tier, rate_limit_mps=data.rate_limit_mps
+            )
+        return TenantCreated(
+            id=tenant.id,
+            name=tenant.name,
+            tier=tenant.tier,
+            rate_limit_mps=tenant.rate_limit_mps,
+            api_key=key.api_key,
+            api_key_id=key.id,
+            webhook_secret=tenant.webhook_secret,
+            price_per_segment=tenant.price_per_segment,
+            currency=tenant.currency,
+            created_at=tenant.created_at,
+        )
+
+    @get("/tenants/{tenant_id:str}")
+    async def get_tenant(self, conn: NamedDependency[Conn], tenant_id: FromPath[str]) -> TenantView:
+        tenant, balance = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
+        return TenantView(
+            id=tenant.id,
+            name=tenant.name,
+            tier=tenant.tier,
+            rate_limit_mps=tenant.rate_limit_mps,
+            price_per_segment=tenant.price_per_segment,
+            currency=tenant.currency,
+            created_at=tenant.created_at,
+            available=balance.available,
+            held=balance.held,
+            captured=balance.captured,
+        )
+
+    @post(
+        "/tenants/{tenant_id:str}/credits",
+        dto=StrictBody[CreditRequest],
+        return_dto=None,
+        status_code=201,
+        description="Credits once per reference; a repeated reference answers 200 with "
+        "the current balances and credits nothing.",
+    )
+    async def add_credit(
+        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: CreditRequest
+    ) -> Response[BalanceView]:
+        async with conn.transaction():
+            created, balance = await tenants.add_credit(
+                conn,
+                tenant_id=parse_id(tenant_id, "tenant"),
+                amount=data.amount,
+                reference=data.reference,
+            )
+        view = BalanceView(
+            available=balance.available, held=balance.held, captured=balance.captured
+        )
+        return Response(view, status_code=201 if created else 200)
+
+    @post("/tenants/{tenant_id:str}/api-keys", status_code=201)
+    async def create_api_key(
+        self, conn: NamedDependency[Conn], tenant_id: FromPath[str]
+    ) -> ApiKeyCreated:
+        async with conn.transaction():
+            await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            key = await tenants.issue_api_key(conn, tenant_id=parse_id(tenant_id, "tenant"))
+        return ApiKeyCreated(
+            id=key.id, tenant_id=key.tenant_id, api_key=key.api_key, created_at=key.created_at
+        )
+
+    @delete("/api-keys/{key_id:str}", status_code=204)
+    async def revoke_api_key(self, conn: NamedDependency[Conn], key_id: FromPath[str]) -> None:
+        await tenants.revoke_api_key(conn, key_id=parse_id(key_id, "API key"))

@@ -1,0 +1,157 @@
+"""Tenant API: send, quote, read, list and cancel messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+
+from app.auth import provide_tenant, tenant_guard
+from app.body import StrictBody, decode, validation_error
+from app.deps import services
+from core import accept, messages
+from core.accept import BatchResult
+from core.errors import InvalidRequest
+from core.messages import Message, Page, Quote
+from core.submission import SendRequest
+from core.tenants import Tenant
+from db import Conn
+
+IDEMPOTENCY_KEY = HeaderParameter(
+    name="Idempotency-Key",
+    required=False,
+    description="Replays the first 202 answer for 24 h; another body gets 422.",
+)
+
+
+class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    messages: Annotated[list[SendRequest], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+class _RawBatch(msgspec.Struct, forbid_unknown_fields=True):
+    messages: list[msgspec.Raw]
+
+
+class BatchBody(StrictBody[BatchRequest]):
+    """Decodes each item on its own, so one bad item does not sink the batch."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        raw = decode(value, _RawBatch)
+        items: list[SendRequest | InvalidRequest] = []
+        for item in raw.messages:
+            try:
+                items.append(msgspec.json.decode(item, type=SendRequest, strict=True))
+            except msgspec.ValidationError as exc:
+                items.append(validation_error(exc))
+            except msgspec.DecodeError as exc:  # pragma: no cover - the whole body parsed
+                items.append(InvalidRequest(str(exc)))
+        return items
+
+
+def _accepted(result: accept.Accepted) -> Response[Any]:
+    return Response(result.body, status_code=202)
+
+
+class MessagesController(Controller):
+    path = "/v1/messages"
+    tags = ["messages"]
+    guards = [tenant_guard]
+    dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}
+
+    @post(
+        "/",
+        dto=StrictBody[SendRequest],
+        return_dto=None,
+        status_code=202,
+    )
+    async def send(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        data: JSONBody[SendRequest],
+        idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+    ) -> Response[Message]:
+        svc = services(state)
+        result = await accept.accept_message(
+            conn,
+            tenant=tenant,
+            request=data,
+            scheduler=svc.scheduler,
+            idem=accept.idempotency(
+                idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
+            ),
+        )
+        return _accepted(result)
+
+    @post("/batch", dto=BatchBody, return_dto=None, status_code=202)
+    async def send_batch(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        data: JSONBody[BatchRequest],
+        idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
+    ) -> Response[BatchResult]:
+        svc = services(state)
+        items: list[SendRequest | InvalidRequest] = data  # type: ignore[assignment]
+        result = await accept.accept_batch(
+            conn,
+            tenant=tenant,
+            items=items,
+            scheduler=svc.scheduler,
+            idem=accept.idempotency(
+                idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
+            ),
+        )
+        return _accepted(result)
+
+    @post("/quote", dto=StrictBody[SendRequest], return_dto=None, status_code=200)
+    async def quote(self, tenant: NamedDependency[Tenant], data: JSONBody[SendRequest]) -> Quote:
+        return messages.quote(data, tenant=tenant, now_ms=accept.now_ms())
+
+    @get("/{message_id:str}")
+    async def get_message(
+        self, conn: NamedDependency[Conn], tenant: NamedDependency[Tenant], message_id: str
+    ) -> Message:
+        return await messages.get_message(
+            conn, tenant=tenant, message_id=messages.parse_message_id(message_id)
+        )
+
+    @post("/{message_id:str}/cancel", status_code=200)
+    async def cancel(
+        self, conn: NamedDependency[Conn], tenant: NamedDependency[Tenant], message_id: str
+    ) -> Message:
+        return await messages.cancel_message(
+            conn, tenant=tenant, message_id=messages.parse_message_id(message_id)
+        )
+
+    @get("/")
+    async def list_messages(
+        self,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        status: FromQuery[str | None] = None,
+        to: FromQuery[str | None] = None,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=messages.MAX_PAGE)] = messages.DEFAULT_PAGE,
+        cursor: FromQuery[str | None] = None,
+    ) -> Page:
+        return await messages.list_messages(
+            conn,
+            tenant=tenant,
+            status=status,
+            to=to,
+            created_after=created_after,
+            created_before=created_before,
+            limit=limit,
+            cursor=cursor,
+        )

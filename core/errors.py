@@ -1,0 +1,87 @@
+"""Domain errors. They carry a stable machine code and a human detail, never an HTTP status:
+``app/errors.py`` is the one place that maps them to responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    detail: str
+
+
+class DomainError(Exception):
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+    title = "Invalid request"
+
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.errors = errors or []
+
+
+class MalformedRequest(InvalidRequest):
+    """The body is not JSON at all (as opposed to JSON that fails validation)."""
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    title = "Not found"
+
+
+class InsufficientCredit(DomainError):
+    code = "insufficient_credit"
+    title = "Insufficient credit"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class IdempotencyMismatch(DomainError):
+    code = "idempotency_mismatch"
+    title = "Idempotency key reused with a different body"
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    title = "Rate limited"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class Unavailable(DomainError):
+    code = "unavailable"
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after

@@ -1,0 +1,220 @@
+"""Messages as tenants see them: read, list, cancel, quote."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from core import ids, submission
+from core.errors import Conflict, FieldError, InvalidRequest, NotFound
+from core.tenants import Tenant
+from db import Conn, Row
+from db import messages as messages_db
+
+Status = Literal[
+    "scheduled",
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "undelivered",
+    "failed",
+    "expired",
+    "canceled",
+]
+STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
+TERMINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "expired", "canceled"})
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True):
+    """A message as the API shows it (DESIGN.md, "Message")."""
+
+    id: uuid.UUID
+    status: Status
+    to: str
+    sender: str | None = msgspec.field(name="from")
+    body: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+    price: int
+    provider: str | None
+    provider_message_id: str | None
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    client_reference: str | None
+    callback_url: str | None
+    send_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    delivered_at: datetime | None
+
+
+class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+    price: int
+
+
+class Page(msgspec.Struct, frozen=True, kw_only=True):
+    messages: list[Message]
+    next_cursor: str | None
+
+
+def message_from_row(row: Row) -> Message:
+    return Message(
+        id=row["id"],
+        status=row["status"],
+        to=row["to_number"],
+        sender=row["sender"],
+        body=row["body"],
+        encoding=row["encoding"],
+        segments=row["segments"],
+        price=row["price"],
+        provider=row["provider"],
+        provider_message_id=row["provider_message_id"],
+        attempts=row["attempts"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        client_reference=row["client_reference"],
+        callback_url=row["callback_url"],
+        send_at=row["send_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        sent_at=row["sent_at"],
+        delivered_at=row["delivered_at"],
+    )
+
+
+def message_from_draft(draft: submission.Draft) -> Message:
+    """The answer to an accept, built before the insert so it can be stored with an
+    Idempotency-Key in the same transaction."""
+    return Message(
+        id=draft.id,
+        status="scheduled" if draft.send_at else "queued",
+        to=draft.to,
+        sender=draft.sender,
+        body=draft.body,
+        encoding=draft.encoding,
+        segments=draft.segments,
+        price=draft.price,
+        provider=None,
+        provider_message_id=None,
+        attempts=0,
+        error_code=None,
+        error_message=None,
+        client_reference=draft.client_reference,
+        callback_url=draft.callback_url,
+        send_at=draft.send_at,
+        created_at=draft.created_at,
+        updated_at=draft.created_at,
+        sent_at=None,
+        delivered_at=None,
+    )
+
+
+def parse_message_id(raw: str) -> uuid.UUID:
+    """A message id from a URL; anything that is not one of ours is simply not found."""
+    try:
+        value = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("No message has this id.") from None
+    if not ids.is_uuid7(value):
+        raise NotFound("No message has this id.")
+    return value
+
+
+def quote(request: submission.SendRequest, *, tenant: Tenant, now_ms: int) -> Quote:
+    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms)
+    return Quote(encoding=draft.encoding, segments=draft.segments, price=draft.price)
+
+
+async def get_message(conn: Conn, *, tenant: Tenant, message_id: uuid.UUID) -> Message:
+    row = await messages_db.get_message(
+        conn, tenant_id=tenant.id, id=message_id, created_at=ids.created_at(message_id)
+    )
+    if row is None:
+        raise NotFound("No message has this id.")
+    return message_from_row(row)
+
+
+async def cancel_message(conn: Conn, *, tenant: Tenant, message_id: uuid.UUID) -> Message:
+    """Cancel a scheduled or queued message and release its hold."""
+    created_at = ids.created_at(message_id)
+    row = await messages_db.cancel_message(
+        conn, tenant_id=tenant.id, id=message_id, created_at=created_at
+    )
+    if row is not None:
+        return message_from_row(row)
+    current = await get_message(conn, tenant=tenant, message_id=message_id)
+    raise Conflict(
+        f"The message is {current.status}; only scheduled or queued messages can be canceled."
+    )
+
+
+def _encode_cursor(message_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(message_id.bytes).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        value = uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise InvalidRequest(
+            "The cursor is not one this API gave out.",
+            [FieldError("cursor", "is not a cursor from next_cursor")],
+        ) from None
+    if not ids.is_uuid7(value):
+        raise InvalidRequest(
+            "The cursor is not one this API gave out.",
+            [FieldError("cursor", "is not a cursor from next_cursor")],
+        )
+    return value
+
+
+async def list_messages(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    status: str | None = None,
+    to: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> Page:
+    errors: list[FieldError] = []
+    if status is not None and status not in STATUSES:
+        errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
+    if not 1 <= limit <= MAX_PAGE:
+        errors.append(FieldError("limit", f"must be between 1 and {MAX_PAGE}"))
+    for name, value in (("created_after", created_after), ("created_before", created_before)):
+        if value is not None and value.tzinfo is None:
+            errors.append(FieldError(name, "must carry a time zone offset (RFC 3339)"))
+    if to is not None and "\x00" in to:
+        errors.append(FieldError("to", "must not contain NUL characters"))
+    if errors:
+        raise InvalidRequest("The filters are not valid.", errors)
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await messages_db.list_messages(
+        conn,
+        tenant_id=tenant.id,
+        status=status,
+        to_number=to,
+        created_after=created_after,
+        created_before=created_before,
+        before_created_at=ids.created_at(before) if before else None,
+        before_id=before,
+        limit=limit + 1,
+    )
+    page = [message_from_row(row) for row in rows[:limit]]
+    next_cursor = _encode_cursor(page[-1].id) if len(rows) > limit else None
+    return Page(messages=page, next_cursor=next_cursor)

@@ -1,0 +1,87 @@
+"""Settings: read from the environment once, by the process entry point, and passed down.
+
+Nothing in the code base reads ``os.environ`` at import time; ``Settings.from_env`` is
+called by the CLI (or a test) and the resulting frozen struct travels as an argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the gateway cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str
+    # Reports read here when set; the hot path never does.
+    reporting_database_url: str | None = None
+    admin_token: str = ""
+    # Pool sizes per process. The API needs more than the worker: each in-flight
+    # request holds a connection for the length of one short transaction.
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    # Bodies over this size get 413. A batch of 1,000 messages of 10 segments is ~2 MB.
+    max_request_bytes: int = 4 * 1024 * 1024
+    idempotency_ttl_seconds: int = 24 * 3600
+    partitions_ahead_days: int = 7
+    retention_days: int = 35
+    # Delivery (issue 3 builds on these).
+    dispatch_batch_size: int = 200
+    worker_concurrency: int = 8
+    lease_seconds: int = 60
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 600.0
+    provider: str = "simulator"
+    simulator_seed: int | None = None
+    simulator_latency_ms: float = 0.0
+    simulator_latency_jitter_ms: float = 0.0
+    simulator_transient_rate: float = 0.0
+    simulator_permanent_rate: float = 0.0
+    simulator_dlr_delay_seconds: float = 1.0
+    simulator_delivery_rate: float = 1.0
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
+        """Build settings from ``DATABASE_URL``, ``REPORTING_DATABASE_URL`` and ``SMSGW_*``."""
+        raw: dict[str, object] = {}
+        if "DATABASE_URL" in environ:
+            raw["database_url"] = environ["DATABASE_URL"]
+        if environ.get("REPORTING_DATABASE_URL"):
+            raw["reporting_database_url"] = environ["REPORTING_DATABASE_URL"]
+        fields = {f.name: f for f in msgspec.structs.fields(cls)}
+        for name in fields:
+            key = "SMSGW_" + name.upper()
+            if key in environ and name not in ("database_url", "reporting_database_url"):
+                raw[name] = environ[key]
+        raw.update(overrides)
+        try:
+            # strict=False lets "8" become 8 and "true" become True, as env values are text.
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"invalid configuration: {exc}") from exc
+
+
+ENVIRONMENT_HELP: dict[str, str] = {
+    "DATABASE_URL": "PostgreSQL URL of the primary; unset: `smsgw run` starts an embedded one",
+    "REPORTING_DATABASE_URL": "PostgreSQL URL for reports (a read replica); default: primary",
+    "SMSGW_ADMIN_TOKEN": "bearer token of the admin API; `smsgw run` generates one if unset",
+    "SMSGW_DATA_DIR": "where `smsgw run` keeps the embedded PostgreSQL (default ./data)",
+    "SMSGW_DB_POOL_MIN / SMSGW_DB_POOL_MAX": "connection pool bounds per process (2 / 20)",
+    "SMSGW_MAX_REQUEST_BYTES": "request body limit, 413 above it (4194304)",
+    "SMSGW_IDEMPOTENCY_TTL_SECONDS": "how long an Idempotency-Key replays (86400)",
+    "SMSGW_PARTITIONS_AHEAD_DAYS": "daily partitions created ahead (7)",
+    "SMSGW_RETENTION_DAYS": "days of message history kept (35)",
+    "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",
+    "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
+    "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",
+    "SMSGW_RETRY_BASE_SECONDS / SMSGW_RETRY_CAP_SECONDS": "backoff base and cap (2 / 600)",
+    "SMSGW_PROVIDER": "upstream for the embedded run (simulator)",
+    "SMSGW_SIMULATOR_*": "simulator latency, failure rates, receipt delay and delivery rate",
+    "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level",
+}

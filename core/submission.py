@@ -1,0 +1,211 @@
+"""What a tenant submits, and the checks that turn it into a priced draft ready to accept.
+
+Every rule of DESIGN.md "Validation" lives here, so the REST API, the batch endpoint and
+later the Twilio and SMPP front doors refuse the same things with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+import phonenumbers
+
+from core import ids, segments
+from core.errors import FieldError, InvalidRequest
+
+MIN_VALIDITY_SECONDS = 60
+MAX_VALIDITY_SECONDS = 259_200
+DEFAULT_VALIDITY_SECONDS = 14_400
+MAX_SCHEDULE_AHEAD = timedelta(days=35)
+MAX_BODY_CHARS = 1_600  # 10 GSM-7 parts; the segment count is the real limit
+MAX_URL_CHARS = 2_048
+MAX_CLIENT_REFERENCE_CHARS = 256
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+SHORT_CODE = re.compile(r"^\d{3,8}$")
+ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+
+
+class SendRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One message as a tenant submits it (``POST /v1/messages``)."""
+
+    to: Annotated[str, msgspec.Meta(description="Recipient, E.164 (+14155552671)")]
+    body: Annotated[str, msgspec.Meta(description="Text; 1 to 10 segments")]
+    sender: Annotated[
+        str | None,
+        msgspec.Meta(description="E.164 number, 3-8 digit short code or 1-11 alphanumerics"),
+    ] = msgspec.field(default=None, name="from")
+    callback_url: str | None = None
+    send_at: Annotated[
+        datetime | None, msgspec.Meta(description="RFC 3339 with offset, at most 35 days ahead")
+    ] = None
+    validity_seconds: Annotated[
+        int | None, msgspec.Meta(description="60 to 259200; default 14400")
+    ] = None
+    client_reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A valid message, priced for one tenant, with its id and times fixed."""
+
+    id: uuid.UUID
+    created_at: datetime
+    to: str
+    sender: str | None
+    body: str
+    encoding: segments.Encoding
+    segments: int
+    price: int
+    callback_url: str | None
+    client_reference: str | None
+    send_at: datetime | None
+    expires_at: datetime
+
+    @property
+    def status(self) -> str:
+        return "scheduled" if self.send_at is not None else "queued"
+
+    @property
+    def due_at(self) -> datetime:
+        return self.send_at or self.created_at
+
+
+def _clean_text(value: str, field: str, errors: list[FieldError]) -> bool:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8:
+    # refuse both here rather than fail at the database.
+    if "\x00" in value:
+        errors.append(FieldError(field, "must not contain NUL characters"))
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        errors.append(FieldError(field, "must be valid Unicode (no lone surrogates)"))
+        return False
+    return True
+
+
+def _check_recipient(to: str, errors: list[FieldError]) -> None:
+    if not _clean_text(to, "to", errors):
+        return
+    if not E164.match(to):
+        errors.append(FieldError("to", "must be an E.164 number such as +14155552671"))
+        return
+    try:
+        number = phonenumbers.parse(to, None)
+    except phonenumbers.NumberParseException:
+        errors.append(FieldError("to", "is not a phone number"))
+        return
+    if not phonenumbers.is_valid_number(number):
+        errors.append(FieldError("to", "is not a valid number for its country"))
+
+
+def _check_sender(sender: str, errors: list[FieldError]) -> None:
+    if not _clean_text(sender, "from", errors):
+        return
+    if sender.startswith("+"):
+        if not E164.match(sender):
+            errors.append(FieldError("from", "must be an E.164 number such as +14155552671"))
+        return
+    if SHORT_CODE.match(sender) or ALPHANUMERIC_SENDER.match(sender):
+        return
+    errors.append(
+        FieldError(
+            "from",
+            "must be an E.164 number, a 3-8 digit short code or 1-11 letters, digits "
+            "and spaces with at least one letter",
+        )
+    )
+
+
+def _check_callback_url(url: str, errors: list[FieldError]) -> None:
+    if not _clean_text(url, "callback_url", errors):
+        return
+    parts = urlsplit(url)
+    if len(url) > MAX_URL_CHARS:
+        errors.append(FieldError("callback_url", f"must be at most {MAX_URL_CHARS} characters"))
+    elif parts.scheme not in ("http", "https") or not parts.hostname:
+        errors.append(FieldError("callback_url", "must be an absolute http or https URL"))
+
+
+def _check_send_at(send_at: datetime, now: datetime, errors: list[FieldError]) -> None:
+    if send_at.tzinfo is None:
+        errors.append(FieldError("send_at", "must carry a time zone offset (RFC 3339)"))
+    elif send_at <= now:
+        errors.append(FieldError("send_at", "must be in the future"))
+    elif send_at > now + MAX_SCHEDULE_AHEAD:
+        errors.append(FieldError("send_at", "must be at most 35 days ahead"))
+
+
+def prepare(
+    request: SendRequest, *, price_per_segment: int, now_ms: int, sequence: int | None = None
+) -> Draft:
+    """Validate ``request`` and price it; raise ``InvalidRequest`` listing every problem."""
+    errors: list[FieldError] = []
+    message_id = ids.uuid7(now_ms, sequence)
+    now = ids.created_at(message_id)
+    _check_recipient(request.to, errors)
+    if request.sender is not None:
+        _check_sender(request.sender, errors)
+    if request.callback_url is not None:
+        _check_callback_url(request.callback_url, errors)
+    if request.send_at is not None:
+        _check_send_at(request.send_at, now, errors)
+    validity = request.validity_seconds
+    if validity is None:
+        validity = DEFAULT_VALIDITY_SECONDS
+    elif not MIN_VALIDITY_SECONDS <= validity <= MAX_VALIDITY_SECONDS:
+        errors.append(
+            FieldError(
+                "validity_seconds",
+                f"must be between {MIN_VALIDITY_SECONDS} and {MAX_VALIDITY_SECONDS}",
+            )
+        )
+    reference = request.client_reference
+    if (
+        reference is not None
+        and _clean_text(reference, "client_reference", errors)
+        and len(reference) > MAX_CLIENT_REFERENCE_CHARS
+    ):
+        errors.append(
+            FieldError("client_reference", f"must be at most {MAX_CLIENT_REFERENCE_CHARS} chars")
+        )
+    count = segments.SegmentCount("GSM-7", 1, 0)
+    if _clean_text(request.body, "body", errors):
+        if not request.body:
+            errors.append(FieldError("body", "must not be empty"))
+        elif len(request.body) > MAX_BODY_CHARS * 2:
+            errors.append(FieldError("body", "is longer than 10 segments"))
+        else:
+            count = segments.count(request.body)
+            if count.segments > segments.MAX_SEGMENTS:
+                errors.append(
+                    FieldError(
+                        "body",
+                        f"needs {count.segments} segments ({count.encoding}); at most "
+                        f"{segments.MAX_SEGMENTS} are allowed",
+                    )
+                )
+    if errors:
+        raise InvalidRequest("The message is not valid.", errors)
+    start = request.send_at or now
+    return Draft(
+        id=message_id,
+        created_at=now,
+        to=request.to,
+        sender=request.sender,
+        body=request.body,
+        encoding=count.encoding,
+        segments=count.segments,
+        price=count.segments * price_per_segment,
+        callback_url=request.callback_url,
+        client_reference=request.client_reference,
+        send_at=request.send_at,
+        expires_at=start + timedelta(seconds=validity),
+    )

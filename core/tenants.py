@@ -1,0 +1,173 @@
+"""Tenants, their API keys and their credit."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
+from db import Conn, Row
+from db import ledger as ledger_db
+from db import tenants as tenants_db
+
+Tier = Literal["vip", "premium", "standard"]
+TIERS: tuple[Tier, ...] = ("vip", "premium", "standard")
+# Micro-units per segment (DESIGN.md): what a tenant pays unless priced otherwise.
+DEFAULT_PRICE_PER_SEGMENT: dict[str, int] = {"standard": 7_900, "premium": 6_500, "vip": 5_000}
+DEFAULT_CURRENCY = "USD"
+MAX_CREDIT = 10**15  # a billion units in one credit: far above any real top-up
+
+_KEY = re.compile(r"^smsgw_(?P<prefix>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{43})$")
+
+
+class Tenant(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    name: str
+    tier: Tier
+    rate_limit_mps: int | None
+    price_per_segment: int
+    currency: str
+    webhook_secret: str
+    created_at: datetime
+
+
+class Balance(msgspec.Struct, frozen=True, kw_only=True):
+    available: int
+    held: int
+    captured: int
+
+
+class IssuedKey(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    api_key: str
+    created_at: datetime
+
+
+def tenant_from_row(row: Row) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        name=row["name"],
+        tier=row["tier"],
+        rate_limit_mps=row["rate_limit_mps"],
+        price_per_segment=row["price_per_segment"],
+        currency=row["currency"],
+        webhook_secret=row["webhook_secret"],
+        created_at=row["created_at"],
+    )
+
+
+def _digest(secret: str) -> bytes:
+    # Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).digest()
+
+
+async def create_tenant(
+    conn: Conn, *, name: str, tier: Tier, rate_limit_mps: int | None
+) -> tuple[Tenant, IssuedKey]:
+    errors: list[FieldError] = []
+    if not name.strip() or len(name) > 200 or "\x00" in name:
+        errors.append(FieldError("name", "must be 1 to 200 characters, not blank"))
+    if rate_limit_mps is not None and not 1 <= rate_limit_mps <= 1_000_000:
+        errors.append(FieldError("rate_limit_mps", "must be null or between 1 and 1000000"))
+    if errors:
+        raise InvalidRequest("The tenant is not valid.", errors)
+    row = await tenants_db.insert_tenant(
+        conn,
+        id=uuid.uuid4(),
+        name=name,
+        tier=tier,
+        rate_limit_mps=rate_limit_mps,
+        price_per_segment=DEFAULT_PRICE_PER_SEGMENT[tier],
+        currency=DEFAULT_CURRENCY,
+        webhook_secret="whsec_" + secrets.token_urlsafe(32),
+    )
+    tenant = tenant_from_row(row)
+    return tenant, await issue_api_key(conn, tenant_id=tenant.id)
+
+
+async def get_tenant(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[Tenant, Balance]:
+    row = await tenants_db.get_tenant(conn, id=tenant_id)
+    if row is None:
+        raise NotFound("No tenant has this id.")
+    return tenant_from_row(row), Balance(
+        available=row["available"], held=row["held"], captured=row["captured"]
+    )
+
+
+async def issue_api_key(conn: Conn, *, tenant_id: uuid.UUID) -> IssuedKey:
+    prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
+    row = await tenants_db.insert_api_key(
+        conn, id=uuid.uuid4(), tenant_id=tenant_id, prefix=prefix, secret_sha256=_digest(secret)
+    )
+    return IssuedKey(
+        id=row["id"],
+        tenant_id=tenant_id,
+        api_key=f"smsgw_{prefix}_{secret}",
+        created_at=row["created_at"],
+    )
+
+
+async def revoke_api_key(conn: Conn, *, key_id: uuid.UUID) -> None:
+    """Revoke a key; revoking an already revoked key is fine, an unknown one is not."""
+    if not await tenants_db.revoke_api_key(conn, id=key_id) and not (
+        await tenants_db.api_key_exists(conn, id=key_id)
+    ):
+        raise NotFound("No API key has this id.")
+
+
+_DUMMY_DIGEST = _digest("no key has this digest")
+
+
+async def authenticate(conn: Conn, *, api_key: str) -> Tenant:
+    """The tenant owning a live ``api_key``; Unauthorized otherwise, with one message for
+    every kind of failure so the answer reveals nothing about which keys exist."""
+    match = _KEY.match(api_key)
+    if match is None:
+        raise Unauthorized("The API key is missing, malformed, unknown or revoked.")
+    row = await tenants_db.find_api_key(conn, prefix=match["prefix"])
+    expected = row["secret_sha256"] if row is not None else _DUMMY_DIGEST
+    if not hmac.compare_digest(expected, _digest(match["secret"])) or row is None:
+        raise Unauthorized("The API key is missing, malformed, unknown or revoked.")
+    return tenant_from_row(row)
+
+
+async def add_credit(
+    conn: Conn, *, tenant_id: uuid.UUID, amount: int, reference: str
+) -> tuple[bool, Balance]:
+    """Credit ``amount`` once per ``reference``; (False, balance) for a repeat."""
+    errors: list[FieldError] = []
+    if not 1 <= amount <= MAX_CREDIT:
+        errors.append(FieldError("amount", f"must be a whole number from 1 to {MAX_CREDIT}"))
+    if not reference or len(reference) > 200 or "\x00" in reference:
+        errors.append(FieldError("reference", "must be 1 to 200 characters"))
+    if errors:
+        raise InvalidRequest("The credit is not valid.", errors)
+    if await tenants_db.get_tenant(conn, id=tenant_id) is None:
+        raise NotFound("No tenant has this id.")
+    created = await ledger_db.insert_credit(
+        conn, tenant_id=tenant_id, amount=amount, reference=reference
+    )
+    if created:
+        row = await ledger_db.add_credit(conn, tenant_id=tenant_id, amount=amount)
+    else:
+        row = await ledger_db.get_balance(conn, tenant_id=tenant_id)
+    assert row is not None
+    return created, Balance(available=row["available"], held=row["held"], captured=row["captured"])
+
+
+async def get_balance(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[Balance, str]:
+    row = await ledger_db.get_balance(conn, tenant_id=tenant_id)
+    if row is None:
+        raise NotFound("No tenant has this id.")
+    return (
+        Balance(available=row["available"], held=row["held"], captured=row["captured"]),
+        row["currency"],
+    )

@@ -1,0 +1,77 @@
+"""Messages: accept, read, list, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from db import Conn, Row
+from db.sql import Queries
+
+_q = Queries("messages")
+
+# Column arrays of the accept statement, in the order of its unnest().
+ACCEPT_COLUMNS = (
+    "ids",
+    "created_ats",
+    "statuses",
+    "to_numbers",
+    "senders",
+    "bodies",
+    "encodings",
+    "segments",
+    "prices",
+    "callback_urls",
+    "client_references",
+    "send_ats",
+    "expires_ats",
+)
+
+
+async def accept(
+    conn: Conn, *, tenant_id: uuid.UUID, total: int, columns: Mapping[str, Sequence[Any]]
+) -> int:
+    """Hold ``total`` and insert the messages; 0 (and nothing written) when credit is short."""
+    row = await _q.one(conn, "accept", tenant_id=tenant_id, total=total, **columns)
+    assert row is not None
+    return int(row["accepted"])
+
+
+async def get_message(
+    conn: Conn, *, tenant_id: uuid.UUID, id: uuid.UUID, created_at: datetime
+) -> Row | None:
+    return await _q.one(conn, "get_message", tenant_id=tenant_id, id=id, created_at=created_at)
+
+
+async def cancel_message(
+    conn: Conn, *, tenant_id: uuid.UUID, id: uuid.UUID, created_at: datetime
+) -> Row | None:
+    return await _q.one(conn, "cancel_message", tenant_id=tenant_id, id=id, created_at=created_at)
+
+
+async def list_messages(
+    conn: Conn,
+    *,
+    tenant_id: uuid.UUID,
+    status: str | None,
+    to_number: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    before_created_at: datetime | None,
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> list[Row]:
+    return await _q.all(
+        conn,
+        "list_messages",
+        tenant_id=tenant_id,
+        status=status,
+        to_number=to_number,
+        created_after=created_after,
+        created_before=created_before,
+        before_created_at=before_created_at,
+        before_id=before_id,
+        limit=limit,
+    )

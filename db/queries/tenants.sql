@@ -1,0 +1,34 @@
+-- name: insert_tenant
+INSERT INTO tenants (id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret)
+VALUES (%(id)s, %(name)s, %(tier)s, %(rate_limit_mps)s, %(price_per_segment)s, %(currency)s,
+        %(webhook_secret)s)
+RETURNING id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret, created_at
+
+-- name: insert_balance
+INSERT INTO balances (tenant_id) VALUES (%(tenant_id)s)
+
+-- name: get_tenant
+SELECT t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
+       t.webhook_secret, t.created_at, b.available, b.held, b.captured
+  FROM tenants t JOIN balances b ON b.tenant_id = t.id
+ WHERE t.id = %(id)s
+
+-- name: insert_api_key
+INSERT INTO api_keys (id, tenant_id, prefix, secret_sha256)
+VALUES (%(id)s, %(tenant_id)s, %(prefix)s, %(secret_sha256)s)
+RETURNING id, tenant_id, prefix, created_at
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = now()
+ WHERE id = %(id)s AND revoked_at IS NULL
+RETURNING id
+
+-- name: api_key_exists
+SELECT revoked_at FROM api_keys WHERE id = %(id)s
+
+-- name: find_api_key
+-- The live key with this prefix and its tenant; the caller compares the digest.
+SELECT k.id AS key_id, k.secret_sha256, t.id, t.name, t.tier, t.rate_limit_mps,
+       t.price_per_segment, t.currency, t.webhook_secret, t.created_at
+  FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+ WHERE k.prefix = %(prefix)s AND k.revoked_at IS NULL

@@ -1,0 +1,251 @@
+-- smsgw: the whole current schema (procrastinate's own schema is applied beside it by
+-- `smsgw migrate`). Forward-only migrations live in db/migrations/; a test checks that a
+-- database built from them equals one built from this file. Functions carry a version
+-- suffix so that old and new code can run side by side during a deploy.
+
+CREATE TABLE smsgw_migrations (
+    version integer PRIMARY KEY,
+    name text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE tenants (
+    id uuid PRIMARY KEY,
+    name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    tier text NOT NULL DEFAULT 'standard' CHECK (tier IN ('vip', 'premium', 'standard')),
+    -- NULL: unlimited. Caps accepted sends per second and paces dispatch.
+    rate_limit_mps integer CHECK (rate_limit_mps > 0),
+    -- Micro-units of `currency` (1,000,000 = 1 unit) per segment.
+    price_per_segment bigint NOT NULL CHECK (price_per_segment >= 0),
+    currency text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
+    -- Kept in clear: it keys the HMAC of every status callback.
+    webhook_secret text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A key is shown once as `smsgw_<prefix>_<secret>`; only the SHA-256 of the secret is
+-- kept. The prefix finds the row, the digest is compared in constant time by the caller.
+CREATE TABLE api_keys (
+    id uuid PRIMARY KEY,
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    prefix text NOT NULL UNIQUE,
+    secret_sha256 bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id);
+
+-- Running totals of the ledger, one row per tenant. Every money movement is a single
+-- conditional UPDATE of this row plus an append to the ledger, in one transaction.
+-- The row lock also orders a tenant's accepts against its dispatcher (see jobs/dispatch).
+CREATE TABLE balances (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    credits bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
+    available bigint NOT NULL DEFAULT 0 CHECK (available >= 0),
+    held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+    captured bigint NOT NULL DEFAULT 0 CHECK (captured >= 0),
+    CHECK (credits = available + held + captured)
+) WITH (fillfactor = 50);
+
+-- The append-only ledger, in two tables: credits are few and need a unique reference per
+-- tenant; message entries are many and live in daily partitions beside their messages.
+CREATE TABLE ledger_credits (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    amount bigint NOT NULL CHECK (amount > 0),
+    reference text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, reference)
+);
+
+-- `phase` makes the key (message, phase): a message is held at most once and settled at
+-- most once, so a capture and a release of the same message cannot both exist.
+CREATE TABLE ledger_message_entries (
+    message_created_at timestamptz NOT NULL,
+    message_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('hold', 'capture', 'release')),
+    phase text NOT NULL GENERATED ALWAYS AS (
+        CASE WHEN kind = 'hold' THEN 'hold' ELSE 'settle' END
+    ) STORED,
+    amount bigint NOT NULL CHECK (amount >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (message_created_at, message_id, phase)
+) PARTITION BY RANGE (message_created_at);
+CREATE INDEX ledger_message_entries_tenant_idx ON ledger_message_entries (tenant_id);
+
+CREATE VIEW ledger AS
+    SELECT tenant_id, 'credit'::text AS kind, amount, NULL::uuid AS message_id,
+           reference, created_at
+      FROM ledger_credits
+    UNION ALL
+    SELECT tenant_id, kind, amount, message_id, NULL::text AS reference, created_at
+      FROM ledger_message_entries;
+
+-- The durable queue. Message ids are UUIDv7: `created_at` is the millisecond inside the
+-- id, so a lookup by id alone is pruned to one partition (core/ids.py).
+CREATE TABLE messages (
+    id uuid NOT NULL,
+    created_at timestamptz NOT NULL,
+    tenant_id uuid NOT NULL,
+    status text NOT NULL CHECK (status IN (
+        'scheduled', 'queued', 'sending', 'sent', 'delivered', 'undelivered',
+        'failed', 'expired', 'canceled')),
+    to_number text NOT NULL,
+    sender text,
+    body text NOT NULL,
+    encoding text NOT NULL CHECK (encoding IN ('GSM-7', 'UCS-2')),
+    segments smallint NOT NULL CHECK (segments BETWEEN 1 AND 10),
+    price bigint NOT NULL CHECK (price >= 0),
+    callback_url text,
+    client_reference text,
+    send_at timestamptz,
+    expires_at timestamptz NOT NULL,
+    -- When a scheduled or queued message is next due (send_at, or a retry's backoff).
+    next_attempt_at timestamptz,
+    -- While `sending`: when the claim lapses and the message goes back to the queue.
+    lease_expires_at timestamptz,
+    attempts smallint NOT NULL DEFAULT 0,
+    provider text,
+    provider_message_id text,
+    error_code text,
+    error_message text,
+    updated_at timestamptz NOT NULL,
+    sent_at timestamptz,
+    delivered_at timestamptz,
+    PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
+CREATE INDEX messages_tenant_created_idx ON messages (tenant_id, created_at DESC, id DESC);
+CREATE INDEX messages_due_idx ON messages (tenant_id, next_attempt_at)
+    WHERE status IN ('scheduled', 'queued');
+CREATE INDEX messages_lease_idx ON messages (lease_expires_at) WHERE status = 'sending';
+CREATE INDEX messages_provider_ref_idx ON messages (provider, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+
+-- Every status a message takes, with when; partitioned like messages so they age out together.
+CREATE TABLE message_events (
+    message_created_at timestamptz NOT NULL,
+    message_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    status text NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    error_code text
+) PARTITION BY RANGE (message_created_at);
+CREATE INDEX message_events_message_idx ON message_events (message_id, at);
+
+-- The first 202 answer to a (tenant, Idempotency-Key), replayed for 24 h. The row is
+-- inserted first in the accept transaction, so a concurrent duplicate blocks on the
+-- unique key until the first commits (then replays) or rolls back (then proceeds).
+CREATE TABLE idempotency_keys (
+    tenant_id uuid NOT NULL,
+    key text NOT NULL,
+    request_sha256 bytea NOT NULL,
+    response jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, key)
+);
+CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
+
+-- Daily partitions from `p_from` for `p_days` more days, for every partitioned table.
+-- Boundaries are UTC midnights. Safe to run concurrently and repeatedly.
+CREATE FUNCTION smsgw_ensure_partitions_v1(p_from date, p_days integer)
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    day date;
+    parent text;
+    child text;
+    created integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
+    FOR day IN SELECT generate_series(p_from, p_from + p_days, interval '1 day')::date LOOP
+        FOREACH parent IN ARRAY ARRAY['messages', 'message_events', 'ledger_message_entries'] LOOP
+            child := parent || '_' || to_char(day, 'YYYYMMDD');
+            IF to_regclass(quote_ident(child)) IS NULL THEN
+                EXECUTE format(
+                    'CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                    child, parent,
+                    (day::timestamp AT TIME ZONE 'UTC'),
+                    ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+                created := created + 1;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END;
+$$;
+
+-- The ledger invariant. Returns one row per violation; an empty result means, for every
+-- tenant, credits = available + held + captured and the totals equal the ledger's sums,
+-- and every message is held once, at its price, and settled as its status requires:
+-- captured when sent/delivered/undelivered, released when failed/expired/canceled,
+-- not yet settled otherwise.
+CREATE FUNCTION smsgw_ledger_violations_v1()
+    RETURNS TABLE (tenant_id uuid, message_id uuid, problem text)
+    LANGUAGE sql STABLE
+AS $$
+    WITH entry_totals AS (
+        SELECT e.tenant_id,
+               sum(e.amount) FILTER (WHERE e.kind = 'hold') AS holds,
+               sum(e.amount) FILTER (WHERE e.kind = 'capture') AS captures,
+               sum(e.amount) FILTER (WHERE e.kind = 'release') AS releases
+          FROM ledger_message_entries e GROUP BY e.tenant_id
+    ), credit_totals AS (
+        SELECT c.tenant_id, sum(c.amount) AS credits FROM ledger_credits c GROUP BY c.tenant_id
+    ), tenant_checks AS (
+        SELECT b.tenant_id,
+               b.credits <> b.available + b.held + b.captured AS unbalanced,
+               b.credits <> coalesce(ct.credits, 0) AS credits_off,
+               b.held <> coalesce(et.holds, 0) - coalesce(et.captures, 0)
+                         - coalesce(et.releases, 0) AS held_off,
+               b.captured <> coalesce(et.captures, 0) AS captured_off
+          FROM balances b
+          LEFT JOIN credit_totals ct ON ct.tenant_id = b.tenant_id
+          LEFT JOIN entry_totals et ON et.tenant_id = b.tenant_id
+    ), per_message AS (
+        SELECT m.tenant_id, m.id, m.status, m.price,
+               count(e.*) FILTER (WHERE e.kind = 'hold') AS holds,
+               sum(e.amount) FILTER (WHERE e.kind = 'hold') AS held_amount,
+               count(e.*) FILTER (WHERE e.kind = 'capture') AS captures,
+               count(e.*) FILTER (WHERE e.kind = 'release') AS releases,
+               sum(e.amount) FILTER (WHERE e.kind <> 'hold') AS settled_amount
+          FROM messages m
+          LEFT JOIN ledger_message_entries e
+                 ON e.message_created_at = m.created_at AND e.message_id = m.id
+         GROUP BY m.tenant_id, m.id, m.status, m.price
+    )
+    SELECT tenant_id, NULL::uuid, 'credits <> available + held + captured'
+      FROM tenant_checks WHERE unbalanced
+    UNION ALL
+    SELECT tenant_id, NULL::uuid, 'credits differ from the sum of credit entries'
+      FROM tenant_checks WHERE credits_off
+    UNION ALL
+    SELECT tenant_id, NULL::uuid, 'held differs from holds minus settlements'
+      FROM tenant_checks WHERE held_off
+    UNION ALL
+    SELECT tenant_id, NULL::uuid, 'captured differs from the sum of captures'
+      FROM tenant_checks WHERE captured_off
+    UNION ALL
+    SELECT tenant_id, id, 'message not held exactly once at its price'
+      FROM per_message WHERE holds <> 1 OR held_amount <> price
+    UNION ALL
+    SELECT tenant_id, id, 'settlement amount differs from the hold'
+      FROM per_message WHERE settled_amount IS NOT NULL AND settled_amount <> held_amount
+    UNION ALL
+    SELECT tenant_id, id, 'status ' || status || ' but hold '
+           || CASE WHEN captures > 0 THEN 'captured'
+                   WHEN releases > 0 THEN 'released' ELSE 'unsettled' END
+      FROM per_message
+     WHERE (status IN ('sent', 'delivered', 'undelivered') AND (captures <> 1 OR releases <> 0))
+        OR (status IN ('failed', 'expired', 'canceled') AND (releases <> 1 OR captures <> 0))
+        OR (status IN ('scheduled', 'queued', 'sending') AND captures + releases <> 0)
+    UNION ALL
+    SELECT e.tenant_id, e.message_id, 'ledger entry without a message'
+      FROM ledger_message_entries e
+     WHERE NOT EXISTS (SELECT 1 FROM messages m
+                        WHERE m.created_at = e.message_created_at AND m.id = e.message_id)
+       AND e.kind = 'hold';
+$$;
+
+INSERT INTO smsgw_migrations (version, name) VALUES (1, 'initial');

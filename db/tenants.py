@@ -1,0 +1,69 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+import uuid
+
+from db import Conn, Row
+from db.sql import Queries
+
+_q = Queries("tenants")
+
+
+async def insert_tenant(
+    conn: Conn,
+    *,
+    id: uuid.UUID,
+    name: str,
+    tier: str,
+    rate_limit_mps: int | None,
+    price_per_segment: int,
+    currency: str,
+    webhook_secret: str,
+) -> Row:
+    row = await _q.one(
+        conn,
+        "insert_tenant",
+        id=id,
+        name=name,
+        tier=tier,
+        rate_limit_mps=rate_limit_mps,
+        price_per_segment=price_per_segment,
+        currency=currency,
+        webhook_secret=webhook_secret,
+    )
+    assert row is not None
+    await _q.run(conn, "insert_balance", tenant_id=id)
+    return row
+
+
+async def get_tenant(conn: Conn, *, id: uuid.UUID) -> Row | None:
+    return await _q.one(conn, "get_tenant", id=id)
+
+
+async def insert_api_key(
+    conn: Conn, *, id: uuid.UUID, tenant_id: uuid.UUID, prefix: str, secret_sha256: bytes
+) -> Row:
+    row = await _q.one(
+        conn,
+        "insert_api_key",
+        id=id,
+        tenant_id=tenant_id,
+        prefix=prefix,
+        secret_sha256=secret_sha256,
+    )
+    assert row is not None
+    return row
+
+
+async def revoke_api_key(conn: Conn, *, id: uuid.UUID) -> bool:
+    """True when a live key was revoked now."""
+    return await _q.one(conn, "revoke_api_key", id=id) is not None
+
+
+async def api_key_exists(conn: Conn, *, id: uuid.UUID) -> bool:
+    return await _q.one(conn, "api_key_exists", id=id) is not None
+
+
+async def find_api_key(conn: Conn, *, prefix: str) -> Row | None:
+    return await _q.one(conn, "find_api_key", prefix=prefix)

@@ -1,0 +1,1 @@
+"""procrastinate tasks: dispatch of queued messages and upkeep. No HTTP here."""

@@ -1,0 +1,1 @@
+"""Running the gateway: the `smsgw` CLI, the embedded PostgreSQL, benchmarks and helpers."""

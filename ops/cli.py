@@ -1,0 +1,274 @@
+"""The `smsgw` command: run | api | worker | migrate.
+
+`smsgw run` is the one-command start: with no DATABASE_URL it starts an embedded
+PostgreSQL under the data folder, migrates it, makes a demo tenant with credit, then runs
+the API and a worker as child processes until Ctrl-C, which stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psycopg
+import structlog
+from psycopg.rows import dict_row
+
+from core import logs, tenants
+from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
+from db import migrate as migrate_db
+from jobs.app import MAINTENANCE_QUEUE, QUEUES
+
+log = structlog.get_logger("smsgw.cli")
+
+DEMO_TENANT = "demo"
+DEMO_CREDIT = 100_000_000  # 100 USD in micro-units
+DEMO_TO = "+14155552671"
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return Settings.from_env(os.environ, **overrides)
+    except SettingsError as exc:
+        raise SystemExit(f"smsgw: {exc}") from None
+
+
+def _require_database_url() -> None:
+    if not os.environ.get("DATABASE_URL"):
+        raise SystemExit("smsgw: DATABASE_URL is not set (or use `smsgw run` for an embedded one)")
+
+
+async def _migrate(database_url: str, partitions_ahead_days: int) -> list[str]:
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        return await migrate_db.migrate(conn, partitions_ahead_days=partitions_ahead_days)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    _require_database_url()
+    settings = _settings()
+    logs.configure(json=settings.log_json, level=settings.log_level)
+    applied = asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
+    print("applied: " + ", ".join(applied) if applied else "schema is current; nothing applied")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    _require_database_url()
+    _settings()  # fail fast on a bad environment, before forking server workers
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    Granian(
+        "ops.asgi:create",
+        factory=True,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        loop=Loops.uvloop,
+        backlog=4096,
+        log_access=False,
+    ).serve()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _require_database_url()
+    overrides: dict[str, object] = {}
+    if args.concurrency:
+        overrides["worker_concurrency"] = args.concurrency
+    settings = _settings(**overrides)
+    logs.configure(json=settings.log_json, level=settings.log_level)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    unknown = sorted(set(queues) - {*QUEUES, MAINTENANCE_QUEUE})
+    if unknown:
+        raise SystemExit(f"smsgw: unknown queue(s) {', '.join(unknown)}")
+    from jobs.worker import run_worker
+
+    asyncio.run(run_worker(settings, queues=queues, name=args.name))
+    return 0
+
+
+async def _seed_demo(database_url: str) -> str:
+    """A demo tenant with credit; a fresh API key for it on every run (keys show once)."""
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        async with conn.transaction():
+            cursor = await conn.execute(
+                "SELECT id FROM tenants WHERE name = %s ORDER BY created_at LIMIT 1", (DEMO_TENANT,)
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                tenant, key = await tenants.create_tenant(
+                    conn, name=DEMO_TENANT, tier="standard", rate_limit_mps=None
+                )
+                tenant_id = tenant.id
+            else:
+                tenant_id = row["id"]
+                key = await tenants.issue_api_key(conn, tenant_id=tenant_id)
+            await tenants.add_credit(
+                conn, tenant_id=tenant_id, amount=DEMO_CREDIT, reference="demo-initial-credit"
+            )
+        return key.api_key
+
+
+def _banner(host: str, port: int, admin_token: str, api_key: str, generated: bool) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    base = f"http://{shown}:{port}"
+    lines = [
+        "",
+        f"smsgw is running at {base}  (OpenAPI: {base}/schema/openapi.json)",
+        f"  demo tenant API key: {api_key}",
+        f"  admin token{' (generated)' if generated else ''}: {admin_token}",
+        "",
+        "Send a first message:",
+        f"  curl -s -X POST {base}/v1/messages \\",
+        f"    -H 'Authorization: Bearer {api_key}' \\",
+        "    -H 'Content-Type: application/json' \\",
+        f'    -d \'{{"to": "{DEMO_TO}", "body": "Hello from smsgw"}}\'',
+        "",
+        "Then read it back with the id from the answer:",
+        f"  curl -s {base}/v1/messages/<id> -H 'Authorization: Bearer {api_key}'",
+        "",
+        "Ctrl-C stops the API, the worker and the embedded database.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _wait_ready(base: str, children: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise SystemExit("smsgw: a child process exited during start-up; see the log above")
+        try:
+            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"smsgw: the API was not ready within {timeout:.0f} s")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ops.embedded import EmbeddedError, EmbeddedPostgres
+
+    embedded: EmbeddedPostgres | None = None
+    env = dict(os.environ)
+    logs.configure(json=None, level=env.get("SMSGW_LOG_LEVEL", "INFO"))
+    if not env.get("DATABASE_URL"):
+        data_dir = Path(env.get("SMSGW_DATA_DIR", "data")) / "postgres"
+        try:
+            embedded = EmbeddedPostgres(data_dir)
+            if embedded.moved_from is not None:
+                print(
+                    f"smsgw: {embedded.moved_from} is not reachable by the postgres account; "
+                    f"the embedded database lives in {embedded.root} instead",
+                    file=sys.stderr,
+                )
+            env["DATABASE_URL"] = embedded.start()
+        except EmbeddedError as exc:
+            raise SystemExit(f"smsgw: {exc}") from None
+        print(f"smsgw: embedded PostgreSQL on 127.0.0.1:{embedded.port} ({embedded.root})")
+    generated = not env.get("SMSGW_ADMIN_TOKEN")
+    if generated:
+        env["SMSGW_ADMIN_TOKEN"] = "adm_" + secrets.token_urlsafe(24)
+    children: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        settings = Settings.from_env(env)
+        asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
+        api_key = asyncio.run(_seed_demo(settings.database_url))
+        smsgw = [sys.executable, "-m", "ops.cli"]
+        children.append(
+            subprocess.Popen(
+                [*smsgw, "api", "--host", args.host, "--port", str(args.port)], env=env
+            )
+        )
+        children.append(subprocess.Popen([*smsgw, "worker"], env=env))
+        base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"  # noqa: S104
+        _wait_ready(base, children, timeout=60)
+        print(
+            _banner(args.host, args.port, env["SMSGW_ADMIN_TOKEN"], api_key, generated), flush=True
+        )
+        while not stopping:
+            if any(child.poll() is not None for child in children):
+                print("smsgw: a child process exited; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded is not None:
+            embedded.stop()
+            print("smsgw: stopped API, worker and embedded PostgreSQL")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    environment = "\n".join(f"  {k}: {v}" for k, v in ENVIRONMENT_HELP.items())
+    parser = argparse.ArgumentParser(
+        prog="smsgw",
+        description="SMS gateway: REST API, credit ledger and delivery workers.",
+        epilog="environment:\n" + environment,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", help="API and worker in one command (embedded DB if no DATABASE_URL)"
+    )
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.set_defaults(func=cmd_run)
+    api = sub.add_parser("api", help="the REST API under granian")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1, help="server processes")
+    api.set_defaults(func=cmd_api)
+    worker = sub.add_parser("worker", help="a delivery worker")
+    worker.add_argument(
+        "--queues",
+        default=",".join([*QUEUES, MAINTENANCE_QUEUE]),
+        help="comma-separated: vip, premium, standard, maintenance (default: all)",
+    )
+    worker.add_argument("--concurrency", type=int, default=0, help="jobs at once")
+    worker.add_argument("--name", default="worker")
+    worker.set_defaults(func=cmd_worker)
+    migrate = sub.add_parser("migrate", help="bring the schema up to date (idempotent)")
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

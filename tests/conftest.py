@@ -1,0 +1,150 @@
+"""Test fixtures: one real PostgreSQL server per test session, a template database built
+from db/schema.sql plus procrastinate's schema, and a fresh clone of it per test that
+needs one. After every test that used a database, the ledger invariant must hold."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from app.factory import create_app
+from core.settings import Settings
+from db import Conn
+from db import ledger as ledger_db
+from db.pool import open_pool
+from ops.embedded import SUPERUSER, TEST_SETTINGS, EmbeddedPostgres
+from tests import support
+
+TEMPLATE = "smsgw_template"
+ADMIN_TOKEN = "test-admin-token"
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    password: str
+    embedded: EmbeddedPostgres
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://{SUPERUSER}:{self.password}@{self.host}:{self.port}/{dbname}"
+
+    def janitor(self, dbname: str, template: str | None = None) -> DatabaseJanitor:
+        return DatabaseJanitor(
+            user=SUPERUSER,
+            host=self.host,
+            port=self.port,
+            dbname=dbname,
+            template_dbname=template,
+            password=self.password,
+        )
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    # Not under pytest's tmp dir: when we are root the server runs as `postgres`, which
+    # must be able to reach its data folder.
+    base = Path(tempfile.mkdtemp(prefix="smsgw-tests-", dir="/tmp"))
+    base.chmod(0o755)
+    embedded = EmbeddedPostgres(base / "pg", settings=dict(TEST_SETTINGS))
+    embedded.start()
+    assert embedded.port is not None
+    server = Server(
+        "127.0.0.1", embedded.port, embedded.password_file.read_text().strip(), embedded
+    )
+    try:
+        yield server
+    finally:
+        embedded.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: Server) -> str:
+    janitor = pg_server.janitor(TEMPLATE)
+    janitor.init()
+    with psycopg.connect(pg_server.url(TEMPLATE), autocommit=True) as conn:
+        support.load_schema(conn)
+    return TEMPLATE
+
+
+@pytest.fixture
+def db_url(pg_server: Server, template_db: str) -> Iterator[str]:
+    """A fresh database cloned from the template; the ledger invariant is checked after."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    janitor = pg_server.janitor(name, template=template_db)
+    janitor.init()
+    url = pg_server.url(name)
+    try:
+        yield url
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            problems = conn.execute(
+                "SELECT tenant_id, message_id, problem FROM smsgw_ledger_violations_v1()"
+            ).fetchall()
+        assert problems == [], f"ledger invariant broken: {problems}"
+    finally:
+        janitor.drop()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings.from_env(
+        {"DATABASE_URL": db_url, "SMSGW_ADMIN_TOKEN": ADMIN_TOKEN, "SMSGW_LOG_JSON": "true"}
+    )
+
+
+@pytest.fixture
+async def pool(settings: Settings) -> AsyncIterator[AsyncConnectionPool[Conn]]:
+    pool = await open_pool(settings.database_url, min_size=1, max_size=40)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def conn(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
+    async with pool.connection() as conn:
+        yield conn
+
+
+@pytest.fixture
+async def api(
+    settings: Settings, pool: AsyncConnectionPool[Conn]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client bound to the app in this process (ASGI, lifespan run)."""
+    app = create_app(settings, pool=pool)
+    async with AsyncTestClient(app=app, base_url="http://smsgw.test") as client:
+        yield client
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def tenant(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> support.TenantHandle:
+    """A standard-tier tenant with 10 units of credit."""
+    return await support.make_tenant(api, admin_headers, credit=10_000_000)
+
+
+async def violations(conn: Conn) -> list[dict[str, Any]]:
+    return await ledger_db.violations(conn)
+
+
+os.environ.setdefault("SMSGW_TESTING", "1")

@@ -21,17 +21,19 @@ from core.errors import FieldError, InvalidRequest, MalformedRequest
 
 T = TypeVar("T")
 _AT = re.compile(r"^(?P<message>.*?) - at `\$(?P<path>[^`]*)`$")
+# Errors about a named key of an object: the field at fault is that key, not the object.
+_NAMED = re.compile(r"^Object (?:contains unknown|missing required) field `(?P<name>[^`]*)`$")
 
 
 def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> InvalidRequest:
     """Turn msgspec's "Expected `str`, got `int` - at `$.to`" into a field error."""
     text = str(exc)
     match = _AT.match(text)
-    if match is None:
-        field, detail = prefix or "body", text
-    else:
-        field = (prefix + match["path"]).lstrip(".") or "body"
-        detail = match["message"]
+    detail, path = (match["message"], match["path"]) if match else (text, "")
+    named = _NAMED.match(detail)
+    if named is not None:
+        path = f"{path}.{named['name']}"
+    field = (prefix + path).lstrip(".") or "body"
     return InvalidRequest("The request body is not valid.", [FieldError(field, detail)])
 
 
@@ -39,6 +41,13 @@ def decode(raw: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=model, strict=True)
     except msgspec.ValidationError as exc:
+        # The typed decoder stops at the first schema error, before it has seen the
+        # whole text: `{"x": 1,}` is "unknown field x". Malformed JSON is a 400 whatever
+        # else is wrong with it.
+        try:
+            msgspec.json.decode(raw)
+        except msgspec.DecodeError as malformed:
+            raise MalformedRequest(f"The request body is not valid JSON: {malformed}") from None
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise MalformedRequest(f"The request body is not valid JSON: {exc}") from None

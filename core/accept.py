@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import msgspec
@@ -37,10 +38,14 @@ MAX_IDEMPOTENCY_KEY_CHARS = 255
 class DispatchScheduler(Protocol):
     """Makes sure a tenant's queued messages will be picked up; implemented in ``jobs/``.
 
-    Called inside the accept transaction, after the balance row is locked, so the check
-    it makes sees every accept of the tenant that committed before this one."""
+    Called inside a transaction that holds the tenant's balance row lock (the accept's
+    hold, the dispatcher's settle), so the check it makes sees every accept of the
+    tenant that committed before, and none can commit between the check and our commit.
+    """
 
-    async def ensure(self, conn: Conn, *, tenant: Tenant, due_at: datetime) -> None: ...
+    async def ensure(
+        self, conn: Conn, *, tenant_id: uuid.UUID, tier: str, due_at: datetime
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +93,9 @@ def idempotency(key: str | None, raw_body: bytes, ttl_seconds: int) -> Idempoten
 
 async def _replay(conn: Conn, tenant: Tenant, idem: Idempotency) -> Accepted | None:
     row = await idempotency_db.get_key(conn, tenant_id=tenant.id, key=idem.key)
-    if row is None:
+    if row is None or row["age"] > timedelta(seconds=idem.ttl_seconds):
+        # Past the replay window the key is free again (claim_key takes the row over;
+        # in one transaction both judge the age by the same now()).
         return None
     if bytes(row["request_sha256"]) != idem.request_sha256:
         raise IdempotencyMismatch("This Idempotency-Key was used with a different request body.")
@@ -145,7 +152,9 @@ async def _accept_drafts(
             raise InsufficientCredit(
                 f"Available credit does not cover {total} micro-units ({len(drafts)} message(s))."
             )
-        await scheduler.ensure(conn, tenant=tenant, due_at=min(d.due_at for d in drafts))
+        await scheduler.ensure(
+            conn, tenant_id=tenant.id, tier=tenant.tier, due_at=min(d.due_at for d in drafts)
+        )
     return Accepted(body=response, replayed=False)
 
 

@@ -127,9 +127,18 @@ def parse_message_id(raw: str) -> uuid.UUID:
         value = uuid.UUID(raw)
     except ValueError:
         raise NotFound("No message has this id.") from None
-    if not ids.is_uuid7(value):
+    if not ids.is_uuid7(value) or not _has_valid_time(value):
         raise NotFound("No message has this id.")
     return value
+
+
+def _has_valid_time(value: uuid.UUID) -> bool:
+    # A UUIDv7 can carry a millisecond past year 9999, which no datetime can hold.
+    try:
+        ids.created_at(value)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def quote(request: submission.SendRequest, *, tenant: Tenant, now_ms: int) -> Quote:
@@ -172,7 +181,7 @@ def _decode_cursor(cursor: str) -> uuid.UUID:
             "The cursor is not one this API gave out.",
             [FieldError("cursor", "is not a cursor from next_cursor")],
         ) from None
-    if not ids.is_uuid7(value):
+    if not ids.is_uuid7(value) or not _has_valid_time(value):
         raise InvalidRequest(
             "The cursor is not one this API gave out.",
             [FieldError("cursor", "is not a cursor from next_cursor")],

@@ -4,11 +4,13 @@ needs one. After every test that used a database, the ledger invariant must hold
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pytest_postgresql.janitor import DatabaseJanitor
@@ -126,10 +128,42 @@ async def conn(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Conn]:
 async def api(
     settings: Settings, pool: AsyncConnectionPool[Conn]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client bound to the app in this process (ASGI, lifespan run)."""
+    """An HTTP client bound to the app in this process and this event loop (ASGI, lifespan
+    run). Not Litestar's AsyncTestClient: that one runs the app on a portal thread's loop
+    and blocks the caller's loop per request, so requests never overlap (asyncio.gather
+    runs them one by one) and the pool, bound to this loop, cannot open connections."""
     app = create_app(settings, pool=pool)
-    async with AsyncTestClient(app=app, base_url="http://smsgw.test") as client:
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        lifespan(app),
+        httpx.AsyncClient(transport=transport, base_url="http://smsgw.test") as client,
+    ):
         yield client
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Runs the app's lifespan in a task of its own: pytest-asyncio may tear a fixture down
+    in another task than it set it up in, and the lifespan's task group must not notice."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        try:
+            async with app.lifespan():
+                started.set()
+                await stop.wait()
+        finally:
+            started.set()
+
+    task = asyncio.create_task(run())
+    await started.wait()
+    if task.done():
+        task.result()  # startup failed: raise its error here
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture

@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 import psycopg
 from procrastinate.schema import SchemaManager
+from psycopg import sql
+
+from db import ledger as ledger_db
 
 VALID_TO = "+14155552671"  # a valid US number per libphonenumber
 OTHER_TO = "+447911123456"  # a valid UK mobile
@@ -74,3 +77,41 @@ async def balance(api: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """``response`` is an RFC 9457 problem with ``status`` and ``code``; returns its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert isinstance(body["title"], str)
+    assert isinstance(body["detail"], str)
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+async def stored(conn: Any) -> dict[str, int]:
+    """How many messages, ledger entries, dispatch jobs and idempotency keys exist."""
+    counts: dict[str, int] = {}
+    for table in ("messages", "ledger_message_entries", "procrastinate_jobs", "idempotency_keys"):
+        query = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table))
+        cursor = await conn.execute(query)
+        row = await cursor.fetchone()
+        counts[table] = row["n"]
+    return counts
+
+
+NOTHING_STORED = {
+    "messages": 0,
+    "ledger_message_entries": 0,
+    "procrastinate_jobs": 0,
+    "idempotency_keys": 0,
+}
+
+
+async def violations(conn: Any) -> list[dict[str, Any]]:
+    """Rows of the ledger invariant check; empty when the books balance."""
+    return await ledger_db.violations(conn)

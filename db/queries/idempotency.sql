@@ -11,7 +11,9 @@ ON CONFLICT (tenant_id, key) DO UPDATE
 RETURNING true AS claimed
 
 -- name: get_key
-SELECT request_sha256, response FROM idempotency_keys
+-- `age` tells whether the entry is still inside the replay window; an older one awaits
+-- purge_keys and is taken over by claim_key.
+SELECT request_sha256, response, now() - created_at AS age FROM idempotency_keys
  WHERE tenant_id = %(tenant_id)s AND key = %(key)s
 
 -- name: purge_keys

@@ -35,6 +35,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_seconds: int = 60
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 600.0
+    # 1.0: full jitter (uniform between 0 and the exponential delay); 0.0: none.
+    retry_jitter: float = 1.0
+    # Status callbacks: retried with backoff (jittered) for 24 h.
+    callback_retry_base_seconds: float = 5.0
+    callback_retry_cap_seconds: float = 3600.0
+    callback_timeout_seconds: float = 5.0
     provider: str = "simulator"
     simulator_seed: int | None = None
     simulator_latency_ms: float = 0.0
@@ -81,6 +87,9 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
     "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",
     "SMSGW_RETRY_BASE_SECONDS / SMSGW_RETRY_CAP_SECONDS": "backoff base and cap (2 / 600)",
+    "SMSGW_RETRY_JITTER": "1 = full jitter, 0 = none (1)",
+    "SMSGW_CALLBACK_RETRY_BASE_SECONDS / _CAP_SECONDS": "callback backoff (5 / 3600)",
+    "SMSGW_CALLBACK_TIMEOUT_SECONDS": "per callback POST (5)",
     "SMSGW_PROVIDER": "upstream for the embedded run (simulator)",
     "SMSGW_SIMULATOR_*": "simulator latency, failure rates, receipt delay and delivery rate",
     "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level",

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import procrastinate
 
-from jobs import dispatch, upkeep
+from jobs import callbacks, dispatch, receipts, upkeep
 
-QUEUES: tuple[str, ...] = ("vip", "premium", "standard")
-# Upkeep runs on its own queue so a tier's backlog never delays it.
+# One queue per tier, so each tier can have its own worker pool.
+TIER_QUEUES: tuple[str, ...] = ("vip", "premium", "standard")
 MAINTENANCE_QUEUE = "maintenance"
+QUEUES: tuple[str, ...] = (*TIER_QUEUES, receipts.QUEUE, callbacks.QUEUE, MAINTENANCE_QUEUE)
 
 
 def create_app() -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector())
     dispatch.register(app)
+    receipts.register(app)
+    callbacks.register(app)
     upkeep.register(app, queue=MAINTENANCE_QUEUE)
     return app

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
+from core.accept import DispatchScheduler
+from core.delivery import DispatchConfig
 from core.settings import Settings
 from db import Conn
+from providers.base import Provider
 
 
 @dataclass(frozen=True)
 class WorkerDeps:
     settings: Settings
     pool: AsyncConnectionPool[Conn]
+    provider: Provider
+    scheduler: DispatchScheduler
+    dispatch: DispatchConfig
+    # Status callbacks to tenants; one client so connections are pooled per host.
+    http: httpx.AsyncClient
 
 
 def deps_of(context: procrastinate.JobContext) -> WorkerDeps:

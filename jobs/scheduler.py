@@ -7,12 +7,12 @@ nothing into procrastinate_jobs and send no NOTIFY (DESIGN.md, "Throughput desig
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 import procrastinate
 from procrastinate.exceptions import AlreadyEnqueued
 
-from core.tenants import Tenant
 from db import Conn
 from db import jobs as jobs_db
 
@@ -27,10 +27,10 @@ class ProcrastinateScheduler:
     def __init__(self, app: procrastinate.App) -> None:
         self._task = app.tasks[DISPATCH_TASK]
 
-    async def ensure(self, conn: Conn, *, tenant: Tenant, due_at: datetime) -> None:
-        await ensure_dispatch(
-            conn, self._task, tenant_id=tenant.id, tier=tenant.tier, due_at=due_at
-        )
+    async def ensure(
+        self, conn: Conn, *, tenant_id: uuid.UUID, tier: str, due_at: datetime
+    ) -> None:
+        await ensure_dispatch(conn, self._task, tenant_id=tenant_id, tier=tier, due_at=due_at)
 
 
 async def ensure_dispatch(

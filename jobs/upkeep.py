@@ -1,12 +1,44 @@
-"""Periodic upkeep: partitions ahead of time, expired idempotency keys."""
+"""Periodic upkeep on the maintenance queue: partitions ahead of time, expired
+idempotency keys, lapsed claims, stalled jobs, and the dispatch safety net."""
 
 from __future__ import annotations
 
 import procrastinate
+import structlog
+from procrastinate import jobs as procrastinate_jobs
 
+from core import delivery
 from db import idempotency as idempotency_db
 from db import partitions as partitions_db
-from jobs.context import deps_of
+from jobs.context import WorkerDeps, deps_of
+from jobs.scheduler import DISPATCH_TASK
+
+log = structlog.get_logger("smsgw.upkeep")
+
+# A worker whose heartbeat is this old is gone; its running jobs are stalled.
+STALLED_AFTER = 60.0
+
+
+async def recover_stalled_jobs(
+    app: procrastinate.App, deps: WorkerDeps, *, seconds_since_heartbeat: float = STALLED_AFTER
+) -> int:
+    """Jobs of a worker that died (no heartbeat) are retried. A dispatch job is not:
+    another may already wait under its queueing lock, and its messages come back
+    through lease recovery anyway, so it is closed and its tenant woken instead."""
+    manager = app.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat))
+    for job in stalled:
+        assert job.id is not None
+        if job.task_name == DISPATCH_TASK:
+            await manager.finish_job_by_id_async(
+                job_id=job.id, status=procrastinate_jobs.Status.FAILED, delete_job=True
+            )
+        else:
+            await manager.retry_job(job)
+        log.warning("jobs.stalled_job_recovered", job_id=job.id, task=job.task_name)
+    if any(job.task_name == DISPATCH_TASK for job in stalled):
+        await delivery.wake_stranded(deps.pool, scheduler=deps.scheduler)
+    return len(stalled)
 
 
 def register(app: procrastinate.App, *, queue: str) -> None:
@@ -14,10 +46,12 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     @app.task(name="smsgw.ensure_partitions", queue=queue, pass_context=True)
     async def ensure_partitions(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
-        async with deps.pool.connection() as conn:
-            await partitions_db.ensure_partitions(
+        async with deps.pool.connection() as conn, conn.transaction():
+            created = await partitions_db.ensure_partitions(
                 conn, days_ahead=deps.settings.partitions_ahead_days
             )
+        if created:
+            log.info("partitions.created", partitions=created)
 
     @app.periodic(cron="*/5 * * * *", periodic_id="idempotency")
     @app.task(name="smsgw.purge_idempotency_keys", queue=queue, pass_context=True)
@@ -26,4 +60,22 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         async with deps.pool.connection() as conn:
             await idempotency_db.purge_keys(conn, ttl_seconds=deps.settings.idempotency_ttl_seconds)
 
-    _ = (ensure_partitions, purge_idempotency_keys)
+    @app.periodic(cron="* * * * * */5", periodic_id="leases")
+    @app.task(name="smsgw.recover_leases", queue=queue, pass_context=True)
+    async def recover_leases(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        await delivery.recover_leases(deps.pool, scheduler=deps.scheduler)
+
+    @app.periodic(cron="* * * * * */10", periodic_id="safety-net")
+    @app.task(name="smsgw.wake_stranded_tenants", queue=queue, pass_context=True)
+    async def wake_stranded_tenants(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        await delivery.wake_stranded(deps.pool, scheduler=deps.scheduler)
+
+    @app.periodic(cron="* * * * * */15", periodic_id="stalled-jobs")
+    @app.task(name="smsgw.retry_stalled_jobs", queue=queue, pass_context=True)
+    async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
+        await recover_stalled_jobs(context.app, deps_of(context))
+
+    del ensure_partitions, purge_idempotency_keys, recover_leases
+    del wake_stranded_tenants, retry_stalled_jobs

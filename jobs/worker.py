@@ -4,34 +4,85 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import httpx
 import structlog
+from psycopg_pool import AsyncConnectionPool
 
+from core import receipts
+from core.delivery import DispatchConfig
+from core.retry import Backoff
 from core.settings import Settings
+from db import Conn
 from db.pool import open_pool
-from jobs.app import MAINTENANCE_QUEUE, QUEUES, create_app
+from jobs.app import QUEUES, create_app
 from jobs.context import WorkerDeps
+from jobs.scheduler import ProcrastinateScheduler
+from providers.base import Provider
+from providers.simulator import Simulator, SimulatorConfig
 
 log = structlog.get_logger("smsgw.worker")
+
+
+def build_provider(settings: Settings, pool: AsyncConnectionPool[Conn]) -> Provider:
+    if settings.provider != "simulator":
+        raise ValueError(f"unknown provider {settings.provider!r}; this build has: simulator")
+    return Simulator(
+        SimulatorConfig(
+            seed=settings.simulator_seed,
+            latency_ms=settings.simulator_latency_ms,
+            latency_jitter_ms=settings.simulator_latency_jitter_ms,
+            transient_rate=settings.simulator_transient_rate,
+            permanent_rate=settings.simulator_permanent_rate,
+            dlr_delay_seconds=settings.simulator_dlr_delay_seconds,
+            delivery_rate=settings.simulator_delivery_rate,
+        ),
+        sink=receipts.sink_for(pool),
+    )
+
+
+def dispatch_config(settings: Settings) -> DispatchConfig:
+    return DispatchConfig(
+        batch_size=settings.dispatch_batch_size,
+        lease_seconds=settings.lease_seconds,
+        backoff=Backoff(
+            base_seconds=settings.retry_base_seconds,
+            cap_seconds=settings.retry_cap_seconds,
+            jitter=settings.retry_jitter,
+        ),
+    )
 
 
 async def run_worker(
     settings: Settings,
     *,
-    queues: Sequence[str] = (*QUEUES, MAINTENANCE_QUEUE),
+    queues: Sequence[str] = QUEUES,
     name: str = "worker",
     install_signal_handlers: bool = True,
 ) -> None:
-    """Work ``queues`` until SIGINT/SIGTERM; in-flight jobs finish before it returns."""
+    """Work ``queues`` until SIGINT/SIGTERM. On either signal, jobs already running
+    (a dispatch turn mid-batch included) finish and settle before it returns."""
     pool = await open_pool(
         settings.database_url,
         min_size=1,
-        max_size=settings.worker_concurrency + 4,
+        max_size=settings.worker_concurrency * 2 + 4,
         name=f"smsgw-{name}",
     )
     app = create_app()
+    provider = build_provider(settings, pool)
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+    )
     try:
         await app.open_async(pool)
-        deps = WorkerDeps(settings=settings, pool=pool)
+        deps = WorkerDeps(
+            settings=settings,
+            pool=pool,
+            provider=provider,
+            scheduler=ProcrastinateScheduler(app),
+            dispatch=dispatch_config(settings),
+            http=http,
+        )
         log.info("worker.started", queues=list(queues), concurrency=settings.worker_concurrency)
         await app.run_worker_async(
             queues=list(queues),
@@ -46,5 +97,7 @@ async def run_worker(
         )
     finally:
         await app.close_async()
+        await provider.close()
+        await http.aclose()
         await pool.close()
         log.info("worker.stopped")

@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 from core import logs, tenants
 from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
 from db import migrate as migrate_db
-from jobs.app import MAINTENANCE_QUEUE, QUEUES
+from jobs.app import QUEUES
 
 log = structlog.get_logger("smsgw.cli")
 
@@ -90,7 +90,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(**overrides)
     logs.configure(json=settings.log_json, level=settings.log_level)
     queues = [q.strip() for q in args.queues.split(",") if q.strip()]
-    unknown = sorted(set(queues) - {*QUEUES, MAINTENANCE_QUEUE})
+    unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise SystemExit(f"smsgw: unknown queue(s) {', '.join(unknown)}")
     from jobs.worker import run_worker
@@ -123,8 +123,13 @@ async def _seed_demo(database_url: str) -> str:
         return key.api_key
 
 
+def _shown_host(host: str) -> str:
+    """Where a client on this machine reaches a server bound to ``host``."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+
+
 def _banner(host: str, port: int, admin_token: str, api_key: str, generated: bool) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    shown = _shown_host(host)
     base = f"http://{shown}:{port}"
     lines = [
         "",
@@ -206,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )
         children.append(subprocess.Popen([*smsgw, "worker"], env=env))
-        base = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '::') else args.host}:{args.port}"  # noqa: S104
+        base = f"http://{_shown_host(args.host)}:{args.port}"
         _wait_ready(base, children, timeout=60)
         print(
             _banner(args.host, args.port, env["SMSGW_ADMIN_TOKEN"], api_key, generated), flush=True
@@ -254,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="a delivery worker")
     worker.add_argument(
         "--queues",
-        default=",".join([*QUEUES, MAINTENANCE_QUEUE]),
-        help="comma-separated: vip, premium, standard, maintenance (default: all)",
+        default=",".join(QUEUES),
+        help=f"comma-separated, of: {', '.join(QUEUES)} (default: all)",
     )
     worker.add_argument("--concurrency", type=int, default=0, help="jobs at once")
     worker.add_argument("--name", default="worker")

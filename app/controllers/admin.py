@@ -81,7 +81,7 @@ class AdminController(Controller):
         "the current balances and credits nothing.",
     )
     async def add_credit(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: CreditRequest
+        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[CreditRequest]
     ) -> Response[BalanceView]:
         async with conn.transaction():
             created, balance = await tenants.add_credit(

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromQuery, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from app.auth import provide_tenant, tenant_guard
 from app.body import StrictBody, decode, validation_error
@@ -119,7 +119,10 @@ class MessagesController(Controller):
 
     @get("/{message_id:str}")
     async def get_message(
-        self, conn: NamedDependency[Conn], tenant: NamedDependency[Tenant], message_id: str
+        self,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        message_id: FromPath[str],
     ) -> Message:
         return await messages.get_message(
             conn, tenant=tenant, message_id=messages.parse_message_id(message_id)
@@ -127,7 +130,10 @@ class MessagesController(Controller):
 
     @post("/{message_id:str}/cancel", status_code=200)
     async def cancel(
-        self, conn: NamedDependency[Conn], tenant: NamedDependency[Tenant], message_id: str
+        self,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        message_id: FromPath[str],
     ) -> Message:
         return await messages.cancel_message(
             conn, tenant=tenant, message_id=messages.parse_message_id(message_id)

@@ -1,5 +1,6 @@
 -- name: accept
--- The hold, the messages and their first history rows in one statement: the balance
+-- The hold and the messages in one statement (their first history rows come from the
+-- messages_inserted trigger): the balance
 -- UPDATE is conditional, so when credit is short nothing at all is inserted and the
 -- statement returns zero rows. Takes parallel arrays, one element per message.
 WITH hold AS (
@@ -27,9 +28,6 @@ WITH hold AS (
 ), holds AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
     SELECT created_at, id, tenant_id, 'hold', price FROM accepted
-), events AS (
-    INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
-    SELECT created_at, id, tenant_id, status, created_at FROM accepted
 )
 SELECT count(*) AS accepted FROM accepted
 
@@ -56,9 +54,6 @@ WITH canceled AS (
        SET held = held - r.amount, available = available + r.amount
       FROM (SELECT sum(amount) AS amount FROM released) AS r
      WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
-), events AS (
-    INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
-    SELECT created_at, id, tenant_id, status, updated_at FROM canceled
 )
 SELECT * FROM canceled
 

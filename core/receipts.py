@@ -1,0 +1,48 @@
+"""Delivery receipts: every upstream's receipts enter through ``record`` (the HTTP DLR
+endpoint, the SMPP adapter, the simulator) and take effect through ``apply_due``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from psycopg_pool import AsyncConnectionPool
+
+from db import Conn
+from db import receipts as receipts_db
+from providers.base import Receipt, ReceiptSink
+
+# Receipts name messages sent at most this long ago (validity is at most 72 h).
+HORIZON_SECONDS = 4 * 24 * 3600
+
+
+async def record(conn: Conn, receipts: Sequence[Receipt]) -> int:
+    now = datetime.now(UTC)
+    return await receipts_db.record(
+        conn,
+        receipts={
+            "providers": [r.provider for r in receipts],
+            "provider_message_ids": [r.provider_message_id for r in receipts],
+            "statuses": [r.status for r in receipts],
+            "error_codes": [r.error_code for r in receipts],
+            "occurred_ats": [r.occurred_at for r in receipts],
+            "available_ats": [r.not_before or now for r in receipts],
+        },
+    )
+
+
+def sink_for(pool: AsyncConnectionPool[Conn]) -> ReceiptSink:
+    """A sink that stores receipts in the inbox, each batch in its own transaction."""
+
+    async def sink(receipts: Sequence[Receipt]) -> None:
+        async with pool.connection() as conn, conn.transaction():
+            await record(conn, receipts)
+
+    return sink
+
+
+async def apply_due(conn: Conn, *, limit: int = 1000) -> dict[str, int]:
+    """One batch of due receipts; returns counts (due, applied, consumed, waiting)."""
+    async with conn.transaction():
+        row = await receipts_db.apply_due(conn, limit=limit, horizon_seconds=HORIZON_SECONDS)
+    return {key: int(value) for key, value in row.items()}

@@ -1,0 +1,50 @@
+"""Claiming, settling and recovering messages for delivery."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from db import Conn, Row
+from db.sql import Queries
+
+_q = Queries("dispatch")
+
+
+async def claim(conn: Conn, *, tenant_id: uuid.UUID, limit: int, lease_seconds: float) -> list[Row]:
+    return await _q.all(
+        conn, "claim", tenant_id=tenant_id, limit=limit, lease_seconds=lease_seconds
+    )
+
+
+async def settle(
+    conn: Conn, *, tenant_id: uuid.UUID, provider: str, results: Mapping[str, Sequence[Any]]
+) -> dict[str, int]:
+    """Apply results (parallel arrays); returns how many messages took each status."""
+    rows = await _q.all(conn, "settle", tenant_id=tenant_id, provider=provider, **results)
+    return {row["status"]: int(row["messages"]) for row in rows}
+
+
+async def lock_balance(conn: Conn, *, tenant_id: uuid.UUID) -> bool:
+    return await _q.one(conn, "lock_balance", tenant_id=tenant_id) is not None
+
+
+async def next_due(conn: Conn, *, tenant_id: uuid.UUID) -> datetime | None:
+    row = await _q.one(conn, "next_due", tenant_id=tenant_id)
+    return None if row is None else row["next_due"]
+
+
+async def recover_leases(conn: Conn, *, limit: int) -> list[uuid.UUID]:
+    """Requeue lapsed claims; returns the tenants concerned (with repeats)."""
+    return [row["tenant_id"] for row in await _q.all(conn, "recover_leases", limit=limit)]
+
+
+async def tenants_without_dispatch(conn: Conn) -> list[uuid.UUID]:
+    return [row["tenant_id"] for row in await _q.all(conn, "tenants_without_dispatch")]
+
+
+async def tenant_tier(conn: Conn, *, tenant_id: uuid.UUID) -> str | None:
+    row = await _q.one(conn, "tenant_tier", tenant_id=tenant_id)
+    return None if row is None else str(row["tier"])

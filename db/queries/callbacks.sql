@@ -1,0 +1,30 @@
+-- name: claim
+-- Due callbacks, leased: their next attempt moves `lease_seconds` ahead, so a sender
+-- that dies leaves them to be tried again then.
+WITH due AS (
+    SELECT id, created_at FROM callbacks
+     WHERE next_attempt_at <= now()
+     ORDER BY next_attempt_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE callbacks c
+   SET next_attempt_at = now() + make_interval(secs => %(lease_seconds)s),
+       attempts = c.attempts + 1
+  FROM due
+ WHERE c.id = due.id AND c.created_at = due.created_at
+RETURNING c.id, c.created_at, c.tenant_id, c.message_id, c.url, c.payload, c.attempts,
+          (SELECT t.webhook_secret FROM tenants t WHERE t.id = c.tenant_id) AS webhook_secret
+
+-- name: finish
+UPDATE callbacks c
+   SET last_status_code = r.status_code,
+       last_error = r.error,
+       delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
+       abandoned_at = CASE WHEN r.outcome = 'abandoned' THEN now() END,
+       next_attempt_at = r.next_attempt_at
+  FROM unnest(
+        %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(outcomes)s::text[],
+        %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[]
+       ) AS r(id, created_at, outcome, status_code, error, next_attempt_at)
+ WHERE c.id = r.id AND c.created_at = r.created_at

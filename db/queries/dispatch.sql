@@ -1,0 +1,144 @@
+-- name: claim
+-- A tenant's turn: take up to `limit` due messages no other worker holds, mark them
+-- `sending` under a lease (attempts + 1 names this claim), and expire, releasing their
+-- holds, those whose validity ended while they waited.
+WITH due AS (
+    SELECT created_at, id
+      FROM messages
+     WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
+       AND next_attempt_at <= now()
+     ORDER BY next_attempt_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE messages m
+       SET status = CASE WHEN m.expires_at <= now() THEN 'expired' ELSE 'sending' END,
+           attempts = m.attempts + CASE WHEN m.expires_at <= now() THEN 0 ELSE 1 END,
+           lease_expires_at = CASE WHEN m.expires_at <= now() THEN NULL
+                                   ELSE now() + make_interval(secs => %(lease_seconds)s) END,
+           next_attempt_at = NULL,
+           error_code = CASE WHEN m.expires_at <= now() THEN 'validity_expired'
+                             ELSE m.error_code END,
+           error_message = CASE WHEN m.expires_at <= now()
+                                THEN 'the validity period ended before the message was sent'
+                                ELSE m.error_message END,
+           updated_at = clock_timestamp()
+      FROM due
+     WHERE m.created_at = due.created_at AND m.id = due.id
+    RETURNING m.created_at, m.id, m.tenant_id, m.status, m.attempts, m.price, m.to_number,
+              m.sender, m.body, m.encoding, m.segments, m.expires_at
+), released AS (
+    INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
+    SELECT created_at, id, tenant_id, 'release', price FROM claimed WHERE status = 'expired'
+    ON CONFLICT DO NOTHING
+    RETURNING amount
+), refund AS (
+    UPDATE balances
+       SET held = held - r.amount, available = available + r.amount
+      FROM (SELECT sum(amount) AS amount FROM released) AS r
+     WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
+)
+SELECT * FROM claimed ORDER BY created_at, id
+
+-- name: settle
+-- The outcome of one claim, one row per message: `sent` captures the hold, `failed` and
+-- `expired` release it, `queued` schedules a retry. A message is settled only by the
+-- claim that sent it (same attempts) and only once: a late or repeated settle changes
+-- nothing, and the (message, phase) key of the ledger refuses a second settlement.
+WITH results AS (
+    SELECT * FROM unnest(
+        %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(attempts)s::smallint[],
+        %(outcomes)s::text[], %(provider_message_ids)s::text[], %(error_codes)s::text[],
+        %(error_messages)s::text[], %(next_attempt_ats)s::timestamptz[]
+    ) AS r(id, created_at, attempts, outcome, provider_message_id, error_code,
+           error_message, next_attempt_at)
+), settled AS (
+    UPDATE messages m
+       SET status = r.outcome,
+           provider = %(provider)s,
+           provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
+           error_code = r.error_code,
+           error_message = r.error_message,
+           next_attempt_at = r.next_attempt_at,
+           lease_expires_at = NULL,
+           sent_at = CASE WHEN r.outcome = 'sent' THEN clock_timestamp() ELSE m.sent_at END,
+           updated_at = clock_timestamp()
+      FROM results r
+     WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+       AND m.attempts = r.attempts AND m.status IN ('sending', 'queued')
+    RETURNING m.created_at, m.id, m.tenant_id, m.status, m.price
+), entries AS (
+    INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
+    SELECT created_at, id, tenant_id,
+           CASE WHEN status = 'sent' THEN 'capture' ELSE 'release' END, price
+      FROM settled
+     WHERE status IN ('sent', 'failed', 'expired')
+    ON CONFLICT DO NOTHING
+    RETURNING kind, amount
+), totals AS (
+    SELECT coalesce(sum(amount) FILTER (WHERE kind = 'capture'), 0) AS captured,
+           coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS released
+      FROM entries
+), balance AS (
+    UPDATE balances b
+       SET held = b.held - t.captured - t.released,
+           captured = b.captured + t.captured,
+           available = b.available + t.released
+      FROM totals t
+     WHERE b.tenant_id = %(tenant_id)s AND (t.captured > 0 OR t.released > 0)
+)
+SELECT status, count(*) AS messages FROM settled GROUP BY status
+
+-- name: lock_balance
+-- Orders this transaction after every accept of the tenant that is in flight: the
+-- statement that follows sees their messages (see jobs/scheduler.py).
+SELECT tenant_id FROM balances WHERE tenant_id = %(tenant_id)s FOR NO KEY UPDATE
+
+-- name: next_due
+SELECT min(next_attempt_at) AS next_due
+  FROM messages
+ WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
+
+-- name: recover_leases
+-- Messages whose worker died mid-send go back to the queue (at-least-once upstream; the
+-- settle's attempts check keeps the billing exactly-once).
+WITH lapsed AS (
+    SELECT created_at, id FROM messages
+     WHERE status = 'sending' AND lease_expires_at < now()
+     ORDER BY lease_expires_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE messages m
+   SET status = 'queued', next_attempt_at = now(), lease_expires_at = NULL,
+       error_code = 'lease_expired',
+       error_message = 'the worker sending this message stopped; it was queued again',
+       updated_at = clock_timestamp()
+  FROM lapsed
+ WHERE m.created_at = lapsed.created_at AND m.id = lapsed.id
+RETURNING m.tenant_id
+
+-- name: tenants_without_dispatch
+-- Every tenant with scheduled or queued messages should have a dispatch job waiting or
+-- running; this finds those that do not (a skip scan over the due index, one probe per
+-- tenant), for the safety net.
+WITH RECURSIVE pending AS (
+    (SELECT tenant_id FROM messages
+      WHERE status IN ('scheduled', 'queued')
+      ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.tenant_id FROM messages m
+             WHERE m.status IN ('scheduled', 'queued') AND m.tenant_id > pending.tenant_id
+             ORDER BY m.tenant_id LIMIT 1)
+      FROM pending
+     WHERE pending.tenant_id IS NOT NULL
+)
+SELECT p.tenant_id FROM pending p
+ WHERE p.tenant_id IS NOT NULL
+   AND NOT EXISTS (
+        SELECT 1 FROM procrastinate_jobs j
+         WHERE j.queueing_lock = 'dispatch:' || p.tenant_id
+           AND j.status IN ('todo', 'doing'))
+
+-- name: tenant_tier
+SELECT tier FROM tenants WHERE id = %(tenant_id)s

@@ -1,0 +1,21 @@
+"""The receipts inbox."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from db import Conn, Row
+from db.sql import Queries
+
+_q = Queries("receipts")
+
+
+async def record(conn: Conn, *, receipts: Mapping[str, Sequence[Any]]) -> int:
+    return await _q.run(conn, "record", **receipts)
+
+
+async def apply_due(conn: Conn, *, limit: int, horizon_seconds: int) -> Row:
+    row = await _q.one(conn, "apply_due", limit=limit, horizon_seconds=horizon_seconds)
+    assert row is not None
+    return row

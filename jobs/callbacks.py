@@ -1,0 +1,119 @@
+"""Status callbacks: POST each outbox row to the tenant's callback_url, signed.
+
+Runs on its own queue, with short timeouts and bounded concurrency, so that a tenant's
+slow or dead endpoint costs that tenant retries and nobody else any delivery time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import msgspec
+import procrastinate
+import structlog
+
+from core import callbacks
+from core.retry import Backoff
+from db import Row
+from db import callbacks as callbacks_db
+from jobs.context import WorkerDeps, deps_of
+
+log = structlog.get_logger("smsgw.callbacks")
+
+QUEUE = "callbacks"
+BATCH = 200
+LEASE_SECONDS = 30.0
+CONCURRENCY = 100
+# One run drains batches for about this long; the next periodic run picks up after.
+RUN_SECONDS = 0.9
+
+
+async def _post(
+    http: httpx.AsyncClient, row: Row, limit: asyncio.Semaphore, seconds: float
+) -> tuple[int | None, str | None]:
+    body = msgspec.json.encode(row["payload"])
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "smsgw-callbacks/1",
+        callbacks.SIGNATURE_HEADER: callbacks.sign(row["webhook_secret"], body, int(time.time())),
+    }
+    async with limit:
+        try:
+            response = await http.post(
+                row["url"],
+                content=body,
+                headers=headers,
+                timeout=httpx.Timeout(seconds, connect=min(seconds, 2.0)),
+            )
+        except httpx.HTTPError as exc:
+            return None, type(exc).__name__
+    return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+
+
+async def deliver_batch(deps: WorkerDeps) -> int:
+    """Claim and attempt one batch; returns how many were attempted."""
+    async with deps.pool.connection() as conn, conn.transaction():
+        rows = await callbacks_db.claim(conn, limit=BATCH, lease_seconds=LEASE_SECONDS)
+    if not rows:
+        return 0
+    limit = asyncio.Semaphore(CONCURRENCY)
+    timeout = deps.settings.callback_timeout_seconds
+    answers = await asyncio.gather(*(_post(deps.http, row, limit, timeout) for row in rows))
+    backoff = Backoff(
+        base_seconds=deps.settings.callback_retry_base_seconds,
+        cap_seconds=deps.settings.callback_retry_cap_seconds,
+        jitter=0.5,
+    )
+    now = datetime.now(UTC)
+    results: dict[str, list[Any]] = {
+        "ids": [],
+        "created_ats": [],
+        "outcomes": [],
+        "status_codes": [],
+        "errors": [],
+        "next_attempt_ats": [],
+    }
+    for row, (status_code, error) in zip(rows, answers, strict=True):
+        decision = callbacks.after_attempt(
+            backoff=backoff,
+            succeeded=error is None,
+            attempts=row["attempts"],
+            created_at=row["created_at"],
+            now=now,
+        )
+        results["ids"].append(row["id"])
+        results["created_ats"].append(row["created_at"])
+        results["outcomes"].append(decision.outcome)
+        results["status_codes"].append(status_code)
+        results["errors"].append(error)
+        results["next_attempt_ats"].append(decision.next_attempt_at)
+        if decision.outcome != "delivered":
+            log.info(
+                "callback.failed",
+                tenant_id=str(row["tenant_id"]),
+                message_id=str(row["message_id"]),
+                attempts=row["attempts"],
+                status_code=status_code,
+                error=error,
+                outcome=decision.outcome,
+            )
+    async with deps.pool.connection() as conn, conn.transaction():
+        await callbacks_db.finish(conn, results=results)
+    return len(rows)
+
+
+def register(app: procrastinate.App) -> None:
+    @app.periodic(cron="* * * * * *", periodic_id="callbacks")
+    @app.task(name="smsgw.deliver_callbacks", queue=QUEUE, pass_context=True)
+    async def deliver_callbacks(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        deadline = time.monotonic() + RUN_SECONDS
+        while time.monotonic() < deadline:
+            if await deliver_batch(deps) < BATCH:
+                return
+
+    del deliver_callbacks

@@ -1,0 +1,34 @@
+"""Applies delivery receipts waiting in the inbox (core/receipts.py)."""
+
+from __future__ import annotations
+
+import time
+
+import procrastinate
+import structlog
+
+from core import receipts
+from jobs.context import deps_of
+
+log = structlog.get_logger("smsgw.receipts")
+
+QUEUE = "receipts"
+BATCH = 1000
+RUN_SECONDS = 0.9
+
+
+def register(app: procrastinate.App) -> None:
+    @app.periodic(cron="* * * * * *", periodic_id="receipts")
+    @app.task(name="smsgw.apply_receipts", queue=QUEUE, pass_context=True)
+    async def apply_receipts(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        deadline = time.monotonic() + RUN_SECONDS
+        async with deps.pool.connection() as conn:
+            while time.monotonic() < deadline:
+                counts = await receipts.apply_due(conn, limit=BATCH)
+                if counts["applied"] or counts["waiting"]:
+                    log.info("receipts.applied", **counts)
+                if counts["due"] < BATCH:
+                    return
+
+    del apply_receipts

@@ -1,0 +1,64 @@
+"""A real HTTP server on loopback that records what it receives (a tenant's callback
+endpoint in tests). Its answers are scripted: a status per request, or a hang."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Endpoint:
+    url: str
+    received: list[Received] = field(default_factory=list)
+    # Called with the request number (0-based); returns (status, seconds to stall first).
+    script: Callable[[int], tuple[int, float]] = lambda n: (200, 0.0)
+
+
+@contextlib.contextmanager
+def serve(script: Callable[[int], tuple[int, float]] | None = None) -> Iterator[Endpoint]:
+    endpoint = Endpoint(url="")
+    if script is not None:
+        endpoint.script = script
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = self.rfile.read(length)
+            with lock:
+                number = len(endpoint.received)
+                endpoint.received.append(
+                    Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
+            status, stall = endpoint.script(number)
+            if stall:
+                time.sleep(stall)
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/sms"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,126 @@
+"""Workers die; messages do not get lost or billed twice."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+
+from core import delivery
+from core.retry import Backoff
+from db import dispatch as dispatch_db
+from providers.base import Accepted
+from tests import support, workers
+
+
+async def _count(conn, sql, *params):
+    cursor = await conn.execute(sql, params)
+    return (await cursor.fetchone())["n"]
+
+
+async def _send_many(api, tenant, count):
+    batch = [{"to": support.VALID_TO, "body": f"m{i}"} for i in range(count)]
+    response = await api.post(
+        "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
+    )
+    assert response.status_code == 202, response.text
+
+
+async def test_sigkill_mid_batch_loses_nothing_and_bills_once(api, conn, db_url, tenant):
+    await _send_many(api, tenant, 40)
+    # The first worker claims everything, then hangs in the provider and is killed.
+    with workers.process(db_url, simulator_latency_ms=60_000, lease_seconds=2) as first:
+        await workers.eventually(
+            lambda: _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'"),
+            timeout=30,
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'") == 40
+
+    with workers.process(db_url, lease_seconds=2):
+
+        async def all_delivered():
+            return (
+                await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'")
+                == 40
+            )
+
+        await workers.eventually(all_delivered, timeout=60)
+
+    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE attempts = 2") == 40
+    assert (
+        await _count(
+            conn,
+            "SELECT count(*) AS n FROM message_events WHERE error_code = 'lease_expired'",
+        )
+        == 40
+    )
+    assert (
+        await _count(
+            conn, "SELECT count(*) AS n FROM ledger_message_entries WHERE kind = 'capture'"
+        )
+        == 40
+    )
+    assert (await support.balance(api, tenant))["captured"] == 40 * 7_900
+
+
+async def test_sigterm_lets_the_batch_finish_and_settle(api, conn, db_url, tenant):
+    await _send_many(api, tenant, 20)
+    with workers.process(db_url, simulator_latency_ms=1_500) as worker:
+        await workers.eventually(
+            lambda: _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'"),
+            timeout=30,
+        )
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=30) == 0
+    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'") == 0
+    assert (
+        await _count(
+            conn, "SELECT count(*) AS n FROM messages WHERE status IN ('sent', 'delivered')"
+        )
+        == 20
+    )
+    assert (await support.balance(api, tenant))["captured"] == 20 * 7_900
+
+
+class _Scheduler:
+    async def ensure(self, conn, *, tenant_id, tier, due_at):
+        return None
+
+
+async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, tenant):
+    sent = await support.send(api, tenant)
+    message_id = uuid.UUID(sent.json()["id"])
+    tenant_id = uuid.UUID(tenant.id)
+
+    async with conn.transaction():
+        first_claim = await dispatch_db.claim(conn, tenant_id=tenant_id, limit=10, lease_seconds=0)
+    assert [row["id"] for row in first_claim] == [message_id]
+    # The worker "dies"; its lease lapses and the message is claimed again.
+    await delivery.recover_leases(pool, scheduler=_Scheduler())
+    async with conn.transaction():
+        second_claim = await dispatch_db.claim(
+            conn, tenant_id=tenant_id, limit=10, lease_seconds=60
+        )
+    assert second_claim[0]["attempts"] == 2
+
+    def plan(rows):
+        return delivery.plan_settlement(
+            rows, [Accepted("upstream-1")], backoff=Backoff(), now=second_claim[0]["created_at"]
+        ).columns()
+
+    for rows in (second_claim, second_claim, first_claim):  # settle, repeat, stale
+        async with conn.transaction():
+            await dispatch_db.settle(
+                conn, tenant_id=tenant_id, provider="simulator", results=plan(rows)
+            )
+
+    assert (
+        await _count(
+            conn, "SELECT count(*) AS n FROM ledger_message_entries WHERE kind = 'capture'"
+        )
+        == 1
+    )
+    balance = await support.balance(api, tenant)
+    assert balance["captured"] == 7_900
+    assert balance["held"] == 0

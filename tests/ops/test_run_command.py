@@ -1,0 +1,98 @@
+"""`smsgw run` as a newcomer uses it: start, paste the printed curl, see the message
+delivered, Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def data_dir():
+    base = Path(tempfile.mkdtemp(prefix="smsgw-run-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _read_banner(proc: subprocess.Popen[str], deadline: float) -> str:
+    lines: list[str] = []
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                break
+            continue
+        lines.append(line)
+        if "Ctrl-C stops" in line:
+            return "".join(lines)
+    raise AssertionError("no banner; output was:\n" + "".join(lines))
+
+
+def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    env.pop("DATABASE_URL", None)
+    env.update({"SMSGW_DATA_DIR": str(data_dir), "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "0.2"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "run", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        banner = _read_banner(proc, time.monotonic() + 120)
+        curl = re.search(r"^  (curl -s -X POST .*?)\n\n", banner, re.MULTILINE | re.DOTALL)
+        assert curl, banner
+        key = re.search(r"demo tenant API key: (\S+)", banner)
+        assert key
+        done = subprocess.run(
+            ["bash", "-c", curl.group(1) + " -w '\\n%{http_code}'"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        body, status = done.stdout.rsplit("\n", 1)
+        assert status == "202", done.stdout
+        message = json.loads(body)
+        assert message["status"] == "queued"
+        headers = {"Authorization": f"Bearer {key.group(1)}"}
+        url = f"http://127.0.0.1:{port}/v1/messages/{message['id']}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = httpx.get(url, headers=headers, timeout=5).json()
+            if seen["status"] == "delivered":
+                break
+            time.sleep(0.2)
+        assert seen["status"] == "delivered", seen
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=60)
+    assert code == 0
+    # Everything it started is gone: the port is free and PostgreSQL is stopped.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+    assert not (data_dir / "postgres" / "cluster" / "postmaster.pid").exists()

@@ -1,0 +1,208 @@
+"""End-to-end delivery throughput: accept -> sent with the simulator.
+
+Starts a private PostgreSQL (under a temporary folder), migrates it, starts the API
+under granian and ONE `smsgw worker` process, then from this process:
+
+1. backlog: accepts N messages through POST /v1/messages/batch with the worker stopped,
+   starts the worker, and times how long until every message is `sent`;
+2. live: with the worker running, accepts N more (batches of 1,000, several in flight)
+   and times from the first accept to the last `sent`.
+
+Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at).
+
+    python -m ops.bench.e2e [--messages 20000] [--tenants 10] [--latency-ms 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from ops.embedded import EmbeddedPostgres
+
+ADMIN = "bench-admin-token"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(db_url: str, latency_ms: float) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "SMSGW_ADMIN_TOKEN": ADMIN,
+            "SMSGW_LOG_LEVEL": "WARNING",
+            "SMSGW_SIMULATOR_LATENCY_MS": str(latency_ms),
+            "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "3600",  # keep receipts out of the way
+            "SMSGW_SIMULATOR_SEED": "1",
+        }
+    )
+    return env
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
+    keys = []
+    for i in range(count):
+        created = await client.post(
+            "/v1/admin/tenants",
+            json={"name": f"bench-{i}"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        created.raise_for_status()
+        tenant = created.json()
+        credited = await client.post(
+            f"/v1/admin/tenants/{tenant['id']}/credits",
+            json={"amount": 10**13, "reference": "bench"},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        credited.raise_for_status()
+        keys.append(tenant["api_key"])
+    return keys
+
+
+async def _ingest(client: httpx.AsyncClient, keys: list[str], total: int, inflight: int) -> None:
+    per_request = 1000
+    requests = [
+        (keys[i % len(keys)], min(per_request, total - i * per_request))
+        for i in range((total + per_request - 1) // per_request)
+    ]
+    gate = asyncio.Semaphore(inflight)
+
+    async def one(key: str, size: int) -> None:
+        body = {"messages": [{"to": "+14155552671", "body": "bench"}] * size}
+        async with gate:
+            response = await client.post(
+                "/v1/messages/batch", json=body, headers={"Authorization": f"Bearer {key}"}
+            )
+            response.raise_for_status()
+
+    await asyncio.gather(*(one(key, size) for key, size in requests))
+
+
+def _wait_sent(db_url: str, expected: int, timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM messages WHERE status = 'sent'").fetchone()
+            if row and row[0] >= expected:
+                return time.monotonic()
+            time.sleep(0.05)
+    raise SystemExit(f"not all {expected} messages were sent within {timeout} s")
+
+
+def _latencies(db_url: str, since_count: int) -> tuple[float, float]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT extract(epoch FROM sent_at - created_at) FROM messages"
+            " WHERE status = 'sent' ORDER BY created_at OFFSET %s",
+            (since_count,),
+        ).fetchall()
+    values = sorted(float(r[0]) for r in rows)
+    return statistics.median(values), values[int(len(values) * 0.99) - 1]
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    base = Path(tempfile.mkdtemp(prefix="smsgw-bench-", dir="/tmp"))
+    base.chmod(0o755)
+    server = EmbeddedPostgres(base / "pg")
+    db_url = server.start()
+    env = _env(db_url, args.latency_ms)
+    port = _free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "ops.cli", "migrate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        api = _start(["api", "--port", str(port)], env)
+        procs.append(api)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+            for _ in range(200):
+                try:
+                    if (await client.get("/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            keys = await _tenants(client, args.tenants)
+
+            # 1. Backlog drain.
+            await _ingest(client, keys, args.messages, inflight=4)
+            worker = _start(["worker"], env)
+            procs.append(worker)
+            started = time.monotonic()
+            finished = _wait_sent(db_url, args.messages, timeout=600)
+            backlog_rate = args.messages / (finished - started)
+
+            # 2. Live: ingest and delivery at the same time.
+            started = time.monotonic()
+            await _ingest(client, keys, args.messages, inflight=4)
+            accepted = time.monotonic()
+            finished = await asyncio.to_thread(_wait_sent, db_url, 2 * args.messages, 600)
+            live_rate = args.messages / (finished - started)
+            p50, p99 = _latencies(db_url, args.messages)
+        print(
+            f"messages per phase: {args.messages}, tenants: {args.tenants}, "
+            f"simulator latency: {args.latency_ms} ms, workers: 1 process"
+        )
+        print(f"{'phase':<34}{'msg/s':>10}")
+        print(f"{'backlog drain (accept done first)':<34}{backlog_rate:>10.0f}")
+        print(f"{'live (ingest + delivery together)':<34}{live_rate:>10.0f}")
+        print(f"{'live ingest alone took':<34}{accepted - started:>9.2f}s")
+        print(
+            f"accept-to-sent latency, live phase: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--tenants", type=int, default=10)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

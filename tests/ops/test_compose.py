@@ -1,0 +1,66 @@
+"""compose.yaml cannot run here (no Docker engine), so its structure is checked instead:
+the services an operator relies on exist and run commands the CLI really has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobs.app import QUEUES, TIER_QUEUES
+from ops.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def _smsgw_services(compose):
+    return {
+        name: svc for name, svc in compose["services"].items() if svc.get("image") == "smsgw:latest"
+    }
+
+
+def test_every_smsgw_service_runs_a_real_cli_command_from_one_image(compose):
+    parser = build_parser()
+    services = _smsgw_services(compose)
+    assert {"api", "migrate", "worker-vip", "worker-premium", "worker-standard"} <= set(services)
+    for name, svc in services.items():
+        command = svc["command"]
+        assert command[0] == "smsgw", name
+        args = parser.parse_args(command[1:])  # exits (fails the test) on an unknown flag
+        if args.command == "worker":
+            queues = args.queues.split(",")
+            assert set(queues) <= set(QUEUES), (name, queues)
+    assert (ROOT / "Dockerfile").exists()
+
+
+def test_each_tier_has_its_own_worker_pool_and_every_queue_is_served(compose):
+    parser = build_parser()
+    served: dict[str, list[str]] = {}
+    for name, svc in _smsgw_services(compose).items():
+        args = parser.parse_args(svc["command"][1:])
+        if args.command == "worker":
+            for queue in args.queues.split(","):
+                served.setdefault(queue, []).append(name)
+    for tier in TIER_QUEUES:
+        assert len(served[tier]) == 1
+        assert served[tier][0] == f"worker-{tier}"
+    assert set(served) == set(QUEUES)
+
+
+def test_database_primary_replica_and_health_checks(compose):
+    services = compose["services"]
+    assert "pg_basebackup" in " ".join(services["replica"]["entrypoint"])
+    for name in ("primary", "replica", "api", "lb"):
+        assert "healthcheck" in services[name], name
+    api_env = compose["x-smsgw"]["environment"]
+    assert "@primary:" in api_env["DATABASE_URL"]
+    assert "@replica:" in api_env["REPORTING_DATABASE_URL"]
+    assert services["api"]["deploy"]["replicas"] >= 2
+    assert services["lb"]["ports"] == ["8000:8000"]
+    assert "/ready" in " ".join(services["api"]["healthcheck"]["test"])

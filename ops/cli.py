@@ -187,7 +187,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             env["DATABASE_URL"] = embedded.start()
         except EmbeddedError as exc:
             raise SystemExit(f"smsgw: {exc}") from None
-        print(f"smsgw: embedded PostgreSQL on 127.0.0.1:{embedded.port} ({embedded.root})")
+        print(
+            f"smsgw: embedded PostgreSQL on 127.0.0.1:{embedded.port} ({embedded.root})",
+            flush=True,
+        )
     generated = not env.get("SMSGW_ADMIN_TOKEN")
     if generated:
         env["SMSGW_ADMIN_TOKEN"] = "adm_" + secrets.token_urlsafe(24)

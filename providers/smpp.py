@@ -1,0 +1,438 @@
+"""The SMPP 3.4 upstream: one transceiver bind per adapter, kept up in the background.
+
+The SMPP codec and GSM 03.38 alphabet are aiosmpplib's; the session (window, timers,
+reconnects) is ours, in providers/smpp_session.py, because aiosmpplib's ESME engine has
+no window, and ends the session on a vendor command_status or a receipt whose dates
+carry seconds (see providers/smpp_codec.py).
+
+Sending: each message is split and encoded (providers/smpp_codec.py), its parts go out
+one after another, and parts of different messages share a window of outstanding
+submit_sm (``SmppConfig.window``), paced to ``mps`` when set. A throttling answer
+(ESME_RTHROTTLED, ESME_RMSGQFUL) halves the window and pauses every sender for
+``throttle_pause_seconds``; the window then grows back by one per window's worth of
+accepted submits. A dropped connection is answered by reconnecting with exponential
+backoff; a submit that was in flight at the drop comes back as a TransientError, never
+as accepted (the SMSC may still have taken it: SMPP cannot tell, so a retry can deliver
+twice, but it is never counted twice).
+
+Receipts come from deliver_sm with the receipt bit, are answered at once and reach the
+sink in small batches. Any other deliver_sm is a mobile-originated part, handed as is
+(not reassembled) to the ``inbound`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import structlog
+
+from providers import smpp_codec as codec
+from providers import smpp_receipts as receipts
+from providers.base import (
+    Accepted,
+    OutboundMessage,
+    PermanentError,
+    Receipt,
+    ReceiptSink,
+    SendResult,
+    TransientError,
+)
+from providers.smpp_flow import Pacer, Window
+from providers.smpp_session import BindRefused, Session, SessionClosed
+
+log = structlog.get_logger("smsgw.providers.smpp")
+
+
+@dataclass(frozen=True, slots=True)
+class SmppConfig:
+    host: str
+    port: int
+    system_id: str
+    password: str
+    system_type: str = ""
+    # Outstanding submit_sm at most (the SMSC's window, usually agreed in the contract).
+    window: int = 10
+    enquire_link_seconds: float = 30.0
+    submit_timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 10.0
+    reconnect_base_seconds: float = 0.5
+    reconnect_cap_seconds: float = 30.0
+    # How long every sender stops after a throttling answer (also its retry_after).
+    throttle_pause_seconds: float = 1.0
+    # submit_sm per second at most for this bind (each part counts); None: no cap.
+    mps: float | None = None
+    source_addr: str = ""
+    source_ton: int = 1
+    source_npi: int = 1
+    dest_ton: int = 1
+    dest_npi: int = 1
+    registered_delivery: int = 1
+    # The base in which the SMSC writes message ids: in submit_sm_resp (and, as the spec
+    # says, the receipted_message_id TLV), and in the id: field of receipt texts. 16 or
+    # 10 for numbers, None for opaque ids; see smpp_codec.canonical_message_id.
+    submit_id_base: int | None = None
+    receipt_id_base: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"smpp window must be at least 1, not {self.window}")
+        for name in (
+            "enquire_link_seconds",
+            "submit_timeout_seconds",
+            "connect_timeout_seconds",
+            "reconnect_base_seconds",
+            "reconnect_cap_seconds",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"smpp {name} must be positive")
+        if self.throttle_pause_seconds < 0:
+            raise ValueError("smpp throttle_pause_seconds must not be negative")
+        if self.mps is not None and self.mps <= 0:
+            raise ValueError(f"smpp mps must be positive, not {self.mps}")
+        for name in ("submit_id_base", "receipt_id_base"):
+            if getattr(self, name) not in (None, 10, 16):
+                raise ValueError(f"smpp {name} must be 10, 16 or None")
+        if len(self.system_id) > 15 or len(self.password) > 8 or len(self.system_type) > 12:
+            raise ValueError("smpp system_id/password/system_type exceed 15/8/12 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One deliver_sm that is not a receipt: a mobile-originated message or a part of one.
+
+    Parts of a long message arrive separately, each with its ``concatenation`` (UDH
+    reference, total, number); reassembling them is the receiver's business."""
+
+    provider: str
+    source: str
+    destination: str
+    data_coding: int
+    # Decoded for GSM-7, UCS-2, ASCII and Latin-1; None for binary or unknown codings.
+    text: str | None
+    payload: bytes
+    concatenation: codec.Concatenation | None
+    received_at: datetime
+
+
+InboundHandler = Callable[[InboundMessage], Awaitable[None]]
+
+
+class SmppBindError(Exception):
+    """start() could not bind; the adapter keeps retrying in the background."""
+
+
+_NON_DIGITS = re.compile(r"[^0-9]")
+
+
+class SmppProvider:
+    def __init__(
+        self,
+        config: SmppConfig,
+        *,
+        name: str = "smpp",
+        sink: ReceiptSink | None = None,
+        inbound: InboundHandler | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._sink = sink
+        self._inbound = inbound
+        self._window = Window(config.window, config.throttle_pause_seconds)
+        self._pacer = Pacer(config.mps)
+        self._multipart = receipts.MultipartReceipts()
+        self._reference = random.randrange(256)
+        self._session: Session | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._attempted = asyncio.Event()
+        self._last_error = "not connected yet"
+        self._retry_at = 0.0
+        self._closing = False
+        # Receipts as read, then folded (multi-part) and waiting for the sink.
+        self._incoming: list[Receipt] = []
+        self._outgoing: list[Receipt] = []
+        self._mobile: list[InboundMessage] = []
+        self._delivery_ready = asyncio.Event()
+        self._deliverer: asyncio.Task[None] | None = None
+
+    # -- connection -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and bind now. Raises SmppBindError if that fails (refused bind,
+        unreachable SMSC); reconnecting goes on in the background all the same."""
+        await self._started()
+        if self._session is None:
+            raise SmppBindError(self._last_error)
+
+    async def _started(self) -> None:
+        if self._closing:
+            raise RuntimeError(f"smpp provider {self.name} is closed")
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._keep_bound(), name=f"smpp-{self.name}")
+            self._deliverer = asyncio.create_task(self._deliver(), name=f"smpp-{self.name}-dlr")
+        await self._attempted.wait()
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(
+            self.config.reconnect_cap_seconds,
+            self.config.reconnect_base_seconds * 2.0 ** min(failures, 30),
+        )
+        return ceiling * random.uniform(0.5, 1.0)
+
+    async def _keep_bound(self) -> None:
+        failures = 0
+        config = self.config
+        while not self._closing:
+            try:
+                session = await Session.open(
+                    host=config.host,
+                    port=config.port,
+                    system_id=config.system_id,
+                    password=config.password,
+                    system_type=config.system_type,
+                    ton=0,
+                    npi=0,
+                    connect_timeout=config.connect_timeout_seconds,
+                    on_deliver=self._on_deliver,
+                    enquire_link_seconds=config.enquire_link_seconds,
+                    response_timeout=config.submit_timeout_seconds,
+                )
+            except BindRefused as exc:
+                self._last_error = str(exc)
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                self._last_error = f"cannot reach {config.host}:{config.port}: {exc!r}"
+            else:
+                failures = 0
+                self._session = session
+                self._attempted.set()
+                log.info("smpp.bound", provider=self.name, host=config.host, port=config.port)
+                await session.wait_closed()
+                self._session = None
+                self._last_error = session.close_reason
+                if self._closing:
+                    return
+            delay = self._backoff(failures)
+            failures += 1
+            self._retry_at = time.monotonic() + delay
+            self._attempted.set()
+            log.warning(
+                "smpp.reconnecting", provider=self.name, error=self._last_error, delay=delay
+            )
+            await asyncio.sleep(delay)
+
+    def _unavailable(self) -> TransientError:
+        return TransientError(
+            "smpp_unavailable",
+            self._last_error,
+            retry_after=max(0.0, self._retry_at - time.monotonic()) or None,
+        )
+
+    # -- sending --------------------------------------------------------------------
+
+    async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
+        if not batch:
+            return []
+        await self._started()
+        if self._session is None:
+            return [self._unavailable() for _ in batch]
+        return list(await asyncio.gather(*(self._send_one(message) for message in batch)))
+
+    def _addresses(
+        self, message: OutboundMessage
+    ) -> tuple[tuple[str, int, int], tuple[str, int, int]]:
+        config = self.config
+        sender = message.sender or config.source_addr
+        if sender.startswith("+") and not _NON_DIGITS.search(sender[1:]):
+            source = (sender[1:], 1, 1)
+        elif _NON_DIGITS.search(sender):
+            source = (sender, 5, 0)  # alphanumeric
+        else:
+            source = (sender, config.source_ton, config.source_npi)
+        destination = (message.to.removeprefix("+"), config.dest_ton, config.dest_npi)
+        return source, destination
+
+    async def _send_one(self, message: OutboundMessage) -> SendResult:
+        self._reference = (self._reference + 1) % 256
+        try:
+            parts = codec.encode_parts(message.body, message.encoding, self._reference)
+            source, destination = self._addresses(message)
+            pdus = [
+                (
+                    lambda seq, part=part: codec.submit_sm(
+                        seq,
+                        part,
+                        source=source,
+                        destination=destination,
+                        registered_delivery=self.config.registered_delivery,
+                    )
+                )
+                for part in parts
+            ]
+            pdus[0](1)  # aiosmpplib validates addresses and lengths when it encodes
+        except (ValueError, UnicodeError) as exc:
+            return PermanentError("smpp_unencodable", str(exc))
+        multipart: receipts.Parts | None = None
+        for build in pdus:
+            result = await self._submit(build)
+            if not isinstance(result, Accepted):
+                # Parts already accepted stay with the SMSC; a retry sends all of them
+                # again under a new reference, as every SMPP client must.
+                if multipart is not None:
+                    self._multipart.forget(multipart)
+                return result
+            if len(pdus) == 1:
+                return result
+            if multipart is None:
+                multipart = receipts.Parts(result.provider_message_id, len(pdus))
+            self._multipart.add(multipart, result.provider_message_id)
+        # The message is known by its first part's id; the other parts' receipts fold
+        # into it (smpp_receipts.MultipartReceipts).
+        assert multipart is not None
+        return Accepted(multipart.first_id)
+
+    async def _submit(self, build: Callable[[int], bytes]) -> SendResult:
+        taken_at = await self._window.acquire()
+        outcome: Literal["accepted", "throttled", "other"] = "other"
+        try:
+            await self._pacer.wait()
+            session = self._session
+            if session is None or session.closed:
+                return self._unavailable()
+            try:
+                pdu = await session.request(build)
+            except ValueError as exc:  # aiosmpplib refused to encode it
+                return PermanentError("smpp_unencodable", str(exc))
+            except TimeoutError:
+                return TransientError(
+                    "smpp_timeout", f"no submit_sm_resp in {self.config.submit_timeout_seconds}s"
+                )
+            except SessionClosed as exc:
+                return TransientError("smpp_connection_lost", str(exc) or "connection lost")
+            status = pdu.status
+            name = codec.status_name(status)
+            if pdu.command_id == codec.SUBMIT_SM_RESP and status == codec.ESME_ROK:
+                outcome = "accepted"
+                message_id = codec.submit_sm_resp_id(pdu.body)
+                return Accepted(
+                    receipts.canonical_message_id(message_id, self.config.submit_id_base)
+                )
+            if status in codec.THROTTLING_STATUSES:
+                outcome = "throttled"
+                return TransientError(
+                    "throttled", name, retry_after=self.config.throttle_pause_seconds or None
+                )
+            if status in codec.PERMANENT_STATUSES:
+                return PermanentError(name, f"SMSC rejected the message: {name}")
+            return TransientError(name, f"SMSC answered {name}")
+        finally:
+            self._window.release(taken_at, outcome)
+
+    # -- receiving ------------------------------------------------------------------
+
+    def _on_deliver(self, body: bytes) -> None:
+        """Called by the session for every deliver_sm, already answered; never raises:
+        whatever one SMSC sends must not end the session that the others share."""
+        try:
+            self._take_deliver(codec.parse_deliver_sm(body))
+        except Exception as exc:
+            log.warning("smpp.deliver_sm_unreadable", provider=self.name, error=repr(exc))
+
+    def _take_deliver(self, deliver: codec.DeliverSm) -> None:
+        now = datetime.now(UTC)
+        if deliver.is_receipt:
+            receipt = receipts.from_deliver_sm(
+                deliver,
+                provider=self.name,
+                submit_id_base=self.config.submit_id_base,
+                receipt_id_base=self.config.receipt_id_base,
+                received_at=now,
+            )
+            if receipt is None:
+                readable = receipts.parse_receipt(deliver) is not None
+                (log.debug if readable else log.warning)(
+                    "smpp.receipt_not_final" if readable else "smpp.receipt_unreadable",
+                    provider=self.name,
+                    text=deliver.short_message[:160],
+                )
+            else:
+                self._incoming.append(receipt)
+                self._delivery_ready.set()
+            return
+        concatenation, payload = (
+            codec.split_udh(deliver.short_message)
+            if deliver.esm_class & codec.ESM_CLASS_UDHI
+            else (None, deliver.short_message)
+        )
+        if self._inbound is not None:
+            self._mobile.append(
+                InboundMessage(
+                    provider=self.name,
+                    source=deliver.source,
+                    destination=deliver.destination,
+                    data_coding=deliver.data_coding,
+                    text=codec.decode_text(deliver.data_coding, payload),
+                    payload=payload,
+                    concatenation=concatenation,
+                    received_at=now,
+                )
+            )
+            self._delivery_ready.set()
+
+    async def _deliver(self) -> None:
+        """Hands receipts to the sink in batches and MO parts to ``inbound``, in order of
+        arrival, off the session's read loop so a slow sink does not stall submits."""
+        while True:
+            await self._delivery_ready.wait()
+            self._delivery_ready.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        # Folded here, not as read: the read loop can see a part's receipt before the
+        # sender has noted that part's id, never before this task runs after it.
+        incoming, self._incoming = self._incoming, []
+        self._outgoing += [r for r in map(self._multipart.fold, incoming) if r is not None]
+        mobile, self._mobile = self._mobile, []
+        if self._outgoing and self._sink is not None:
+            try:
+                await self._sink(self._outgoing)
+            except Exception:
+                # Already acknowledged to the SMSC: keep them and try again shortly.
+                log.exception(
+                    "smpp.receipt_sink_failed", provider=self.name, count=len(self._outgoing)
+                )
+                await asyncio.sleep(1.0)
+                self._delivery_ready.set()
+            else:
+                self._outgoing = []
+        else:
+            self._outgoing = []
+        for message in mobile:
+            if self._inbound is None:
+                break
+            try:
+                await self._inbound(message)
+            except Exception:
+                log.exception("smpp.inbound_failed", provider=self.name, source=message.source)
+
+    async def close(self) -> None:
+        """Unbind, stop reconnecting and hand over the receipts still buffered."""
+        self._closing = True
+        if self._session is not None:
+            await self._session.unbind()
+        for task in (self._supervisor, self._deliverer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._session is not None:  # bound just as we cancelled
+            await self._session.unbind()
+        if self._incoming or self._outgoing or self._mobile:
+            with contextlib.suppress(Exception):
+                await self._flush()

@@ -1,0 +1,426 @@
+"""The SMPP adapter against a real SMSC on loopback (tests/providers/smsc.py), whose PDUs
+are decoded and encoded by another library (smpp34) than the adapter's (aiosmpplib)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import smpp34
+
+from core import segments
+from providers.base import Accepted, OutboundMessage, PermanentError, Receipt, TransientError
+from providers.smpp import InboundMessage, SmppBindError, SmppConfig, SmppProvider
+from providers.smpp_codec import Concatenation, split_text
+from providers.smpp_flow import Window
+from providers.smpp_receipts import canonical_message_id
+from tests.providers.smsc import ENQUIRE_LINK_RESP, ESME_RTHROTTLED, Bind, Smsc, reassemble
+
+CYRILLIC_AND_EMOJI = "Привет, мир! Доставка 😀 завтра в 10:00. " * 4
+GSM_WITH_EXTENSIONS = "Total: 5€ {paid} [ok] ~ ^ | \\ and more text to fill the parts. " * 6
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.receipts: list[Receipt] = []
+        self._changed = asyncio.Event()
+
+    async def __call__(self, receipts: Sequence[Receipt]) -> None:
+        self.receipts.extend(receipts)
+        self._changed.set()
+
+    async def wait_for(self, count: int) -> list[Receipt]:
+        async with asyncio.timeout(10):
+            while len(self.receipts) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.receipts
+
+
+def outbound(
+    body: str = "hello", to: str = "+447700900001", sender: str = "ACME"
+) -> OutboundMessage:
+    count = segments.count(body)
+    return OutboundMessage(
+        id=uuid.uuid4(),
+        to=to,
+        sender=sender,
+        body=body,
+        encoding=count.encoding,
+        segments=count.segments,
+        attempt=1,
+    )
+
+
+def settings(smsc: Smsc, **overrides: Any) -> SmppConfig:
+    values: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": smsc.port,
+        "system_id": "smsgw",
+        "password": "secret",
+        "system_type": "gw",
+        "reconnect_base_seconds": 0.01,
+        "reconnect_cap_seconds": 0.1,
+        "throttle_pause_seconds": 0.002,
+        "submit_timeout_seconds": 5.0,
+    }
+    return SmppConfig(**{**values, **overrides})
+
+
+@pytest.fixture
+async def smsc() -> AsyncIterator[Smsc]:
+    server = Smsc()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+async def send_until_accepted(
+    provider: SmppProvider, messages: list[OutboundMessage], *, batch: int = 200
+) -> tuple[dict[uuid.UUID, str], Counter[str]]:
+    """Send as the dispatcher does: batches, transient failures sent again later."""
+    accepted: dict[uuid.UUID, str] = {}
+    transient: Counter[str] = Counter()
+    pending = messages
+    for _ in range(100):
+        if not pending:
+            break
+        retry: list[OutboundMessage] = []
+        for start in range(0, len(pending), batch):
+            chunk = pending[start : start + batch]
+            for message, result in zip(chunk, await provider.send(chunk), strict=True):
+                if isinstance(result, Accepted):
+                    assert message.id not in accepted, "accepted twice"
+                    accepted[message.id] = result.provider_message_id
+                else:
+                    assert isinstance(result, TransientError), result
+                    transient[result.code] += 1
+                    retry.append(replace(message, attempt=message.attempt + 1))
+        if retry:
+            await asyncio.sleep(0.01)
+        pending = retry
+    assert not pending
+    return accepted, transient
+
+
+async def test_two_thousand_messages_through_throttling_each_accepted_and_delivered_once(
+    smsc: Smsc,
+) -> None:
+    smsc.throttle_every = 10
+    smsc.submit_id_form, smsc.receipt_id_form, smsc.receipt_tlv = "hex", "decimal", False
+    sink = Sink()
+    provider = SmppProvider(
+        settings(smsc, window=10, submit_id_base=16, receipt_id_base=10), sink=sink
+    )
+    messages = [outbound(f"Order {i} is on its way", to=f"+4477009{i:05d}") for i in range(2000)]
+
+    accepted, transient = await send_until_accepted(provider, messages)
+
+    assert len(accepted) == 2000
+    assert len(set(accepted.values())) == 2000
+    assert set(transient) == {"throttled"}
+    assert transient["throttled"] == sum(s.status == ESME_RTHROTTLED for s in smsc.submits) >= 200
+    receipts = await sink.wait_for(2000)
+    await provider.close()
+    assert len(sink.receipts) == 2000
+    assert Counter(r.provider_message_id for r in receipts) == Counter(accepted.values())
+    assert {(r.status, r.error_code, r.provider) for r in receipts} == {("delivered", None, "smpp")}
+    assert smsc.receipt_acks == 2000
+
+
+async def test_long_ucs2_message_arrives_as_udh_parts_and_reassembles(smsc: Smsc) -> None:
+    message = outbound(CYRILLIC_AND_EMOJI)
+    assert (message.encoding, message.segments) == ("UCS-2", 3)
+    sink = Sink()
+    provider = SmppProvider(settings(smsc), sink=sink)
+
+    [result] = await provider.send([message])
+
+    assert isinstance(result, Accepted)
+    assert [(s.esm_class, s.data_coding) for s in smsc.submits] == [(0x40, 8)] * 3
+    assert all(len(s.short_message) <= 6 + 67 * 2 for s in smsc.submits)
+    assert reassemble(smsc.submits) == [(8, CYRILLIC_AND_EMOJI)]
+    # The SMSC gave each part an id and a receipt; the message gets one, under part 1's id.
+    assert result.provider_message_id == smsc.submits[0].message_id
+    [receipt] = await sink.wait_for(1)
+    await provider.close()
+    assert (receipt.provider_message_id, receipt.status) == (
+        result.provider_message_id,
+        "delivered",
+    )
+    assert smsc.receipt_acks == 3
+    assert len(sink.receipts) == 1
+
+
+async def test_long_gsm7_message_with_extension_characters_reassembles(smsc: Smsc) -> None:
+    message = outbound(GSM_WITH_EXTENSIONS)
+    assert message.encoding == "GSM-7"
+    assert message.segments >= 3
+    provider = SmppProvider(settings(smsc))
+
+    results = await provider.send([message, outbound("Short one")])
+    await provider.close()
+
+    assert all(isinstance(r, Accepted) for r in results)
+    long_parts = [s for s in smsc.submits if s.esm_class == 0x40]
+    assert len(long_parts) == message.segments
+    assert {s.data_coding for s in smsc.submits} == {0}
+    # Unpacked septets: one octet per septet, escape pairs whole within a part.
+    assert all(len(s.short_message) - 6 <= 153 for s in long_parts)
+    assert sorted(reassemble(smsc.submits)) == sorted([(0, GSM_WITH_EXTENSIONS), (0, "Short one")])
+    short = next(s for s in smsc.submits if s.esm_class == 0)
+    assert (short.short_message, short.source, short.source_ton) == (b"Short one", "ACME", 5)
+    assert short.destination == "447700900001"
+    assert short.registered_delivery == 1
+
+
+@pytest.mark.parametrize(
+    ("submit_form", "receipt_form", "tlv", "submit_base", "receipt_base"),
+    [
+        pytest.param("hex", "decimal", False, 16, 10, id="hex-submit-decimal-text"),
+        pytest.param("decimal", "hex", False, 10, 16, id="decimal-submit-hex-text"),
+        pytest.param("hex", "decimal", True, 16, 10, id="hex-tlv-preferred-over-text"),
+        pytest.param("opaque", "opaque", False, None, None, id="opaque-ids-from-text"),
+    ],
+)
+async def test_receipts_match_submit_ids_across_hex_and_decimal(
+    smsc: Smsc,
+    submit_form: Any,
+    receipt_form: Any,
+    tlv: bool,
+    submit_base: int | None,
+    receipt_base: int | None,
+) -> None:
+    smsc.submit_id_form, smsc.receipt_id_form, smsc.receipt_tlv = submit_form, receipt_form, tlv
+    smsc.receipt_stat = {"447700900002": "UNDELIV"}
+    sink = Sink()
+    config = settings(smsc, submit_id_base=submit_base, receipt_id_base=receipt_base)
+    provider = SmppProvider(config, sink=sink, name="carrier")
+
+    results = await provider.send([outbound(to=f"+44770090000{i}") for i in range(1, 5)])
+
+    ids = [r.provider_message_id for r in results if isinstance(r, Accepted)]
+    assert len(ids) == 4
+    receipts = {r.provider_message_id: r for r in await sink.wait_for(4)}
+    await provider.close()
+    assert sorted(receipts) == sorted(ids)
+    assert receipts[ids[1]].status == "undelivered"
+    assert receipts[ids[1]].error_code == "UNDELIV:001"
+    assert {receipts[i].status for i in (ids[0], ids[2], ids[3])} == {"delivered"}
+    assert {r.provider for r in receipts.values()} == {"carrier"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "base", "canonical"),
+    [
+        ("1A2B", 16, "1a2b"),
+        ("001a2b", 16, "1a2b"),
+        ("6699", 10, "1a2b"),
+        ("0006699", 10, "1a2b"),
+        (" 6699\x00", 10, "1a2b"),
+        ("6699", 16, "6699"),
+        ("1A2B", None, "1A2B"),
+        ("msg-7", 16, "msg-7"),
+    ],
+)
+def test_canonical_message_id(raw: str, base: int | None, canonical: str) -> None:
+    assert canonical_message_id(raw, base) == canonical
+
+
+async def test_receipt_read_from_text_alone_and_from_message_state(smsc: Smsc) -> None:
+    sink = Sink()
+    provider = SmppProvider(settings(smsc, submit_id_base=16, receipt_id_base=10), sink=sink)
+    await provider.start()
+
+    text_only = smpp34.DeliverSm(
+        "447700900001",
+        "ACME",
+        b"id:0000006699 sub:001 dlvrd:000 submit date:2501011200 done date:250101120159 "
+        b"stat:EXPIRED err:000 Text:caf\xe9 - unicode in latin-1",
+        esm_class=0x04,
+    )
+    state_only = smpp34.DeliverSm(
+        "447700900001",
+        "ACME",
+        b"",
+        esm_class=0x04,
+        tlvs=[smpp34.Tlv(0x001E, b"00BEEF\x00"), smpp34.Tlv(0x0427, bytes([2]))],
+    )
+    assert await smsc.deliver(text_only) == 0
+    assert await smsc.deliver(state_only) == 0
+    receipts = await sink.wait_for(2)
+    await provider.close()
+    assert [(r.provider_message_id, r.status, r.error_code) for r in receipts] == [
+        ("1a2b", "undelivered", "EXPIRED"),
+        ("beef", "delivered", None),
+    ]
+
+
+async def test_connection_dropped_mid_stream_reconnects_and_in_flight_come_back_transient(
+    smsc: Smsc,
+) -> None:
+    smsc.response_delay = 0.005
+    smsc.drop_at_submit = 25
+    provider = SmppProvider(settings(smsc, window=10))
+    messages = [outbound(f"Message {i}", to=f"+4477009{i:05d}") for i in range(60)]
+
+    first = await provider.send(messages)
+
+    lost = Counter(r.code for r in first if isinstance(r, TransientError))
+    # Those in the window at the drop, then those sent while it was down.
+    assert lost["smpp_connection_lost"] > 0
+    assert set(lost) <= {"smpp_connection_lost", "smpp_unavailable"}
+    answered = {s.message_id for s in smsc.submits if s.message_id is not None}
+    # Nothing the SMSC never answered is reported accepted.
+    assert {r.provider_message_id for r in first if isinstance(r, Accepted)} <= answered
+    again = [m for m, r in zip(messages, first, strict=True) if isinstance(r, TransientError)]
+    accepted, _ = await send_until_accepted(provider, again)
+    await provider.close()
+
+    assert len(accepted) == len(again)
+    assert [b.accepted for b in smsc.binds] == [True, True]
+    all_ids = [r.provider_message_id for r in first if isinstance(r, Accepted)]
+    all_ids += list(accepted.values())
+    assert len(all_ids) == len(set(all_ids)) == 60
+
+
+async def test_enquire_link_sent_on_its_timer_and_answered(smsc: Smsc) -> None:
+    provider = SmppProvider(settings(smsc, enquire_link_seconds=0.01))
+    await provider.start()
+
+    assert await smsc.enquire_link() == ENQUIRE_LINK_RESP
+    await smsc.wait_until(lambda: smsc.enquire_links >= 3)
+    await provider.close()
+    assert smsc.unbinds == 1
+
+
+async def test_wrong_password_is_refused_clearly(smsc: Smsc) -> None:
+    provider = SmppProvider(settings(smsc, password="wrong"))
+
+    with pytest.raises(SmppBindError, match="ESME_RINVPASWD"):
+        await provider.start()
+    [result] = await provider.send([outbound()])
+    await provider.close()
+
+    assert isinstance(result, TransientError)
+    assert result.code == "smpp_unavailable"
+    assert "ESME_RINVPASWD" in result.message
+    assert smsc.binds[0] == Bind("smsgw", "wrong", "gw", accepted=False)
+    assert not smsc.submits
+
+
+async def test_rejected_destination_is_permanent(smsc: Smsc) -> None:
+    smsc.reject = {"447700900009": 0x0B, "447700900008": 0x08}
+    provider = SmppProvider(settings(smsc))
+
+    results = await provider.send([outbound(to="+447700900009"), outbound(to="+447700900008")])
+    await provider.close()
+
+    assert results == [
+        PermanentError("ESME_RINVDSTADR", "SMSC rejected the message: ESME_RINVDSTADR"),
+        TransientError("ESME_RSYSERR", "SMSC answered ESME_RSYSERR"),
+    ]
+
+
+async def test_unanswered_submit_times_out_without_ending_the_session(smsc: Smsc) -> None:
+    smsc.ignore = {"447700900007"}
+    provider = SmppProvider(settings(smsc, submit_timeout_seconds=0.05))
+
+    results = await provider.send([outbound(to="+447700900007"), outbound(to="+447700900001")])
+    [later] = await provider.send([outbound()])
+    await provider.close()
+
+    assert isinstance(results[0], TransientError)
+    assert results[0].code == "smpp_timeout"
+    assert isinstance(results[1], Accepted)
+    assert isinstance(later, Accepted)
+    assert len(smsc.binds) == 1
+
+
+async def test_window_bounds_outstanding_submits(smsc: Smsc) -> None:
+    smsc.response_delay = 0.002
+    provider = SmppProvider(settings(smsc, window=4))
+
+    results = await provider.send([outbound(to=f"+4477009000{i:02d}") for i in range(40)])
+    await provider.close()
+
+    assert all(isinstance(r, Accepted) for r in results)
+    assert smsc.max_outstanding == 4
+
+
+async def test_mobile_originated_parts_reach_the_inbound_callback(smsc: Smsc) -> None:
+    received: list[InboundMessage] = []
+    arrived = asyncio.Event()
+
+    async def inbound(message: InboundMessage) -> None:
+        received.append(message)
+        if len(received) == 2:
+            arrived.set()
+
+    provider = SmppProvider(settings(smsc), inbound=inbound)
+    await provider.start()
+    first = "Привет".encode("utf-16-be")
+    second = smpp34.DeliverSm(
+        "447700900001", "12345", b"\x05\x00\x03\x2a\x02\x02Hi {there}", esm_class=0x40
+    )
+    assert (
+        await smsc.deliver(
+            smpp34.DeliverSm(
+                "447700900001",
+                "12345",
+                b"\x05\x00\x03\x2a\x02\x01" + first,
+                esm_class=0x40,
+                data_coding=8,
+            )
+        )
+        == 0
+    )
+    assert await smsc.deliver(second) == 0
+    async with asyncio.timeout(5):
+        await arrived.wait()
+    await provider.close()
+
+    assert [(m.source, m.destination, m.text, m.concatenation) for m in received] == [
+        ("447700900001", "12345", "Привет", Concatenation(42, 2, 1)),
+        ("447700900001", "12345", "Hi äthereñ", Concatenation(42, 2, 2)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "a" * 160,
+        "a" * 161,
+        "€" * 81,
+        "a" * 152 + "€" + "a" * 10,
+        "😀" * 35 + "a",
+        "ж" * 66 + "😀" + "ж" * 10,
+        GSM_WITH_EXTENSIONS,
+        CYRILLIC_AND_EMOJI,
+    ],
+)
+def test_parts_split_where_core_counts_them(body: str) -> None:
+    assert split_text(body, segments.encoding_of(body)) == segments.split(body)
+
+
+async def test_throttling_halves_the_window_and_pauses_then_it_grows_back() -> None:
+    window = Window(8, pause=0.02)
+    taken = [await window.acquire() for _ in range(8)]
+
+    window.release(taken[0], "throttled")
+    window.release(taken[1], "throttled")  # sent before the cut: no second cut
+    for taken_at in taken[2:]:
+        window.release(taken_at, "other")
+
+    assert window.limit == 4
+    resume_at = window._resume_at
+    assert await window.acquire() >= resume_at  # nobody sends during the pause
+    window.release(resume_at, "accepted")
+    for _ in range(3):
+        window.release(await window.acquire(), "accepted")
+    assert window.limit == 5

@@ -14,6 +14,7 @@ from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
+from app.controllers.upstreams import ReceiptsController, UpstreamsAdminController
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import request_logging
@@ -50,6 +51,8 @@ def create_app(settings: Settings, *, pool: AsyncConnectionPool[Conn] | None = N
             AdminController,
             MessagesController,
             AccountController,
+            UpstreamsAdminController,
+            ReceiptsController,
             health,
             ready,
         ],

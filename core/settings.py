@@ -41,7 +41,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     callback_retry_base_seconds: float = 5.0
     callback_retry_cap_seconds: float = 3600.0
     callback_timeout_seconds: float = 5.0
+    # The provider used when the route table is empty.
     provider: str = "simulator"
+    breaker_window_seconds: float = 30.0
+    breaker_min_requests: int = 20
+    breaker_error_rate: float = 0.5
+    breaker_cooldown_seconds: float = 15.0
+    breaker_probes: int = 5
     simulator_seed: int | None = None
     simulator_latency_ms: float = 0.0
     simulator_latency_jitter_ms: float = 0.0
@@ -90,7 +96,9 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_RETRY_JITTER": "1 = full jitter, 0 = none (1)",
     "SMSGW_CALLBACK_RETRY_BASE_SECONDS / _CAP_SECONDS": "callback backoff (5 / 3600)",
     "SMSGW_CALLBACK_TIMEOUT_SECONDS": "per callback POST (5)",
-    "SMSGW_PROVIDER": "upstream for the embedded run (simulator)",
+    "SMSGW_PROVIDER": "the provider when no routes are configured (simulator)",
+    "SMSGW_BREAKER_*": "WINDOW_SECONDS 30, MIN_REQUESTS 20, ERROR_RATE 0.5, COOLDOWN_SECONDS 15, "
+    "PROBES 5",
     "SMSGW_SIMULATOR_*": "simulator latency, failure rates, receipt delay and delivery rate",
     "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level",
 }

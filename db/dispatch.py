@@ -13,17 +13,59 @@ from db.sql import Queries
 _q = Queries("dispatch")
 
 
-async def claim(conn: Conn, *, tenant_id: uuid.UUID, limit: int, lease_seconds: float) -> list[Row]:
+async def claim_candidates(conn: Conn, *, tenant_id: uuid.UUID, limit: int) -> list[Row]:
+    return await _q.all(conn, "claim_candidates", tenant_id=tenant_id, limit=limit)
+
+
+async def mark_sending(
+    conn: Conn,
+    *,
+    tenant_id: uuid.UUID,
+    keys: Sequence[tuple[datetime, uuid.UUID]],
+    providers: Sequence[str],
+    lease_seconds: float,
+) -> list[Row]:
     return await _q.all(
-        conn, "claim", tenant_id=tenant_id, limit=limit, lease_seconds=lease_seconds
+        conn,
+        "mark_sending",
+        tenant_id=tenant_id,
+        created_ats=[k[0] for k in keys],
+        ids=[k[1] for k in keys],
+        providers=list(providers),
+        lease_seconds=lease_seconds,
+    )
+
+
+async def postpone(
+    conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]], until: datetime
+) -> int:
+    return await _q.run(
+        conn,
+        "postpone",
+        tenant_id=tenant_id,
+        created_ats=[k[0] for k in keys],
+        ids=[k[1] for k in keys],
+        until=until,
+    )
+
+
+async def expire(
+    conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]]
+) -> None:
+    await _q.run(
+        conn,
+        "expire",
+        tenant_id=tenant_id,
+        created_ats=[k[0] for k in keys],
+        ids=[k[1] for k in keys],
     )
 
 
 async def settle(
-    conn: Conn, *, tenant_id: uuid.UUID, provider: str, results: Mapping[str, Sequence[Any]]
+    conn: Conn, *, tenant_id: uuid.UUID, results: Mapping[str, Sequence[Any]]
 ) -> dict[str, int]:
     """Apply results (parallel arrays); returns how many messages took each status."""
-    rows = await _q.all(conn, "settle", tenant_id=tenant_id, provider=provider, **results)
+    rows = await _q.all(conn, "settle", tenant_id=tenant_id, **results)
     return {row["status"]: int(row["messages"]) for row in rows}
 
 

@@ -10,17 +10,16 @@ import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
 from core.accept import DispatchScheduler
-from core.delivery import DispatchConfig
+from core.delivery import DispatchConfig, Upstreams
 from core.settings import Settings
 from db import Conn
-from providers.base import Provider
 
 
 @dataclass(frozen=True)
 class WorkerDeps:
     settings: Settings
     pool: AsyncConnectionPool[Conn]
-    provider: Provider
+    upstreams: Upstreams
     scheduler: DispatchScheduler
     dispatch: DispatchConfig
     # Status callbacks to tenants; one client so connections are pooled per host.

@@ -23,7 +23,7 @@ def register(app: procrastinate.App) -> None:
             await delivery.dispatch_turn(
                 deps.pool,
                 tenant_id=uuid.UUID(tenant_id),
-                provider=deps.provider,
+                upstreams=deps.upstreams,
                 scheduler=deps.scheduler,
                 config=deps.dispatch,
             )

@@ -6,38 +6,18 @@ from collections.abc import Sequence
 
 import httpx
 import structlog
-from psycopg_pool import AsyncConnectionPool
 
 from core import receipts
-from core.delivery import DispatchConfig
+from core.delivery import BreakerConfig, DispatchConfig
 from core.retry import Backoff
 from core.settings import Settings
-from db import Conn
 from db.pool import open_pool
 from jobs.app import QUEUES, create_app
 from jobs.context import WorkerDeps
 from jobs.scheduler import ProcrastinateScheduler
-from providers.base import Provider
-from providers.simulator import Simulator, SimulatorConfig
+from jobs.upstreams import DatabaseUpstreams
 
 log = structlog.get_logger("smsgw.worker")
-
-
-def build_provider(settings: Settings, pool: AsyncConnectionPool[Conn]) -> Provider:
-    if settings.provider != "simulator":
-        raise ValueError(f"unknown provider {settings.provider!r}; this build has: simulator")
-    return Simulator(
-        SimulatorConfig(
-            seed=settings.simulator_seed,
-            latency_ms=settings.simulator_latency_ms,
-            latency_jitter_ms=settings.simulator_latency_jitter_ms,
-            transient_rate=settings.simulator_transient_rate,
-            permanent_rate=settings.simulator_permanent_rate,
-            dlr_delay_seconds=settings.simulator_dlr_delay_seconds,
-            delivery_rate=settings.simulator_delivery_rate,
-        ),
-        sink=receipts.sink_for(pool),
-    )
 
 
 def dispatch_config(settings: Settings) -> DispatchConfig:
@@ -48,6 +28,13 @@ def dispatch_config(settings: Settings) -> DispatchConfig:
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_cap_seconds,
             jitter=settings.retry_jitter,
+        ),
+        breaker=BreakerConfig(
+            window_seconds=settings.breaker_window_seconds,
+            min_requests=settings.breaker_min_requests,
+            error_rate=settings.breaker_error_rate,
+            cooldown_seconds=settings.breaker_cooldown_seconds,
+            probes=settings.breaker_probes,
         ),
     )
 
@@ -68,7 +55,7 @@ async def run_worker(
         name=f"smsgw-{name}",
     )
     app = create_app()
-    provider = build_provider(settings, pool)
+    upstreams = DatabaseUpstreams(settings, receipts.sink_for(pool))
     http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         follow_redirects=False,
@@ -78,7 +65,7 @@ async def run_worker(
         deps = WorkerDeps(
             settings=settings,
             pool=pool,
-            provider=provider,
+            upstreams=upstreams,
             scheduler=ProcrastinateScheduler(app),
             dispatch=dispatch_config(settings),
             http=http,
@@ -97,7 +84,7 @@ async def run_worker(
         )
     finally:
         await app.close_async()
-        await provider.close()
+        await upstreams.close()
         await http.aclose()
         await pool.close()
         log.info("worker.stopped")

@@ -1,44 +1,58 @@
--- name: claim
--- A tenant's turn: take up to `limit` due messages no other worker holds, mark them
--- `sending` under a lease (attempts + 1 names this claim), and expire, releasing their
--- holds, those whose validity ended while they waited.
-WITH due AS (
-    SELECT created_at, id
-      FROM messages
-     WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
-       AND next_attempt_at <= now()
-     ORDER BY next_attempt_at
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
-), claimed AS (
+-- name: claim_candidates
+-- A tenant's turn: lock up to `limit` due messages no other worker holds. The caller
+-- routes them, then marks, postpones, expires or fails each, in this transaction.
+SELECT created_at, id, status, to_number, provider, attempts, expires_at
+  FROM messages
+ WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
+   AND next_attempt_at <= now()
+ ORDER BY next_attempt_at
+ LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED
+
+-- name: mark_sending
+-- The claim proper: `sending` under a lease, with its provider; attempts + 1 names it.
+UPDATE messages m
+   SET status = 'sending',
+       attempts = m.attempts + 1,
+       provider = r.provider,
+       lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
+       next_attempt_at = NULL,
+       updated_at = clock_timestamp()
+  FROM unnest(%(created_ats)s::timestamptz[], %(ids)s::uuid[], %(providers)s::text[])
+       AS r(created_at, id, provider)
+ WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.body,
+          m.encoding, m.segments, m.expires_at
+
+-- name: postpone
+-- Routable later (breaker open, throttled, out of budget): wait without an attempt.
+UPDATE messages m
+   SET next_attempt_at = %(until)s
+  FROM unnest(%(created_ats)s::timestamptz[], %(ids)s::uuid[]) AS r(created_at, id)
+ WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+
+-- name: expire
+-- Messages whose validity ended while they waited: expired, hold released.
+WITH expired AS (
     UPDATE messages m
-       SET status = CASE WHEN m.expires_at <= now() THEN 'expired' ELSE 'sending' END,
-           attempts = m.attempts + CASE WHEN m.expires_at <= now() THEN 0 ELSE 1 END,
-           lease_expires_at = CASE WHEN m.expires_at <= now() THEN NULL
-                                   ELSE now() + make_interval(secs => %(lease_seconds)s) END,
-           next_attempt_at = NULL,
-           error_code = CASE WHEN m.expires_at <= now() THEN 'validity_expired'
-                             ELSE m.error_code END,
-           error_message = CASE WHEN m.expires_at <= now()
-                                THEN 'the validity period ended before the message was sent'
-                                ELSE m.error_message END,
+       SET status = 'expired', next_attempt_at = NULL,
+           error_code = 'validity_expired',
+           error_message = 'the validity period ended before the message was sent',
            updated_at = clock_timestamp()
-      FROM due
-     WHERE m.created_at = due.created_at AND m.id = due.id
-    RETURNING m.created_at, m.id, m.tenant_id, m.status, m.attempts, m.price, m.to_number,
-              m.sender, m.body, m.encoding, m.segments, m.expires_at
+      FROM unnest(%(created_ats)s::timestamptz[], %(ids)s::uuid[]) AS r(created_at, id)
+     WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+       AND m.status IN ('scheduled', 'queued')
+    RETURNING m.created_at, m.id, m.tenant_id, m.price
 ), released AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
-    SELECT created_at, id, tenant_id, 'release', price FROM claimed WHERE status = 'expired'
+    SELECT created_at, id, tenant_id, 'release', price FROM expired
     ON CONFLICT DO NOTHING
     RETURNING amount
-), refund AS (
-    UPDATE balances
-       SET held = held - r.amount, available = available + r.amount
-      FROM (SELECT sum(amount) AS amount FROM released) AS r
-     WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
 )
-SELECT * FROM claimed ORDER BY created_at, id
+UPDATE balances
+   SET held = held - r.amount, available = available + r.amount
+  FROM (SELECT sum(amount) AS amount FROM released) AS r
+ WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
 
 -- name: settle
 -- The outcome of one claim, one row per message: `sent` captures the hold, `failed` and
@@ -55,7 +69,6 @@ WITH results AS (
 ), settled AS (
     UPDATE messages m
        SET status = r.outcome,
-           provider = %(provider)s,
            provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
            error_code = r.error_code,
            error_message = r.error_message,
@@ -65,7 +78,7 @@ WITH results AS (
            updated_at = clock_timestamp()
       FROM results r
      WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
-       AND m.attempts = r.attempts AND m.status IN ('sending', 'queued')
+       AND m.attempts = r.attempts AND m.status IN ('sending', 'queued', 'scheduled')
     RETURNING m.created_at, m.id, m.tenant_id, m.status, m.price
 ), entries AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)

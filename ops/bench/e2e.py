@@ -9,14 +9,19 @@ under granian and ONE `smsgw worker` process, then from this process:
    and times from the first accept to the last `sent`.
 
 Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at).
+``--provider http`` or ``smpp`` sends through that adapter to the loopback peer of the
+tests (tests/aggregator.py, tests/providers/smsc.py) instead of the simulator, with
+receipts flowing back (run it from a checkout).
 
     python -m ops.bench.e2e [--messages 20000] [--tenants 10] [--latency-ms 0]
+                            [--provider simulator|http|smpp]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -25,8 +30,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -75,6 +83,81 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.kill()
 
 
+@contextlib.contextmanager
+def _peer(kind: str, gateway: str) -> Iterator[dict[str, Any] | None]:
+    """The upstream to send through: None for the simulator, else a provider body."""
+    if kind == "simulator":
+        yield None
+        return
+    if kind == "http":
+        port = _free_port()
+        env = {
+            **os.environ,
+            "AGG_DLR_URL": f"{gateway}/v1/providers/bench/dlr",
+            "AGG_DLR_SECRET": "bench-secret",
+        }
+        peer = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "granian",
+                "--interface",
+                "asgi",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "tests.aggregator_asgi:app",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.5)
+            yield {
+                "kind": "http",
+                "config": {
+                    "url": f"http://127.0.0.1:{port}/messages",
+                    "dlr_secret": "bench-secret",
+                    "concurrency": 50,
+                },
+            }
+        finally:
+            _stop(peer)
+        return
+    from tests.providers.smsc import Smsc
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    smsc = Smsc(receipt_delay=0.0)
+    asyncio.run_coroutine_threadsafe(smsc.start(), loop).result()
+    try:
+        yield {
+            "kind": "smpp",
+            "config": {
+                "host": "127.0.0.1",
+                "port": smsc.port,
+                "system_id": smsc.system_id,
+                "password": smsc.password,
+                "window": 50,
+            },
+        }
+    finally:
+        asyncio.run_coroutine_threadsafe(smsc.stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+
+
+async def _use_provider(client: httpx.AsyncClient, body: dict[str, Any] | None) -> None:
+    if body is None:
+        return
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    (await client.put("/v1/admin/providers/bench", json=body, headers=admin)).raise_for_status()
+    route = {"prefix": "+", "provider": "bench"}
+    (await client.post("/v1/admin/routes", json=route, headers=admin)).raise_for_status()
+
+
 async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
     keys = []
     for i in range(count):
@@ -118,7 +201,7 @@ def _wait_sent(db_url: str, expected: int, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT count(*) FROM messages WHERE status = 'sent'").fetchone()
+            row = conn.execute("SELECT count(*) FROM messages WHERE sent_at IS NOT NULL").fetchone()
             if row and row[0] >= expected:
                 return time.monotonic()
             time.sleep(0.05)
@@ -129,7 +212,7 @@ def _latencies(db_url: str, since_count: int) -> tuple[float, float]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT extract(epoch FROM sent_at - created_at) FROM messages"
-            " WHERE status = 'sent' ORDER BY created_at OFFSET %s",
+            " WHERE sent_at IS NOT NULL ORDER BY created_at OFFSET %s",
             (since_count,),
         ).fetchall()
     values = sorted(float(r[0]) for r in rows)
@@ -144,6 +227,7 @@ async def main_async(args: argparse.Namespace) -> None:
     env = _env(db_url, args.latency_ms)
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
+    stack = contextlib.ExitStack()
     try:
         subprocess.run(
             [sys.executable, "-m", "ops.cli", "migrate"],
@@ -162,6 +246,8 @@ async def main_async(args: argparse.Namespace) -> None:
                     pass
                 await asyncio.sleep(0.1)
             keys = await _tenants(client, args.tenants)
+            peer = stack.enter_context(_peer(args.provider, f"http://127.0.0.1:{port}"))
+            await _use_provider(client, peer)
 
             # 1. Backlog drain.
             await _ingest(client, keys, args.messages, inflight=4)
@@ -180,7 +266,8 @@ async def main_async(args: argparse.Namespace) -> None:
             p50, p99 = _latencies(db_url, args.messages)
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
-            f"simulator latency: {args.latency_ms} ms, workers: 1 process"
+            f"provider: {args.provider}, simulator latency: {args.latency_ms} ms, "
+            "workers: 1 process"
         )
         print(f"{'phase':<34}{'msg/s':>10}")
         print(f"{'backlog drain (accept done first)':<34}{backlog_rate:>10.0f}")
@@ -192,6 +279,7 @@ async def main_async(args: argparse.Namespace) -> None:
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        stack.close()
         server.destroy()
         shutil.rmtree(base, ignore_errors=True)
 
@@ -201,6 +289,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--provider", choices=["simulator", "http", "smpp"], default="simulator")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -93,15 +93,22 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
     message_id = uuid.UUID(sent.json()["id"])
     tenant_id = uuid.UUID(tenant.id)
 
-    async with conn.transaction():
-        first_claim = await dispatch_db.claim(conn, tenant_id=tenant_id, limit=10, lease_seconds=0)
+    async def claim(lease_seconds):
+        async with conn.transaction():
+            rows = await dispatch_db.claim_candidates(conn, tenant_id=tenant_id, limit=10)
+            return await dispatch_db.mark_sending(
+                conn,
+                tenant_id=tenant_id,
+                keys=[(r["created_at"], r["id"]) for r in rows],
+                providers=["simulator"] * len(rows),
+                lease_seconds=lease_seconds,
+            )
+
+    first_claim = await claim(lease_seconds=0)
     assert [row["id"] for row in first_claim] == [message_id]
     # The worker "dies"; its lease lapses and the message is claimed again.
     await delivery.recover_leases(pool, scheduler=_Scheduler())
-    async with conn.transaction():
-        second_claim = await dispatch_db.claim(
-            conn, tenant_id=tenant_id, limit=10, lease_seconds=60
-        )
+    second_claim = await claim(lease_seconds=60)
     assert second_claim[0]["attempts"] == 2
 
     def plan(rows):
@@ -111,9 +118,7 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
 
     for rows in (second_claim, second_claim, first_claim):  # settle, repeat, stale
         async with conn.transaction():
-            await dispatch_db.settle(
-                conn, tenant_id=tenant_id, provider="simulator", results=plan(rows)
-            )
+            await dispatch_db.settle(conn, tenant_id=tenant_id, results=plan(rows))
 
     assert (
         await _count(

@@ -29,8 +29,13 @@ async def test_transient_failures_are_retried_with_growing_jittered_delays(
         cursor = await conn.execute("SELECT min(attempts) AS n FROM messages")
         return (await cursor.fetchone())["n"] >= 4
 
+    # (The breaker would stop traffic to a provider failing everything: not the subject.)
     async with workers.in_process(
-        settings, simulator_transient_rate=1.0, retry_base_seconds=0.1, retry_cap_seconds=10
+        settings,
+        simulator_transient_rate=1.0,
+        retry_base_seconds=0.1,
+        retry_cap_seconds=10,
+        breaker_min_requests=10**6,
     ):
         await workers.eventually(sample_until_four_attempts, timeout=60, interval=0.01)
 

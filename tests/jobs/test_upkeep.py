@@ -11,8 +11,12 @@ from jobs.app import create_app
 from jobs.context import WorkerDeps
 from jobs.scheduler import ProcrastinateScheduler, queueing_lock
 from jobs.upkeep import recover_stalled_jobs
-from providers.simulator import Simulator, SimulatorConfig
+from jobs.upstreams import DatabaseUpstreams
 from tests import support
+
+
+async def _no_receipts(receipts):
+    return None
 
 
 async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, settings, tenant):
@@ -41,7 +45,7 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
             deps = WorkerDeps(
                 settings=settings,
                 pool=pool,
-                provider=Simulator(SimulatorConfig()),
+                upstreams=DatabaseUpstreams(settings, sink=_no_receipts),
                 scheduler=ProcrastinateScheduler(app),
                 dispatch=DispatchConfig(),
                 http=http,

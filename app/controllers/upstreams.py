@@ -1,0 +1,112 @@
+"""Upstreams: operators configure providers and routes and watch their health; HTTP
+providers post delivery receipts back."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from app.auth import admin_guard
+from app.body import StrictBody
+from core import upstreams
+from core.errors import NotFound
+from core.upstreams import ProviderStatus, RouteView
+from db import Conn
+from providers.http import SIGNATURE_HEADER
+
+Tier = Literal["vip", "premium", "standard"]
+
+
+class ProviderRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: Literal["simulator", "http", "smpp"]
+    config: Annotated[
+        dict[str, Any], msgspec.Meta(description="Adapter settings; see README, Providers")
+    ] = msgspec.field(default_factory=dict)
+    mps: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    enabled: bool = True
+
+
+class RouteRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    prefix: Annotated[str, msgspec.Meta(description="+ and up to 15 digits; + is any")] = "+"
+    tier: Tier | None = None
+    provider: str
+    priority: int = 100
+    cost_per_segment: Annotated[int, msgspec.Meta(ge=0)] = 0
+    enabled: bool = True
+
+
+class ReceiptsAccepted(msgspec.Struct, kw_only=True):
+    accepted: int
+
+
+class UpstreamsAdminController(Controller):
+    path = "/v1/admin"
+    tags = ["admin"]
+    guards = [admin_guard]
+
+    @get("/providers")
+    async def list_providers(self, conn: NamedDependency[Conn]) -> list[ProviderStatus]:
+        """Every provider with its breaker state, recent error rate and latency."""
+        return await upstreams.provider_status(conn)
+
+    @put("/providers/{name:str}", dto=StrictBody[ProviderRequest], return_dto=None)
+    async def put_provider(
+        self, conn: NamedDependency[Conn], name: FromPath[str], data: JSONBody[ProviderRequest]
+    ) -> ProviderStatus:
+        """Create or replace a provider; workers pick the change up within seconds."""
+        async with conn.transaction():
+            return await upstreams.put_provider(
+                conn,
+                name=name,
+                kind=data.kind,
+                config=data.config,
+                mps=data.mps,
+                enabled=data.enabled,
+            )
+
+    @get("/routes")
+    async def list_routes(self, conn: NamedDependency[Conn]) -> list[RouteView]:
+        return await upstreams.list_routes(conn)
+
+    @post("/routes", dto=StrictBody[RouteRequest], return_dto=None, status_code=201)
+    async def add_route(
+        self, conn: NamedDependency[Conn], data: JSONBody[RouteRequest]
+    ) -> RouteView:
+        return await upstreams.add_route(
+            conn,
+            prefix=data.prefix,
+            tier=data.tier,
+            provider=data.provider,
+            priority=data.priority,
+            cost_per_segment=data.cost_per_segment,
+            enabled=data.enabled,
+        )
+
+    @delete("/routes/{route_id:str}", status_code=204)
+    async def delete_route(self, conn: NamedDependency[Conn], route_id: FromPath[str]) -> None:
+        if not route_id.isdigit():
+            raise NotFound("No route has this id.")
+        await upstreams.delete_route(conn, route_id=int(route_id))
+
+
+class ReceiptsController(Controller):
+    path = "/v1/providers"
+    tags = ["providers"]
+
+    @post("/{provider:str}/dlr", status_code=202)
+    async def receive(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], provider: FromPath[str]
+    ) -> ReceiptsAccepted:
+        """Delivery receipts from an HTTP provider, signed with its `dlr_secret`:
+        `X-Signature: sha256=<hex HMAC-SHA256(dlr_secret, body)>`."""
+        accepted = await upstreams.accept_http_receipts(
+            conn,
+            provider=provider,
+            body=await request.body(),
+            signature=request.headers.get(SIGNATURE_HEADER),
+        )
+        return ReceiptsAccepted(accepted=accepted)

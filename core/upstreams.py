@@ -1,0 +1,186 @@
+"""Operating the upstreams: provider rows, routes, health as operators see it, and the
+receipts that HTTP providers post back."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from core import receipts
+from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
+from db import Conn
+from db import providers as providers_db
+from providers import http as http_provider
+from providers.simulator import SimulatorConfig
+
+Kind = Literal["simulator", "http", "smpp"]
+NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+# Settings that are secrets: accepted on write, never shown back.
+SECRET_KEYS = frozenset({"api_key", "password", "dlr_secret"})
+
+
+class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    kind: str | None
+    enabled: bool | None
+    mps: int | None
+    state: str
+    error_rate: float | None
+    window_successes: int
+    window_failures: int
+    latency_ms: float | None
+    opened_at: datetime | None
+    throttled_until: datetime | None
+    changed_at: datetime | None
+    sent_total: int
+    failed_total: int
+
+
+class RouteView(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    prefix: str
+    tier: str | None
+    provider: str
+    priority: int
+    cost_per_segment: int
+    enabled: bool
+
+
+def _config_type(kind: str) -> type[Any]:
+    if kind == "simulator":
+        return SimulatorConfig
+    if kind == "http":
+        return http_provider.HttpConfig
+    from providers.smpp import SmppConfig
+
+    return SmppConfig
+
+
+def validate_config(kind: str, config: dict[str, Any]) -> None:
+    """Refuse a configuration the adapter could not be built from."""
+    config_type = _config_type(kind)
+    known = {f.name for f in dataclasses.fields(config_type)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise InvalidRequest(
+            "The provider configuration is not valid.",
+            [FieldError(f"config.{name}", "is not a setting of this kind") for name in unknown],
+        )
+    try:
+        config_type(**config)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            "The provider configuration is not valid.", [FieldError("config", str(exc))]
+        ) from None
+
+
+async def put_provider(
+    conn: Conn, *, name: str, kind: Kind, config: dict[str, Any], mps: int | None, enabled: bool
+) -> ProviderStatus:
+    if not NAME.match(name):
+        raise InvalidRequest(
+            "The provider name is not valid.",
+            [FieldError("name", "must be 1-32 of a-z, 0-9, _ and -, starting alphanumeric")],
+        )
+    if mps is not None and not 1 <= mps <= 1_000_000:
+        raise InvalidRequest(
+            "The provider is not valid.", [FieldError("mps", "must be null or 1 to 1000000")]
+        )
+    validate_config(kind, config)
+    await providers_db.upsert_provider(
+        conn, name=name, kind=kind, config=config, mps=mps, enabled=enabled
+    )
+    return next(s for s in await provider_status(conn) if s.name == name)
+
+
+async def provider_status(conn: Conn) -> list[ProviderStatus]:
+    statuses = []
+    for row in await providers_db.provider_status(conn):
+        successes, failures = row["window_successes"] or 0, row["window_failures"] or 0
+        seen = successes + failures
+        statuses.append(
+            ProviderStatus(
+                name=row["name"],
+                kind=row["kind"],
+                enabled=row["enabled"],
+                mps=row["mps"],
+                state=row["state"] or "closed",
+                error_rate=failures / seen if seen else None,
+                window_successes=successes,
+                window_failures=failures,
+                latency_ms=row["latency_ms"],
+                opened_at=row["opened_at"],
+                throttled_until=row["throttled_until"],
+                changed_at=row["changed_at"],
+                sent_total=row["sent_total"] or 0,
+                failed_total=row["failed_total"] or 0,
+            )
+        )
+    return statuses
+
+
+async def add_route(
+    conn: Conn,
+    *,
+    prefix: str,
+    tier: str | None,
+    provider: str,
+    priority: int,
+    cost_per_segment: int,
+    enabled: bool,
+) -> RouteView:
+    errors: list[FieldError] = []
+    if not re.fullmatch(r"\+[0-9]{0,15}", prefix):
+        errors.append(FieldError("prefix", "must be + followed by up to 15 digits"))
+    if tier is not None and tier not in ("vip", "premium", "standard"):
+        errors.append(FieldError("tier", "must be vip, premium, standard or null"))
+    if cost_per_segment < 0:
+        errors.append(FieldError("cost_per_segment", "must not be negative"))
+    known = {row["name"] for row in await providers_db.list_providers(conn)}
+    if provider not in known:
+        errors.append(FieldError("provider", "no provider has this name (PUT it first)"))
+    if errors:
+        raise InvalidRequest("The route is not valid.", errors)
+    row = await providers_db.insert_route(
+        conn,
+        prefix=prefix,
+        tier=tier,
+        provider=provider,
+        priority=priority,
+        cost_per_segment=cost_per_segment,
+        enabled=enabled,
+    )
+    return RouteView(**row)
+
+
+async def list_routes(conn: Conn) -> list[RouteView]:
+    return [RouteView(**row) for row in await providers_db.list_routes(conn)]
+
+
+async def delete_route(conn: Conn, *, route_id: int) -> None:
+    if not await providers_db.delete_route(conn, id=route_id):
+        raise NotFound("No route has this id.")
+
+
+async def accept_http_receipts(
+    conn: Conn, *, provider: str, body: bytes, signature: str | None
+) -> int:
+    """Receipts an HTTP provider posts back: authenticated by its shared secret, stored
+    in the inbox (where a repeat or an early receipt is harmless). Returns how many."""
+    row = next((r for r in await providers_db.list_providers(conn) if r["name"] == provider), None)
+    secret = str(row["config"].get("dlr_secret", "")) if row and row["kind"] == "http" else ""
+    if not http_provider.verify_signature(secret, body, signature):
+        raise Unauthorized("The receipt is not signed with this provider's secret.")
+    try:
+        parsed = http_provider.parse_receipts(provider, body)
+    except ValueError as exc:
+        raise InvalidRequest(
+            "The receipts are not valid.", [FieldError("body", str(exc))]
+        ) from None
+    async with conn.transaction():
+        await receipts.record(conn, parsed)
+    return len(parsed)

@@ -1,0 +1,47 @@
+-- name: list_providers
+SELECT name, kind, config, mps, enabled, updated_at FROM providers ORDER BY name
+
+-- name: list_routes
+SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled
+  FROM routes ORDER BY priority, cost_per_segment, length(prefix) DESC, id
+
+-- name: health
+SELECT * FROM smsgw_provider_health_v1(%(cooldown_seconds)s)
+
+-- name: take_sends
+SELECT smsgw_take_sends_v1(%(provider)s, %(wanted)s, %(mps)s, %(probes)s) AS allowed
+
+-- name: record_outcomes
+SELECT old_state, new_state FROM smsgw_record_outcomes_v1(
+    %(provider)s, %(successes)s, %(failures)s, %(latency_ms)s, %(window_seconds)s,
+    %(min_requests)s, %(error_rate)s, %(throttle_seconds)s)
+
+-- name: upsert_provider
+INSERT INTO providers (name, kind, config, mps, enabled)
+VALUES (%(name)s, %(kind)s, %(config)s, %(mps)s, %(enabled)s)
+ON CONFLICT (name) DO UPDATE
+   SET kind = excluded.kind, config = excluded.config, mps = excluded.mps,
+       enabled = excluded.enabled, updated_at = now()
+RETURNING name, kind, mps, enabled, created_at, updated_at
+
+-- name: insert_route
+INSERT INTO routes (prefix, tier, provider, priority, cost_per_segment, enabled)
+VALUES (%(prefix)s, %(tier)s, %(provider)s, %(priority)s, %(cost_per_segment)s, %(enabled)s)
+RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled
+
+-- name: delete_route
+DELETE FROM routes WHERE id = %(id)s RETURNING id
+
+-- name: provider_status
+-- What operators see: configuration and health side by side.
+SELECT p.name, p.kind, p.mps, p.enabled, h.state, h.window_successes, h.window_failures,
+       h.latency_ms, h.opened_at, h.throttled_until, h.changed_at, h.sent_total,
+       h.failed_total
+  FROM providers p LEFT JOIN provider_health h ON h.provider = p.name
+UNION ALL
+SELECT h.provider, NULL, NULL, NULL, h.state, h.window_successes, h.window_failures,
+       h.latency_ms, h.opened_at, h.throttled_until, h.changed_at, h.sent_total,
+       h.failed_total
+  FROM provider_health h
+ WHERE NOT EXISTS (SELECT 1 FROM providers p WHERE p.name = h.provider)
+ ORDER BY 1

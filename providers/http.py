@@ -1,0 +1,188 @@
+"""A JSON-over-HTTP aggregator (httpx, pooled connections, one request per message).
+
+Submit: ``POST <url>`` with ``Authorization: Bearer <api_key>`` and
+``{"to", "from", "text", "reference"}``; a 2xx answers ``{"id": "<their id>"}``.
+Receipts come back to ``POST /v1/providers/<name>/dlr`` signed with the shared
+``dlr_secret`` (see ``parse_receipts``).
+
+Errors are classed as an upstream means them: 5xx, 408, timeouts and connection
+failures are transient; 429 is throttling (transient, honouring Retry-After); any other
+4xx is the message's fault and permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from providers.base import (
+    Accepted,
+    OutboundMessage,
+    PermanentError,
+    Receipt,
+    SendResult,
+    TransientError,
+)
+
+SIGNATURE_HEADER = "X-Signature"
+DELIVERED = frozenset({"delivered", "delivrd"})
+UNDELIVERED = frozenset({"undelivered", "undeliv", "failed", "expired", "rejected", "deleted"})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    url: str
+    api_key: str = ""
+    dlr_secret: str = ""
+    # Requests in flight at once from one worker (the window).
+    concurrency: int = 20
+    timeout_seconds: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError("http provider url must be http(s)")
+        if self.concurrency < 1 or self.timeout_seconds <= 0:
+            raise ValueError("http provider concurrency and timeout must be positive")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def classify(response: httpx.Response) -> SendResult:
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            provider_id = response.json()["id"]
+        except (ValueError, KeyError, TypeError):
+            return TransientError("bad_response", "2xx without a JSON id")
+        return Accepted(str(provider_id))
+    detail = response.text[:200]
+    if status == 429:
+        return TransientError(
+            "throttled",
+            f"HTTP 429: {detail}",
+            retry_after=_retry_after(response.headers.get("retry-after")) or 1.0,
+        )
+    if status >= 500 or status == 408:
+        return TransientError(f"http_{status}", f"HTTP {status}: {detail}")
+    return PermanentError(f"http_{status}", f"HTTP {status}: {detail}")
+
+
+class HttpProvider:
+    """One keep-alive connection per lane, ``concurrency`` lanes.
+
+    Lanes rather than one pooled client: httpx's pool gets slower per request as more
+    requests wait on it (measured here: 411 req/s at 50 in flight against 2,274 with 50
+    single-connection clients; ops/bench/http.py), and a window of requests in flight
+    is exactly a set of lanes."""
+
+    def __init__(self, config: HttpConfig, *, name: str = "http") -> None:
+        self.name = name
+        self.config = config
+        timeout = httpx.Timeout(config.timeout_seconds, connect=min(2.0, config.timeout_seconds))
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._lanes: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        self._clients = [
+            httpx.AsyncClient(limits=limits, timeout=timeout) for _ in range(config.concurrency)
+        ]
+        for client in self._clients:
+            self._lanes.put_nowait(client)
+
+    async def _send_one(self, message: OutboundMessage) -> SendResult:
+        payload = {
+            "to": message.to,
+            "from": message.sender,
+            "text": message.body,
+            "reference": str(message.id),
+        }
+        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
+        client = await self._lanes.get()
+        try:
+            response = await client.post(self.config.url, json=payload, headers=headers)
+        except httpx.TimeoutException:
+            return TransientError("timeout", "the provider did not answer in time")
+        except httpx.HTTPError as exc:
+            return TransientError("connection", f"{type(exc).__name__}")
+        finally:
+            self._lanes.put_nowait(client)
+        return classify(response)
+
+    async def send(self, batch: Sequence[OutboundMessage]) -> list[SendResult]:
+        return list(await asyncio.gather(*(self._send_one(m) for m in batch)))
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    if not secret or not header:
+        return False
+    return hmac.compare_digest(signature(secret, body), header.strip())
+
+
+def _receipt(provider: str, item: Any) -> Receipt:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str | int):
+        raise ValueError("each receipt needs an id")
+    raw_status = str(item.get("status", "")).lower()
+    if raw_status in DELIVERED:
+        status = "delivered"
+    elif raw_status in UNDELIVERED:
+        status = "undelivered"
+    else:
+        raise ValueError(f"unknown receipt status {raw_status!r}")
+    occurred = datetime.now(UTC)
+    if isinstance(item.get("timestamp"), str):
+        try:
+            occurred = datetime.fromisoformat(item["timestamp"])
+        except ValueError as exc:
+            raise ValueError("timestamp must be ISO 8601") from exc
+        if occurred.tzinfo is None:
+            occurred = occurred.replace(tzinfo=UTC)
+    error_code = item.get("error_code")
+    return Receipt(
+        provider=provider,
+        provider_message_id=str(item["id"]),
+        status=status,  # type: ignore[arg-type]
+        error_code=None if error_code is None else str(error_code)[:64],
+        occurred_at=occurred,
+    )
+
+
+def parse_receipts(provider: str, body: bytes) -> list[Receipt]:
+    """``{"id", "status", "error_code"?, "timestamp"?}``, a list of them, or
+    ``{"receipts": [...]}``. Raises ValueError on anything else."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("the body is not JSON") from exc
+    if isinstance(data, dict) and "receipts" in data:
+        data = data["receipts"]
+    items = data if isinstance(data, list) else [data]
+    if not items or len(items) > 1000:
+        raise ValueError("send 1 to 1000 receipts")
+    return [_receipt(provider, item) for item in items]

@@ -1,0 +1,128 @@
+"""Receipts posted by an HTTP provider: authenticated, idempotent, and early ones wait
+for their message instead of being lost."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from core import receipts
+from db import dispatch as dispatch_db
+from providers.http import SIGNATURE_HEADER, signature
+from tests import support
+
+SECRET = "dlr-secret-of-agg"
+
+
+async def _agg(api, admin_headers):
+    response = await api.put(
+        "/v1/admin/providers/agg",
+        json={"kind": "http", "config": {"url": "http://127.0.0.1:9/", "dlr_secret": SECRET}},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _post(api, body: dict | list, secret=SECRET, provider="agg"):
+    raw = json.dumps(body).encode()
+    return await api.post(
+        f"/v1/providers/{provider}/dlr",
+        content=raw,
+        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, raw)},
+    )
+
+
+async def _sent_message(api, conn, tenant, provider_message_id):
+    """A message the provider `agg` accepted under ``provider_message_id``."""
+    sent = await support.send(api, tenant)
+    tenant_id = uuid.UUID(tenant.id)
+    async with conn.transaction():
+        rows = await dispatch_db.claim_candidates(conn, tenant_id=tenant_id, limit=1)
+        claimed = await dispatch_db.mark_sending(
+            conn,
+            tenant_id=tenant_id,
+            keys=[(rows[0]["created_at"], rows[0]["id"])],
+            providers=["agg"],
+            lease_seconds=60,
+        )
+        await dispatch_db.settle(
+            conn,
+            tenant_id=tenant_id,
+            results={
+                "ids": [claimed[0]["id"]],
+                "created_ats": [claimed[0]["created_at"]],
+                "attempts": [claimed[0]["attempts"]],
+                "outcomes": ["sent"],
+                "provider_message_ids": [provider_message_id],
+                "error_codes": [None],
+                "error_messages": [None],
+                "next_attempt_ats": [None],
+            },
+        )
+    return sent.json()["id"]
+
+
+async def _status(api, tenant, message_id):
+    return (await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)).json()
+
+
+async def test_a_signed_receipt_delivers_the_message_once(api, conn, admin_headers, tenant):
+    await _agg(api, admin_headers)
+    message_id = await _sent_message(api, conn, tenant, "AGG-1")
+    for _ in range(2):  # the provider retries its webhook: the second changes nothing
+        response = await _post(api, {"id": "AGG-1", "status": "delivered"})
+        assert response.status_code == 202
+        assert response.json() == {"accepted": 1}
+        await receipts.apply_due(conn)
+    message = await _status(api, tenant, message_id)
+    assert message["status"] == "delivered"
+    assert message["delivered_at"] is not None
+    cursor = await conn.execute(
+        "SELECT count(*) AS n FROM message_events WHERE message_id = %s AND status = 'delivered'",
+        (message_id,),
+    )
+    assert (await cursor.fetchone())["n"] == 1
+    cursor = await conn.execute("SELECT count(*) AS n FROM receipts_inbox")
+    assert (await cursor.fetchone())["n"] == 0
+
+
+async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admin_headers, tenant):
+    await _agg(api, admin_headers)
+    early = await _post(
+        api,
+        {"receipts": [{"id": "AGG-7", "status": "undelivered", "error_code": "absent_subscriber"}]},
+    )
+    assert early.status_code == 202
+    counts = await receipts.apply_due(conn)
+    assert counts["waiting"] == 1  # no message carries AGG-7 yet
+    message_id = await _sent_message(api, conn, tenant, "AGG-7")
+    await conn.execute("UPDATE receipts_inbox SET available_at = now()")
+    await receipts.apply_due(conn)
+    message = await _status(api, tenant, message_id)
+    assert message["status"] == "undelivered"
+    assert message["error_code"] == "absent_subscriber"
+    # Undelivered after sent stays billed: the provider carried it.
+    assert (await support.balance(api, tenant))["captured"] == 7_900
+
+
+async def test_unsigned_or_wrongly_signed_receipts_are_refused(api, conn, admin_headers):
+    await _agg(api, admin_headers)
+    raw = json.dumps({"id": "X", "status": "delivered"}).encode()
+    attempts = [
+        await api.post("/v1/providers/agg/dlr", content=raw),
+        await _post(api, {"id": "X", "status": "delivered"}, secret="guess"),
+        await _post(api, {"id": "X", "status": "delivered"}, provider="nobody"),
+    ]
+    for response in attempts:
+        support.assert_problem(response, 401, "unauthorized")
+    cursor = await conn.execute("SELECT count(*) AS n FROM receipts_inbox")
+    assert (await cursor.fetchone())["n"] == 0
+
+
+async def test_malformed_receipts_are_refused_and_store_nothing(api, conn, admin_headers):
+    await _agg(api, admin_headers)
+    for body in ({"status": "delivered"}, {"id": "X", "status": "lost-in-space"}, []):
+        response = await _post(api, body)
+        support.assert_problem(response, 422, "invalid_request")
+    cursor = await conn.execute("SELECT count(*) AS n FROM receipts_inbox")
+    assert (await cursor.fetchone())["n"] == 0

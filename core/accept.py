@@ -102,22 +102,25 @@ async def _replay(conn: Conn, tenant: Tenant, idem: Idempotency) -> Accepted | N
     return Accepted(body=row["response"], replayed=True)
 
 
-def _columns(drafts: Sequence[submission.Draft]) -> dict[str, list[Any]]:
-    return {
-        "ids": [d.id for d in drafts],
-        "created_ats": [d.created_at for d in drafts],
-        "statuses": [d.status for d in drafts],
-        "to_numbers": [d.to for d in drafts],
-        "senders": [d.sender for d in drafts],
-        "bodies": [d.body for d in drafts],
-        "encodings": [d.encoding for d in drafts],
-        "segments": [d.segments for d in drafts],
-        "prices": [d.price for d in drafts],
-        "callback_urls": [d.callback_url for d in drafts],
-        "client_references": [d.client_reference for d in drafts],
-        "send_ats": [d.send_at for d in drafts],
-        "expires_ats": [d.expires_at for d in drafts],
-    }
+def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": d.id,
+            "created_at": d.created_at,
+            "status": d.status,
+            "to_number": d.to,
+            "sender": d.sender,
+            "body": d.body,
+            "encoding": d.encoding,
+            "segments": d.segments,
+            "price": d.price,
+            "callback_url": d.callback_url,
+            "client_reference": d.client_reference,
+            "send_at": d.send_at,
+            "expires_at": d.expires_at,
+        }
+        for d in drafts
+    ]
 
 
 async def _accept_drafts(
@@ -146,7 +149,7 @@ async def _accept_drafts(
                 return replay
         total = sum(d.price for d in drafts)
         accepted = await messages_db.accept(
-            conn, tenant_id=tenant.id, total=total, columns=_columns(drafts)
+            conn, tenant_id=tenant.id, total=total, messages=_rows(drafts)
         )
         if accepted == 0:
             raise InsufficientCredit(

@@ -115,14 +115,7 @@ def _outbound(row: Row) -> OutboundMessage:
 
 @dataclass(slots=True)
 class _Settlement:
-    ids: list[uuid.UUID] = field(default_factory=list)
-    created_ats: list[datetime] = field(default_factory=list)
-    attempts: list[int] = field(default_factory=list)
-    outcomes: list[str] = field(default_factory=list)
-    provider_message_ids: list[str | None] = field(default_factory=list)
-    error_codes: list[str | None] = field(default_factory=list)
-    error_messages: list[str | None] = field(default_factory=list)
-    next_attempt_ats: list[datetime | None] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     def add(
         self,
@@ -134,26 +127,21 @@ class _Settlement:
         error_message: str | None = None,
         next_attempt_at: datetime | None = None,
     ) -> None:
-        self.ids.append(row["id"])
-        self.created_ats.append(row["created_at"])
-        self.attempts.append(row["attempts"])
-        self.outcomes.append(outcome)
-        self.provider_message_ids.append(provider_message_id)
-        self.error_codes.append(error_code)
-        self.error_messages.append(error_message)
-        self.next_attempt_ats.append(next_attempt_at)
+        self.rows.append(
+            {
+                "id": row["id"],
+                "created_at": row["created_at"],
+                "attempts": row["attempts"],
+                "outcome": outcome,
+                "provider_message_id": provider_message_id,
+                "error_code": error_code,
+                "error_message": error_message,
+                "next_attempt_at": next_attempt_at,
+            }
+        )
 
-    def columns(self) -> dict[str, Sequence[Any]]:
-        return {
-            "ids": self.ids,
-            "created_ats": self.created_ats,
-            "attempts": self.attempts,
-            "outcomes": self.outcomes,
-            "provider_message_ids": self.provider_message_ids,
-            "error_codes": self.error_codes,
-            "error_messages": self.error_messages,
-            "next_attempt_ats": self.next_attempt_ats,
-        }
+    def column(self, name: str) -> list[Any]:
+        return [row[name] for row in self.rows]
 
 
 def plan_settlement(
@@ -406,10 +394,8 @@ async def dispatch_turn(
             error_message="no route serves this destination",
         )
     async with pool.connection() as conn, conn.transaction():
-        if plan.ids:
-            report.settled = await dispatch_db.settle(
-                conn, tenant_id=tenant_id, results=plan.columns()
-            )
+        if plan.rows:
+            report.settled = await dispatch_db.settle(conn, tenant_id=tenant_id, results=plan.rows)
         await kick(conn, tenant_id=tenant_id, scheduler=scheduler, not_before=report.hold_off_until)
     if per_provider:
         # After the settle commits: the health row is shared by every worker, and

@@ -20,14 +20,17 @@ async def record(conn: Conn, receipts: Sequence[Receipt]) -> int:
     now = datetime.now(UTC)
     return await receipts_db.record(
         conn,
-        receipts={
-            "providers": [r.provider for r in receipts],
-            "provider_message_ids": [r.provider_message_id for r in receipts],
-            "statuses": [r.status for r in receipts],
-            "error_codes": [r.error_code for r in receipts],
-            "occurred_ats": [r.occurred_at for r in receipts],
-            "available_ats": [r.not_before or now for r in receipts],
-        },
+        receipts=[
+            {
+                "provider": r.provider,
+                "provider_message_id": r.provider_message_id,
+                "status": r.status,
+                "error_code": r.error_code,
+                "occurred_at": r.occurred_at,
+                "available_at": r.not_before or now,
+            }
+            for r in receipts
+        ],
     )
 
 

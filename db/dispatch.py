@@ -8,9 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from db import Conn, Row
-from db.sql import Queries
+from db.sql import Queries, json_rows
 
 _q = Queries("dispatch")
+
+
+def _keys(keys: Sequence[tuple[datetime, uuid.UUID]]) -> str:
+    return json_rows([{"created_at": created_at, "id": id_} for created_at, id_ in keys])
 
 
 async def claim_candidates(conn: Conn, *, tenant_id: uuid.UUID, limit: int) -> list[Row]:
@@ -25,13 +29,15 @@ async def mark_sending(
     providers: Sequence[str],
     lease_seconds: float,
 ) -> list[Row]:
+    claims = [
+        {"created_at": key[0], "id": key[1], "provider": provider}
+        for key, provider in zip(keys, providers, strict=True)
+    ]
     return await _q.all(
         conn,
         "mark_sending",
         tenant_id=tenant_id,
-        created_ats=[k[0] for k in keys],
-        ids=[k[1] for k in keys],
-        providers=list(providers),
+        claims=json_rows(claims),
         lease_seconds=lease_seconds,
     )
 
@@ -39,33 +45,20 @@ async def mark_sending(
 async def postpone(
     conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]], until: datetime
 ) -> int:
-    return await _q.run(
-        conn,
-        "postpone",
-        tenant_id=tenant_id,
-        created_ats=[k[0] for k in keys],
-        ids=[k[1] for k in keys],
-        until=until,
-    )
+    return await _q.run(conn, "postpone", tenant_id=tenant_id, keys=_keys(keys), until=until)
 
 
 async def expire(
     conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]]
 ) -> None:
-    await _q.run(
-        conn,
-        "expire",
-        tenant_id=tenant_id,
-        created_ats=[k[0] for k in keys],
-        ids=[k[1] for k in keys],
-    )
+    await _q.run(conn, "expire", tenant_id=tenant_id, keys=_keys(keys))
 
 
 async def settle(
-    conn: Conn, *, tenant_id: uuid.UUID, results: Mapping[str, Sequence[Any]]
+    conn: Conn, *, tenant_id: uuid.UUID, results: Sequence[Mapping[str, Any]]
 ) -> dict[str, int]:
-    """Apply results (parallel arrays); returns how many messages took each status."""
-    rows = await _q.all(conn, "settle", tenant_id=tenant_id, **results)
+    """Apply results (one mapping per message); returns how many took each status."""
+    rows = await _q.all(conn, "settle", tenant_id=tenant_id, results=json_rows(results))
     return {row["status"]: int(row["messages"]) for row in rows}
 
 

@@ -8,33 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from db import Conn, Row
-from db.sql import Queries
+from db.sql import Queries, json_rows
 
 _q = Queries("messages")
 
-# Column arrays of the accept statement, in the order of its unnest().
-ACCEPT_COLUMNS = (
-    "ids",
-    "created_ats",
-    "statuses",
-    "to_numbers",
-    "senders",
-    "bodies",
-    "encodings",
-    "segments",
-    "prices",
-    "callback_urls",
-    "client_references",
-    "send_ats",
-    "expires_ats",
-)
-
 
 async def accept(
-    conn: Conn, *, tenant_id: uuid.UUID, total: int, columns: Mapping[str, Sequence[Any]]
+    conn: Conn, *, tenant_id: uuid.UUID, total: int, messages: Sequence[Mapping[str, Any]]
 ) -> int:
     """Hold ``total`` and insert the messages; 0 (and nothing written) when credit is short."""
-    row = await _q.one(conn, "accept", tenant_id=tenant_id, total=total, **columns)
+    row = await _q.one(
+        conn, "accept", tenant_id=tenant_id, total=total, messages=json_rows(messages)
+    )
     assert row is not None
     return int(row["accepted"])
 

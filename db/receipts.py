@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from db import Conn, Row
-from db.sql import Queries
+from db.sql import Queries, json_rows
 
 _q = Queries("receipts")
 
 
-async def record(conn: Conn, *, receipts: Mapping[str, Sequence[Any]]) -> int:
-    return await _q.run(conn, "record", **receipts)
+async def record(conn: Conn, *, receipts: Sequence[Mapping[str, Any]]) -> int:
+    return await _q.run(conn, "record", receipts=json_rows(receipts))
 
 
 async def apply_due(conn: Conn, *, limit: int, horizon_seconds: int) -> Row:

@@ -18,8 +18,7 @@ UPDATE messages m
        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
        next_attempt_at = NULL,
        updated_at = clock_timestamp()
-  FROM unnest(%(created_ats)s::timestamptz[], %(ids)s::uuid[], %(providers)s::text[])
-       AS r(created_at, id, provider)
+  FROM json_to_recordset(%(claims)s::json) AS r(created_at timestamptz, id uuid, provider text)
  WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
 RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.body,
           m.encoding, m.segments, m.expires_at
@@ -28,7 +27,7 @@ RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.b
 -- Routable later (breaker open, throttled, out of budget): wait without an attempt.
 UPDATE messages m
    SET next_attempt_at = %(until)s
-  FROM unnest(%(created_ats)s::timestamptz[], %(ids)s::uuid[]) AS r(created_at, id)
+  FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
  WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
 
 -- name: expire
@@ -39,7 +38,7 @@ WITH expired AS (
            error_code = 'validity_expired',
            error_message = 'the validity period ended before the message was sent',
            updated_at = clock_timestamp()
-      FROM unnest(%(created_ats)s::timestamptz[], %(ids)s::uuid[]) AS r(created_at, id)
+      FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
      WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
        AND m.status IN ('scheduled', 'queued')
     RETURNING m.created_at, m.id, m.tenant_id, m.price
@@ -60,12 +59,10 @@ UPDATE balances
 -- claim that sent it (same attempts) and only once: a late or repeated settle changes
 -- nothing, and the (message, phase) key of the ledger refuses a second settlement.
 WITH results AS (
-    SELECT * FROM unnest(
-        %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(attempts)s::smallint[],
-        %(outcomes)s::text[], %(provider_message_ids)s::text[], %(error_codes)s::text[],
-        %(error_messages)s::text[], %(next_attempt_ats)s::timestamptz[]
-    ) AS r(id, created_at, attempts, outcome, provider_message_id, error_code,
-           error_message, next_attempt_at)
+    SELECT * FROM json_to_recordset(%(results)s::json) AS r(
+        id uuid, created_at timestamptz, attempts smallint, outcome text,
+        provider_message_id text, error_code text, error_message text,
+        next_attempt_at timestamptz)
 ), settled AS (
     UPDATE messages m
        SET status = r.outcome,

@@ -2,7 +2,7 @@
 -- The hold and the messages in one statement (their first history rows come from the
 -- messages_inserted trigger): the balance
 -- UPDATE is conditional, so when credit is short nothing at all is inserted and the
--- statement returns zero rows. Takes parallel arrays, one element per message.
+-- statement returns zero rows. Takes the messages as a JSON array of objects.
 WITH hold AS (
     UPDATE balances
        SET available = available - %(total)s, held = held + %(total)s
@@ -16,14 +16,10 @@ WITH hold AS (
     SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
            m.encoding, m.segments, m.price, m.callback_url, m.client_reference, m.send_at,
            m.expires_at, coalesce(m.send_at, m.created_at), m.created_at
-      FROM hold, unnest(
-        %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(statuses)s::text[],
-        %(to_numbers)s::text[], %(senders)s::text[], %(bodies)s::text[],
-        %(encodings)s::text[], %(segments)s::smallint[], %(prices)s::bigint[],
-        %(callback_urls)s::text[], %(client_references)s::text[],
-        %(send_ats)s::timestamptz[], %(expires_ats)s::timestamptz[]
-      ) AS m(id, created_at, status, to_number, sender, body, encoding, segments, price,
-             callback_url, client_reference, send_at, expires_at)
+      FROM hold, json_to_recordset(%(messages)s::json) AS m(
+        id uuid, created_at timestamptz, status text, to_number text, sender text, body text,
+        encoding text, segments smallint, price bigint, callback_url text,
+        client_reference text, send_at timestamptz, expires_at timestamptz)
     RETURNING id, created_at, tenant_id, status, price
 ), holds AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)

@@ -1,9 +1,10 @@
 -- name: record
 INSERT INTO receipts_inbox
     (provider, provider_message_id, status, error_code, occurred_at, available_at)
-SELECT * FROM unnest(
-    %(providers)s::text[], %(provider_message_ids)s::text[], %(statuses)s::text[],
-    %(error_codes)s::text[], %(occurred_ats)s::timestamptz[], %(available_ats)s::timestamptz[])
+SELECT provider, provider_message_id, status, error_code, occurred_at, available_at
+  FROM json_to_recordset(%(receipts)s::json) AS r(
+        provider text, provider_message_id text, status text, error_code text,
+        occurred_at timestamptz, available_at timestamptz)
 
 -- name: apply_due
 -- Match due receipts to their messages by (provider, provider_message_id) and move

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from ops.embedded import EmbeddedPostgres
+from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
 
@@ -219,11 +219,42 @@ def _latencies(db_url: str, since_count: int) -> tuple[float, float]:
     return statistics.median(values), values[int(len(values) * 0.99) - 1]
 
 
+def _spy(pid: int, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy on a worker during the drain; prints its hottest functions when done."""
+    out = f"{tempfile.gettempdir()}/smsgw-spy-{pid}.txt"
+    return subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            f"sleep 1; py-spy record -p {pid} -d {int(seconds)} -r 250 -f raw -o {out}"
+            " >/dev/null 2>&1;"
+            f" {sys.executable} -m ops.bench.spysummary {out}",
+        ],
+    )
+
+
+def _print_sql_profile(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT total_exec_time, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
+        ).fetchall()
+    print(f"{'ms total':>10}{'calls':>9}{'rows':>9}  statement")
+    for total, calls, count, query in rows:
+        print(f"{total:>10.0f}{calls:>9}{count:>9}  {query}")
+
+
 async def main_async(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="smsgw-bench-", dir="/tmp"))
     base.chmod(0o755)
-    server = EmbeddedPostgres(base / "pg")
+    settings = dict(SERVER_SETTINGS)
+    if args.profile_sql:
+        settings["shared_preload_libraries"] = "pg_stat_statements"
+    server = EmbeddedPostgres(base / "pg", settings=settings)
     db_url = server.start()
+    if args.profile_sql:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     env = _env(db_url, args.latency_ms)
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
@@ -251,11 +282,14 @@ async def main_async(args: argparse.Namespace) -> None:
 
             # 1. Backlog drain.
             await _ingest(client, keys, args.messages, inflight=4)
-            worker = _start(["worker"], env)
-            procs.append(worker)
+            for n in range(args.workers):
+                procs.append(_start(["worker", "--name", f"bench-{n}"], env))
+            spy = _spy(procs[-1].pid, args.spy) if args.spy else None
             started = time.monotonic()
             finished = _wait_sent(db_url, args.messages, timeout=600)
             backlog_rate = args.messages / (finished - started)
+            if spy is not None:
+                spy.wait()
 
             # 2. Live: ingest and delivery at the same time.
             started = time.monotonic()
@@ -267,8 +301,10 @@ async def main_async(args: argparse.Namespace) -> None:
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
             f"provider: {args.provider}, simulator latency: {args.latency_ms} ms, "
-            "workers: 1 process"
+            f"workers: {args.workers} process(es)"
         )
+        if args.profile_sql:
+            _print_sql_profile(db_url)
         print(f"{'phase':<34}{'msg/s':>10}")
         print(f"{'backlog drain (accept done first)':<34}{backlog_rate:>10.0f}")
         print(f"{'live (ingest + delivery together)':<34}{live_rate:>10.0f}")
@@ -290,6 +326,9 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--provider", choices=["simulator", "http", "smpp"], default="simulator")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--profile-sql", action="store_true", help="print pg_stat_statements")
+    parser.add_argument("--spy", type=float, default=0, help="py-spy a worker for N seconds")
     asyncio.run(main_async(parser.parse_args()))
 
 

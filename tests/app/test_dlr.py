@@ -48,16 +48,18 @@ async def _sent_message(api, conn, tenant, provider_message_id):
         await dispatch_db.settle(
             conn,
             tenant_id=tenant_id,
-            results={
-                "ids": [claimed[0]["id"]],
-                "created_ats": [claimed[0]["created_at"]],
-                "attempts": [claimed[0]["attempts"]],
-                "outcomes": ["sent"],
-                "provider_message_ids": [provider_message_id],
-                "error_codes": [None],
-                "error_messages": [None],
-                "next_attempt_ats": [None],
-            },
+            results=[
+                {
+                    "id": claimed[0]["id"],
+                    "created_at": claimed[0]["created_at"],
+                    "attempts": claimed[0]["attempts"],
+                    "outcome": "sent",
+                    "provider_message_id": provider_message_id,
+                    "error_code": None,
+                    "error_message": None,
+                    "next_attempt_at": None,
+                }
+            ],
         )
     return sent.json()["id"]
 

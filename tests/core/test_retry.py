@@ -51,10 +51,10 @@ def test_a_transient_error_is_retried_while_validity_lasts_then_expires():
     plan = delivery.plan_settlement(
         [_row(1, 3600, now), _row(1, 5, now)], [error, error], backoff=backoff, now=now
     )
-    assert plan.outcomes == ["queued", "expired"]
-    assert plan.next_attempt_ats[0] == now + timedelta(seconds=10)
-    assert plan.next_attempt_ats[1] is None
-    assert plan.error_codes == ["busy", "validity_expired"]
+    assert plan.column("outcome") == ["queued", "expired"]
+    assert plan.column("next_attempt_at")[0] == now + timedelta(seconds=10)
+    assert plan.column("next_attempt_at")[1] is None
+    assert plan.column("error_code") == ["busy", "validity_expired"]
 
 
 def test_an_upstreams_retry_after_is_honoured():
@@ -65,4 +65,4 @@ def test_an_upstreams_retry_after_is_honoured():
         backoff=Backoff(base_seconds=1.0, cap_seconds=2.0),
         now=now,
     )
-    assert plan.next_attempt_ats[0] >= now + timedelta(seconds=120)
+    assert plan.column("next_attempt_at")[0] >= now + timedelta(seconds=120)

@@ -114,7 +114,7 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
     def plan(rows):
         return delivery.plan_settlement(
             rows, [Accepted("upstream-1")], backoff=Backoff(), now=second_claim[0]["created_at"]
-        ).columns()
+        ).rows
 
     for rows in (second_claim, second_claim, first_claim):  # settle, repeat, stale
         async with conn.transaction():

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
 
+from app.observability import HttpMetrics
 from core.accept import DispatchScheduler
+from core.observability import Observer
 from core.settings import Settings
 from db import Conn
 
@@ -20,6 +22,11 @@ class Services:
     settings: Settings
     pool: AsyncConnectionPool[Conn]
     scheduler: DispatchScheduler
+    # Reports read here: the replica when REPORTING_DATABASE_URL is set, else a small
+    # read-only pool of its own on the primary. The hot path never takes from it.
+    reporting: AsyncConnectionPool[Conn]
+    observer: Observer
+    http_metrics: HttpMetrics
 
 
 def services(state: State) -> Services:
@@ -33,4 +40,10 @@ async def provide_conn(state: State) -> AsyncGenerator[Conn, None]:
     # Autocommit connections: a handler that needs a unit of work opens it explicitly
     # with `conn.transaction()`, so nothing is left open across an await by accident.
     async with services(state).pool.connection() as conn:
+        yield conn
+
+
+async def provide_reporting_conn(state: State) -> AsyncGenerator[Conn, None]:
+    """A read-only connection of the reporting pool, for report handlers only."""
+    async with services(state).reporting.connection() as conn:
         yield conn

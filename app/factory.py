@@ -14,35 +14,65 @@ from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
+from app.controllers.operations import (
+    OperationsController,
+    dashboard_page,
+    dashboard_static,
+    metrics,
+)
+from app.controllers.reports import AdminReportsController, ReportsController
 from app.controllers.upstreams import ReceiptsController, UpstreamsAdminController
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
-from app.observability import request_logging
+from app.observability import HttpMetrics, request_observer
+from core.observability import Observer
 from core.settings import Settings
 from db import Conn
-from db.pool import open_pool
-from jobs.app import create_app as create_jobs_app
+from db.pool import open_pool, open_reporting_pool
 from jobs.scheduler import ProcrastinateScheduler
 
 
-def create_app(settings: Settings, *, pool: AsyncConnectionPool[Conn] | None = None) -> Litestar:
-    """The API. ``pool`` lets a test share one pool; otherwise the lifespan opens one."""
+def create_app(
+    settings: Settings,
+    *,
+    pool: AsyncConnectionPool[Conn] | None = None,
+    reporting_pool: AsyncConnectionPool[Conn] | None = None,
+) -> Litestar:
+    """The API. ``pool`` (and ``reporting_pool``) let a test share pools; otherwise the
+    lifespan opens them: the primary's, and the reporting one (the replica named by
+    ``reporting_database_url``, else a small read-only pool on the primary)."""
+    http_metrics = HttpMetrics()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None, None]:
         own_pool = pool is None
+        own_reporting = reporting_pool is None
         active = pool or await open_pool(
             settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
         )
-        jobs_app = create_jobs_app()
-        await jobs_app.open_async(active)
+        reporting = reporting_pool or await open_reporting_pool(
+            settings.reporting_database_url or settings.database_url,
+            max_size=settings.reporting_pool_max,
+            statement_timeout_ms=settings.report_statement_timeout_ms,
+        )
         app.state.services = Services(
-            settings=settings, pool=active, scheduler=ProcrastinateScheduler(jobs_app)
+            settings=settings,
+            pool=active,
+            scheduler=ProcrastinateScheduler(),
+            reporting=reporting,
+            observer=Observer(
+                active,
+                reporting,
+                reporting_is_primary=not settings.reporting_database_url,
+                ttl=settings.metrics_cache_seconds,
+            ),
+            http_metrics=http_metrics,
         )
         try:
             yield
         finally:
-            await jobs_app.close_async()
+            if own_reporting:
+                await reporting.close()
             if own_pool:
                 await active.close()
 
@@ -53,13 +83,19 @@ def create_app(settings: Settings, *, pool: AsyncConnectionPool[Conn] | None = N
             AccountController,
             UpstreamsAdminController,
             ReceiptsController,
+            ReportsController,
+            AdminReportsController,
+            OperationsController,
             health,
             ready,
+            metrics,
+            dashboard_page,
+            dashboard_static,
         ],
         dependencies={"conn": Provide(provide_conn)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        middleware=[request_logging],
+        middleware=[request_observer(http_metrics)],
         request_max_body_size=settings.max_request_bytes,
         openapi_config=OpenAPIConfig(
             title="smsgw",

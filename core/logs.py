@@ -49,3 +49,16 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     # httpx logs every request URL at INFO; callback URLs may carry tenant tokens.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+# granian's own loggers (start-up, worker restarts, crashes) handed to the root logger,
+# so they come out in the same format as ours (JSON in production) instead of granian's
+# plain text. Passed as granian's `log_dictconfig`, which it merges over its defaults.
+GRANIAN_LOG_CONFIG: dict[str, object] = {
+    "formatters": {},
+    "handlers": {},
+    "loggers": {
+        "_granian": {"handlers": [], "propagate": True},
+        "granian.access": {"handlers": [], "propagate": True},
+    },
+}

@@ -1,6 +1,8 @@
-"""The process's connection pool."""
+"""The process's connection pools: the primary's, and a read-only one for reports."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -14,6 +16,23 @@ async def _autocommit(conn: Conn) -> None:
     # (Set here, not in kwargs: procrastinate's listener connects with the pool's kwargs
     # plus its own autocommit=True, and a duplicate keyword would fail.)
     await conn.set_autocommit(True)
+
+
+def _reporting(statement_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
+    async def configure(conn: Conn) -> None:
+        await conn.set_autocommit(True)
+        # Session settings, not startup options: they work on a replica, on the primary
+        # and through a pooler in session mode. Read-only makes a report that tries to
+        # write fail at once on the primary as it would on a replica; the timeout bounds
+        # what one report can cost the server.
+        await conn.execute(
+            "SELECT set_config('default_transaction_read_only', 'on', false),"
+            " set_config('statement_timeout', %s, false),"
+            " set_config('application_name', 'smsgw-reporting', false)",
+            (str(int(statement_timeout_ms)),),
+        )
+
+    return configure
 
 
 async def open_pool(
@@ -32,4 +51,27 @@ async def open_pool(
         open=False,
     )
     await pool.open(wait=True, timeout=30)
+    return pool
+
+
+async def open_reporting_pool(
+    conninfo: str, *, max_size: int = 4, statement_timeout_ms: int = 30_000
+) -> AsyncConnectionPool[Conn]:
+    """Reports only: read-only sessions with a statement timeout, on the replica when one
+    is configured. A pool of its own even on the primary, so a slow report can never
+    take a connection the hot path is waiting for."""
+    pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+        conninfo,
+        min_size=1,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row},
+        configure=_reporting(statement_timeout_ms),
+        connection_class=AsyncConnection,
+        timeout=10,
+        name="smsgw-reporting",
+        open=False,
+    )
+    # Not waiting for the first connection: an API whose replica is down still serves
+    # the hot path; reports answer 503 until the replica is back.
+    await pool.open(wait=False)
     return pool

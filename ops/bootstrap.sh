@@ -34,6 +34,24 @@ ensure_postgres() {
     fi
 }
 
+# The dashboard's browser test drives Debian's chromium (Playwright with
+# executable_path; Playwright never downloads a browser of its own here).
+ensure_chromium() {
+    if command -v chromium >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "smsgw: installing chromium (for the dashboard's browser test) with apt-get" >&2
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+            echo "smsgw: chromium could not be installed; the browser test will be skipped" >&2
+        fi
+    else
+        echo "smsgw: chromium is missing, so the dashboard's browser test will be skipped" >&2
+        echo "       (Debian/Ubuntu: sudo apt-get install chromium)." >&2
+    fi
+}
+
 ensure_venv() {
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -m venv "$VENV"
@@ -50,4 +68,7 @@ ensure_venv() {
 }
 
 ensure_postgres
+if [ "$EXTRAS" = "dev" ]; then
+    ensure_chromium
+fi
 ensure_venv

@@ -64,3 +64,18 @@ def test_database_primary_replica_and_health_checks(compose):
     assert services["api"]["deploy"]["replicas"] >= 2
     assert services["lb"]["ports"] == ["8000:8000"]
     assert "/ready" in " ".join(services["api"]["healthcheck"]["test"])
+
+
+def test_prometheus_scrapes_every_api_replica(compose):
+    prometheus = compose["services"]["prometheus"]
+    assert "healthcheck" in prometheus
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    config = yaml.safe_load((ROOT / mounted["/etc/prometheus/prometheus.yml"]).read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    # One target per API replica (DNS A records of the `api` service), on its real port,
+    # rather than the load balancer, which would mix the replicas' HTTP counters.
+    (sd,) = job["dns_sd_configs"]
+    assert sd["names"] == ["api"]
+    assert sd["type"] == "A"
+    assert str(sd["port"]) == compose["services"]["api"]["expose"][0]

@@ -1,0 +1,125 @@
+"""The logs of a real workload (`smsgw api` and `smsgw worker` processes, JSON logs):
+every line is JSON with the request, tenant and message it is about, and none carries
+an API key, a webhook secret, the admin token or a message body."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from tests import httpd, support
+from tests.conftest import ADMIN_TOKEN
+from tests.workers import _env
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", *args],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+async def _until(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await _sleep()
+    raise AssertionError("condition not met")
+
+
+async def _sleep() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.1)
+
+
+async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _env(db_url, {"log_level": "DEBUG"})
+    env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
+    api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
+    body = f"the secret body {uuid.uuid4().hex}"
+    # The callback endpoint fails once, so a retry is logged with the message's id.
+    with httpd.serve(lambda n: (500, 0.0) if n == 0 else (200, 0.0)) as hook:
+        api_proc = _start(["api", "--port", str(port)], env, api_log)
+        worker_proc = _start(["worker"], env, worker_log)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=10) as api:
+
+                async def ready():
+                    try:
+                        return (await api.get("/ready")).status_code == 200
+                    except httpx.HTTPError:
+                        return False
+
+                await _until(ready)
+                admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+                tenant = await support.make_tenant(api, admin, credit=1_000_000)
+                sent = await support.send(api, tenant, body=body, callback_url=hook.url)
+                assert sent.status_code == 202, sent.text
+                message_id = sent.json()["id"]
+                got = await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)
+                assert got.status_code == 200
+                # A wrong key and a wrong admin token are refused (and must not be logged).
+                wrong_key = tenant.api_key[:-4] + "abcd"
+                refused = await api.get(
+                    "/v1/balance", headers={"Authorization": f"Bearer {wrong_key}"}
+                )
+                assert refused.status_code == 401
+                await api.get("/v1/admin/replication", headers={"Authorization": "Bearer x"})
+
+                async def delivered_callbacks():
+                    statuses = [json.loads(r.body)["status"] for r in hook.received]
+                    return "delivered" in statuses
+
+                await _until(delivered_callbacks)
+        finally:
+            _stop(api_proc)
+            _stop(worker_proc)
+
+    lines = api_log.read_text().splitlines() + worker_log.read_text().splitlines()
+    assert lines
+    records = []
+    for line in lines:
+        record = json.loads(line)  # every line is one JSON object
+        assert {"event", "level", "timestamp"} <= set(record), line
+        records.append(record)
+    text = "\n".join(lines)
+    for secret in (tenant.api_key, wrong_key, tenant.webhook_secret, ADMIN_TOKEN, body):
+        assert secret not in text
+    assert tenant.api_key.split("_")[2] not in text  # not even the secret half of the key
+
+    requests = [r for r in records if r["event"] == "http.request"]
+    assert all(r.get("request_id") for r in requests)
+    tenant_requests = [r for r in requests if r["route"].startswith("/v1/messages")]
+    assert tenant_requests
+    assert all(r.get("tenant_id") == tenant.id for r in tenant_requests)
+    read = next(r for r in requests if r["route"] == "/v1/messages/{message_id}")
+    assert read["message_id"] == message_id
+    failed_callback = next(r for r in records if r["event"] == "callback.failed")
+    assert failed_callback["message_id"] == message_id
+    assert failed_callback["tenant_id"] == tenant.id

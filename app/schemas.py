@@ -31,6 +31,16 @@ class TenantCreated(msgspec.Struct, kw_only=True):
     created_at: datetime
 
 
+class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Absent fields stay as they are; `rate_limit_mps: null` removes the limit."""
+
+    tier: Tier | msgspec.UnsetType = msgspec.UNSET
+    rate_limit_mps: Annotated[int, msgspec.Meta(ge=1, le=1000000)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    price_per_segment: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType = msgspec.UNSET
+
+
 class TenantView(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     name: str

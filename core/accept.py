@@ -9,12 +9,13 @@ work itself, because an Idempotency-Key replay must be decided inside it.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import msgspec
 
@@ -24,6 +25,7 @@ from core.errors import (
     IdempotencyMismatch,
     InsufficientCredit,
     InvalidRequest,
+    RateLimited,
 )
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
@@ -38,10 +40,13 @@ MAX_IDEMPOTENCY_KEY_CHARS = 255
 class DispatchScheduler(Protocol):
     """Makes sure a tenant's queued messages will be picked up; implemented in ``jobs/``.
 
-    Called inside a transaction that holds the tenant's balance row lock (the accept's
-    hold, the dispatcher's settle), so the check it makes sees every accept of the
-    tenant that committed before, and none can commit between the check and our commit.
+    ``ensure`` is called inside a transaction that holds the tenant's balance row lock
+    (the dispatcher's settle), so the check it makes sees every accept of the tenant
+    that committed before, and none can commit between the check and our commit. An
+    accept applies the same rule inside its own database call, naming ``task``.
     """
+
+    task: str
 
     async def ensure(
         self, conn: Conn, *, tenant_id: uuid.UUID, tier: str, due_at: datetime
@@ -132,33 +137,62 @@ async def _accept_drafts(
     scheduler: DispatchScheduler,
     idem: Idempotency | None,
 ) -> Accepted:
+    if idem is None:
+        # One statement in autocommit: it is its own transaction.
+        await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
+        return Accepted(body=response, replayed=False)
     async with conn.transaction():
-        if idem is not None:
-            claimed = await idempotency_db.claim_key(
-                conn,
-                tenant_id=tenant.id,
-                key=idem.key,
-                request_sha256=idem.request_sha256,
-                response=msgspec.to_builtins(response),
-                ttl_seconds=idem.ttl_seconds,
-            )
-            if not claimed:
-                # A concurrent request with this key committed first: answer as it did.
-                replay = await _replay(conn, tenant, idem)
-                assert replay is not None
-                return replay
-        total = sum(d.price for d in drafts)
-        accepted = await messages_db.accept(
-            conn, tenant_id=tenant.id, total=total, messages=_rows(drafts)
+        claimed = await idempotency_db.claim_key(
+            conn,
+            tenant_id=tenant.id,
+            key=idem.key,
+            request_sha256=idem.request_sha256,
+            response=msgspec.to_builtins(response),
+            ttl_seconds=idem.ttl_seconds,
         )
-        if accepted == 0:
-            raise InsufficientCredit(
-                f"Available credit does not cover {total} micro-units ({len(drafts)} message(s))."
-            )
-        await scheduler.ensure(
-            conn, tenant_id=tenant.id, tier=tenant.tier, due_at=min(d.due_at for d in drafts)
-        )
+        if not claimed:
+            # A concurrent request with this key committed first: answer as it did.
+            replay = await _replay(conn, tenant, idem)
+            assert replay is not None
+            return replay
+        await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
     return Accepted(body=response, replayed=False)
+
+
+async def _hold_insert_enqueue(
+    conn: Conn, *, tenant: Tenant, drafts: Sequence[submission.Draft], scheduler: DispatchScheduler
+) -> None:
+    total = sum(d.price for d in drafts)
+    rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
+    outcome = await messages_db.accept(
+        conn,
+        tenant_id=tenant.id,
+        total=total,
+        rate=rate,
+        messages=_rows(drafts),
+        queue=tenant.tier,
+        task=scheduler.task,
+        due=min(d.due_at for d in drafts),
+    )
+    if outcome["accepted"] == 0:
+        _refuse(outcome, tenant=tenant, total=total, count=len(drafts), rate=rate)
+
+
+def _refuse(
+    outcome: Mapping[str, Any], *, tenant: Tenant, total: int, count: int, rate: float | None
+) -> NoReturn:
+    """Say why nothing was accepted. Over the rate comes first: a client sending too
+    fast hears that, whatever its credit."""
+    tokens = outcome["tokens"]
+    if rate is not None and tokens is not None and tokens < 1:
+        wait = max(1, math.ceil((1 - tokens) / rate))
+        raise RateLimited(
+            f"Over the rate limit of {tenant.rate_limit_mps} requests per second.",
+            retry_after=wait,
+        )
+    raise InsufficientCredit(
+        f"Available credit does not cover {total} micro-units ({count} message(s))."
+    )
 
 
 def now_ms() -> int:

@@ -230,6 +230,28 @@ def _wait_until(health: Health | None, now: datetime, cooldown: float) -> dateti
     return now + timedelta(seconds=1)
 
 
+async def _paced(
+    conn: Conn, tenant_id: uuid.UUID, rows: list[Row], pace: float
+) -> tuple[list[Row], list[Row]]:
+    """The tenant's delivery pace: as many messages, in due order, as its segments-per-
+    second bucket allows now; the rest wait for it to refill."""
+    granted = await dispatch_db.take_tenant_segments(
+        conn, tenant_id=tenant_id, wanted=sum(row["segments"] for row in rows), rate=pace
+    )
+    spent, cut = 0, 0
+    for row in rows:
+        if spent + row["segments"] > granted:
+            break
+        spent += row["segments"]
+        cut += 1
+    if spent < granted:
+        # A long message at the cut did not fit: give its share back (a negative take).
+        await dispatch_db.take_tenant_segments(
+            conn, tenant_id=tenant_id, wanted=spent - granted, rate=pace
+        )
+    return rows[:cut], rows[cut:]
+
+
 async def _claim(
     conn: Conn,
     *,
@@ -246,19 +268,25 @@ async def _claim(
     report.claimed = len(candidates)
     if not candidates:
         return claim
-    tier = await dispatch_db.tenant_tier(conn, tenant_id=tenant_id) or "standard"
+    info = await dispatch_db.tenant_dispatch_info(conn, tenant_id=tenant_id)
+    tier = info["tier"] if info else "standard"
+    pace = info["rate_limit_mps"] if info else None
     await upstreams.refresh(conn)
     table = upstreams.table()
     health = _health(
         await providers_db.health(conn, cooldown_seconds=config.breaker.cooldown_seconds)
     )
-    expired: list[Row] = []
+    expired = [row for row in candidates if row["expires_at"] <= now]
+    live = [row for row in candidates if row["expires_at"] > now]
     waiting: dict[datetime, list[Row]] = {}
+    if pace and live:
+        live, held_back = await _paced(conn, tenant_id, live, float(pace))
+        if held_back:
+            # The bucket refills at `pace` segments per second.
+            deficit = sum(row["segments"] for row in held_back)
+            waiting[now + timedelta(seconds=min(5.0, max(0.2, deficit / pace)))] = held_back
     by_provider: dict[str, list[Row]] = {}
-    for row in candidates:
-        if row["expires_at"] <= now:
-            expired.append(row)
-            continue
+    for row in live:
         avoid = row["provider"] if row["attempts"] > 0 else None
         choice = choose(table, to=row["to_number"], tier=tier, health=health, now=now, avoid=avoid)
         if choice.provider is not None:

@@ -28,7 +28,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_request_bytes: int = 4 * 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
     partitions_ahead_days: int = 7
-    retention_days: int = 35
+    # Days of message history kept. A day still holding unsettled messages is kept
+    # whatever this says (scheduled sends can wait 35 days, validity adds 3).
+    retention_days: int = 40
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
     worker_concurrency: int = 8
@@ -57,6 +59,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     simulator_delivery_rate: float = 1.0
     log_json: bool | None = None
     log_level: str = "INFO"
+    # Reports: connections per API process to the reporting database, and how long one
+    # report statement may run there.
+    reporting_pool_max: int = 4
+    report_statement_timeout_ms: int = 30_000
+    # /metrics and the dashboard read the database at most this often per API process.
+    metrics_cache_seconds: float = 1.0
+    # When set, /metrics wants `Authorization: Bearer <token>`; unset, it is open (keep
+    # it on a private network, as Prometheus targets usually are).
+    metrics_token: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -88,7 +99,7 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_MAX_REQUEST_BYTES": "request body limit, 413 above it (4194304)",
     "SMSGW_IDEMPOTENCY_TTL_SECONDS": "how long an Idempotency-Key replays (86400)",
     "SMSGW_PARTITIONS_AHEAD_DAYS": "daily partitions created ahead (7)",
-    "SMSGW_RETENTION_DAYS": "days of message history kept (35)",
+    "SMSGW_RETENTION_DAYS": "days of message history kept (40)",
     "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",
     "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
     "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",
@@ -101,4 +112,8 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "PROBES 5",
     "SMSGW_SIMULATOR_*": "simulator latency, failure rates, receipt delay and delivery rate",
     "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level",
+    "SMSGW_REPORTING_POOL_MAX": "connections per API process for reports (4)",
+    "SMSGW_REPORT_STATEMENT_TIMEOUT_MS": "longest a report statement may run (30000)",
+    "SMSGW_METRICS_CACHE_SECONDS": "/metrics and dashboard read the database at most every (1) s",
+    "SMSGW_METRICS_TOKEN": "bearer token /metrics requires; unset: open",
 }

@@ -93,6 +93,36 @@ async def create_tenant(
     return tenant, await issue_api_key(conn, tenant_id=tenant.id)
 
 
+async def update_tenant(
+    conn: Conn,
+    *,
+    tenant_id: uuid.UUID,
+    tier: Tier | None = None,
+    rate_limit_mps: int | msgspec.UnsetType | None = msgspec.UNSET,
+    price_per_segment: int | None = None,
+) -> tuple[Tenant, Balance]:
+    """Change a tenant's tier, rate limit (None: unlimited) or price. A tier change
+    leaves the price as it is unless a price is given too."""
+    errors: list[FieldError] = []
+    if isinstance(rate_limit_mps, int) and not 1 <= rate_limit_mps <= 1_000_000:
+        errors.append(FieldError("rate_limit_mps", "must be null or between 1 and 1000000"))
+    if price_per_segment is not None and not 0 <= price_per_segment <= 10**12:
+        errors.append(FieldError("price_per_segment", "must be between 0 and 10^12"))
+    if errors:
+        raise InvalidRequest("The change is not valid.", errors)
+    found = await tenants_db.update_tenant(
+        conn,
+        id=tenant_id,
+        tier=tier,
+        set_rate=rate_limit_mps is not msgspec.UNSET,
+        rate_limit_mps=None if rate_limit_mps is msgspec.UNSET else rate_limit_mps,
+        price_per_segment=price_per_segment,
+    )
+    if not found:
+        raise NotFound("No tenant has this id.")
+    return await get_tenant(conn, tenant_id=tenant_id)
+
+
 async def get_tenant(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[Tenant, Balance]:
     row = await tenants_db.get_tenant(conn, id=tenant_id)
     if row is None:

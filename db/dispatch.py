@@ -83,3 +83,16 @@ async def tenants_without_dispatch(conn: Conn) -> list[uuid.UUID]:
 async def tenant_tier(conn: Conn, *, tenant_id: uuid.UUID) -> str | None:
     row = await _q.one(conn, "tenant_tier", tenant_id=tenant_id)
     return None if row is None else str(row["tier"])
+
+
+async def tenant_dispatch_info(conn: Conn, *, tenant_id: uuid.UUID) -> Row | None:
+    """The tenant's tier and delivery pace (segments per second, None: unlimited)."""
+    return await _q.one(conn, "tenant_dispatch_info", tenant_id=tenant_id)
+
+
+async def take_tenant_segments(
+    conn: Conn, *, tenant_id: uuid.UUID, wanted: int, rate: float
+) -> int:
+    row = await _q.one(conn, "take_tenant_segments", tenant_id=tenant_id, wanted=wanted, rate=rate)
+    assert row is not None
+    return int(row["granted"])

@@ -14,14 +14,33 @@ _q = Queries("messages")
 
 
 async def accept(
-    conn: Conn, *, tenant_id: uuid.UUID, total: int, messages: Sequence[Mapping[str, Any]]
-) -> int:
-    """Hold ``total`` and insert the messages; 0 (and nothing written) when credit is short."""
+    conn: Conn,
+    *,
+    tenant_id: uuid.UUID,
+    total: int,
+    rate: float | None,
+    messages: Sequence[Mapping[str, Any]],
+    queue: str,
+    task: str,
+    due: datetime,
+) -> Row:
+    """Hold ``total``, insert the messages and make sure a dispatch job (``task`` on
+    ``queue``) runs by ``due``. ``accepted`` is 0, and nothing written, when credit is
+    short or, with a ``rate``, the tenant's ingest bucket is empty; ``available`` and
+    ``tokens`` then say which."""
     row = await _q.one(
-        conn, "accept", tenant_id=tenant_id, total=total, messages=json_rows(messages)
+        conn,
+        "accept",
+        tenant_id=tenant_id,
+        total=total,
+        rate=rate,
+        messages=json_rows(messages),
+        queue=queue,
+        task=task,
+        due=due,
     )
     assert row is not None
-    return int(row["accepted"])
+    return row
 
 
 async def get_message(

@@ -44,8 +44,11 @@ CREATE TABLE balances (
     available bigint NOT NULL DEFAULT 0 CHECK (available >= 0),
     held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
     captured bigint NOT NULL DEFAULT 0 CHECK (captured >= 0),
+    -- Ingest limit: a token bucket on the row every accept locks anyway (0005).
+    ingest_tokens double precision,
+    ingest_at timestamptz,
     CHECK (credits = available + held + captured)
-) WITH (fillfactor = 50);
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 
 -- The append-only ledger, in two tables: credits are few and need a unique reference per
 -- tenant; message entries are many and live in daily partitions beside their messages.
@@ -193,6 +196,7 @@ DECLARE
     day date;
     parent text;
     child text;
+    options text;
     created integer := 0;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
@@ -200,12 +204,18 @@ BEGIN
         FOREACH parent IN ARRAY ARRAY[
             'messages', 'message_events', 'ledger_message_entries', 'callbacks'] LOOP
             child := parent || '_' || to_char(day, 'YYYYMMDD');
+            options := CASE parent
+                WHEN 'messages' THEN 'fillfactor = 85, autovacuum_vacuum_scale_factor = 0.02,'
+                                     ' autovacuum_analyze_scale_factor = 0.05'
+                WHEN 'callbacks' THEN 'fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05'
+                ELSE 'autovacuum_vacuum_insert_scale_factor = 0.05' END;
             IF to_regclass(quote_ident(child)) IS NULL THEN
                 EXECUTE format(
-                    'CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
+                    'CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L) WITH (%s)',
                     child, parent,
                     (day::timestamp AT TIME ZONE 'UTC'),
-                    ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+                    ((day + 1)::timestamp AT TIME ZONE 'UTC'),
+                    options);
                 created := created + 1;
             END IF;
         END LOOP;
@@ -433,6 +443,222 @@ CREATE TRIGGER messages_changed AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_messages_changed_v1();
 
+-- Delivery pace: segments per second, spent by dispatchers (a row of its own, so
+-- dispatch never waits on an accept's balance lock for it).
+CREATE TABLE tenant_pace (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    tokens double precision NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+) WITH (fillfactor = 50);
+
+-- Up to `p_wanted` segments the tenant may send now at `p_rate` segments per second;
+-- the bucket holds one second of sends. A negative `p_wanted` gives segments back.
+CREATE FUNCTION smsgw_take_tenant_segments_v1(
+    p_tenant_id uuid, p_wanted integer, p_rate double precision)
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    available double precision;
+    granted integer;
+BEGIN
+    INSERT INTO tenant_pace (tenant_id, tokens) VALUES (p_tenant_id, p_rate)
+    ON CONFLICT DO NOTHING;
+    SELECT least(p_rate, tokens + p_rate * extract(epoch FROM clock_timestamp() - at))
+      INTO available
+      FROM tenant_pace WHERE tenant_id = p_tenant_id FOR UPDATE;
+    granted := least(p_wanted, floor(available)::integer);
+    UPDATE tenant_pace SET tokens = available - granted, at = clock_timestamp()
+     WHERE tenant_id = p_tenant_id;
+    RETURN granted;
+END;
+$$;
+
+-- What the ledger held in partitions that retention dropped, so the invariant can still
+-- be checked: holds, captures and releases per tenant and day.
+CREATE TABLE ledger_rollups (
+    tenant_id uuid NOT NULL,
+    day date NOT NULL,
+    holds bigint NOT NULL DEFAULT 0,
+    captures bigint NOT NULL DEFAULT 0,
+    releases bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
+);
+
+-- Drop the daily partitions of days before `p_before`, rolling their ledger entries up
+-- first. A day that still holds a message not yet settled (scheduled, queued, sending)
+-- is kept and reported instead: dropping it would lose a hold. Returns one row per day.
+CREATE FUNCTION smsgw_drop_partitions_v1(p_before date)
+    RETURNS TABLE (day date, dropped boolean, detail text)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    child record;
+    suffix text;
+    pending bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
+    FOR child IN
+        SELECT c.relname, to_date(right(c.relname, 8), 'YYYYMMDD') AS d
+          FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname = 'messages' AND c.relname ~ '^messages_[0-9]{8}$'
+           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
+         ORDER BY 2
+    LOOP
+        suffix := to_char(child.d, 'YYYYMMDD');
+        EXECUTE format(
+            'SELECT count(*) FROM %I WHERE status IN (''scheduled'', ''queued'', ''sending'')',
+            'messages_' || suffix) INTO pending;
+        IF pending > 0 THEN
+            day := child.d; dropped := false;
+            detail := pending || ' message(s) not settled yet';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        EXECUTE format(
+            'INSERT INTO ledger_rollups AS r (tenant_id, day, holds, captures, releases)
+             SELECT tenant_id, %L::date,
+                    coalesce(sum(amount) FILTER (WHERE kind = ''hold''), 0),
+                    coalesce(sum(amount) FILTER (WHERE kind = ''capture''), 0),
+                    coalesce(sum(amount) FILTER (WHERE kind = ''release''), 0)
+               FROM %I GROUP BY tenant_id
+             ON CONFLICT (tenant_id, day) DO UPDATE
+                SET holds = r.holds + excluded.holds,
+                    captures = r.captures + excluded.captures,
+                    releases = r.releases + excluded.releases',
+            child.d, 'ledger_message_entries_' || suffix);
+        EXECUTE format('DROP TABLE IF EXISTS %I, %I, %I',
+            'messages_' || suffix, 'message_events_' || suffix,
+            'ledger_message_entries_' || suffix);
+        day := child.d; dropped := true; detail := 'dropped';
+        RETURN NEXT;
+    END LOOP;
+    -- Callbacks are partitioned by their own creation day; a day's outbox goes with it.
+    FOR child IN
+        SELECT c.relname
+          FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname = 'callbacks' AND c.relname ~ '^callbacks_[0-9]{8}$'
+           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
+    LOOP
+        EXECUTE format('DROP TABLE %I', child.relname);
+    END LOOP;
+END;
+$$;
+
+-- Make sure a dispatch job for the tenant will run no later than `p_due` (NULL: now).
+-- The caller holds the tenant's balance row lock, so this check and a dispatcher's own
+-- "anything left?" check cannot interleave (see jobs/scheduler.py). Inserting through
+-- procrastinate's own versioned function keeps its trigger (the NOTIFY) and defaults.
+CREATE FUNCTION smsgw_ensure_dispatch_v1(
+    p_tenant_id uuid, p_queue text, p_task text, p_due timestamptz)
+    RETURNS text
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    lock_name text := 'dispatch:' || p_tenant_id;
+    run_at timestamptz := CASE WHEN p_due > now() THEN p_due END;
+    waiting record;
+BEGIN
+    SELECT id, queue_name, scheduled_at INTO waiting
+      FROM procrastinate_jobs WHERE queueing_lock = lock_name AND status = 'todo';
+    IF FOUND THEN
+        IF waiting.scheduled_at IS NOT NULL AND (run_at IS NULL OR waiting.scheduled_at > run_at)
+        THEN
+            -- Bring it forward, and wake the queue's workers as an insert would.
+            UPDATE procrastinate_jobs SET scheduled_at = run_at
+             WHERE id = waiting.id AND status = 'todo';
+            PERFORM pg_notify('procrastinate_queue_v1#' || waiting.queue_name,
+                              json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+            PERFORM pg_notify('procrastinate_any_queue_v1',
+                              json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+            RETURN 'brought_forward';
+        END IF;
+        RETURN 'waiting';
+    END IF;
+    BEGIN
+        PERFORM procrastinate_defer_jobs_v1(ARRAY[ROW(
+            p_queue, p_task, 0, NULL, lock_name,
+            jsonb_build_object('tenant_id', p_tenant_id::text), run_at
+        )::procrastinate_job_to_defer_v1]);
+    EXCEPTION WHEN unique_violation THEN
+        -- Another transaction queued one first: that one will do.
+        RETURN 'raced';
+    END;
+    RETURN 'deferred';
+END;
+$$;
+
+-- Accept messages for a tenant: the conditional hold (and, with a rate, one token from
+-- the ingest bucket), the messages and their ledger holds, then the dispatch job.
+-- Returns the number accepted; when 0, nothing was written and `available` and
+-- `tokens` say why (short of credit, or over the rate).
+CREATE FUNCTION smsgw_accept_v1(
+    p_tenant_id uuid, p_total bigint, p_rate double precision, p_messages json,
+    p_queue text, p_task text, p_due timestamptz)
+    RETURNS TABLE (accepted integer, available bigint, tokens double precision)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    WITH hold AS (
+        -- The bucket is computed from the row this UPDATE locks (re-read if a
+        -- concurrent accept changed it first), so two accepts cannot spend one token.
+        UPDATE balances b
+           SET available = b.available - p_total, held = b.held + p_total,
+               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
+                   ELSE least(p_rate, coalesce(b.ingest_tokens, p_rate)
+                              + p_rate * extract(epoch FROM clock_timestamp()
+                                                 - coalesce(b.ingest_at, clock_timestamp())))
+                        - 1 END,
+               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
+         WHERE b.tenant_id = p_tenant_id AND b.available >= p_total
+           AND (p_rate IS NULL
+                OR least(p_rate, coalesce(b.ingest_tokens, p_rate)
+                         + p_rate * extract(epoch FROM clock_timestamp()
+                                            - coalesce(b.ingest_at, clock_timestamp()))) >= 1)
+        RETURNING b.tenant_id
+    ), inserted AS (
+        INSERT INTO messages (
+            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
+            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
+            updated_at)
+        SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
+               m.encoding, m.segments, m.price, m.callback_url, m.client_reference,
+               m.send_at, m.expires_at, coalesce(m.send_at, m.created_at), m.created_at
+          FROM hold, json_to_recordset(p_messages) AS m(
+            id uuid, created_at timestamptz, status text, to_number text, sender text,
+            body text, encoding text, segments smallint, price bigint, callback_url text,
+            client_reference text, send_at timestamptz, expires_at timestamptz)
+        RETURNING id, created_at, tenant_id, price
+    ), holds AS (
+        INSERT INTO ledger_message_entries
+            (message_created_at, message_id, tenant_id, kind, amount)
+        SELECT created_at, id, tenant_id, 'hold', price FROM inserted
+    )
+    SELECT count(*) INTO n FROM inserted;
+    IF n = 0 THEN
+        RETURN QUERY
+        SELECT 0, b.available,
+               CASE WHEN p_rate IS NULL THEN NULL::double precision
+                    ELSE least(p_rate, coalesce(b.ingest_tokens, p_rate)
+                               + p_rate * extract(epoch FROM clock_timestamp()
+                                                  - coalesce(b.ingest_at, clock_timestamp())))
+               END
+          FROM balances b WHERE b.tenant_id = p_tenant_id;
+        RETURN;
+    END IF;
+    -- A new statement, so a new snapshot: it sees every accept of this tenant that
+    -- committed while we waited for the balance row lock.
+    PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, p_due);
+    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision;
+END;
+$$;
+
 -- The ledger invariant. Returns one row per violation; an empty result means, for every
 -- tenant, credits = available + held + captured and the totals equal the ledger's sums,
 -- and every message is held once, at its price, and settled as its status requires:
@@ -443,11 +669,19 @@ CREATE FUNCTION smsgw_ledger_violations_v1()
     LANGUAGE sql STABLE
 AS $$
     WITH entry_totals AS (
-        SELECT e.tenant_id,
-               sum(e.amount) FILTER (WHERE e.kind = 'hold') AS holds,
-               sum(e.amount) FILTER (WHERE e.kind = 'capture') AS captures,
-               sum(e.amount) FILTER (WHERE e.kind = 'release') AS releases
-          FROM ledger_message_entries e GROUP BY e.tenant_id
+        SELECT t.tenant_id, sum(t.holds) AS holds, sum(t.captures) AS captures,
+               sum(t.releases) AS releases
+          FROM (
+            SELECT e.tenant_id,
+                   sum(e.amount) FILTER (WHERE e.kind = 'hold') AS holds,
+                   sum(e.amount) FILTER (WHERE e.kind = 'capture') AS captures,
+                   sum(e.amount) FILTER (WHERE e.kind = 'release') AS releases
+              FROM ledger_message_entries e GROUP BY e.tenant_id
+            UNION ALL
+            SELECT r.tenant_id, sum(r.holds), sum(r.captures), sum(r.releases)
+              FROM ledger_rollups r GROUP BY r.tenant_id
+          ) AS t
+         GROUP BY t.tenant_id
     ), credit_totals AS (
         SELECT c.tenant_id, sum(c.amount) AS credits FROM ledger_credits c GROUP BY c.tenant_id
     ), tenant_checks AS (
@@ -505,5 +739,432 @@ AS $$
        AND e.kind = 'hold';
 $$;
 
+-- Operations (0004): counters for /metrics, and destination countries for reports.
+-- Running totals of message status changes, read by /metrics and the dashboard: kept by
+-- statement-level triggers on messages (one upsert per group per statement, however
+-- many rows it touched). `slot` is the writing backend's pid, so two transactions never
+-- update the same row: no lock waits and no deadlocks on the hot path. Rows of backends
+-- that have exited are folded into slot 0 by smsgw_fold_message_counters_v1(), so the
+-- table stays small; sums over slots only ever grow (Prometheus counters).
+-- kind 'accepted': a message inserted (status queued or scheduled); kind 'changed': a
+-- message entered `status` (sending, sent, delivered, undelivered, failed, expired,
+-- canceled, or queued again for a retry).
+CREATE TABLE message_counters (
+    slot integer NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('accepted', 'changed')),
+    status text NOT NULL,
+    tier text NOT NULL,
+    provider text NOT NULL DEFAULT '',
+    n bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (slot, kind, status, tier, provider)
+) WITH (fillfactor = 50);
+
+CREATE FUNCTION smsgw_count_inserted_v1()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+    SELECT pg_backend_pid(), 'accepted', n.status, t.tier, '', count(*)
+      FROM new_rows n JOIN tenants t ON t.id = n.tenant_id
+     GROUP BY n.status, t.tier
+     ORDER BY n.status, t.tier
+    ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION smsgw_count_changed_v1()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+    SELECT pg_backend_pid(), 'changed', n.status, t.tier, coalesce(n.provider, ''), count(*)
+      FROM new_rows n
+      JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
+      JOIN tenants t ON t.id = n.tenant_id
+     WHERE n.status <> o.status
+     GROUP BY n.status, t.tier, coalesce(n.provider, '')
+     ORDER BY n.status, t.tier, coalesce(n.provider, '')
+    ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER messages_counted_insert AFTER INSERT ON messages
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_count_inserted_v1();
+CREATE TRIGGER messages_counted_update AFTER UPDATE ON messages
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_count_changed_v1();
+
+-- Moves the counts of backends that have exited into slot 0, in one statement, so no
+-- count is lost or doubled whatever runs beside it. One caller at a time (the others
+-- return 0 at once); returns how many rows were folded.
+CREATE FUNCTION smsgw_fold_message_counters_v1()
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    folded integer;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('smsgw_fold_message_counters')) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM message_counters c
+         WHERE c.slot <> 0
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.slot)
+        RETURNING c.kind, c.status, c.tier, c.provider, c.n
+    ), moved AS (
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT 0, kind, status, tier, provider, sum(n)
+          FROM gone
+         GROUP BY kind, status, tier, provider
+         ORDER BY kind, status, tier, provider
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
+    )
+    SELECT count(*) INTO folded FROM gone;
+    RETURN folded;
+END;
+$$;
+
+-- The E.164 prefix that names a destination's country (ISO 3166 alpha-2), for reports
+-- grouped by country. Generated from the phonenumbers metadata by ops/dialing_prefixes.py:
+-- each calling code's main country, plus the finer prefixes of regions that share a code
+-- (Canada's area codes in +1, Kazakhstan's +77...). The longest matching prefix wins.
+CREATE TABLE dialing_prefixes (
+    prefix text PRIMARY KEY CHECK (prefix ~ '^\+[0-9]{1,8}$'),
+    country text NOT NULL CHECK (country ~ '^[A-Z]{2}$')
+);
+
+-- The country of an E.164 number, or NULL when no prefix matches.
+CREATE FUNCTION smsgw_country_v1(p_number text)
+    RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT country FROM dialing_prefixes
+     WHERE prefix IN (left(p_number, 2), left(p_number, 3), left(p_number, 4),
+                      left(p_number, 5), left(p_number, 6), left(p_number, 7),
+                      left(p_number, 8), left(p_number, 9))
+     ORDER BY length(prefix) DESC
+     LIMIT 1
+$$;
+
+INSERT INTO dialing_prefixes (prefix, country) VALUES
+    ('+1', 'US'),
+    ('+1204', 'CA'),
+    ('+1226', 'CA'),
+    ('+1236', 'CA'),
+    ('+1242', 'BS'),
+    ('+1246', 'BB'),
+    ('+1249', 'CA'),
+    ('+1250', 'CA'),
+    ('+1257', 'CA'),
+    ('+1263', 'CA'),
+    ('+1264', 'AI'),
+    ('+1268', 'AG'),
+    ('+1273', 'CA'),
+    ('+1284', 'VG'),
+    ('+1289', 'CA'),
+    ('+1306', 'CA'),
+    ('+1340', 'VI'),
+    ('+1343', 'CA'),
+    ('+1345', 'KY'),
+    ('+1354', 'CA'),
+    ('+1365', 'CA'),
+    ('+1367', 'CA'),
+    ('+1368', 'CA'),
+    ('+1382', 'CA'),
+    ('+1403', 'CA'),
+    ('+1416', 'CA'),
+    ('+1418', 'CA'),
+    ('+1428', 'CA'),
+    ('+1431', 'CA'),
+    ('+1437', 'CA'),
+    ('+1438', 'CA'),
+    ('+1441', 'BM'),
+    ('+1450', 'CA'),
+    ('+1468', 'CA'),
+    ('+1473', 'GD'),
+    ('+1474', 'CA'),
+    ('+1506', 'CA'),
+    ('+1514', 'CA'),
+    ('+1519', 'CA'),
+    ('+1548', 'CA'),
+    ('+1579', 'CA'),
+    ('+1581', 'CA'),
+    ('+1584', 'CA'),
+    ('+1587', 'CA'),
+    ('+1600', 'CA'),
+    ('+1604', 'CA'),
+    ('+1613', 'CA'),
+    ('+1622', 'CA'),
+    ('+1633', 'CA'),
+    ('+1639', 'CA'),
+    ('+1647', 'CA'),
+    ('+1649', 'TC'),
+    ('+1658', 'JM'),
+    ('+1664', 'MS'),
+    ('+1670', 'MP'),
+    ('+1671', 'GU'),
+    ('+1672', 'CA'),
+    ('+1683', 'CA'),
+    ('+1684', 'AS'),
+    ('+1705', 'CA'),
+    ('+1709', 'CA'),
+    ('+1721', 'SX'),
+    ('+1742', 'CA'),
+    ('+1753', 'CA'),
+    ('+1758', 'LC'),
+    ('+1767', 'DM'),
+    ('+1778', 'CA'),
+    ('+1780', 'CA'),
+    ('+1782', 'CA'),
+    ('+1784', 'VC'),
+    ('+1787', 'PR'),
+    ('+18001', 'DO'),
+    ('+1807', 'CA'),
+    ('+1809', 'DO'),
+    ('+1819', 'CA'),
+    ('+1825', 'CA'),
+    ('+1829', 'DO'),
+    ('+1849', 'DO'),
+    ('+1867', 'CA'),
+    ('+1868', 'TT'),
+    ('+1869', 'KN'),
+    ('+1873', 'CA'),
+    ('+1876', 'JM'),
+    ('+1879', 'CA'),
+    ('+1902', 'CA'),
+    ('+1905', 'CA'),
+    ('+1939', 'PR'),
+    ('+1942', 'CA'),
+    ('+20', 'EG'),
+    ('+211', 'SS'),
+    ('+212', 'MA'),
+    ('+213', 'DZ'),
+    ('+216', 'TN'),
+    ('+218', 'LY'),
+    ('+220', 'GM'),
+    ('+221', 'SN'),
+    ('+222', 'MR'),
+    ('+223', 'ML'),
+    ('+224', 'GN'),
+    ('+225', 'CI'),
+    ('+226', 'BF'),
+    ('+227', 'NE'),
+    ('+228', 'TG'),
+    ('+229', 'BJ'),
+    ('+230', 'MU'),
+    ('+231', 'LR'),
+    ('+232', 'SL'),
+    ('+233', 'GH'),
+    ('+234', 'NG'),
+    ('+235', 'TD'),
+    ('+236', 'CF'),
+    ('+237', 'CM'),
+    ('+238', 'CV'),
+    ('+239', 'ST'),
+    ('+240', 'GQ'),
+    ('+241', 'GA'),
+    ('+242', 'CG'),
+    ('+243', 'CD'),
+    ('+244', 'AO'),
+    ('+245', 'GW'),
+    ('+246', 'IO'),
+    ('+247', 'AC'),
+    ('+248', 'SC'),
+    ('+249', 'SD'),
+    ('+250', 'RW'),
+    ('+251', 'ET'),
+    ('+252', 'SO'),
+    ('+253', 'DJ'),
+    ('+254', 'KE'),
+    ('+255', 'TZ'),
+    ('+256', 'UG'),
+    ('+257', 'BI'),
+    ('+258', 'MZ'),
+    ('+260', 'ZM'),
+    ('+261', 'MG'),
+    ('+262', 'RE'),
+    ('+263', 'ZW'),
+    ('+264', 'NA'),
+    ('+265', 'MW'),
+    ('+266', 'LS'),
+    ('+267', 'BW'),
+    ('+268', 'SZ'),
+    ('+269', 'KM'),
+    ('+27', 'ZA'),
+    ('+290', 'SH'),
+    ('+2908', 'TA'),
+    ('+291', 'ER'),
+    ('+297', 'AW'),
+    ('+298', 'FO'),
+    ('+299', 'GL'),
+    ('+30', 'GR'),
+    ('+31', 'NL'),
+    ('+32', 'BE'),
+    ('+33', 'FR'),
+    ('+34', 'ES'),
+    ('+350', 'GI'),
+    ('+351', 'PT'),
+    ('+352', 'LU'),
+    ('+353', 'IE'),
+    ('+354', 'IS'),
+    ('+355', 'AL'),
+    ('+356', 'MT'),
+    ('+357', 'CY'),
+    ('+358', 'FI'),
+    ('+35818', 'AX'),
+    ('+359', 'BG'),
+    ('+36', 'HU'),
+    ('+370', 'LT'),
+    ('+371', 'LV'),
+    ('+372', 'EE'),
+    ('+373', 'MD'),
+    ('+374', 'AM'),
+    ('+375', 'BY'),
+    ('+376', 'AD'),
+    ('+377', 'MC'),
+    ('+378', 'SM'),
+    ('+380', 'UA'),
+    ('+381', 'RS'),
+    ('+382', 'ME'),
+    ('+383', 'XK'),
+    ('+385', 'HR'),
+    ('+386', 'SI'),
+    ('+387', 'BA'),
+    ('+389', 'MK'),
+    ('+39', 'IT'),
+    ('+3906698', 'VA'),
+    ('+40', 'RO'),
+    ('+41', 'CH'),
+    ('+420', 'CZ'),
+    ('+421', 'SK'),
+    ('+423', 'LI'),
+    ('+43', 'AT'),
+    ('+44', 'GB'),
+    ('+441624', 'IM'),
+    ('+4474576', 'IM'),
+    ('+447524', 'IM'),
+    ('+447624', 'IM'),
+    ('+45', 'DK'),
+    ('+46', 'SE'),
+    ('+47', 'NO'),
+    ('+4779', 'SJ'),
+    ('+48', 'PL'),
+    ('+49', 'DE'),
+    ('+500', 'FK'),
+    ('+501', 'BZ'),
+    ('+502', 'GT'),
+    ('+503', 'SV'),
+    ('+504', 'HN'),
+    ('+505', 'NI'),
+    ('+506', 'CR'),
+    ('+507', 'PA'),
+    ('+508', 'PM'),
+    ('+509', 'HT'),
+    ('+51', 'PE'),
+    ('+52', 'MX'),
+    ('+53', 'CU'),
+    ('+54', 'AR'),
+    ('+55', 'BR'),
+    ('+56', 'CL'),
+    ('+57', 'CO'),
+    ('+58', 'VE'),
+    ('+590', 'GP'),
+    ('+591', 'BO'),
+    ('+592', 'GY'),
+    ('+593', 'EC'),
+    ('+594', 'GF'),
+    ('+595', 'PY'),
+    ('+596', 'MQ'),
+    ('+597', 'SR'),
+    ('+598', 'UY'),
+    ('+599', 'CW'),
+    ('+5993', 'BQ'),
+    ('+5994', 'BQ'),
+    ('+5997', 'BQ'),
+    ('+60', 'MY'),
+    ('+61', 'AU'),
+    ('+62', 'ID'),
+    ('+63', 'PH'),
+    ('+64', 'NZ'),
+    ('+65', 'SG'),
+    ('+66', 'TH'),
+    ('+670', 'TL'),
+    ('+672', 'NF'),
+    ('+673', 'BN'),
+    ('+674', 'NR'),
+    ('+675', 'PG'),
+    ('+676', 'TO'),
+    ('+677', 'SB'),
+    ('+678', 'VU'),
+    ('+679', 'FJ'),
+    ('+680', 'PW'),
+    ('+681', 'WF'),
+    ('+682', 'CK'),
+    ('+683', 'NU'),
+    ('+685', 'WS'),
+    ('+686', 'KI'),
+    ('+687', 'NC'),
+    ('+688', 'TV'),
+    ('+689', 'PF'),
+    ('+690', 'TK'),
+    ('+691', 'FM'),
+    ('+692', 'MH'),
+    ('+7', 'RU'),
+    ('+77', 'KZ'),
+    ('+81', 'JP'),
+    ('+82', 'KR'),
+    ('+84', 'VN'),
+    ('+850', 'KP'),
+    ('+852', 'HK'),
+    ('+853', 'MO'),
+    ('+855', 'KH'),
+    ('+856', 'LA'),
+    ('+86', 'CN'),
+    ('+880', 'BD'),
+    ('+886', 'TW'),
+    ('+90', 'TR'),
+    ('+91', 'IN'),
+    ('+92', 'PK'),
+    ('+93', 'AF'),
+    ('+94', 'LK'),
+    ('+95', 'MM'),
+    ('+960', 'MV'),
+    ('+961', 'LB'),
+    ('+962', 'JO'),
+    ('+963', 'SY'),
+    ('+964', 'IQ'),
+    ('+965', 'KW'),
+    ('+966', 'SA'),
+    ('+967', 'YE'),
+    ('+968', 'OM'),
+    ('+970', 'PS'),
+    ('+971', 'AE'),
+    ('+972', 'IL'),
+    ('+973', 'BH'),
+    ('+974', 'QA'),
+    ('+975', 'BT'),
+    ('+976', 'MN'),
+    ('+977', 'NP'),
+    ('+98', 'IR'),
+    ('+992', 'TJ'),
+    ('+993', 'TM'),
+    ('+994', 'AZ'),
+    ('+995', 'GE'),
+    ('+996', 'KG'),
+    ('+998', 'UZ');
+
+
+ALTER TABLE receipts_inbox SET (autovacuum_vacuum_scale_factor = 0,
+                                autovacuum_vacuum_threshold = 5000);
+ALTER TABLE provider_health SET (autovacuum_vacuum_scale_factor = 0,
+                                 autovacuum_vacuum_threshold = 1000);
+
 INSERT INTO smsgw_migrations (version, name) VALUES
-    (1, 'initial'), (2, 'delivery'), (3, 'providers');
+    (1, 'initial'), (2, 'delivery'), (3, 'providers'), (4, 'operations'),
+    (5, 'rates_and_retention'), (6, 'accept_in_one_call');

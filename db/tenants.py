@@ -67,3 +67,24 @@ async def api_key_exists(conn: Conn, *, id: uuid.UUID) -> bool:
 
 async def find_api_key(conn: Conn, *, prefix: str) -> Row | None:
     return await _q.one(conn, "find_api_key", prefix=prefix)
+
+
+async def update_tenant(
+    conn: Conn,
+    *,
+    id: uuid.UUID,
+    tier: str | None,
+    set_rate: bool,
+    rate_limit_mps: int | None,
+    price_per_segment: int | None,
+) -> bool:
+    row = await _q.one(
+        conn,
+        "update_tenant",
+        id=id,
+        tier=tier,
+        set_rate=set_rate,
+        rate_limit_mps=rate_limit_mps,
+        price_per_segment=price_per_segment,
+    )
+    return row is not None

@@ -53,6 +53,21 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         if created:
             log.info("partitions.created", partitions=created)
 
+    @app.periodic(cron="17 * * * *", periodic_id="retention")
+    @app.task(name="smsgw.drop_old_partitions", queue=queue, pass_context=True)
+    async def drop_old_partitions(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        async with deps.pool.connection() as conn, conn.transaction():
+            days = await partitions_db.drop_partitions(
+                conn, retention_days=deps.settings.retention_days
+            )
+        for day in days:
+            event = "partitions.dropped" if day["dropped"] else "partitions.kept"
+            log.info(event, day=str(day["day"]), detail=day["detail"])
+        # Failed jobs are kept three days for inspection, then removed (successful ones
+        # are deleted as they finish).
+        await context.app.job_manager.delete_old_jobs(nb_hours=72, include_failed=True)
+
     @app.periodic(cron="*/5 * * * *", periodic_id="idempotency")
     @app.task(name="smsgw.purge_idempotency_keys", queue=queue, pass_context=True)
     async def purge_idempotency_keys(context: procrastinate.JobContext, timestamp: int) -> None:
@@ -77,5 +92,5 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
         await recover_stalled_jobs(context.app, deps_of(context))
 
-    del ensure_partitions, purge_idempotency_keys, recover_leases
+    del ensure_partitions, drop_old_partitions, purge_idempotency_keys, recover_leases
     del wake_stranded_tenants, retry_stalled_jobs

@@ -66,7 +66,7 @@ async def run_worker(
             settings=settings,
             pool=pool,
             upstreams=upstreams,
-            scheduler=ProcrastinateScheduler(app),
+            scheduler=ProcrastinateScheduler(),
             dispatch=dispatch_config(settings),
             http=http,
         )

@@ -64,7 +64,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_api(args: argparse.Namespace) -> int:
     _require_database_url()
-    _settings()  # fail fast on a bad environment, before forking server workers
+    settings = _settings()  # fail fast on a bad environment, before forking server workers
+    logs.configure(json=settings.log_json, level=settings.log_level)
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
@@ -78,6 +79,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         loop=Loops.uvloop,
         backlog=4096,
         log_access=False,
+        log_dictconfig=logs.GRANIAN_LOG_CONFIG,
     ).serve()
     return 0
 

@@ -115,3 +115,15 @@ NOTHING_STORED = {
 async def violations(conn: Any) -> list[dict[str, Any]]:
     """Rows of the ledger invariant check; empty when the books balance."""
     return await ledger_db.violations(conn)
+
+
+def assert_token_bucket(times: list[float], *, rate: float, burst: float) -> None:
+    """Event times obey a token bucket: any stretch [t_i, t_j] holds at most
+    rate * (t_j - t_i) + burst events (plus one for rounding at the edges)."""
+    ordered = sorted(times)
+    for i, start in enumerate(ordered):
+        for j in range(i, len(ordered)):
+            allowed = rate * (ordered[j] - start) + burst + 1
+            assert j - i + 1 <= allowed, (
+                f"{j - i + 1} events in {ordered[j] - start:.3f} s: over {rate}/s, burst {burst}"
+            )

@@ -11,13 +11,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from core.settings import Settings
+from jobs.app import QUEUES
 from jobs.worker import run_worker
 
 # Fast retries for tests; the simulator answers at once unless a test says otherwise.
@@ -33,9 +34,17 @@ FAST: dict[str, Any] = {
 
 
 @contextlib.asynccontextmanager
-async def in_process(settings: Settings, **overrides: Any) -> AsyncIterator[None]:
+async def in_process(
+    settings: Settings, *, queues: Sequence[str] | None = None, **overrides: Any
+) -> AsyncIterator[None]:
     worker_settings = msgspec.structs.replace(settings, **{**FAST, **overrides})
-    task = asyncio.create_task(run_worker(worker_settings, install_signal_handlers=False))
+    task = asyncio.create_task(
+        run_worker(
+            worker_settings,
+            queues=queues if queues is not None else QUEUES,
+            install_signal_handlers=False,
+        )
+    )
     await asyncio.sleep(0)
     try:
         yield

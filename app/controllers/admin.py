@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from litestar import Controller, Response, delete, get, post
+import msgspec
+from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
@@ -17,10 +18,12 @@ from app.schemas import (
     CreditRequest,
     TenantCreated,
     TenantView,
+    UpdateTenant,
 )
 from core import tenants
 from core.errors import NotFound
 from db import Conn
+from jobs.scheduler import follow_tier
 
 
 def parse_id(raw: str, what: str) -> uuid.UUID:
@@ -28,6 +31,21 @@ def parse_id(raw: str, what: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"No {what} has this id.") from None
+
+
+def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
+    return TenantView(
+        id=tenant.id,
+        name=tenant.name,
+        tier=tenant.tier,
+        rate_limit_mps=tenant.rate_limit_mps,
+        price_per_segment=tenant.price_per_segment,
+        currency=tenant.currency,
+        created_at=tenant.created_at,
+        available=balance.available,
+        held=balance.held,
+        captured=balance.captured,
+    )
 
 
 class AdminController(Controller):
@@ -59,18 +77,27 @@ class AdminController(Controller):
     @get("/tenants/{tenant_id:str}")
     async def get_tenant(self, conn: NamedDependency[Conn], tenant_id: FromPath[str]) -> TenantView:
         tenant, balance = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-        return TenantView(
-            id=tenant.id,
-            name=tenant.name,
-            tier=tenant.tier,
-            rate_limit_mps=tenant.rate_limit_mps,
-            price_per_segment=tenant.price_per_segment,
-            currency=tenant.currency,
-            created_at=tenant.created_at,
-            available=balance.available,
-            held=balance.held,
-            captured=balance.captured,
-        )
+        return _view(tenant, balance)
+
+    @patch("/tenants/{tenant_id:str}", dto=StrictBody[UpdateTenant], return_dto=None)
+    async def update_tenant(
+        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[UpdateTenant]
+    ) -> TenantView:
+        """Change tier, rate limit or price; a tier change moves the tenant's waiting
+        dispatch job to the new tier's queue at once."""
+        async with conn.transaction():
+            tenant, balance = await tenants.update_tenant(
+                conn,
+                tenant_id=parse_id(tenant_id, "tenant"),
+                tier=None if data.tier is msgspec.UNSET else data.tier,
+                rate_limit_mps=data.rate_limit_mps,
+                price_per_segment=(
+                    None if data.price_per_segment is msgspec.UNSET else data.price_per_segment
+                ),
+            )
+            if data.tier is not msgspec.UNSET:
+                await follow_tier(conn, tenant_id=tenant.id, tier=tenant.tier)
+        return _view(tenant, balance)
 
     @post(
         "/tenants/{tenant_id:str}/credits",

@@ -1,7 +1,7 @@
 -- name: claim_candidates
 -- A tenant's turn: lock up to `limit` due messages no other worker holds. The caller
 -- routes them, then marks, postpones, expires or fails each, in this transaction.
-SELECT created_at, id, status, to_number, provider, attempts, expires_at
+SELECT created_at, id, status, to_number, provider, attempts, expires_at, segments
   FROM messages
  WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
    AND next_attempt_at <= now()
@@ -152,3 +152,9 @@ SELECT p.tenant_id FROM pending p
 
 -- name: tenant_tier
 SELECT tier FROM tenants WHERE id = %(tenant_id)s
+
+-- name: tenant_dispatch_info
+SELECT tier, rate_limit_mps FROM tenants WHERE id = %(tenant_id)s
+
+-- name: take_tenant_segments
+SELECT smsgw_take_tenant_segments_v1(%(tenant_id)s, %(wanted)s, %(rate)s) AS granted

@@ -1,31 +1,8 @@
 -- name: accept
--- The hold and the messages in one statement (their first history rows come from the
--- messages_inserted trigger): the balance
--- UPDATE is conditional, so when credit is short nothing at all is inserted and the
--- statement returns zero rows. Takes the messages as a JSON array of objects.
-WITH hold AS (
-    UPDATE balances
-       SET available = available - %(total)s, held = held + %(total)s
-     WHERE tenant_id = %(tenant_id)s AND available >= %(total)s
-    RETURNING tenant_id
-), accepted AS (
-    INSERT INTO messages (
-        id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
-        price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
-        updated_at)
-    SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
-           m.encoding, m.segments, m.price, m.callback_url, m.client_reference, m.send_at,
-           m.expires_at, coalesce(m.send_at, m.created_at), m.created_at
-      FROM hold, json_to_recordset(%(messages)s::json) AS m(
-        id uuid, created_at timestamptz, status text, to_number text, sender text, body text,
-        encoding text, segments smallint, price bigint, callback_url text,
-        client_reference text, send_at timestamptz, expires_at timestamptz)
-    RETURNING id, created_at, tenant_id, status, price
-), holds AS (
-    INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
-    SELECT created_at, id, tenant_id, 'hold', price FROM accepted
-)
-SELECT count(*) AS accepted FROM accepted
+-- Hold, messages, ledger and dispatch job in one call (smsgw_accept_v1, 0006).
+SELECT accepted, available, tokens
+  FROM smsgw_accept_v1(%(tenant_id)s, %(total)s, %(rate)s, %(messages)s::json,
+                       %(queue)s, %(task)s, %(due)s)
 
 -- name: get_message
 SELECT * FROM messages

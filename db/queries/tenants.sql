@@ -32,3 +32,13 @@ SELECT k.id AS key_id, k.secret_sha256, t.id, t.name, t.tier, t.rate_limit_mps,
        t.price_per_segment, t.currency, t.webhook_secret, t.created_at
   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
  WHERE k.prefix = %(prefix)s AND k.revoked_at IS NULL
+
+-- name: update_tenant
+-- NULL parameters leave a column as it is, except rate_limit_mps, which the caller
+-- always passes (its NULL means "unlimited").
+UPDATE tenants
+   SET tier = coalesce(%(tier)s, tier),
+       rate_limit_mps = CASE WHEN %(set_rate)s THEN %(rate_limit_mps)s ELSE rate_limit_mps END,
+       price_per_segment = coalesce(%(price_per_segment)s, price_per_segment)
+ WHERE id = %(id)s
+RETURNING id

@@ -17,8 +17,19 @@ CREDIT = 10_000_000
 JSON = {"Content-Type": "application/json"}
 
 
-def later(**delta: float) -> str:
-    return (datetime.now(UTC) + timedelta(**delta)).isoformat()
+class later:
+    """A send_at relative to when the request is made (not when the module loaded: the
+    suite runs for minutes, and "in a minute" must still be in the future)."""
+
+    def __init__(self, **delta: float) -> None:
+        self.delta = timedelta(**delta)
+
+    def __str__(self) -> str:
+        return (datetime.now(UTC) + self.delta).isoformat()
+
+
+def resolved(fields: dict) -> dict:
+    return {k: str(v) if isinstance(v, later) else v for k, v in fields.items()}
 
 
 # (case, fields merged into a valid send, the field the error must name)
@@ -69,7 +80,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 
 async def test_invalid_sends_are_422_naming_the_field_and_store_nothing(api, tenant, conn):
     for case, fields, field in INVALID:
-        payload = {"to": VALID_TO, "body": "hello", **fields}
+        payload = {"to": VALID_TO, "body": "hello", **resolved(fields)}
         for path in ("/v1/messages", "/v1/messages/quote"):
             response = await api.post(
                 path, json=payload, headers={**tenant.headers, "Idempotency-Key": case}
@@ -95,7 +106,7 @@ async def test_missing_required_fields_are_named(api, tenant):
 
 async def test_invalid_batch_items_are_reported_with_their_index(api, tenant, conn):
     items = [{"to": VALID_TO, "body": "ok"}] + [
-        {"to": VALID_TO, "body": "hello", **fields} for _, fields, _ in INVALID
+        {"to": VALID_TO, "body": "hello", **resolved(fields)} for _, fields, _ in INVALID
     ]
     response = await api.post(
         "/v1/messages/batch", json={"messages": items}, headers=tenant.headers
@@ -135,7 +146,7 @@ ACCEPTED: list[tuple[str, dict[str, Any]]] = [
 
 async def test_boundary_values_are_accepted(api, tenant):
     for case, fields in ACCEPTED:
-        response = await support.send(api, tenant, **fields)
+        response = await support.send(api, tenant, **resolved(fields))
         assert response.status_code == 202, (case, response.text)
 
 

@@ -40,13 +40,10 @@ async def test_mps_is_respected_by_two_workers_together(api, conn, settings, adm
             await workers.eventually(all_sent, timeout=60)
         times = sorted(peer.arrivals)
     assert len(times) == 160
-    # The bucket holds one second of sends, so a burst of MPS may start things off;
-    # after it, the submits the aggregator saw keep to the limit over the run.
-    after_burst = [t for t in times if t >= times[0] + 1.0]
-    span = after_burst[-1] - after_burst[0]
-    assert len(after_burst) / span <= MPS * 1.25
-    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
-    assert busiest <= 3 * MPS
+    # The bucket holds one second of sends: a burst of MPS, then MPS a second. (Submits
+    # granted in one turn reach the aggregator a little apart: allow one more burst.)
+    support.assert_token_bucket(times, rate=MPS, burst=2 * MPS)
+    assert times[-1] - times[0] >= (160 - MPS) / MPS * 0.9
     # Nobody failed for want of budget: they waited.
     cursor = await conn.execute("SELECT count(*) AS n FROM messages WHERE status = 'failed'")
     assert (await cursor.fetchone())["n"] == 0

@@ -46,7 +46,7 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
                 settings=settings,
                 pool=pool,
                 upstreams=DatabaseUpstreams(settings, sink=_no_receipts),
-                scheduler=ProcrastinateScheduler(app),
+                scheduler=ProcrastinateScheduler(),
                 dispatch=DispatchConfig(),
                 http=http,
             )

@@ -1,4 +1,5 @@
-# One image for every mode: `smsgw api`, `smsgw worker --queues ...`, `smsgw migrate`.
+# One image for every mode: `smsgw api`, `smsgw worker --queues ...`, `smsgw smpp`,
+# `smsgw migrate`.
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /srv/smsgw
@@ -9,8 +10,9 @@ COPY db ./db
 COPY jobs ./jobs
 COPY providers ./providers
 COPY ops ./ops
+COPY smpp_server ./smpp_server
 RUN pip install . && useradd --system --uid 10001 smsgw
 USER smsgw
-EXPOSE 8000
+EXPOSE 8000 2775
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health').status == 200 else 1)"
 CMD ["smsgw", "api", "--host", "0.0.0.0", "--port", "8000"]

@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.observability import HttpMetrics
 from core.accept import DispatchScheduler
+from core.auth_throttle import FailedAuthThrottle
 from core.observability import Observer
 from core.settings import Settings
 from db import Conn
@@ -27,6 +28,7 @@ class Services:
     reporting: AsyncConnectionPool[Conn]
     observer: Observer
     http_metrics: HttpMetrics
+    auth_throttle: FailedAuthThrottle
 
 
 def services(state: State) -> Services:

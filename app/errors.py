@@ -27,6 +27,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.InsufficientCredit: 402,
     errors.Conflict: 409,
     errors.IdempotencyMismatch: 422,
+    errors.RecipientOptedOut: 422,
     errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.Unavailable: 503,

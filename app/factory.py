@@ -21,10 +21,13 @@ from app.controllers.operations import (
     metrics,
 )
 from app.controllers.reports import AdminReportsController, ReportsController
+from app.controllers.twilio import TwilioController
+from app.controllers.two_way import SuppressionsController, TwoWayAdminController
 from app.controllers.upstreams import ReceiptsController, UpstreamsAdminController
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
+from core.auth_throttle import FailedAuthThrottle
 from core.observability import Observer
 from core.settings import Settings
 from db import Conn
@@ -67,6 +70,10 @@ def create_app(
                 ttl=settings.metrics_cache_seconds,
             ),
             http_metrics=http_metrics,
+            auth_throttle=FailedAuthThrottle(
+                limit=settings.auth_failures_limit,
+                window_seconds=settings.auth_failures_window_seconds,
+            ),
         )
         try:
             yield
@@ -86,6 +93,9 @@ def create_app(
             ReportsController,
             AdminReportsController,
             OperationsController,
+            TwoWayAdminController,
+            SuppressionsController,
+            TwilioController,
             health,
             ready,
             metrics,

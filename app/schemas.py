@@ -39,6 +39,16 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         msgspec.UNSET
     )
     price_per_segment: Annotated[int, msgspec.Meta(ge=0)] | msgspec.UnsetType = msgspec.UNSET
+    inbound_url: (
+        Annotated[str, msgspec.Meta(description="Inbound messages are POSTed here; null: off")]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    help_reply: (
+        Annotated[str, msgspec.Meta(description="The free answer to HELP; null: none")]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -52,6 +62,8 @@ class TenantView(msgspec.Struct, kw_only=True):
     available: int
     held: int
     captured: int
+    inbound_url: str | None = None
+    help_reply: str | None = None
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -84,3 +96,44 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
 class Health(msgspec.Struct, kw_only=True):
     status: str
     detail: str | None = None
+
+
+# -- SMPP credentials (issue 9) ---------------------------------------------------------
+
+_NETWORKS = msgspec.Meta(
+    description="IP addresses or CIDR networks binds may come from; null: anywhere"
+)
+
+
+class SmppCredentialsRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    system_id: (
+        Annotated[str, msgspec.Meta(description="1-15 printable ASCII; default: generated")] | None
+    ) = None
+    max_binds: (
+        Annotated[int, msgspec.Meta(description="Simultaneous binds of the tenant (4)")] | None
+    ) = None
+    allowed_networks: Annotated[list[str] | None, _NETWORKS] | msgspec.UnsetType = msgspec.UNSET
+
+
+class SmppCredentialsUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    max_binds: int | None = None
+    allowed_networks: Annotated[list[str] | None, _NETWORKS] | msgspec.UnsetType = msgspec.UNSET
+
+
+class SmppCredentialsIssued(msgspec.Struct, kw_only=True):
+    tenant_id: uuid.UUID
+    system_id: str
+    password: Annotated[str, msgspec.Meta(description="8 characters; shown once")]
+    max_binds: int
+    allowed_networks: list[str] | None
+    created_at: datetime
+
+
+class SmppCredentialsView(msgspec.Struct, kw_only=True):
+    tenant_id: uuid.UUID
+    system_id: str
+    max_binds: int
+    allowed_networks: list[str] | None
+    binds: Annotated[int, msgspec.Meta(description="Binds up now, across every listener")]
+    created_at: datetime
+    password_changed_at: datetime

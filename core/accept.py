@@ -12,20 +12,21 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, NoReturn, Protocol
 
 import msgspec
 
-from core import submission
+from core import ids, submission
 from core.errors import (
     FieldError,
     IdempotencyMismatch,
     InsufficientCredit,
     InvalidRequest,
     RateLimited,
+    RecipientOptedOut,
 )
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
@@ -123,9 +124,15 @@ def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
             "client_reference": d.client_reference,
             "send_at": d.send_at,
             "expires_at": d.expires_at,
+            "facade": d.facade,
+            "messaging_service_sid": d.messaging_service_sid,
         }
         for d in drafts
     ]
+
+
+# What to answer, given the ids of the drafts refused because their recipient opted out.
+Respond = Callable[[frozenset[uuid.UUID]], Any]
 
 
 async def _accept_drafts(
@@ -133,21 +140,24 @@ async def _accept_drafts(
     *,
     tenant: Tenant,
     drafts: Sequence[submission.Draft],
-    response: Any,
+    respond: Respond,
     scheduler: DispatchScheduler,
     idem: Idempotency | None,
 ) -> Accepted:
     if idem is None:
         # One statement in autocommit: it is its own transaction.
-        await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
-        return Accepted(body=response, replayed=False)
+        opted_out = await _hold_insert_enqueue(
+            conn, tenant=tenant, drafts=drafts, scheduler=scheduler
+        )
+        return Accepted(body=respond(opted_out), replayed=False)
     async with conn.transaction():
+        body = respond(frozenset())
         claimed = await idempotency_db.claim_key(
             conn,
             tenant_id=tenant.id,
             key=idem.key,
             request_sha256=idem.request_sha256,
-            response=msgspec.to_builtins(response),
+            response=msgspec.to_builtins(body),
             ttl_seconds=idem.ttl_seconds,
         )
         if not claimed:
@@ -155,27 +165,56 @@ async def _accept_drafts(
             replay = await _replay(conn, tenant, idem)
             assert replay is not None
             return replay
-        await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
-    return Accepted(body=response, replayed=False)
+        opted_out = await _hold_insert_enqueue(
+            conn, tenant=tenant, drafts=drafts, scheduler=scheduler
+        )
+        if opted_out:
+            # The key row was claimed before the accept decided; store the real answer.
+            body = respond(opted_out)
+            await idempotency_db.set_response(
+                conn, tenant_id=tenant.id, key=idem.key, response=msgspec.to_builtins(body)
+            )
+    return Accepted(body=body, replayed=False)
 
 
 async def _hold_insert_enqueue(
-    conn: Conn, *, tenant: Tenant, drafts: Sequence[submission.Draft], scheduler: DispatchScheduler
-) -> None:
-    total = sum(d.price for d in drafts)
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    drafts: Sequence[submission.Draft],
+    scheduler: DispatchScheduler,
+    honour_opt_outs: bool = True,
+) -> frozenset[uuid.UUID]:
+    """One call to smsgw_accept_v2; returns the ids refused for an opt-out, raises when
+    nothing was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     outcome = await messages_db.accept(
         conn,
         tenant_id=tenant.id,
-        total=total,
         rate=rate,
         messages=_rows(drafts),
         queue=tenant.tier,
         task=scheduler.task,
-        due=min(d.due_at for d in drafts),
+        honour_opt_outs=honour_opt_outs,
     )
+    opted_out = frozenset(outcome["opted_out"] or ())
     if outcome["accepted"] == 0:
-        _refuse(outcome, tenant=tenant, total=total, count=len(drafts), rate=rate)
+        if len(opted_out) == len(drafts):
+            raise RecipientOptedOut(
+                "The recipient opted out of messages from this sender (they texted STOP); "
+                "they must text START to receive messages again."
+                if len(drafts) == 1
+                else "Every recipient in the batch opted out of messages from its sender."
+            )
+        kept = [d for d in drafts if d.id not in opted_out]
+        _refuse(
+            outcome,
+            tenant=tenant,
+            total=sum(d.price for d in kept),
+            count=len(kept),
+            rate=rate,
+        )
+    return opted_out
 
 
 def _refuse(
@@ -206,18 +245,53 @@ async def accept_message(
     request: submission.SendRequest,
     scheduler: DispatchScheduler,
     idem: Idempotency | None = None,
+    render: Callable[[Message], Any] | None = None,
+    facade: str | None = None,
+    messaging_service_sid: str | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> Accepted:
+    """Accept one message. ``render`` shapes the answer (and what an Idempotency-Key
+    replays) for another front door; ``facade`` marks the message as that door's.
+    ``message_id``: an id drawn earlier (the SMPP door answers the first parts of a long
+    message with the id the whole will have)."""
     if idem is not None and (replay := await _replay(conn, tenant, idem)) is not None:
         return replay
     draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
+    if message_id is not None:
+        draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
+    if facade is not None:
+        draft = replace(draft, facade=facade, messaging_service_sid=messaging_service_sid)
+    message = message_from_draft(draft)
+    body = render(message) if render is not None else message
     return await _accept_drafts(
         conn,
         tenant=tenant,
         drafts=[draft],
-        response=message_from_draft(draft),
+        respond=lambda _opted_out: body,
         scheduler=scheduler,
         idem=idem,
     )
+
+
+async def accept_reply(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    request: submission.SendRequest,
+    scheduler: DispatchScheduler,
+) -> Message:
+    """An automatic answer (to HELP), inside the caller's transaction: the accept path
+    of every message, free of charge (held and settled at 0), outside the tenant's
+    ingest rate and sent even to a recipient who opted out."""
+    draft = submission.prepare(request, price_per_segment=0, now_ms=now_ms())
+    await _hold_insert_enqueue(
+        conn,
+        tenant=msgspec.structs.replace(tenant, rate_limit_mps=None),
+        drafts=[draft],
+        scheduler=scheduler,
+        honour_opt_outs=False,
+    )
+    return message_from_draft(draft)
 
 
 def _item_error(index: int, exc: InvalidRequest) -> BatchItemError:
@@ -246,6 +320,7 @@ async def accept_batch(
         return replay
     batch_ms = now_ms()
     drafts: list[submission.Draft] = []
+    indexes: dict[uuid.UUID, int] = {}
     errors: list[BatchItemError] = []
     for index, item in enumerate(items):
         if isinstance(item, InvalidRequest):
@@ -259,12 +334,28 @@ async def accept_batch(
             errors.append(_item_error(index, exc))
             continue
         drafts.append(draft)
+        indexes[draft.id] = index
     if not drafts:
         raise InvalidRequest(
             "No message in the batch is valid.",
             [FieldError(f"messages[{e.index}]", e.detail) for e in errors],
         )
-    response = BatchResult(messages=[message_from_draft(d) for d in drafts], errors=errors)
+
+    def respond(opted_out: frozenset[uuid.UUID]) -> BatchResult:
+        refused = [
+            BatchItemError(
+                index=indexes[d.id],
+                code=RecipientOptedOut.code,
+                detail=f"{d.to} opted out of messages from this sender",
+            )
+            for d in drafts
+            if d.id in opted_out
+        ]
+        return BatchResult(
+            messages=[message_from_draft(d) for d in drafts if d.id not in opted_out],
+            errors=sorted([*errors, *refused], key=lambda e: e.index),
+        )
+
     return await _accept_drafts(
-        conn, tenant=tenant, drafts=drafts, response=response, scheduler=scheduler, idem=idem
+        conn, tenant=tenant, drafts=drafts, respond=respond, scheduler=scheduler, idem=idem
     )

@@ -59,6 +59,13 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class RecipientOptedOut(DomainError):
+    """The recipient is on the tenant's suppression list (they texted STOP)."""
+
+    code = "recipient_opted_out"
+    title = "Recipient opted out"
+
+
 class IdempotencyMismatch(DomainError):
     code = "idempotency_mismatch"
     title = "Idempotency key reused with a different body"

@@ -57,6 +57,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     simulator_permanent_rate: float = 0.0
     simulator_dlr_delay_seconds: float = 1.0
     simulator_delivery_rate: float = 1.0
+    # A long inbound message whose missing parts have not come this long after its
+    # first is delivered with the parts that did (flagged incomplete).
+    inbound_parts_timeout_seconds: float = 60.0
+    # Failed authentications per client address and window before it gets 429s.
+    auth_failures_limit: int = 20
+    auth_failures_window_seconds: float = 60.0
     log_json: bool | None = None
     log_level: str = "INFO"
     # Reports: connections per API process to the reporting database, and how long one
@@ -68,6 +74,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # When set, /metrics wants `Authorization: Bearer <token>`; unset, it is open (keep
     # it on a private network, as Prometheus targets usually are).
     metrics_token: str = ""
+    # The SMPP listener (issue 9). `smsgw run` starts one on this port when it is set
+    # (0: none); `smsgw smpp` listens here unless --port says otherwise (2775 when 0).
+    smpp_port: int = 0
+    # submit_sm of one bind accepted concurrently; past it the bind stops being read.
+    smpp_window: int = 64
+    # deliver_sm (receipts, inbound) of one bind waiting for deliver_sm_resp at once.
+    smpp_deliver_window: int = 10
+    # A bind quiet this long gets an enquire_link, and is closed if that goes unanswered
+    # as long; a connection that has not bound within it is closed.
+    smpp_enquire_link_seconds: float = 30.0
+    # Parts of a long message whose other parts have not come within this are dropped.
+    smpp_reassembly_seconds: float = 300.0
+    # Receipts and inbound messages wait this long for a receiver bind, then are dropped.
+    smpp_outbox_retention_hours: float = 72.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -111,9 +131,17 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_BREAKER_*": "WINDOW_SECONDS 30, MIN_REQUESTS 20, ERROR_RATE 0.5, COOLDOWN_SECONDS 15, "
     "PROBES 5",
     "SMSGW_SIMULATOR_*": "simulator latency, failure rates, receipt delay and delivery rate",
+    "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS": "a long inbound message missing parts is delivered "
+    "incomplete after (60) s",
+    "SMSGW_AUTH_FAILURES_LIMIT / _WINDOW_SECONDS": "failed auths per address per window (20 / 60)",
     "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level",
     "SMSGW_REPORTING_POOL_MAX": "connections per API process for reports (4)",
     "SMSGW_REPORT_STATEMENT_TIMEOUT_MS": "longest a report statement may run (30000)",
     "SMSGW_METRICS_CACHE_SECONDS": "/metrics and dashboard read the database at most every (1) s",
     "SMSGW_METRICS_TOKEN": "bearer token /metrics requires; unset: open",
+    "SMSGW_SMPP_PORT": "SMPP listener port; `smsgw run` starts one when set (unset)",
+    "SMSGW_SMPP_WINDOW / _DELIVER_WINDOW": "submits / deliver_sm in flight per bind (64 / 10)",
+    "SMSGW_SMPP_ENQUIRE_LINK_SECONDS": "idle time before enquire_link, and its timeout (30)",
+    "SMSGW_SMPP_REASSEMBLY_SECONDS": "parts of a long message wait this long for the rest (300)",
+    "SMSGW_SMPP_OUTBOX_RETENTION_HOURS": "receipts wait this long for a receiver bind (72)",
 }

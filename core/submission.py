@@ -67,6 +67,10 @@ class Draft:
     client_reference: str | None
     send_at: datetime | None
     expires_at: datetime
+    # Which front door made it ('twilio'; None: the REST API), and the Twilio
+    # MessagingServiceSid it named: its status callbacks follow that API's format.
+    facade: str | None = None
+    messaging_service_sid: str | None = None
 
     @property
     def status(self) -> str:
@@ -124,14 +128,31 @@ def _check_sender(sender: str, errors: list[FieldError]) -> None:
     )
 
 
-def _check_callback_url(url: str, errors: list[FieldError]) -> None:
-    if not _clean_text(url, "callback_url", errors):
+def check_url(url: str, errors: list[FieldError], field: str = "callback_url") -> None:
+    """A webhook URL: absolute http(s), at most MAX_URL_CHARS."""
+    if not _clean_text(url, field, errors):
         return
     parts = urlsplit(url)
     if len(url) > MAX_URL_CHARS:
-        errors.append(FieldError("callback_url", f"must be at most {MAX_URL_CHARS} characters"))
+        errors.append(FieldError(field, f"must be at most {MAX_URL_CHARS} characters"))
     elif parts.scheme not in ("http", "https") or not parts.hostname:
-        errors.append(FieldError("callback_url", "must be an absolute http or https URL"))
+        errors.append(FieldError(field, "must be an absolute http or https URL"))
+
+
+def check_sender(sender: str, errors: list[FieldError], field: str = "from") -> None:
+    """A number or sender id of ours: E.164, a short code or an alphanumeric sender."""
+    before = len(errors)
+    _check_sender(sender, errors)
+    for i in range(before, len(errors)):
+        errors[i] = FieldError(field, errors[i].detail)
+
+
+def check_recipient(to: str, errors: list[FieldError], field: str = "to") -> None:
+    """A handset's number: valid E.164."""
+    before = len(errors)
+    _check_recipient(to, errors)
+    for i in range(before, len(errors)):
+        errors[i] = FieldError(field, errors[i].detail)
 
 
 def _check_send_at(send_at: datetime, now: datetime, errors: list[FieldError]) -> None:
@@ -154,7 +175,7 @@ def prepare(
     if request.sender is not None:
         _check_sender(request.sender, errors)
     if request.callback_url is not None:
-        _check_callback_url(request.callback_url, errors)
+        check_url(request.callback_url, errors)
     if request.send_at is not None:
         _check_send_at(request.send_at, now, errors)
     validity = request.validity_seconds

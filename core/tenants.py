@@ -12,6 +12,7 @@ from typing import Literal
 
 import msgspec
 
+from core import segments, submission
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
 from db import Conn, Row
 from db import ledger as ledger_db
@@ -36,6 +37,10 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     webhook_secret: str
     created_at: datetime
+    # Inbound messages are POSTed here (None: stored, not posted).
+    inbound_url: str | None = None
+    # The answer to an inbound HELP (None: no automatic answer).
+    help_reply: str | None = None
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +66,8 @@ def tenant_from_row(row: Row) -> Tenant:
         currency=row["currency"],
         webhook_secret=row["webhook_secret"],
         created_at=row["created_at"],
+        inbound_url=row.get("inbound_url"),
+        help_reply=row.get("help_reply"),
     )
 
 
@@ -100,14 +107,21 @@ async def update_tenant(
     tier: Tier | None = None,
     rate_limit_mps: int | msgspec.UnsetType | None = msgspec.UNSET,
     price_per_segment: int | None = None,
+    inbound_url: str | msgspec.UnsetType | None = msgspec.UNSET,
+    help_reply: str | msgspec.UnsetType | None = msgspec.UNSET,
 ) -> tuple[Tenant, Balance]:
-    """Change a tenant's tier, rate limit (None: unlimited) or price. A tier change
-    leaves the price as it is unless a price is given too."""
+    """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook or
+    HELP answer (None: none). A tier change leaves the price as it is unless a price is
+    given too."""
     errors: list[FieldError] = []
     if isinstance(rate_limit_mps, int) and not 1 <= rate_limit_mps <= 1_000_000:
         errors.append(FieldError("rate_limit_mps", "must be null or between 1 and 1000000"))
     if price_per_segment is not None and not 0 <= price_per_segment <= 10**12:
         errors.append(FieldError("price_per_segment", "must be between 0 and 10^12"))
+    if isinstance(inbound_url, str):
+        submission.check_url(inbound_url, errors, "inbound_url")
+    if isinstance(help_reply, str):
+        _check_help_reply(help_reply, errors)
     if errors:
         raise InvalidRequest("The change is not valid.", errors)
     found = await tenants_db.update_tenant(
@@ -117,10 +131,22 @@ async def update_tenant(
         set_rate=rate_limit_mps is not msgspec.UNSET,
         rate_limit_mps=None if rate_limit_mps is msgspec.UNSET else rate_limit_mps,
         price_per_segment=price_per_segment,
+        set_inbound_url=inbound_url is not msgspec.UNSET,
+        inbound_url=None if inbound_url is msgspec.UNSET else inbound_url,
+        set_help_reply=help_reply is not msgspec.UNSET,
+        help_reply=None if help_reply is msgspec.UNSET else help_reply,
     )
     if not found:
         raise NotFound("No tenant has this id.")
     return await get_tenant(conn, tenant_id=tenant_id)
+
+
+def _check_help_reply(text: str, errors: list[FieldError]) -> None:
+    # The answer is sent as a message: it must pass as a message body.
+    if not text.strip() or "\x00" in text:
+        errors.append(FieldError("help_reply", "must be a non-blank text without NUL"))
+    elif segments.count(text).segments > segments.MAX_SEGMENTS:
+        errors.append(FieldError("help_reply", f"must fit in {segments.MAX_SEGMENTS} segments"))
 
 
 async def get_tenant(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[Tenant, Balance]:

@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from core import receipts
+from core import inbound, receipts
+from core.accept import DispatchScheduler
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
 from db import Conn
 from db import providers as providers_db
@@ -166,13 +167,39 @@ async def delete_route(conn: Conn, *, route_id: int) -> None:
         raise NotFound("No route has this id.")
 
 
+def _dlr_secret(rows: list[dict[str, Any]], provider: str) -> str:
+    row = next((r for r in rows if r["name"] == provider), None)
+    return str(row["config"].get("dlr_secret", "")) if row and row["kind"] == "http" else ""
+
+
+async def accept_http_inbound(
+    conn: Conn,
+    *,
+    provider: str,
+    body: bytes,
+    signature: str | None,
+    scheduler: DispatchScheduler,
+) -> inbound.Received:
+    """Inbound messages an HTTP provider posts: signed like its receipts, a repeated
+    provider id stored once; each is matched to the tenant owning its destination."""
+    secret = _dlr_secret(await providers_db.list_providers(conn), provider)
+    if not http_provider.verify_signature(secret, body, signature):
+        raise Unauthorized("The inbound message is not signed with this provider's secret.")
+    try:
+        parts = http_provider.parse_inbound(provider, body)
+    except ValueError as exc:
+        raise InvalidRequest(
+            "The inbound messages are not valid.", [FieldError("body", str(exc))]
+        ) from None
+    return await inbound.receive(conn, parts, scheduler=scheduler)
+
+
 async def accept_http_receipts(
     conn: Conn, *, provider: str, body: bytes, signature: str | None
 ) -> int:
     """Receipts an HTTP provider posts back: authenticated by its shared secret, stored
     in the inbox (where a repeat or an early receipt is harmless). Returns how many."""
-    row = next((r for r in await providers_db.list_providers(conn) if r["name"] == provider), None)
-    secret = str(row["config"].get("dlr_secret", "")) if row and row["kind"] == "http" else ""
+    secret = _dlr_secret(await providers_db.list_providers(conn), provider)
     if not http_provider.verify_signature(secret, body, signature):
         raise Unauthorized("The receipt is not signed with this provider's secret.")
     try:

@@ -34,6 +34,11 @@ async def claim_key(
     return row is not None
 
 
+async def set_response(conn: Conn, *, tenant_id: uuid.UUID, key: str, response: object) -> None:
+    """Replace the stored answer of a key claimed in this transaction."""
+    await _q.run(conn, "set_response", tenant_id=tenant_id, key=key, response=Jsonb(response))
+
+
 async def get_key(conn: Conn, *, tenant_id: uuid.UUID, key: str) -> Row | None:
     return await _q.one(conn, "get_key", tenant_id=tenant_id, key=key)
 

@@ -17,27 +17,26 @@ async def accept(
     conn: Conn,
     *,
     tenant_id: uuid.UUID,
-    total: int,
     rate: float | None,
     messages: Sequence[Mapping[str, Any]],
     queue: str,
     task: str,
-    due: datetime,
+    honour_opt_outs: bool = True,
 ) -> Row:
-    """Hold ``total``, insert the messages and make sure a dispatch job (``task`` on
-    ``queue``) runs by ``due``. ``accepted`` is 0, and nothing written, when credit is
-    short or, with a ``rate``, the tenant's ingest bucket is empty; ``available`` and
-    ``tokens`` then say which."""
+    """Refuse the messages to opted-out recipients (their ids in ``opted_out``), hold
+    the others' total, insert them and make sure a dispatch job (``task`` on ``queue``)
+    runs by the earliest one's due time. ``accepted`` is 0, and nothing written, when
+    every message was opted out, credit is short or, with a ``rate``, the tenant's
+    ingest bucket is empty; ``available`` and ``tokens`` then say which."""
     row = await _q.one(
         conn,
         "accept",
         tenant_id=tenant_id,
-        total=total,
         rate=rate,
         messages=json_rows(messages),
         queue=queue,
         task=task,
-        due=due,
+        honour_opt_outs=honour_opt_outs,
     )
     assert row is not None
     return row

@@ -77,6 +77,10 @@ async def update_tenant(
     set_rate: bool,
     rate_limit_mps: int | None,
     price_per_segment: int | None,
+    set_inbound_url: bool = False,
+    inbound_url: str | None = None,
+    set_help_reply: bool = False,
+    help_reply: str | None = None,
 ) -> bool:
     row = await _q.one(
         conn,
@@ -86,5 +90,9 @@ async def update_tenant(
         set_rate=set_rate,
         rate_limit_mps=rate_limit_mps,
         price_per_segment=price_per_segment,
+        set_inbound_url=set_inbound_url,
+        inbound_url=inbound_url,
+        set_help_reply=set_help_reply,
+        help_reply=help_reply,
     )
     return row is not None

@@ -1,4 +1,6 @@
-"""Status callbacks: POST each outbox row to the tenant's callback_url, signed.
+"""Status callbacks and inbound messages: POST each outbox row to the tenant's URL, signed
+(``kind``: 'status' and 'inbound' as JSON with X-Smsgw-Signature, 'twilio_status' in
+Twilio's form with X-Twilio-Signature).
 
 Runs on its own queue, with short timeouts and bounded concurrency, so that a tenant's
 slow or dead endpoint costs that tenant retries and nobody else any delivery time.
@@ -10,13 +12,14 @@ import asyncio
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import msgspec
 import procrastinate
 import structlog
 
-from core import callbacks
+from core import callbacks, twilio
 from core.retry import Backoff
 from db import Row
 from db import callbacks as callbacks_db
@@ -32,15 +35,35 @@ CONCURRENCY = 100
 RUN_SECONDS = 0.9
 
 
-async def _post(
-    http: httpx.AsyncClient, row: Row, limit: asyncio.Semaphore, seconds: float
-) -> tuple[int | None, str | None]:
+def _request(row: Row) -> tuple[bytes, dict[str, str]] | None:
+    """The body and headers of one outbox row: JSON signed with the tenant's webhook
+    secret (status callbacks, inbound messages), or for a message made through the
+    Twilio facade, Twilio's form signed with X-Twilio-Signature (None: no account)."""
+    if row.get("kind") == "twilio_status":
+        token, account_sid = row["twilio_auth_token"], row["twilio_account_sid"]
+        if token is None or account_sid is None:
+            return None
+        params = twilio.status_callback(row["payload"], account_sid=account_sid)
+        return urlencode(params).encode(), {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "User-Agent": "smsgw-callbacks/1",
+            twilio.SIGNATURE_HEADER: twilio.signature(token, row["url"], params),
+        }
     body = msgspec.json.encode(row["payload"])
-    headers = {
+    return body, {
         "Content-Type": "application/json",
         "User-Agent": "smsgw-callbacks/1",
         callbacks.SIGNATURE_HEADER: callbacks.sign(row["webhook_secret"], body, int(time.time())),
     }
+
+
+async def _post(
+    http: httpx.AsyncClient, row: Row, limit: asyncio.Semaphore, seconds: float
+) -> tuple[int | None, str | None]:
+    request = _request(row)
+    if request is None:
+        return None, "no Twilio account to sign with"
+    body, headers = request
     async with limit:
         try:
             response = await http.post(

@@ -1,5 +1,6 @@
 """Periodic upkeep on the maintenance queue: partitions ahead of time, expired
-idempotency keys, lapsed claims, stalled jobs, and the dispatch safety net."""
+idempotency keys, lapsed claims, stalled jobs, the dispatch safety net, and long inbound
+messages whose missing parts never came."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import procrastinate
 import structlog
 from procrastinate import jobs as procrastinate_jobs
 
-from core import delivery
+from core import delivery, inbound
+from db import auth as auth_db
 from db import idempotency as idempotency_db
+from db import inbound as inbound_db
 from db import partitions as partitions_db
 from jobs.context import WorkerDeps, deps_of
 from jobs.scheduler import DISPATCH_TASK
@@ -17,6 +20,8 @@ log = structlog.get_logger("smsgw.upkeep")
 
 # A worker whose heartbeat is this old is gone; its running jobs are stalled.
 STALLED_AFTER = 60.0
+# How long an inbound message's provider id is remembered against repeats.
+INBOUND_SEEN_SECONDS = 7 * 24 * 3600
 
 
 async def recover_stalled_jobs(
@@ -74,6 +79,21 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         deps = deps_of(context)
         async with deps.pool.connection() as conn:
             await idempotency_db.purge_keys(conn, ttl_seconds=deps.settings.idempotency_ttl_seconds)
+            # Providers retry an inbound webhook for hours, not a week.
+            await inbound_db.purge_seen(conn, seconds=INBOUND_SEEN_SECONDS)
+            await auth_db.purge_failures(
+                conn, window_seconds=deps.settings.auth_failures_window_seconds
+            )
+
+    @app.periodic(cron="* * * * * */5", periodic_id="inbound-parts")
+    @app.task(name="smsgw.flush_inbound_parts", queue=queue, pass_context=True)
+    async def flush_inbound_parts(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        await inbound.flush_stale(
+            deps.pool,
+            older_than_seconds=deps.settings.inbound_parts_timeout_seconds,
+            scheduler=deps.scheduler,
+        )
 
     @app.periodic(cron="* * * * * */5", periodic_id="leases")
     @app.task(name="smsgw.recover_leases", queue=queue, pass_context=True)
@@ -93,4 +113,4 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         await recover_stalled_jobs(context.app, deps_of(context))
 
     del ensure_partitions, drop_old_partitions, purge_idempotency_keys, recover_leases
-    del wake_stranded_tenants, retry_stalled_jobs
+    del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 import structlog
+from psycopg_pool import AsyncConnectionPool
 
 from core.routing import Route, RouteTable
 from core.settings import Settings
 from db import Conn
 from db import providers as providers_db
-from providers.base import Provider, ReceiptSink
+from providers.base import InboundPart, Provider, ReceiptSink
 from providers.http import HttpConfig, HttpProvider
 from providers.simulator import Simulator, SimulatorConfig
 
@@ -54,8 +55,41 @@ def _only_known(config_type: type, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+InboundSink = Callable[[InboundPart], Awaitable[None]]
+
+
+def _smpp_inbound(sink: InboundSink) -> Callable[[Any], Awaitable[None]]:
+    """SmppProvider's ``inbound`` callback: a deliver_sm that is not a receipt, as the
+    octets and UDH concatenation it came with (core/inbound.py reassembles)."""
+
+    async def handler(message: Any) -> None:
+        parts = message.concatenation
+        await sink(
+            InboundPart(
+                provider=message.provider,
+                source=message.source,
+                destination=message.destination,
+                text=message.text,
+                received_at=message.received_at,
+                data_coding=message.data_coding,
+                payload=message.payload,
+                reference=None if parts is None else parts.reference,
+                total=None if parts is None else parts.total,
+                number=None if parts is None else parts.number,
+            )
+        )
+
+    return handler
+
+
 def build_adapter(
-    kind: str, name: str, config: dict[str, Any], *, settings: Settings, sink: ReceiptSink
+    kind: str,
+    name: str,
+    config: dict[str, Any],
+    *,
+    settings: Settings,
+    sink: ReceiptSink,
+    inbound: InboundSink | None = None,
 ) -> Provider:
     if kind == "simulator":
         return Simulator(
@@ -66,7 +100,12 @@ def build_adapter(
     if kind == "smpp":
         from providers.smpp import SmppConfig, SmppProvider
 
-        return SmppProvider(SmppConfig(**_only_known(SmppConfig, config)), name=name, sink=sink)
+        return SmppProvider(
+            SmppConfig(**_only_known(SmppConfig, config)),
+            name=name,
+            sink=sink,
+            inbound=None if inbound is None else _smpp_inbound(inbound),
+        )
     raise ValueError(f"unknown provider kind {kind!r}")
 
 
@@ -83,11 +122,14 @@ class DatabaseUpstreams:
         settings: Settings,
         sink: ReceiptSink,
         *,
+        inbound: InboundSink | None = None,
         builder: Callable[..., Provider] = build_adapter,
     ) -> None:
         self._settings = settings
         self._sink = sink
+        self._inbound = inbound
         self._build = builder
+        self._starting: set[asyncio.Task[None]] = set()
         self._adapters: dict[str, _Adapter] = {}
         self._table = RouteTable(routes=(), available=frozenset())
         self._loaded_at = float("-inf")
@@ -130,12 +172,23 @@ class DatabaseUpstreams:
                 continue
             try:
                 adapter = self._build(
-                    row["kind"], name, dict(row["config"]), settings=self._settings, sink=self._sink
+                    row["kind"],
+                    name,
+                    dict(row["config"]),
+                    settings=self._settings,
+                    sink=self._sink,
+                    **({"inbound": self._inbound} if self._inbound is not None else {}),
                 )
             except (TypeError, ValueError) as exc:
                 log.error("provider.misconfigured", provider=name, error=str(exc))
                 continue
             self._adapters[name] = _Adapter(adapter, row["updated_at"], row["mps"])
+            if self._inbound is not None and row["kind"] == "smpp":
+                # Bound now, not at the first send: mobile-originated messages arrive
+                # whether or not anything is being sent.
+                task = asyncio.create_task(self._bind(adapter), name=f"bind-{name}")
+                self._starting.add(task)
+                task.add_done_callback(self._starting.discard)
         routes = tuple(
             Route(
                 prefix=r["prefix"],
@@ -151,6 +204,30 @@ class DatabaseUpstreams:
             routes = (Route("+", None, default, 100, 0),)
         self._table = RouteTable(routes=routes, available=frozenset(self._adapters))
 
+    @staticmethod
+    async def _bind(adapter: Provider) -> None:
+        from providers.smpp import SmppBindError, SmppProvider
+
+        if isinstance(adapter, SmppProvider):
+            try:
+                await adapter.start()
+            except SmppBindError as exc:
+                # It keeps trying in the background.
+                log.warning("provider.bind_failed", provider=adapter.name, error=str(exc))
+            except RuntimeError:
+                pass  # closed by a reload before it bound
+
+    async def keep_current(self, pool: AsyncConnectionPool[Conn]) -> None:
+        """Reload providers every REFRESH_SECONDS even when nothing is being sent, so
+        a worker holds its SMPP binds (and hears inbound messages) from the start."""
+        while True:
+            try:
+                async with pool.connection() as conn:
+                    await self.refresh(conn)
+            except Exception as exc:  # the database is away: try again next round
+                log.warning("upstreams.refresh_failed", error=repr(exc))
+            await asyncio.sleep(REFRESH_SECONDS)
+
     def table(self) -> RouteTable:
         return self._table
 
@@ -162,6 +239,8 @@ class DatabaseUpstreams:
         return None if adapter is None or adapter.mps is None else float(adapter.mps)
 
     async def close(self) -> None:
+        for task in list(self._starting):
+            task.cancel()
         for adapter in self._adapters.values():
             await adapter.provider.close()
         self._adapters.clear()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import httpx
 import structlog
 
-from core import receipts
+from core import inbound, receipts
 from core.delivery import BreakerConfig, DispatchConfig
 from core.retry import Backoff
 from core.settings import Settings
 from db.pool import open_pool
-from jobs.app import QUEUES, create_app
+from jobs.app import QUEUES, TIER_QUEUES, create_app
 from jobs.context import WorkerDeps
 from jobs.scheduler import ProcrastinateScheduler
 from jobs.upstreams import DatabaseUpstreams
@@ -55,22 +57,29 @@ async def run_worker(
         name=f"smsgw-{name}",
     )
     app = create_app()
-    upstreams = DatabaseUpstreams(settings, receipts.sink_for(pool))
+    scheduler = ProcrastinateScheduler()
+    upstreams = DatabaseUpstreams(
+        settings, receipts.sink_for(pool), inbound=inbound.sink_for(pool, scheduler)
+    )
     http = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
         follow_redirects=False,
     )
+    keeper: asyncio.Task[None] | None = None
     try:
         await app.open_async(pool)
         deps = WorkerDeps(
             settings=settings,
             pool=pool,
             upstreams=upstreams,
-            scheduler=ProcrastinateScheduler(),
+            scheduler=scheduler,
             dispatch=dispatch_config(settings),
             http=http,
         )
         log.info("worker.started", queues=list(queues), concurrency=settings.worker_concurrency)
+        if set(queues) & set(TIER_QUEUES):
+            # A worker that sends keeps its upstreams (SMPP binds) up from the start.
+            keeper = asyncio.create_task(upstreams.keep_current(pool), name="upstreams")
         await app.run_worker_async(
             queues=list(queues),
             name=name,
@@ -83,6 +92,10 @@ async def run_worker(
             fetch_job_polling_interval=1.0,
         )
     finally:
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
         await app.close_async()
         await upstreams.close()
         await http.aclose()

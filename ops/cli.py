@@ -1,4 +1,4 @@
-"""The `smsgw` command: run | api | worker | migrate.
+"""The `smsgw` command: run | api | worker | smpp | migrate.
 
 `smsgw run` is the one-command start: with no DATABASE_URL it starts an embedded
 PostgreSQL under the data folder, migrates it, makes a demo tenant with credit, then runs
@@ -12,6 +12,7 @@ import asyncio
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import psycopg
 import structlog
 from psycopg.rows import dict_row
 
-from core import logs, tenants
+from core import logs, smpp_accounts, tenants
 from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
 from db import migrate as migrate_db
 from jobs.app import QUEUES
@@ -101,6 +102,37 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_SMPP_PORT = 2775
+
+
+def cmd_smpp(args: argparse.Namespace) -> int:
+    _require_database_url()
+    settings = _settings()
+    logs.configure(json=settings.log_json, level=settings.log_level)
+    port = args.port if args.port is not None else (settings.smpp_port or DEFAULT_SMPP_PORT)
+    import uvloop
+
+    from jobs.scheduler import ProcrastinateScheduler
+    from smpp_server.server import serve
+
+    uvloop.run(serve(settings, host=args.host, port=port, scheduler=ProcrastinateScheduler()))
+    return 0
+
+
+async def _seed_demo_smpp(database_url: str) -> tuple[str, str]:
+    """SMPP credentials for the demo tenant, a new password on every run (shown once)."""
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        cursor = await conn.execute(
+            "SELECT id FROM tenants WHERE name = %s ORDER BY created_at LIMIT 1", (DEMO_TENANT,)
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        account, password = await smpp_accounts.issue_credentials(conn, tenant_id=row["id"])
+        return account.system_id, password
+
+
 async def _seed_demo(database_url: str) -> str:
     """A demo tenant with credit; a fresh API key for it on every run (keys show once)."""
     async with await psycopg.AsyncConnection.connect(
@@ -170,6 +202,21 @@ def _wait_ready(base: str, children: Sequence[subprocess.Popen[bytes]], timeout:
     raise SystemExit(f"smsgw: the API was not ready within {timeout:.0f} s")
 
 
+def _wait_listening(
+    host: str, port: int, children: Sequence[subprocess.Popen[bytes]], timeout: float
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            raise SystemExit("smsgw: a child process exited during start-up; see the log above")
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"smsgw: the SMPP listener was not up within {timeout:.0f} s")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from ops.embedded import EmbeddedError, EmbeddedPostgres
 
@@ -216,11 +263,27 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )
         children.append(subprocess.Popen([*smsgw, "worker"], env=env))
+        smpp_login = None
+        if settings.smpp_port:
+            smpp_login = asyncio.run(_seed_demo_smpp(settings.database_url))
+            children.append(
+                subprocess.Popen(
+                    [*smsgw, "smpp", "--host", args.host, "--port", str(settings.smpp_port)],
+                    env=env,
+                )
+            )
         base = f"http://{_shown_host(args.host)}:{args.port}"
         _wait_ready(base, children, timeout=60)
         print(
             _banner(args.host, args.port, env["SMSGW_ADMIN_TOKEN"], api_key, generated), flush=True
         )
+        if smpp_login is not None:
+            _wait_listening(_shown_host(args.host), settings.smpp_port, children, timeout=30)
+            print(
+                f"SMPP 3.4 listener on {_shown_host(args.host)}:{settings.smpp_port}: bind as "
+                f"system_id {smpp_login[0]}, password {smpp_login[1]} (the demo tenant)\n",
+                flush=True,
+            )
         while not stopping:
             if any(child.poll() is not None for child in children):
                 print("smsgw: a child process exited; stopping", file=sys.stderr)
@@ -270,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=0, help="jobs at once")
     worker.add_argument("--name", default="worker")
     worker.set_defaults(func=cmd_worker)
+    smpp = sub.add_parser("smpp", help="the SMPP 3.4 listener for tenants' ESMEs")
+    smpp.add_argument("--host", default="127.0.0.1")
+    smpp.add_argument("--port", type=int, default=None, help="default: SMSGW_SMPP_PORT, else 2775")
+    smpp.set_defaults(func=cmd_smpp)
     migrate = sub.add_parser("migrate", help="bring the schema up to date (idempotent)")
     migrate.set_defaults(func=cmd_migrate)
     return parser

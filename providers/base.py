@@ -64,6 +64,27 @@ class Receipt:
 ReceiptSink = Callable[[Sequence[Receipt]], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class InboundPart:
+    """A mobile-originated message, or one part of a long one, as an upstream hands it
+    over: by text (HTTP webhook) or as the octets and data_coding of a deliver_sm."""
+
+    provider: str
+    source: str
+    destination: str
+    text: str | None
+    received_at: datetime
+    # The upstream's id for it: a repeat with the same id is stored once.
+    provider_message_id: str | None = None
+    data_coding: int | None = None
+    payload: bytes | None = None
+    # A part of a long message (UDH concatenation): its reference, the part count and
+    # its number (1-based); None for a message in one piece.
+    reference: int | None = None
+    total: int | None = None
+    number: int | None = None
+
+
 class Provider(Protocol):
     name: str
 

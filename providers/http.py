@@ -26,6 +26,7 @@ import httpx
 
 from providers.base import (
     Accepted,
+    InboundPart,
     OutboundMessage,
     PermanentError,
     Receipt,
@@ -186,3 +187,56 @@ def parse_receipts(provider: str, body: bytes) -> list[Receipt]:
     if not items or len(items) > 1000:
         raise ValueError("send 1 to 1000 receipts")
     return [_receipt(provider, item) for item in items]
+
+
+def _part_numbers(item: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    part = item.get("part")
+    if part is None:
+        return None, None, None
+    try:
+        reference, total, number = (int(part[k]) for k in ("reference", "total", "number"))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise ValueError("part needs whole-number reference, total and number") from exc
+    if not (0 <= reference <= 65535 and 1 <= number <= total <= 255):
+        raise ValueError("part: reference 0-65535, 1 <= number <= total <= 255")
+    return reference, total, number
+
+
+def _inbound(provider: str, item: Any) -> InboundPart:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str | int):
+        raise ValueError("each inbound message needs an id")
+    for key in ("from", "to", "text"):
+        if not isinstance(item.get(key), str) or (key != "text" and not item[key].strip()):
+            raise ValueError(f"each inbound message needs {key!r} as text")
+    if "\x00" in item["text"] or len(item["text"]) > 10_000:
+        raise ValueError("text must be at most 10000 characters, without NUL")
+    received = datetime.now(UTC)
+    reference, total, number = _part_numbers(item)
+    return InboundPart(
+        provider=provider,
+        source=item["from"].strip()[:32],
+        destination=item["to"].strip()[:32],
+        text=item["text"],
+        received_at=received,
+        provider_message_id=str(item["id"])[:128],
+        reference=reference,
+        total=total,
+        number=number,
+    )
+
+
+def parse_inbound(provider: str, body: bytes) -> list[InboundPart]:
+    """Mobile-originated messages posted to ``/v1/providers/<name>/inbound``:
+    ``{"id", "from", "to", "text", "part"?: {"reference", "total", "number"}}`` (a part
+    of a long message), a list of them, or ``{"messages": [...]}``. Raises ValueError
+    on anything else."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("the body is not JSON") from exc
+    if isinstance(data, dict) and "messages" in data:
+        data = data["messages"]
+    items = data if isinstance(data, list) else [data]
+    if not items or len(items) > 1000:
+        raise ValueError("send 1 to 1000 inbound messages")
+    return [_inbound(provider, item) for item in items]

@@ -105,7 +105,14 @@ def db_url(pg_server: Server, template_db: str) -> Iterator[str]:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return Settings.from_env(
-        {"DATABASE_URL": db_url, "SMSGW_ADMIN_TOKEN": ADMIN_TOKEN, "SMSGW_LOG_JSON": "true"}
+        {
+            "DATABASE_URL": db_url,
+            "SMSGW_ADMIN_TOKEN": ADMIN_TOKEN,
+            "SMSGW_LOG_JSON": "true",
+            # Tests knock with bad keys on purpose; tests/app/test_auth_throttle.py
+            # checks the throttle with a low limit of its own.
+            "SMSGW_AUTH_FAILURES_LIMIT": "1000",
+        }
     )
 
 

@@ -1,8 +1,10 @@
-"""Admin API: tenants, credits and API keys (``Authorization: Bearer $SMSGW_ADMIN_TOKEN``)."""
+"""Admin API: tenants, credits, API keys and SMPP credentials
+(``Authorization: Bearer $SMSGW_ADMIN_TOKEN``)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
@@ -10,20 +12,31 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from app.auth import admin_guard
-from app.body import StrictBody
+from app.body import StrictBody, T, decode
 from app.schemas import (
     ApiKeyCreated,
     BalanceView,
     CreateTenant,
     CreditRequest,
+    SmppCredentialsIssued,
+    SmppCredentialsRequest,
+    SmppCredentialsUpdate,
+    SmppCredentialsView,
     TenantCreated,
     TenantView,
     UpdateTenant,
 )
-from core import tenants
+from core import smpp_accounts, tenants
 from core.errors import NotFound
 from db import Conn
 from jobs.scheduler import follow_tier
+
+
+class _OptionalBody(StrictBody[T]):
+    """A strict body that may be left out: no body reads as ``{}``."""
+
+    def decode_bytes(self, value: bytes) -> Any:
+        return decode(value.strip() or b"{}", self.model_type)
 
 
 def parse_id(raw: str, what: str) -> uuid.UUID:
@@ -45,6 +58,8 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         available=balance.available,
         held=balance.held,
         captured=balance.captured,
+        inbound_url=tenant.inbound_url,
+        help_reply=tenant.help_reply,
     )
 
 
@@ -83,8 +98,9 @@ class AdminController(Controller):
     async def update_tenant(
         self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[UpdateTenant]
     ) -> TenantView:
-        """Change tier, rate limit or price; a tier change moves the tenant's waiting
-        dispatch job to the new tier's queue at once."""
+        """Change tier, rate limit, price, inbound webhook (`inbound_url`) or HELP answer
+        (`help_reply`); a tier change moves the tenant's waiting dispatch job to the new
+        tier's queue at once."""
         async with conn.transaction():
             tenant, balance = await tenants.update_tenant(
                 conn,
@@ -94,6 +110,8 @@ class AdminController(Controller):
                 price_per_segment=(
                     None if data.price_per_segment is msgspec.UNSET else data.price_per_segment
                 ),
+                inbound_url=data.inbound_url,
+                help_reply=data.help_reply,
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id, tier=tenant.tier)
@@ -136,3 +154,84 @@ class AdminController(Controller):
     @delete("/api-keys/{key_id:str}", status_code=204)
     async def revoke_api_key(self, conn: NamedDependency[Conn], key_id: FromPath[str]) -> None:
         await tenants.revoke_api_key(conn, key_id=parse_id(key_id, "API key"))
+
+    # -- SMPP credentials (issue 9) -------------------------------------------------------
+
+    @post(
+        "/tenants/{tenant_id:str}/smpp-credentials",
+        dto=_OptionalBody[SmppCredentialsRequest],
+        return_dto=None,
+        status_code=201,
+        description="The tenant's SMPP system_id and a new password (8 characters, shown "
+        "once); binds made with the previous password are closed. The body is optional.",
+    )
+    async def issue_smpp_credentials(
+        self,
+        conn: NamedDependency[Conn],
+        tenant_id: FromPath[str],
+        data: JSONBody[SmppCredentialsRequest],
+    ) -> SmppCredentialsIssued:
+        account, password = await smpp_accounts.issue_credentials(
+            conn,
+            tenant_id=parse_id(tenant_id, "tenant"),
+            system_id=data.system_id,
+            max_binds=data.max_binds,
+            allowed_networks=data.allowed_networks,
+        )
+        return SmppCredentialsIssued(
+            tenant_id=account.tenant_id,
+            system_id=account.system_id,
+            password=password,
+            max_binds=account.max_binds,
+            allowed_networks=account.allowed_networks,
+            created_at=account.created_at,
+        )
+
+    @get("/tenants/{tenant_id:str}/smpp-credentials")
+    async def get_smpp_credentials(
+        self, conn: NamedDependency[Conn], tenant_id: FromPath[str]
+    ) -> SmppCredentialsView:
+        """The tenant's SMPP account (never the password) and its binds up now."""
+        account, binds = await smpp_accounts.get_account(
+            conn, tenant_id=parse_id(tenant_id, "tenant")
+        )
+        return _smpp_view(account, binds)
+
+    @patch(
+        "/tenants/{tenant_id:str}/smpp-credentials",
+        dto=StrictBody[SmppCredentialsUpdate],
+        return_dto=None,
+    )
+    async def update_smpp_credentials(
+        self,
+        conn: NamedDependency[Conn],
+        tenant_id: FromPath[str],
+        data: JSONBody[SmppCredentialsUpdate],
+    ) -> SmppCredentialsView:
+        """Change the bind limit or the allowed networks (binds already up stay)."""
+        account, binds = await smpp_accounts.update_account(
+            conn,
+            tenant_id=parse_id(tenant_id, "tenant"),
+            max_binds=data.max_binds,
+            allowed_networks=data.allowed_networks,
+        )
+        return _smpp_view(account, binds)
+
+    @delete("/tenants/{tenant_id:str}/smpp-credentials", status_code=204)
+    async def delete_smpp_credentials(
+        self, conn: NamedDependency[Conn], tenant_id: FromPath[str]
+    ) -> None:
+        """No more binds; the tenant's binds up now are closed within seconds."""
+        await smpp_accounts.delete_account(conn, tenant_id=parse_id(tenant_id, "tenant"))
+
+
+def _smpp_view(account: smpp_accounts.SmppAccount, binds: int) -> SmppCredentialsView:
+    return SmppCredentialsView(
+        tenant_id=account.tenant_id,
+        system_id=account.system_id,
+        max_binds=account.max_binds,
+        allowed_networks=account.allowed_networks,
+        binds=binds,
+        created_at=account.created_at,
+        password_changed_at=account.password_changed_at,
+    )

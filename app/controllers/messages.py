@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
@@ -14,9 +14,10 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from app.auth import provide_tenant, tenant_guard
 from app.body import StrictBody, decode, validation_error
 from app.deps import services
-from core import accept, messages
+from core import accept, inbound, messages
 from core.accept import BatchResult
-from core.errors import InvalidRequest
+from core.errors import FieldError, InvalidRequest
+from core.inbound import InboundPage
 from core.messages import Message, Page, Quote
 from core.submission import SendRequest
 from core.tenants import Tenant
@@ -150,7 +151,26 @@ class MessagesController(Controller):
         created_before: FromQuery[datetime | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=messages.MAX_PAGE)] = messages.DEFAULT_PAGE,
         cursor: FromQuery[str | None] = None,
-    ) -> Page:
+        direction: Annotated[
+            Literal["outbound", "inbound"],
+            QueryParameter(description="inbound: messages received on the tenant's numbers"),
+        ] = "outbound",
+    ) -> Page | InboundPage:
+        if direction == "inbound":
+            if status not in (None, "received"):
+                raise InvalidRequest(
+                    "The filters are not valid.",
+                    [FieldError("status", "inbound messages are all 'received'")],
+                )
+            return await inbound.list_inbound(
+                conn,
+                tenant=tenant,
+                to=to,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
         return await messages.list_messages(
             conn,
             tenant=tenant,

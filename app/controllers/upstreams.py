@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from app.auth import admin_guard
 from app.body import StrictBody
+from app.deps import services
 from core import upstreams
 from core.errors import NotFound
 from core.upstreams import ProviderStatus, RouteView
@@ -41,6 +43,12 @@ class RouteRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class ReceiptsAccepted(msgspec.Struct, kw_only=True):
     accepted: int
+
+
+class InboundAccepted(msgspec.Struct, kw_only=True):
+    accepted: int
+    duplicates: int
+    unrouted: int
 
 
 class UpstreamsAdminController(Controller):
@@ -110,3 +118,29 @@ class ReceiptsController(Controller):
             signature=request.headers.get(SIGNATURE_HEADER),
         )
         return ReceiptsAccepted(accepted=accepted)
+
+    @post("/{provider:str}/inbound", status_code=202)
+    async def receive_inbound(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        conn: NamedDependency[Conn],
+        provider: FromPath[str],
+    ) -> InboundAccepted:
+        """Inbound (mobile-originated) messages from an HTTP provider, signed like its
+        receipts: `X-Signature: sha256=<hex HMAC-SHA256(dlr_secret, body)>`. Body
+        `{id, from, to, text, part?: {reference, total, number}}`, a list, or
+        `{messages: [...]}`. A repeated `id` is counted in `duplicates` and stored once;
+        a destination no tenant owns in `unrouted`."""
+        received = await upstreams.accept_http_inbound(
+            conn,
+            provider=provider,
+            body=await request.body(),
+            signature=request.headers.get(SIGNATURE_HEADER),
+            scheduler=services(state).scheduler,
+        )
+        return InboundAccepted(
+            accepted=received.accepted,
+            duplicates=received.duplicates,
+            unrouted=received.unrouted,
+        )

@@ -14,7 +14,13 @@ UPDATE callbacks c
   FROM due
  WHERE c.id = due.id AND c.created_at = due.created_at
 RETURNING c.id, c.created_at, c.tenant_id, c.message_id, c.url, c.payload, c.attempts,
-          (SELECT t.webhook_secret FROM tenants t WHERE t.id = c.tenant_id) AS webhook_secret
+          c.kind,
+          (SELECT t.webhook_secret FROM tenants t WHERE t.id = c.tenant_id) AS webhook_secret,
+          -- Twilio-format callbacks are signed with the account's auth token.
+          (SELECT a.auth_token FROM twilio_accounts a WHERE a.tenant_id = c.tenant_id)
+              AS twilio_auth_token,
+          (SELECT a.account_sid FROM twilio_accounts a WHERE a.tenant_id = c.tenant_id)
+              AS twilio_account_sid
 
 -- name: finish
 UPDATE callbacks c
@@ -28,3 +34,8 @@ UPDATE callbacks c
         %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[]
        ) AS r(id, created_at, outcome, status_code, error, next_attempt_at)
  WHERE c.id = r.id AND c.created_at = r.created_at
+
+-- name: enqueue
+-- One callback written by the code rather than the messages trigger (inbound messages).
+INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
+VALUES (%(tenant_id)s, %(message_id)s, %(url)s, %(payload)s, %(kind)s)

@@ -18,3 +18,7 @@ SELECT request_sha256, response, now() - created_at AS age FROM idempotency_keys
 
 -- name: purge_keys
 DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => %(ttl_seconds)s)
+
+-- name: set_response
+UPDATE idempotency_keys SET response = %(response)s
+ WHERE tenant_id = %(tenant_id)s AND key = %(key)s

@@ -1,8 +1,8 @@
 -- name: accept
--- Hold, messages, ledger and dispatch job in one call (smsgw_accept_v1, 0006).
-SELECT accepted, available, tokens
-  FROM smsgw_accept_v1(%(tenant_id)s, %(total)s, %(rate)s, %(messages)s::json,
-                       %(queue)s, %(task)s, %(due)s)
+-- Opt-outs, hold, messages, ledger and dispatch job in one call (smsgw_accept_v2, 0007).
+SELECT accepted, available, tokens, opted_out
+  FROM smsgw_accept_v2(%(tenant_id)s, %(rate)s, %(messages)s::json,
+                       %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: get_message
 SELECT * FROM messages

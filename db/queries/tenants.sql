@@ -2,14 +2,16 @@
 INSERT INTO tenants (id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret)
 VALUES (%(id)s, %(name)s, %(tier)s, %(rate_limit_mps)s, %(price_per_segment)s, %(currency)s,
         %(webhook_secret)s)
-RETURNING id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret, created_at
+RETURNING id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret, created_at,
+          inbound_url, help_reply
 
 -- name: insert_balance
 INSERT INTO balances (tenant_id) VALUES (%(tenant_id)s)
 
 -- name: get_tenant
 SELECT t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
-       t.webhook_secret, t.created_at, b.available, b.held, b.captured
+       t.webhook_secret, t.created_at, t.inbound_url, t.help_reply,
+       b.available, b.held, b.captured
   FROM tenants t JOIN balances b ON b.tenant_id = t.id
  WHERE t.id = %(id)s
 
@@ -29,16 +31,19 @@ SELECT revoked_at FROM api_keys WHERE id = %(id)s
 -- name: find_api_key
 -- The live key with this prefix and its tenant; the caller compares the digest.
 SELECT k.id AS key_id, k.secret_sha256, t.id, t.name, t.tier, t.rate_limit_mps,
-       t.price_per_segment, t.currency, t.webhook_secret, t.created_at
+       t.price_per_segment, t.currency, t.webhook_secret, t.created_at, t.inbound_url,
+       t.help_reply
   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
  WHERE k.prefix = %(prefix)s AND k.revoked_at IS NULL
 
 -- name: update_tenant
--- NULL parameters leave a column as it is, except rate_limit_mps, which the caller
--- always passes (its NULL means "unlimited").
+-- NULL parameters leave a column as it is, except rate_limit_mps, inbound_url and
+-- help_reply, whose NULL means "none": the caller says with set_* whether to set them.
 UPDATE tenants
    SET tier = coalesce(%(tier)s, tier),
        rate_limit_mps = CASE WHEN %(set_rate)s THEN %(rate_limit_mps)s ELSE rate_limit_mps END,
-       price_per_segment = coalesce(%(price_per_segment)s, price_per_segment)
+       price_per_segment = coalesce(%(price_per_segment)s, price_per_segment),
+       inbound_url = CASE WHEN %(set_inbound_url)s THEN %(inbound_url)s ELSE inbound_url END,
+       help_reply = CASE WHEN %(set_help_reply)s THEN %(help_reply)s ELSE help_reply END
  WHERE id = %(id)s
 RETURNING id

@@ -50,7 +50,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _env(db_url: str, latency_ms: float) -> dict[str, str]:
+def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.update(
         {
@@ -62,6 +62,8 @@ def _env(db_url: str, latency_ms: float) -> dict[str, str]:
             "SMSGW_SIMULATOR_SEED": "1",
         }
     )
+    if concurrency:
+        env["SMSGW_WORKER_CONCURRENCY"] = str(concurrency)
     return env
 
 
@@ -255,7 +257,7 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.profile_sql:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    env = _env(db_url, args.latency_ms)
+    env = _env(db_url, args.latency_ms, args.concurrency)
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
     stack = contextlib.ExitStack()
@@ -327,6 +329,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--provider", choices=["simulator", "http", "smpp"], default="simulator")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=0, help="jobs per worker")
     parser.add_argument("--profile-sql", action="store_true", help="print pg_stat_statements")
     parser.add_argument("--spy", type=float, default=0, help="py-spy a worker for N seconds")
     asyncio.run(main_async(parser.parse_args()))

@@ -3,6 +3,7 @@ the services an operator relies on exist and run commands the CLI really has."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,22 @@ def test_prometheus_scrapes_every_api_replica(compose):
     assert sd["names"] == ["api"]
     assert sd["type"] == "A"
     assert str(sd["port"]) == compose["services"]["api"]["expose"][0]
+
+
+def test_the_smpp_listener_is_a_service_reachable_on_its_port(compose):
+    smpp = compose["services"]["smpp"]
+    assert smpp["image"] == "smsgw:latest"
+    args = build_parser().parse_args(smpp["command"][1:])
+    assert args.command == "smpp"
+    assert args.host == "0.0.0.0"  # noqa: S104 - reachable from outside its container
+    # Published on the port it listens on, and its health check knocks on that port.
+    assert smpp["ports"] == [f"{args.port}:{args.port}"]
+    assert f"{args.port}), 3)" in " ".join(smpp["healthcheck"]["test"])
+    # The same database as the API and workers (bind limits and receipts live there).
+    assert "@primary:" in smpp["environment"]["DATABASE_URL"]
+    # The image has the package that serves it (every package the project installs).
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for pattern in packages["packages"]["find"]["include"]:
+        package = pattern.rstrip("*")
+        assert f"COPY {package} ./{package}" in dockerfile, package

@@ -1,0 +1,383 @@
+"""Inbound messages (MO): from an upstream to the tenant that owns the number.
+
+Every upstream hands over ``InboundPart``s (the HTTP webhook, SMPP deliver_sm that are
+not receipts). Each is taken in its own transaction: a provider id seen before is a
+repeat and stores nothing; the destination names the tenant (an unowned one is dropped
+and logged); a part of a long message waits in ``inbound_parts`` until its siblings are
+there, and the whole message is then stored once. A long message whose siblings never
+come is delivered with what arrived, ``complete`` false, after
+``SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS`` (``flush_stale``, run by upkeep).
+
+Storing a whole message, in the same transaction: its row in ``inbound_messages``, the
+effect of an opt-out keyword on the suppression list (core/keywords.py), the answer to
+HELP (accepted like any message, free), and the POST to the tenant's ``inbound_url``
+(a row in the callbacks outbox, signed and retried like status callbacks).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from core import ids, keywords, numbers, segments
+from core.accept import DispatchScheduler
+from core.errors import FieldError, InvalidRequest
+from core.tenants import Tenant, tenant_from_row
+from db import Conn, Row
+from db import callbacks as callbacks_db
+from db import inbound as inbound_db
+from db import numbers as numbers_db
+from providers.base import InboundPart
+
+log = structlog.get_logger("smsgw.inbound")
+
+MAX_PAGE = 500
+DEFAULT_PAGE = 50
+_CODINGS = {0: "GSM-7", 8: "UCS-2", 1: "ASCII", 3: "Latin-1"}
+
+
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """An inbound message as the API and the tenant's webhook show it."""
+
+    id: uuid.UUID
+    direction: str = "inbound"
+    status: str = "received"
+    sender: str = msgspec.field(name="from")
+    to: str
+    body: str
+    encoding: str
+    parts: int
+    parts_expected: int
+    complete: bool
+    keyword: str | None
+    provider: str
+    provider_message_id: str | None
+    created_at: datetime
+
+
+class InboundPage(msgspec.Struct, frozen=True, kw_only=True):
+    messages: list[InboundMessage]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What became of a batch of parts."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    unrouted: int = 0
+
+
+def message_from_row(row: Row) -> InboundMessage:
+    return InboundMessage(
+        id=row["id"],
+        sender=row["from_number"],
+        to=row["to_number"],
+        body=row["body"],
+        encoding=row["encoding"],
+        parts=row["parts"],
+        parts_expected=row["parts_expected"],
+        complete=row["complete"],
+        keyword=row["keyword"],
+        provider=row["provider"],
+        provider_message_id=row["provider_message_id"],
+        created_at=row["received_at"],
+    )
+
+
+async def receive(
+    conn: Conn, parts: Sequence[InboundPart], *, scheduler: DispatchScheduler
+) -> Received:
+    """Take ``parts`` (``conn`` in autocommit), each in a transaction of its own."""
+    accepted = duplicates = unrouted = 0
+    for part in parts:
+        async with conn.transaction():
+            outcome = await _receive_one(conn, part, scheduler)
+        if outcome == "duplicate":
+            duplicates += 1
+        elif outcome == "unrouted":
+            unrouted += 1
+        else:
+            accepted += 1
+    return Received(accepted=accepted, duplicates=duplicates, unrouted=unrouted)
+
+
+def sink_for(
+    pool: AsyncConnectionPool[Conn], scheduler: DispatchScheduler
+) -> Callable[[InboundPart], Awaitable[None]]:
+    """What a worker hands SMPP mobile-originated parts to."""
+
+    async def sink(part: InboundPart) -> None:
+        async with pool.connection() as conn:
+            await receive(conn, [part], scheduler=scheduler)
+
+    return sink
+
+
+async def _receive_one(conn: Conn, part: InboundPart, scheduler: DispatchScheduler) -> str:
+    if part.provider_message_id is not None and not await inbound_db.mark_seen(
+        conn, provider=part.provider, provider_message_id=part.provider_message_id
+    ):
+        return "duplicate"
+    owner = await numbers_db.find_owner(conn, numbers=numbers.spellings(part.destination))
+    if owner is None:
+        log.warning("inbound.unrouted", provider=part.provider, to=part.destination)
+        return "unrouted"
+    tenant = tenant_from_row(owner)
+    sender = numbers.canonical(part.source)
+    if part.total is None or part.total < 2 or part.reference is None or part.number is None:
+        text, encoding = _text([part.data_coding], [part.payload], [part.text])
+        await _store(
+            conn,
+            tenant=tenant,
+            scheduler=scheduler,
+            to_number=owner["number"],
+            from_number=sender,
+            body=text,
+            encoding=encoding,
+            parts=1,
+            parts_expected=1,
+            provider=part.provider,
+            provider_message_id=part.provider_message_id,
+        )
+        return "stored"
+    group = {
+        "tenant_id": tenant.id,
+        "provider": part.provider,
+        "from_number": sender,
+        "to_number": owner["number"],
+        "reference": part.reference,
+        "total": part.total,
+    }
+    await inbound_db.lock_group(conn, key=_group_key(group))
+    await inbound_db.insert_part(
+        conn,
+        **group,
+        number=part.number,
+        data_coding=part.data_coding,
+        payload=part.payload,
+        text=part.text,
+        provider_message_id=part.provider_message_id,
+    )
+    rows = await inbound_db.group_parts(conn, **group)
+    if len(rows) < part.total:
+        return "waiting"
+    await _store_group(conn, tenant=tenant, scheduler=scheduler, group=group, rows=rows)
+    return "stored"
+
+
+def _group_key(group: dict[str, object]) -> str:
+    return "inbound:" + "|".join(str(group[k]) for k in sorted(group))
+
+
+def _text(
+    codings: Sequence[int | None], payloads: Sequence[bytes | None], texts: Sequence[str | None]
+) -> tuple[str, str]:
+    """The whole text and its encoding. Octets are joined before decoding, so a
+    character split across two parts (a UCS-2 surrogate pair, a GSM escape) survives."""
+    if payloads and all(p is not None for p in payloads) and len(set(codings)) == 1:
+        from providers.smpp_codec import decode_text
+
+        coding = codings[0] if codings[0] is not None else 0
+        octets = b"".join(bytes(p) for p in payloads if p is not None)
+        decoded = decode_text(coding, octets)
+        if decoded is None:
+            return octets.hex(), "binary"
+        return decoded, _CODINGS.get(coding, segments.count(decoded).encoding)
+    text = "".join(t or "" for t in texts)
+    return text, segments.count(text).encoding if text else "GSM-7"
+
+
+async def _store_group(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    scheduler: DispatchScheduler,
+    group: dict[str, object],
+    rows: Sequence[Row],
+) -> None:
+    text, encoding = _text(
+        [r["data_coding"] for r in rows],
+        [None if r["payload"] is None else bytes(r["payload"]) for r in rows],
+        [r["text"] for r in rows],
+    )
+    await inbound_db.delete_parts(conn, ids=[r["id"] for r in rows])
+    first_id = next((r["provider_message_id"] for r in rows if r["provider_message_id"]), None)
+    await _store(
+        conn,
+        tenant=tenant,
+        scheduler=scheduler,
+        to_number=str(group["to_number"]),
+        from_number=str(group["from_number"]),
+        body=text,
+        encoding=encoding,
+        parts=len(rows),
+        parts_expected=int(str(group["total"])),
+        provider=str(group["provider"]),
+        provider_message_id=first_id,
+    )
+
+
+async def flush_stale(
+    pool: AsyncConnectionPool[Conn], *, older_than_seconds: float, scheduler: DispatchScheduler
+) -> int:
+    """Deliver long messages whose missing parts have not come in time, with the parts
+    that did (``complete`` false). Returns how many."""
+    flushed = 0
+    async with pool.connection() as conn:
+        groups = await inbound_db.stale_groups(conn, seconds=older_than_seconds, limit=500)
+        for stale in groups:
+            group = {
+                key: stale[key]
+                for key in ("tenant_id", "provider", "from_number", "to_number", "reference")
+            }
+            group["total"] = stale["total"]
+            async with conn.transaction():
+                await inbound_db.lock_group(conn, key=_group_key(group))
+                rows = await inbound_db.group_parts(conn, **group)
+                owner = await numbers_db.find_owner(conn, numbers=[str(group["to_number"])])
+                if not rows:
+                    continue
+                if owner is None or owner["id"] != group["tenant_id"]:
+                    # The number changed hands while the parts waited: nobody to tell.
+                    await inbound_db.delete_parts(conn, ids=[r["id"] for r in rows])
+                    continue
+                await _store_group(
+                    conn,
+                    tenant=tenant_from_row(owner),
+                    scheduler=scheduler,
+                    group=group,
+                    rows=rows,
+                )
+                flushed += 1
+    if flushed:
+        log.warning("inbound.incomplete_delivered", messages=flushed)
+    return flushed
+
+
+async def _store(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    scheduler: DispatchScheduler,
+    to_number: str,
+    from_number: str,
+    body: str,
+    encoding: str,
+    parts: int,
+    parts_expected: int,
+    provider: str,
+    provider_message_id: str | None,
+) -> None:
+    message_id = ids.uuid7()
+    received_at = ids.created_at(message_id)
+    keyword = keywords.classify(body)
+    message = InboundMessage(
+        id=message_id,
+        sender=from_number,
+        to=to_number,
+        body=body,
+        encoding=encoding,
+        parts=parts,
+        parts_expected=parts_expected,
+        complete=parts >= parts_expected,
+        keyword=keyword,
+        provider=provider,
+        provider_message_id=provider_message_id,
+        created_at=received_at,
+    )
+    await inbound_db.insert_message(
+        conn,
+        id=message_id,
+        received_at=received_at,
+        tenant_id=tenant.id,
+        to_number=to_number,
+        from_number=from_number,
+        body=body,
+        encoding=encoding,
+        parts=parts,
+        parts_expected=parts_expected,
+        complete=message.complete,
+        provider=provider,
+        provider_message_id=provider_message_id,
+        keyword=keyword,
+    )
+    if keyword is not None:
+        await keywords.apply(
+            conn, tenant=tenant, keyword=keyword, message=message, scheduler=scheduler
+        )
+    if tenant.inbound_url:
+        payload = msgspec.to_builtins(message)
+        payload["timestamp"] = received_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        await callbacks_db.enqueue(
+            conn,
+            tenant_id=tenant.id,
+            message_id=message_id,
+            url=tenant.inbound_url,
+            payload=payload,
+            kind="inbound",
+        )
+    log.info(
+        "inbound.received",
+        tenant_id=str(tenant.id),
+        message_id=str(message_id),
+        provider=provider,
+        parts=parts,
+        complete=message.complete,
+        keyword=keyword,
+    )
+
+
+def _encode_cursor(message_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(message_id.bytes).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        value = uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        ids.created_at(value)
+    except (ValueError, OverflowError, binascii.Error):
+        value = uuid.UUID(int=0)
+    if not ids.is_uuid7(value):
+        raise InvalidRequest(
+            "The cursor is not one this API gave out.",
+            [FieldError("cursor", "is not a cursor from next_cursor")],
+        )
+    return value
+
+
+async def list_inbound(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    to: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    limit: int = DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> InboundPage:
+    """The tenant's inbound messages, newest first (``GET /v1/messages?direction=inbound``)."""
+    before = _decode_cursor(cursor) if cursor else None
+    rows = await inbound_db.list_messages(
+        conn,
+        tenant_id=tenant.id,
+        to_number=to,
+        created_after=created_after,
+        created_before=created_before,
+        before_created_at=ids.created_at(before) if before else None,
+        before_id=before,
+        limit=limit + 1,
+    )
+    page = [message_from_row(row) for row in rows[:limit]]
+    return InboundPage(
+        messages=page, next_cursor=_encode_cursor(page[-1].id) if len(rows) > limit else None
+    )

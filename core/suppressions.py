@@ -1,0 +1,125 @@
+"""The suppression list: who opted out of a tenant's messages, and from which number.
+
+Entries are per (tenant, our number, their number). ``number`` None (stored as '*')
+covers every number of the tenant: STOPALL, or an entry added through the API without
+a number. A send is checked inside the accept call (smsgw_accept_v2): refused when an
+entry names its sender or every number; a send without a sender is refused when any
+entry names its recipient, since the number it will go out from is not known.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+
+import msgspec
+
+from core import submission
+from core.errors import FieldError, InvalidRequest, NotFound
+from core.tenants import Tenant
+from db import Conn, Row
+from db import suppressions as suppressions_db
+
+ALL = suppressions_db.ALL_NUMBERS
+MAX_PAGE = 500
+DEFAULT_PAGE = 100
+
+
+class Suppression(msgspec.Struct, frozen=True, kw_only=True):
+    recipient: str
+    # The tenant's number they opted out of; null: all of them.
+    number: str | None
+    source: str
+    created_at: datetime
+
+
+class SuppressionPage(msgspec.Struct, frozen=True, kw_only=True):
+    suppressions: list[Suppression]
+    next_cursor: str | None
+
+
+def _view(row: Row) -> Suppression:
+    number = row["number"]
+    return Suppression(
+        recipient=row["recipient"],
+        number=None if number == ALL else number,
+        source=row["source"],
+        created_at=row["created_at"],
+    )
+
+
+def _check(recipient: str, number: str | None) -> None:
+    errors: list[FieldError] = []
+    submission.check_recipient(recipient, errors, "recipient")
+    if number is not None:
+        submission.check_sender(number, errors, "number")
+    if errors:
+        raise InvalidRequest("The suppression is not valid.", errors)
+
+
+async def add(
+    conn: Conn, *, tenant: Tenant, recipient: str, number: str | None, source: str = "api"
+) -> tuple[bool, Suppression]:
+    _check(recipient, number)
+    row = await suppressions_db.add(
+        conn, tenant_id=tenant.id, recipient=recipient, number=number or ALL, source=source
+    )
+    return bool(row["created"]), _view(row)
+
+
+async def remove(conn: Conn, *, tenant: Tenant, recipient: str, number: str | None) -> int:
+    """Lift the recipient's entries (only the one for ``number`` when given; '*' names
+    the all-numbers entry); NotFound when there was none."""
+    removed = await suppressions_db.remove(
+        conn, tenant_id=tenant.id, recipient=recipient, number=number
+    )
+    if not removed:
+        raise NotFound("This recipient is not on the suppression list.")
+    return len(removed)
+
+
+def _cursor(row: Suppression) -> str:
+    raw = json.dumps([row.recipient, row.number or ALL]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[str, str]:
+    try:
+        recipient, number = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(recipient, str) or not isinstance(number, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidRequest(
+            "The cursor is not one this API gave out.",
+            [FieldError("cursor", "is not a cursor from next_cursor")],
+        ) from None
+    return recipient, number
+
+
+async def list_entries(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    recipient: str | None = None,
+    limit: int = DEFAULT_PAGE,
+    cursor: str | None = None,
+) -> SuppressionPage:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(
+            "The filters are not valid.", [FieldError("limit", f"must be 1 to {MAX_PAGE}")]
+        )
+    after = _decode(cursor) if cursor else (None, None)
+    rows = await suppressions_db.list_entries(
+        conn,
+        tenant_id=tenant.id,
+        recipient=recipient,
+        after_recipient=after[0],
+        after_number=after[1],
+        limit=limit + 1,
+    )
+    page = [_view(row) for row in rows[:limit]]
+    return SuppressionPage(
+        suppressions=page, next_cursor=_cursor(page[-1]) if len(rows) > limit else None
+    )

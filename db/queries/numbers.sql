@@ -1,0 +1,26 @@
+-- name: add_number
+-- Nothing when the number is owned already (by this tenant or another).
+INSERT INTO owned_numbers (number, tenant_id) VALUES (%(number)s, %(tenant_id)s)
+ON CONFLICT (number) DO NOTHING
+RETURNING number, tenant_id, created_at
+
+-- name: get_number
+SELECT number, tenant_id, created_at FROM owned_numbers WHERE number = %(number)s
+
+-- name: list_numbers
+SELECT number, tenant_id, created_at FROM owned_numbers
+ WHERE tenant_id = %(tenant_id)s
+ ORDER BY created_at, number
+
+-- name: delete_number
+DELETE FROM owned_numbers WHERE tenant_id = %(tenant_id)s AND number = %(number)s
+RETURNING number
+
+-- name: find_owner
+-- The tenant owning one of `numbers` (the spellings of an inbound destination).
+SELECT o.number, t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
+       t.webhook_secret, t.created_at, t.inbound_url, t.help_reply
+  FROM owned_numbers o JOIN tenants t ON t.id = o.tenant_id
+ WHERE o.number = ANY (%(numbers)s::text[])
+ ORDER BY array_position(%(numbers)s::text[], o.number)
+ LIMIT 1

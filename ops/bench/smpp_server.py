@@ -1,0 +1,167 @@
+"""SMPP server ingest throughput: submit_sm per second into `smsgw smpp`.
+
+Starts a private PostgreSQL (under a temporary folder), migrates it, makes tenants with
+credit and SMPP credentials, and starts ONE `smsgw smpp` process. ESMEs in this
+process (smpp34's asyncio client, Rust: light on the CPU the server shares) bind as
+transceivers and submit single-part messages, each bind keeping ``--window`` submits
+outstanding. Timed from the first submit_sm to the last submit_sm_resp, every one of
+which comes after its message's accept committed (hold, row, dispatch job). No worker
+runs: this is the ingest side alone.
+
+Three runs: one bind; four binds of one tenant (one high-volume ESME, its accepts
+meeting on the tenant's balance row); four binds of four tenants.
+
+    python -m ops.bench.smpp_server [--messages 20000] [--window 10]
+                                    [--registered-delivery 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import smpp34
+from psycopg.rows import dict_row
+
+from core import smpp_accounts, tenants
+from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
+
+CREDIT = 10**12  # enough for any run
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _tenant(db_url: str, name: str) -> tuple[str, str]:
+    async with await psycopg.AsyncConnection.connect(
+        db_url, autocommit=True, row_factory=dict_row
+    ) as conn:
+        async with conn.transaction():
+            tenant, _key = await tenants.create_tenant(
+                conn, name=name, tier="vip", rate_limit_mps=None
+            )
+            await tenants.add_credit(conn, tenant_id=tenant.id, amount=CREDIT, reference=name)
+        account, password = await smpp_accounts.issue_credentials(conn, tenant_id=tenant.id)
+        return account.system_id, password
+
+
+async def _bind_and_submit(
+    port: int, login: tuple[str, str], count: int, window: int, registered_delivery: int
+) -> int:
+    client = smpp34.Client("127.0.0.1", port, login[0], login[1], bind_type="TRX")
+    session = await client.connect()
+    # smpp34 does not bound its window by itself: at most `window` unanswered submits.
+    slots = asyncio.Semaphore(window)
+    refused = 0
+
+    async def one(number: int) -> None:
+        nonlocal refused
+        async with slots:
+            answer = await session.submit_sm(
+                "14155552671",
+                f"Your code is {number:06d}".encode(),
+                source_addr="ACME",
+                source_addr_ton=5,
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                registered_delivery=registered_delivery,
+            )
+            if answer.command_status:
+                refused += 1
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    await session.unbind()
+    await client.stop()
+    return refused
+
+
+async def _run(
+    port: int, logins: list[tuple[str, str]], messages: int, window: int, rd: int
+) -> float:
+    share = messages // len(logins)
+    started = time.perf_counter()
+    refused = await asyncio.gather(
+        *(_bind_and_submit(port, login, share, window, rd) for login in logins)
+    )
+    elapsed = time.perf_counter() - started
+    assert not any(refused), f"refused submits: {refused}"
+    return share * len(logins) / elapsed
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    base = Path(tempfile.mkdtemp(prefix="smsgw-bench-", dir="/tmp"))
+    base.chmod(0o755)
+    server = EmbeddedPostgres(base / "pg", settings=dict(SERVER_SETTINGS))
+    db_url = server.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    env.update({"DATABASE_URL": db_url, "SMSGW_LOG_LEVEL": "WARNING"})
+    port = _free_port()
+    listener: subprocess.Popen[bytes] | None = None
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "ops.cli", "migrate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        one = await _tenant(db_url, "one-bind")
+        shared = await _tenant(db_url, "four-binds")
+        several = [await _tenant(db_url, f"tenant-{n}") for n in range(4)]
+        listener = subprocess.Popen(
+            [sys.executable, "-m", "ops.cli", "smpp", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        rd = args.registered_delivery
+        # A short warm-up: connections in the pools, caches filled.
+        await _run(port, [one], 1_000, args.window, rd)
+        rows = [
+            ("1 bind", await _run(port, [one], args.messages, args.window, rd)),
+            ("4 binds, one tenant", await _run(port, [shared] * 4, args.messages, args.window, rd)),
+            ("4 binds, four tenants", await _run(port, several, args.messages, args.window, rd)),
+        ]
+        print(
+            f"messages per run: {args.messages}, window per bind: {args.window}, "
+            f"registered_delivery: {rd}, one `smsgw smpp` process, {os.cpu_count()} CPUs"
+        )
+        print(f"{'run':<24}{'submits/s':>12}")
+        for name, rate in rows:
+            print(f"{name:<24}{rate:>12.0f}")
+    finally:
+        if listener is not None and listener.poll() is None:
+            listener.send_signal(signal.SIGTERM)
+            listener.wait(timeout=60)
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--window", type=int, default=10)
+    parser.add_argument("--registered-delivery", type=int, choices=[0, 1], default=1)
+    asyncio.run(main_async(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The SMPP listener in the test's event loop (port 0 on loopback), and tenants with SMPP
+credentials made through the admin API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from jobs.scheduler import ProcrastinateScheduler
+from smpp_server.server import Listener
+from tests import support
+from tests.smpp_server.esme import Esme
+
+
+@pytest.fixture
+async def listener(settings, pool) -> AsyncIterator[Listener]:
+    # Re-reads accounts five times a second, so credential changes show quickly.
+    server = Listener(settings, pool, scheduler=ProcrastinateScheduler(), refresh_seconds=0.2)
+    await server.start("127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@dataclass(frozen=True)
+class SmppTenant:
+    tenant: support.TenantHandle
+    system_id: str
+    password: str
+
+    def esme(self, listener: Listener, **fields: Any) -> Esme:
+        return Esme(listener.port, self.system_id, self.password, **fields)
+
+
+async def smpp_tenant(
+    api: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    *,
+    credit: int = 10_000_000,
+    credentials: dict[str, Any] | None = None,
+    **fields: Any,
+) -> SmppTenant:
+    tenant = await support.make_tenant(api, admin_headers, credit=credit, **fields)
+    issued = await api.post(
+        f"/v1/admin/tenants/{tenant.id}/smpp-credentials",
+        json=credentials or {},
+        headers=admin_headers,
+    )
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    return SmppTenant(tenant, body["system_id"], body["password"])

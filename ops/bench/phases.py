@@ -1,0 +1,401 @@
+"""The phases of ops/bench/run.py. Each gets a fresh database (a clone of the migrated
+template) and its own processes, and returns an Outcome: its figures, notes, and the
+per-second series for the chart."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ops.bench import history, load, measure
+from ops.bench.chart import PhaseSeries
+from ops.bench.system import (
+    Cluster,
+    CpuMeter,
+    Gateway,
+    cpu_note,
+    json_body,
+    keys_file,
+)
+
+SCRATCH_SQL = Path(__file__).with_name("scratch.sql")
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    ingest_seconds: float  # the ceilings and the ingest-only phases
+    e2e_seconds: float
+    baseline_seconds: float
+    fairness_seconds: float
+    growth_rows: int
+    growth_days: int
+    connections: int
+    batch_connections: int
+    batch_size: int
+    api_workers: int
+    workers: int
+    single_tenants: int
+    batch_tenants: int
+    backlog_cap: int
+    fairness_backlog: int
+    small_rate: float
+    baseline_jobs: int
+    drain_seconds: float
+
+
+@dataclass
+class Outcome:
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class Bench:
+    """What the phases share: the plan, the server, where files go, the chart's series,
+    and the optional profilers (pg_stat_statements, py-spy)."""
+
+    def __init__(self, plan: Plan, cluster: Cluster, workdir: Path, spy: set[str]) -> None:
+        self.plan = plan
+        self.cluster = cluster
+        self.workdir = workdir
+        self.spy = spy
+        self.charts: list[PhaseSeries] = []
+        self.profiles: list[str] = []
+
+    def dir(self, key: str) -> Path:
+        path = self.workdir / key
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @contextlib.contextmanager
+    def database(self, key: str) -> Iterator[str]:
+        name = f"bench_{key}"
+        url = self.cluster.fresh(name)
+        try:
+            if self.cluster.profile_sql:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute("SELECT pg_stat_statements_reset()")
+            yield url
+            if self.cluster.profile_sql:
+                self.profiles.append(f"pg_stat_statements, phase {key}:\n{_sql_profile(url)}")
+        finally:
+            self.cluster.drop(name)
+
+    @contextlib.contextmanager
+    def gateway(self, url: str, key: str, module: str = "ops.cli") -> Iterator[Gateway]:
+        gateway = Gateway(url, self.cluster.logs, key, self.plan.api_workers)
+        try:
+            gateway.start_api(module)
+            yield gateway
+        finally:
+            gateway.stop()
+
+    @contextlib.contextmanager
+    def observe(self, key: str, url: str, gateway: Gateway | None) -> Iterator[dict[str, Any]]:
+        """CPU share of the whole machine and the queue sampler while the load runs; py-spy
+        on the API and the first worker when asked for this phase."""
+        seen: dict[str, Any] = {}
+        spies = []
+        if key in self.spy and gateway is not None:
+            targets = [("api", gateway.api)] + [("worker", w) for w in gateway.workers[:1]]
+            for what, proc in targets:
+                if proc is not None:
+                    out = self.dir(key) / f"spy-{what}.txt"
+                    spies.append((what, out, _spy(proc.pid, out)))
+        meter = CpuMeter(self.cluster.server.cluster / "postmaster.pid")
+        lsn = _wal_lsn(url)
+        started = time.monotonic()
+        meter.start()
+        try:
+            with measure.Sampler(url, waits=self.cluster.profile_sql) as sampler:
+                yield seen
+        except BaseException:
+            for _, _, proc in spies:
+                proc.kill()
+                proc.wait(timeout=10)
+            raise
+        used = meter.stop()
+        seen["seconds"] = time.monotonic() - started
+        seen["wal"] = _wal_lsn(url) - lsn
+        seen["used"] = used
+        seen["cpu"] = cpu_note(used, meter.api_processes)
+        seen["backlog"] = sampler.samples
+        if sampler.waits:
+            total = sum(sampler.waits.values())
+            shares = ", ".join(
+                f"{name} {count / total:.0%}" for name, count in sampler.waits.most_common(8)
+            )
+            self.profiles.append(
+                f"active backends by wait event, phase {key} ({total} samples at 10/s): {shares}"
+            )
+        for what, out, proc in spies:
+            proc.send_signal(2)  # SIGINT: py-spy writes what it has
+            proc.wait(timeout=60)
+            summary = subprocess.run(
+                [sys.executable, "-m", "ops.bench.spysummary", str(out), "--top", "20"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            self.profiles.append(f"py-spy, phase {key}, {what}:\n{summary.stdout}")
+
+    def chart(
+        self,
+        label: str,
+        t0: float,
+        t1: float,
+        until: float,
+        s: measure.Series,
+        seen: dict[str, Any],
+        latency_label: str = "all tenants",
+    ) -> None:
+        s.backlog = list(seen.get("backlog", []))
+        self.charts.append(PhaseSeries(label, t0, t1, until, s, latency_label))
+
+
+def _wal_lsn(url: str) -> int:
+    """Bytes of WAL the server has written so far (the whole cluster: one phase at a time)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
+    return int(row[0]) if row else 0
+
+
+def per_message(seen: dict[str, Any], messages: int, what: str = "msg") -> str:
+    """CPU time and WAL per message (or transaction): less at the mercy of other load on
+    the machine than rates are."""
+    if messages <= 0:
+        return ""
+    used, seconds = seen["used"], seen["seconds"]
+    parts = [
+        f"{group} {used[group] * seconds / messages * 1e6:.0f}"
+        for group in ("postgres", "api", "workers")
+        if used.get(group, 0) >= 0.005
+    ]
+    return f"per {what}: CPU us {', '.join(parts)}; WAL {seen['wal'] / messages:,.0f} B"
+
+
+def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    beside = Path(sys.executable).with_name("py-spy")  # the venv's, when not on PATH
+    return subprocess.Popen(
+        [
+            str(beside) if beside.exists() else "py-spy",
+            "record",
+            "-p",
+            str(pid),
+            "--subprocesses",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "-o",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _sql_profile(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT total_exec_time, calls, rows,"
+            "       left(regexp_replace(query, '\\s+', ' ', 'g'), 110)"
+            "  FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " ORDER BY total_exec_time DESC LIMIT 20"
+        ).fetchall()
+        tables = conn.execute(
+            "SELECT regexp_replace(relname, '_[0-9]{8}$', ''), sum(n_tup_ins),"
+            "       sum(n_tup_upd), sum(n_tup_hot_upd), sum(n_tup_del)"
+            "  FROM pg_stat_user_tables GROUP BY 1"
+            " HAVING sum(n_tup_ins + n_tup_upd + n_tup_del) > 1000"
+            " ORDER BY sum(n_tup_ins + n_tup_upd + n_tup_del) DESC LIMIT 10"
+        ).fetchall()
+    lines = [f"{'ms total':>10}{'calls':>9}{'rows':>10}  statement"]
+    lines += [f"{t:>10.0f}{c:>9}{r:>10}  {q}" for t, c, r, q in rows]
+    lines.append("rows written, by table (partitions summed):")
+    lines.append(f"{'inserted':>12}{'updated':>12}{'of which HOT':>14}{'deleted':>12}  table")
+    lines += [f"{i:>12,}{u:>12,}{h:>14,}{d:>12,}  {name}" for name, i, u, h, d in tables]
+    return "\n".join(lines)
+
+
+def _scratch(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SCRATCH_SQL.read_text().encode())
+
+
+def pgbench_ceiling(bench: Bench, key: str) -> Outcome:
+    p = bench.plan
+    with bench.database(key) as url:
+        _scratch(url)
+        with bench.observe(key, url, None) as seen:
+            t0 = time.time()
+            result = load.run_pgbench(
+                url,
+                clients=p.connections,
+                tenants=p.single_tenants,
+                seconds=p.ingest_seconds,
+                workdir=bench.dir(key),
+            )
+            t1 = time.time()
+        s = measure.series(url, t0, t1, table="bench_scratch.pgbench_messages")
+    bench.chart("pgbench hold+insert", t0, t1, t1, s, seen)
+    return Outcome(
+        figures={"rate": result.rate, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms},
+        notes=[
+            f"{result.transactions} tx",
+            seen["cpu"],
+            per_message(seen, result.transactions, "tx"),
+        ],
+    )
+
+
+def http_ingest(bench: Bench, key: str, *, batch: bool, trivial: bool = False) -> Outcome:
+    """Ingest alone (no workers): single sends at 64 connections, or batches; the trivial
+    endpoint in place of the gateway when ``trivial``."""
+    p = bench.plan
+    size = p.batch_size if batch else 1
+    with bench.database(key) as url:
+        if trivial:
+            _scratch(url)
+        module = "ops.bench.trivial" if trivial else "ops.cli"
+        with bench.gateway(url, key, module) as gw:
+            if trivial:
+                keys = bench.dir(key) / "keys"
+                keys.write_text("unused\n")
+            else:
+                count = p.batch_tenants if batch else p.single_tenants
+                keys = keys_file(bench.dir(key) / "keys", gw.tenants(count, prefix=key))
+            path = "/v1/messages/batch" if batch else "/v1/messages"
+            with bench.observe(key, url, gw) as seen:
+                t0 = time.time()
+                proc = load.start_wrk(
+                    url=gw.base + path,
+                    keys=keys,
+                    body=json_body(size),
+                    connections=p.batch_connections if batch else p.connections,
+                    seconds=p.ingest_seconds,
+                    workdir=bench.dir(key),
+                    tag=key,
+                    reconnect=batch,
+                )
+                result = load.wrk_result(proc)
+                t1 = time.time()
+        table = "bench_scratch.trivial_messages" if trivial else "messages"
+        s = measure.series(url, t0, t1 + 1, table=table)
+        stored = sum(s.accepted)
+    ok = (result.requests - result.status_errors) * size
+    label = "trivial endpoint" if trivial else ("batch ingest" if batch else "single ingest")
+    bench.chart(label, t0, t1, t1, s, seen)
+    notes = [
+        f"{result.requests} requests",
+        f"rows stored {stored}",
+        seen["cpu"],
+        per_message(seen, stored),
+    ]
+    if result.status_errors or result.socket_errors:
+        notes.append(f"errors: {result.status_errors} HTTP >= 400, {result.socket_errors} socket")
+    return Outcome(
+        figures={
+            "rate": ok / result.seconds,
+            "p50_ms": result.p50_ms,
+            "p99_ms": result.p99_ms,
+        },
+        notes=notes,
+    )
+
+
+def end_to_end(
+    bench: Bench, key: str, *, batch: bool, latency_ms: float, history_rows: int = 0
+) -> Outcome:
+    """Ingest and delivery at once for e2e_seconds, then the drain; sent msg/s in the
+    window and accept-to-sent of every message accepted in it."""
+    p = bench.plan
+    out = Outcome()
+    with bench.database(key) as url, bench.gateway(url, key) as gw:
+        tenants = gw.tenants(p.batch_tenants if batch else p.single_tenants, prefix=key)
+        keys = keys_file(bench.dir(key) / "keys", tenants)
+        if history_rows:
+            print(f"bench: loading {history_rows:,} historic messages ...", file=sys.stderr)
+            took = history.load(
+                url, rows=history_rows, days=p.growth_days, tenants=[t.id for t in tenants]
+            )
+            out.figures["history_seconds"] = took
+            out.notes.append(f"history loaded in {took:.0f} s")
+        gw.start_workers(p.workers, latency_ms=latency_ms)
+        with bench.observe(key, url, gw) as seen:
+            t0 = time.time()
+            if batch:
+                gen = load.start_loadgen(
+                    [
+                        "batch",
+                        "--url",
+                        gw.base,
+                        "--keys",
+                        str(keys),
+                        "--seconds",
+                        str(p.e2e_seconds),
+                        "--inflight",
+                        str(p.batch_connections),
+                        "--size",
+                        str(p.batch_size),
+                        "--max-backlog",
+                        str(p.backlog_cap),
+                        "--db-url",
+                        url,
+                    ],
+                    bench.dir(key) / "loadgen.log",
+                )
+                made = load.loadgen_result(gen, timeout=p.e2e_seconds + 300)
+                errors = made["requests"] - made.get("status_202", 0)
+            else:
+                proc = load.start_wrk(
+                    url=gw.base + "/v1/messages",
+                    keys=keys,
+                    body=json_body(1),
+                    connections=p.connections,
+                    seconds=p.e2e_seconds,
+                    workdir=bench.dir(key),
+                    tag=key,
+                )
+                result = load.wrk_result(proc)
+                errors = result.status_errors + result.socket_errors
+                out.notes.append(f"ingest p50/p99 {result.p50_ms:.1f}/{result.p99_ms:.1f} ms")
+            t1 = time.time()
+            done = measure.drain(url, t0, t1, timeout=p.drain_seconds)
+        w = measure.window(url, t0, t1)
+        lat = measure.latency(url, t0, t1)
+        s = measure.series(url, t0 - 2, done + 1)
+        if not history_rows:  # over 10M rows the check alone takes minutes
+            out.figures["ledger_violations"] = measure.ledger_violations(url)
+    depth = [d for t, d in seen["backlog"] if t <= t1]
+    out.figures.update(
+        rate=w.sent_rate,
+        accepted_rate=w.accepted_rate,
+        p50=lat.p50,
+        p99=lat.p99,
+        max=lat.max,
+        unsent=lat.unsent,
+        drain=done - t1,
+    )
+    out.notes += [
+        f"accepted {w.accepted_rate:,.0f}/s",
+        f"queue at end {depth[-1] if depth else 0:,}",
+        f"drained in {done - t1:.1f} s" + (f", {lat.unsent} never sent" if lat.unsent else ""),
+        seen["cpu"],
+        per_message(seen, w.sent),
+    ]
+    if errors:
+        out.notes.append(f"{errors} failed requests")
+    label = f"e2e {'batch' if batch else 'single'} {latency_ms:g} ms"
+    bench.chart(label + (" +history" if history_rows else ""), t0, t1, done, s, seen)
+    return out

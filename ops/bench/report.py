@@ -1,0 +1,254 @@
+"""The one table: every figure of the run beside its target from issue 6 (Targets), with
+pass or FAIL, under a header giving the exact parameters."""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+from collections.abc import Callable
+from functools import partial
+
+from ops.bench.phases import Outcome, Plan
+
+PEAK = 11_570  # msg/s: 100M messages a day at ten times the average
+SINGLE_INGEST = 2_500
+SINGLE_RATIO = 0.9
+SINGLE_P99_MS = 50.0
+BATCH_INGEST = 25_000
+E2E_SINGLE = 2_500
+E2E_SINGLE_P99 = 1.0
+LATENCY_RATIO = 0.9
+BASELINE_MULTIPLE = 4.0
+FAIR_P99 = 1.0
+GROWTH_RATIO = 0.9
+
+
+def header(
+    plan: Plan,
+    *,
+    commit: str,
+    postgres: str,
+    wrk: str,
+    load_before: tuple[float, float, float],
+    load_after: tuple[float, float, float],
+    minutes: float,
+) -> list[str]:
+    p = plan
+    kind = "QUICK (smoke test)" if p.quick else "full"
+    cpus = os.cpu_count()
+
+    def loads(v: tuple[float, float, float]) -> str:
+        return " ".join(f"{x:.2f}" for x in v)
+
+    return [
+        f"smsgw benchmark, {kind} run, {minutes:.1f} min; code: commit {commit},"
+        " copied at the start of the run",
+        f"machine: {cpus} cores; load average before {loads(load_before)},"
+        f" after {loads(load_after)}",
+        f"PostgreSQL {postgres}, embedded (ops/embedded.py settings); a fresh database per"
+        " phase, cloned from one migrated template",
+        f"API: `smsgw api` under granian, {p.api_workers} process(es); delivery:"
+        f" {p.workers} x `smsgw worker` (all queues, product defaults); simulator receipts off"
+        " (DLR delay 3600 s); tenants tier standard, no rate limit",
+        f"load: wrk {wrk} (-t2, keep-alive) at {p.connections} connections for single sends,"
+        f" {p.batch_connections} for batches of {p.batch_size:,} (a connection per batch);"
+        " python loadgen for e2e batch"
+        f" ({p.batch_connections} in flight, paused while the queue >= {p.backlog_cap:,});"
+        f" pgbench -c{p.connections} -j2 -M prepared",
+        f"phases: ceilings and ingest {p.ingest_seconds:g} s, e2e {p.e2e_seconds:g} s then"
+        f" drain (<= {p.drain_seconds:g} s), baseline <= {p.baseline_seconds:g} s"
+        f" ({p.baseline_jobs:,} jobs), fairness {p.fairness_seconds:g} s"
+        f" ({p.small_rate:g} msg/s behind {p.fairness_backlog:,}),"
+        f" growth {p.growth_rows:,} rows over {p.growth_days} days;"
+        f" tenants: {p.single_tenants} (single), {p.batch_tenants} (batch)",
+    ]
+
+
+def _n(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _s(v: float) -> str:
+    return "never" if math.isinf(v) else ("n/a" if math.isnan(v) else f"{v:.3f} s")
+
+
+def _pair(p50: float | None, p99: float) -> str:
+    return f"{_s(p50 if p50 is not None else math.nan)} / {_s(p99)}"
+
+
+def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def fig(key: str, name: str) -> float | None:
+        outcome = o.get(key)
+        if outcome is None or outcome.error is not None:
+            return None
+        return outcome.figures.get(name)
+
+    def row(
+        label: str,
+        value: float | None,
+        shown: Callable[[float], str],
+        target: str = "",
+        ok: Callable[[float], bool] | None = None,
+        notes: str = "",
+    ) -> None:
+        if value is None:
+            rows.append((label, "-", target, "" if ok is None else "n/a", notes))
+            return
+        verdict = "" if ok is None else ("pass" if ok(value) else "FAIL")
+        rows.append((label, shown(value), target, verdict, notes))
+
+    def phase(key: str, title: str) -> bool:
+        outcome = o.get(key)
+        if outcome is None:
+            return False
+        notes = outcome.error or "; ".join(outcome.notes)
+        rows.append((title, "", "", "ERROR" if outcome.error else "", notes))
+        return outcome.error is None
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    single = fig("single", "rate")
+    trivial = fig("trivial", "rate")
+    pgbench = fig("pgbench", "rate")
+    e2e_batch = fig("e2e_batch_0", "rate")
+    e2e_single = fig("e2e_single_0", "rate")
+    base = fig("baseline", "rate")
+
+    if phase("pgbench", f"ceiling: pgbench hold+insert, {plan.connections} clients"):
+        row("  transactions/s", pgbench, _n)
+        row(
+            "  latency p50 / p99 (ms)",
+            fig("pgbench", "p99_ms"),
+            lambda v: f"{fig('pgbench', 'p50_ms') or 0:.1f} / {v:.1f}",
+        )
+    if phase("trivial", f"ceiling: trivial Litestar INSERT, {plan.connections} connections"):
+        row("  msg/s", trivial, _n)
+        row(
+            "  latency p50 / p99 (ms)",
+            fig("trivial", "p99_ms"),
+            lambda v: f"{fig('trivial', 'p50_ms') or 0:.1f} / {v:.1f}",
+        )
+    if phase("single", f"ingest: POST /v1/messages, {plan.connections} connections"):
+        row("  msg/s", single, _n, f">= {SINGLE_INGEST:,}", lambda v: v >= SINGLE_INGEST)
+        row(
+            "  latency p50 / p99 (ms)",
+            fig("single", "p99_ms"),
+            lambda v: f"{fig('single', 'p50_ms') or 0:.1f} / {v:.1f}",
+            f"p99 <= {SINGLE_P99_MS:g} ms",
+            lambda v: v <= SINGLE_P99_MS,
+        )
+        row(
+            "  ratio to the trivial endpoint",
+            ratio(single, trivial),
+            lambda v: f"{v:.2f}",
+            f">= {SINGLE_RATIO}",
+            lambda v: v >= SINGLE_RATIO,
+        )
+        row("  ratio to pgbench", ratio(single, pgbench), lambda v: f"{v:.2f}")
+    if phase("batch", f"ingest: POST /v1/messages/batch, {plan.batch_size:,} per request"):
+        row(
+            "  msg/s", fig("batch", "rate"), _n, f">= {BATCH_INGEST:,}", lambda v: v >= BATCH_INGEST
+        )
+        row(
+            "  request latency p50 / p99 (ms)",
+            fig("batch", "p99_ms"),
+            lambda v: f"{fig('batch', 'p50_ms') or 0:.0f} / {v:.0f}",
+        )
+    for key, title, target_rate, p99_target in (
+        ("e2e_batch_0", "e2e: batch ingest + delivery, simulator 0 ms", PEAK, None),
+        ("e2e_batch_50", "e2e: batch ingest + delivery, simulator 50 ms", None, None),
+        (
+            "e2e_single_0",
+            "e2e: single sends + delivery, simulator 0 ms",
+            E2E_SINGLE,
+            E2E_SINGLE_P99,
+        ),
+        (
+            "e2e_single_50",
+            "e2e: single sends + delivery, simulator 50 ms",
+            E2E_SINGLE,
+            E2E_SINGLE_P99,
+        ),
+    ):
+        if not phase(key, title):
+            continue
+        rate = fig(key, "rate")
+        if target_rate is not None:
+            row("  sent msg/s", rate, _n, f">= {target_rate:,}", partial(operator.le, target_rate))
+        else:
+            row("  sent msg/s", rate, _n)
+        if key == "e2e_batch_50":
+            row(
+                "  ratio to 0 ms",
+                ratio(rate, e2e_batch),
+                lambda v: f"{v:.2f}",
+                f">= {LATENCY_RATIO}",
+                lambda v: v >= LATENCY_RATIO,
+            )
+        if key == "e2e_single_50":
+            row("  ratio to 0 ms", ratio(rate, e2e_single), lambda v: f"{v:.2f}")
+        pair = partial(_pair, fig(key, "p50"))
+        if p99_target is not None:
+            row(
+                "  accept-to-sent p50 / p99",
+                fig(key, "p99"),
+                pair,
+                f"p99 <= {p99_target:g} s",
+                partial(operator.ge, p99_target),
+            )
+        else:
+            row("  accept-to-sent p50 / p99", fig(key, "p99"), pair)
+        violations = fig(key, "ledger_violations")
+        if violations is not None:
+            row("  ledger invariant violations", violations, _n, "0", lambda v: v == 0)
+    if phase("baseline", "baseline: one procrastinate job per message, 1 worker"):
+        row("  msg/s", base, _n)
+        row(
+            "  e2e batch 0 ms as a multiple",
+            ratio(e2e_batch, base),
+            lambda v: f"{v:.1f}x",
+            f">= {BASELINE_MULTIPLE:g}x",
+            lambda v: v >= BASELINE_MULTIPLE,
+        )
+        row("  e2e single 0 ms as a multiple", ratio(e2e_single, base), lambda v: f"{v:.1f}x")
+    if phase("fairness", f"fairness: small tenant behind a {plan.fairness_backlog:,} backlog"):
+        p99 = fig("fairness", "p99")
+        row(
+            "  small tenant accept-to-sent p50 / p99",
+            p99,
+            lambda v: f"{_s(fig('fairness', 'p50') or math.nan)} / {_s(v)}",
+            f"p99 <= {FAIR_P99:g} s",
+            lambda v: v <= FAIR_P99,
+        )
+    if phase("growth", f"growth: e2e batch 0 ms over {plan.growth_rows:,} historic messages"):
+        rate = fig("growth", "rate")
+        row("  sent msg/s", rate, _n)
+        row(
+            "  ratio to the empty table",
+            ratio(rate, e2e_batch),
+            lambda v: f"{v:.2f}",
+            f">= {GROWTH_RATIO}",
+            lambda v: v >= GROWTH_RATIO,
+        )
+        row("  accept-to-sent p99", fig("growth", "p99"), _s)
+
+    widths = [max(len(r[i]) for r in rows) if rows else 10 for i in range(4)]
+    widths = [
+        max(w, len(h))
+        for w, h in zip(widths, ("figure", "measured", "target", "result"), strict=True)
+    ]
+    line = "-" * (sum(widths) + 8 + 40)
+    lines = [*head, line]
+    names = ("figure", "measured", "target", "result")
+    lines.append("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)) + "  notes")
+    lines.append(line)
+    for r in rows:
+        lines.append(
+            "  ".join(v.ljust(w) for v, w in zip(r[:4], widths, strict=True)) + "  " + r[4]
+        )
+    lines.append(line)
+    return "\n".join(lines)

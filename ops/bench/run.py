@@ -1,0 +1,241 @@
+"""The benchmark harness of issue 6: starts smsgw as a user would (embedded PostgreSQL,
+`smsgw api` under granian, `smsgw worker` processes), drives it over HTTP from separate
+load-generator processes (wrk, and ops/bench/loadgen.py where pacing needs a look at the
+queue), and prints one table, each figure beside its target, all measured in one run:
+
+- ceilings: pgbench running the hold-plus-insert transaction on scratch tables, and a
+  trivial Litestar endpoint doing one INSERT (ops/bench/trivial.py) under the same
+  server and process count as the API;
+- ingest alone: single sends at 64 connections, batches of 1,000;
+- end to end, ingest and delivery at once, batch and single sends, simulator at 0 and at
+  50 ms: sent msg/s in the window and accept-to-sent (sent_at - created_at);
+- one procrastinate job per message, drained by one worker: the baseline;
+- fairness: a small tenant's accept-to-sent behind a large tenant's 100,000 backlog;
+- growth: end to end again over millions of historic messages.
+
+Every phase has a fresh database (a clone of one migrated template) and fresh processes.
+It also draws the run (throughput, queue depth, latency per second) to a PNG.
+
+    python -m ops.bench.run [--quick] [--out DIR] [--only e2e_batch_0,growth]
+                            [--profile-sql] [--spy e2e_batch_0]
+
+A full run takes 15-20 minutes on 2 cores; --quick (10 s phases, 1M growth rows) about 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ops.bench import chart, load, report
+from ops.bench.comparisons import baseline, fairness
+from ops.bench.phases import (
+    Bench,
+    Outcome,
+    Plan,
+    end_to_end,
+    http_ingest,
+    pgbench_ceiling,
+)
+from ops.bench.system import Cluster
+
+
+def plan(args: argparse.Namespace) -> Plan:
+    quick = bool(args.quick)
+    return Plan(
+        quick=quick,
+        ingest_seconds=10 if quick else 30,
+        e2e_seconds=10 if quick else 60,
+        baseline_seconds=10 if quick else 30,
+        fairness_seconds=10 if quick else 60,
+        growth_rows=args.growth_rows or (1_000_000 if quick else 10_000_000),
+        growth_days=30,
+        connections=64,
+        batch_connections=4,
+        batch_size=1000,
+        api_workers=args.api_workers,
+        workers=args.workers,
+        single_tenants=64,
+        batch_tenants=10,
+        backlog_cap=args.backlog_cap,
+        fairness_backlog=100_000,
+        small_rate=5.0,
+        baseline_jobs=8_000 if quick else 30_000,
+        drain_seconds=30 if quick else 60,
+    )
+
+
+def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
+    p = bench.plan
+    growth = f"{p.growth_rows:,} rows"
+    return [
+        ("pgbench", "pgbench hold+insert", lambda: pgbench_ceiling(bench, "pgbench")),
+        (
+            "trivial",
+            "trivial endpoint",
+            lambda: http_ingest(bench, "trivial", batch=False, trivial=True),
+        ),
+        ("single", "single ingest", lambda: http_ingest(bench, "single", batch=False)),
+        ("batch", "batch ingest", lambda: http_ingest(bench, "batch", batch=True)),
+        (
+            "e2e_batch_0",
+            "e2e batch 0 ms",
+            lambda: end_to_end(bench, "e2e_batch_0", batch=True, latency_ms=0),
+        ),
+        (
+            "e2e_batch_50",
+            "e2e batch 50 ms",
+            lambda: end_to_end(bench, "e2e_batch_50", batch=True, latency_ms=50),
+        ),
+        (
+            "e2e_single_0",
+            "e2e single 0 ms",
+            lambda: end_to_end(bench, "e2e_single_0", batch=False, latency_ms=0),
+        ),
+        (
+            "e2e_single_50",
+            "e2e single 50 ms",
+            lambda: end_to_end(bench, "e2e_single_50", batch=False, latency_ms=50),
+        ),
+        ("baseline", "baseline", lambda: baseline(bench, "baseline")),
+        ("fairness", "fairness", lambda: fairness(bench, "fairness")),
+        (
+            "growth",
+            f"growth ({growth})",
+            lambda: end_to_end(
+                bench, "growth", batch=True, latency_ms=0, history_rows=p.growth_rows
+            ),
+        ),
+    ]
+
+
+PACKAGES = ("app", "core", "db", "jobs", "providers", "ops")
+
+
+def snapshot(root: Path) -> Path:
+    """A copy of the source as it is now, which every process of the run imports (it is
+    their working directory, first on sys.path for `python -m`): a run measures one
+    version of the code even while the work tree changes under it."""
+    here = Path(__file__).resolve().parents[2]
+    copy = root / "src"
+    for package in PACKAGES:
+        shutil.copytree(
+            here / package, copy / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    return copy
+
+
+def _commit() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False).stdout
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "?"
+    dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+    return head + (" with uncommitted changes" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short phases: a smoke test")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        help="where the chart and logs go (default ./bench-results)",
+    )
+    parser.add_argument("--only", default="", help="comma-separated phase keys (default: all)")
+    parser.add_argument(
+        "--api-workers",
+        type=int,
+        default=2,
+        help="granian processes for the API and the trivial endpoint (2: one per core)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="smsgw worker processes (2)")
+    parser.add_argument(
+        "--backlog-cap",
+        type=int,
+        default=20_000,
+        help="batch e2e: the load generator pauses while the queue is deeper",
+    )
+    parser.add_argument("--growth-rows", type=int, default=0, help="historic messages")
+    parser.add_argument(
+        "--profile-sql",
+        action="store_true",
+        help="print each phase's top statements (pg_stat_statements)",
+    )
+    parser.add_argument("--spy", default="", help="py-spy the API and a worker in these phases")
+    parser.add_argument("--keep", action="store_true", help="keep the server's folder")
+    args = parser.parse_args()
+    load.require("wrk", "wrk")
+    load.require("pgbench", "postgresql-client")
+    the_plan = plan(args)
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    root = Path(tempfile.mkdtemp(prefix="smsgw-bench-", dir="/tmp"))
+    root.chmod(0o755)  # the embedded server runs as `postgres` when we are root
+    workdir = out / f"run-{stamp}"
+    cluster = Cluster(root, logs=workdir / "logs", profile_sql=args.profile_sql)
+    bench = Bench(the_plan, cluster, workdir, set(filter(None, args.spy.split(","))))
+    only = set(filter(None, args.only.split(",")))
+    commit = _commit()
+    os.chdir(snapshot(root))
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    outcomes: dict[str, Outcome] = {}
+    version = "?"
+    try:
+        cluster.start()
+        version = cluster.version
+        for key, label, run in phases(bench):
+            if only and key not in only:
+                continue
+            print(f"bench: {label} ...", file=sys.stderr, flush=True)
+            begun = time.monotonic()
+            try:
+                outcomes[key] = run()
+            except Exception as exc:  # one broken phase must not hide the others
+                traceback.print_exc()
+                outcomes[key] = Outcome(error=f"{type(exc).__name__}: {exc}"[:200])
+            print(f"bench: {label} took {time.monotonic() - begun:.0f} s", file=sys.stderr)
+    finally:
+        if args.keep:
+            cluster.server.stop()
+            print(f"bench: server folder kept in {root}", file=sys.stderr)
+        else:
+            cluster.destroy()
+            shutil.rmtree(root, ignore_errors=True)
+    header = report.header(
+        the_plan,
+        commit=commit,
+        postgres=version,
+        wrk=load.wrk_version(),
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        minutes=(time.monotonic() - started) / 60,
+    )
+    print()
+    print(report.table(header, the_plan, outcomes))
+    for profile in bench.profiles:
+        print()
+        print(profile)
+    png = out / f"bench-{stamp}{'-quick' if the_plan.quick else ''}.png"
+    if bench.charts:
+        chart.draw(bench.charts, png, header[0])
+        print(f"\nchart: {png}")
+    print(f"logs and load-generator files: {workdir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,395 @@
+"""The system under test, started as a user would: an embedded PostgreSQL, the API under
+granian (`smsgw api`) and `smsgw worker` processes, one fresh database per phase.
+
+The server is started once; `smsgw migrate` builds a template database once, and every
+phase gets its own clone of it (CREATE DATABASE ... TEMPLATE, well under a second), so no
+phase sees another's rows, jobs or dead tuples.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
+
+ADMIN = "bench-admin-token"
+TEMPLATE = "bench_template"
+CREDIT = 10**13  # micro-units: a billion and more messages per tenant
+TO = "+14155552671"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``: workers settle what they are sending."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class Cluster:
+    """The embedded server, its template database, and a fresh clone per phase."""
+
+    def __init__(self, root: Path, *, logs: Path, profile_sql: bool) -> None:
+        self.root = root
+        self.profile_sql = profile_sql
+        settings = dict(SERVER_SETTINGS)
+        if profile_sql:
+            settings["shared_preload_libraries"] = "pg_stat_statements"
+            # Statements inside functions too (smsgw_accept_*, the upkeep functions).
+            settings["pg_stat_statements.track"] = "all"
+        self.server = EmbeddedPostgres(root / "pg", settings=settings)
+        self.logs = logs
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        self.server.start()
+        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+        url = self.server.url(TEMPLATE)
+        env = {**gateway_env(url, latency_ms=0), "SMSGW_LOG_LEVEL": "WARNING"}
+        subprocess.run(
+            [sys.executable, "-m", "ops.cli", "migrate"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        if self.profile_sql:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+
+    @property
+    def version(self) -> str:
+        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+        return str(row[0]) if row else "?"
+
+    def fresh(self, name: str) -> str:
+        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(TEMPLATE)
+                )
+            )
+        return self.server.url(name)
+
+    def drop(self, name: str) -> None:
+        with psycopg.connect(self.server.url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+    def destroy(self) -> None:
+        self.server.destroy()
+
+
+def gateway_env(db_url: str, *, latency_ms: float) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    env.update(
+        {
+            "DATABASE_URL": db_url,
+            "SMSGW_ADMIN_TOKEN": ADMIN,
+            "SMSGW_LOG_LEVEL": "WARNING",
+            "SMSGW_LOG_JSON": "true",
+            "SMSGW_SIMULATOR_LATENCY_MS": str(latency_ms),
+            # Receipts would add a second write per message that is not part of
+            # accept -> sent; an hour keeps them out of every phase.
+            "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "3600",
+            "SMSGW_SIMULATOR_SEED": "1",
+        }
+    )
+    return env
+
+
+@dataclass
+class Tenant:
+    id: str
+    key: str
+
+
+@dataclass
+class Gateway:
+    """The API and workers of one phase, all on one database; logs go to ``logs``."""
+
+    db_url: str
+    logs: Path
+    name: str
+    api_workers: int
+    port: int = field(default_factory=free_port)
+    api: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn(self, args: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:
+        out = (self.logs / f"{self.name}-{log}.log").open("ab")
+        self._files.append(out)
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def start_api(self, module: str = "ops.cli") -> None:
+        """`smsgw api` (or another module with the same arguments, the trivial endpoint)."""
+        env = gateway_env(self.db_url, latency_ms=0)
+        args = [sys.executable, "-m", module]
+        if module == "ops.cli":
+            args.append("api")
+        args += ["--port", str(self.port), "--workers", str(self.api_workers)]
+        self.api = self._spawn(args, env, "api")
+        wait_http(f"{self.base}/ready" if module == "ops.cli" else self.base, self.api)
+        wait_serving(self.api.pid, self.api_workers, urlsplit(self.db_url).port or 5432)
+
+    def start_workers(self, count: int, *, latency_ms: float) -> None:
+        env = gateway_env(self.db_url, latency_ms=latency_ms)
+        for n in range(count):
+            args = [sys.executable, "-m", "ops.cli", "worker", "--name", f"{self.name}-{n}"]
+            self.workers.append(self._spawn(args, env, f"worker{n}"))
+        wait_workers(self.db_url, count, self.workers)
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            stop(proc)
+        if self.api is not None:
+            stop(self.api)
+        for out in self._files:
+            out.close()
+
+    def tenants(self, count: int, *, prefix: str, tier: str = "standard") -> list[Tenant]:
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        made = []
+        with httpx.Client(base_url=self.base, headers=admin, timeout=30) as client:
+            for i in range(count):
+                created = client.post(
+                    "/v1/admin/tenants",
+                    json={"name": f"{prefix}-{i}", "tier": tier, "rate_limit_mps": None},
+                )
+                created.raise_for_status()
+                body = created.json()
+                credited = client.post(
+                    f"/v1/admin/tenants/{body['id']}/credits",
+                    json={"amount": CREDIT, "reference": "bench"},
+                )
+                credited.raise_for_status()
+                made.append(Tenant(id=body["id"], key=body["api_key"]))
+        return made
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with {proc.returncode}")
+        try:
+            answer = httpx.get(url, timeout=1)
+            # Any answer from a server without /ready means it is listening.
+            if answer.status_code == 200 or not url.endswith("/ready"):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} was not ready within {timeout:.0f} s")
+
+
+def _pg_sockets(pg_port: int) -> set[str]:
+    """Inodes of the established TCP sockets whose far end is the server's port."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)
+                for line in lines:
+                    fields = line.split()
+                    if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == pg_port:
+                        inodes.add(fields[9])
+        except OSError:
+            continue
+    return inodes
+
+
+def wait_serving(main_pid: int, workers: int, pg_port: int, timeout: float = 60) -> None:
+    """Until each of granian's ``workers`` processes has opened its connection pool, that
+    is, has finished starting. /ready answers as soon as one has; load started then puts
+    every keep-alive connection on that one process, and the figure measures one core."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        children = [pid for pid, (ppid, _, _, _) in _processes().items() if ppid == main_pid]
+        sockets = _pg_sockets(pg_port)
+        serving = 0
+        for pid in children:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+                links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in fds}
+            except OSError:
+                continue
+            if any(link[8:-1] in sockets for link in links if link.startswith("socket:[")):
+                serving += 1
+        if serving >= workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"not all {workers} server processes started within {timeout:.0f} s")
+
+
+def wait_workers(db_url: str, count: int, procs: list[subprocess.Popen[bytes]]) -> None:
+    """Until ``count`` procrastinate workers have registered (their first heartbeat)."""
+    deadline = time.monotonic() + 60
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a worker exited during start-up")
+            row = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+            if row is not None and row[0] >= count:
+                return
+            time.sleep(0.1)
+    raise RuntimeError("the workers did not register within 60 s")
+
+
+def keys_file(path: Path, tenants: list[Tenant]) -> Path:
+    path.write_text("".join(f"{t.key}\n" for t in tenants))
+    return path
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        fields = [float(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+def _processes() -> dict[int, tuple[int, str, int, int]]:
+    """pid -> (parent pid, command line, CPU ticks used so far, ticks of reaped children)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmd:
+                cmdline = cmd.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        rest = text[text.rindex(")") + 2 :].split()
+        own = int(rest[11]) + int(rest[12])
+        table[int(entry)] = (int(rest[1]), cmdline, own, int(rest[13]) + int(rest[14]))
+    return table
+
+
+class CpuMeter:
+    """Where the machine's CPU went during a phase, in cores (1.0 = one core busy):
+    our PostgreSQL server (backends that exited included, through the postmaster's
+    reaped-children time), the API, the workers, the load generators (those that ended
+    in the phase through our own reaped-children time), this harness, and everything
+    else on the machine: other sessions' tests, the noise."""
+
+    GROUPS = ("postgres", "api", "workers", "load", "harness", "other")
+
+    def __init__(self, postmaster_pid_file: Path) -> None:
+        self.pid_file = postmaster_pid_file
+
+    def _postmaster(self) -> int:
+        try:
+            return int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return -1
+
+    def _group(self, pid: int, table: dict[int, tuple[int, str, int, int]]) -> str:
+        ppid, cmdline = table[pid][:2]
+        if self._pm in (pid, ppid):
+            return "postgres"
+        me, walk, seen = os.getpid(), pid, 0
+        while walk not in (me, 0, 1) and walk in table and seen < 64:
+            walk, seen = table[walk][0], seen + 1
+        if walk != me:
+            return "other"
+        if pid == me or "py-spy" in cmdline:
+            return "harness"
+        if "ops.cli api" in cmdline or "ops.bench.trivial" in cmdline:
+            return "api"
+        if "ops.cli worker" in cmdline or "ops.bench.baseline worker" in cmdline:
+            return "workers"
+        return "load"
+
+    def start(self) -> None:
+        self._pm = self._postmaster()
+        self._machine = _cpu_times()
+        self._table = _processes()
+        self._reaped = _reaped_seconds()
+
+    def stop(self) -> dict[str, float]:
+        machine, table = _cpu_times(), _processes()
+        ticks = os.sysconf("SC_CLK_TCK")
+        jiffies = machine[1] - self._machine[1]
+        cores = os.cpu_count() or 1
+        seconds = jiffies / cores / ticks if jiffies else 1.0
+        used = dict.fromkeys(self.GROUPS, 0.0)
+        self.api_processes: list[float] = []  # each API process's share, busiest first
+        for pid, (_, _, now, reaped) in table.items():
+            group = self._group(pid, table)
+            if group == "other":
+                continue
+            before = self._table.get(pid, (0, "", 0, 0))
+            share = (now - before[2]) / ticks / seconds
+            used[group] += share
+            if group == "api" and share >= 0.01:
+                self.api_processes.append(share)
+            if pid == self._pm:
+                used[group] += (reaped - before[3]) / ticks / seconds
+        self.api_processes.sort(reverse=True)
+        used["load"] += (_reaped_seconds() - self._reaped) / seconds
+        busy = (machine[0] - self._machine[0]) / jiffies * cores if jiffies else 0.0
+        used["other"] = max(0.0, busy - sum(used.values()))
+        used["busy"] = busy
+        return used
+
+
+def _reaped_seconds() -> float:
+    """CPU seconds of this process's children that have ended and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_note(used: dict[str, float], api_processes: list[float]) -> str:
+    parts = []
+    for group in CpuMeter.GROUPS:
+        if used.get(group, 0) >= 0.005:
+            parts.append(f"{group} {used[group]:.2f}")
+            if group == "api" and len(api_processes) > 1:
+                # Keep-alive connections stay with the process that accepted them.
+                parts[-1] += " [" + "+".join(f"{v:.2f}" for v in api_processes) + "]"
+    return f"cores busy {used.get('busy', 0):.2f} ({', '.join(parts)})"
+
+
+def json_body(messages: int) -> bytes:
+    import json
+
+    one: dict[str, Any] = {"to": TO, "body": "bench message"}
+    if messages == 1:
+        return json.dumps(one).encode()
+    return json.dumps({"messages": [one] * messages}).encode()

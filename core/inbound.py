@@ -16,8 +16,6 @@ HELP (accepted like any message, free), and the POST to the tenant's ``inbound_u
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,9 +25,8 @@ import msgspec
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from core import ids, keywords, numbers, segments
+from core import cursors, ids, keywords, numbers, segments
 from core.accept import DispatchScheduler
-from core.errors import FieldError, InvalidRequest
 from core.tenants import Tenant, tenant_from_row
 from db import Conn, Row
 from db import callbacks as callbacks_db
@@ -337,24 +334,6 @@ async def _store(
     )
 
 
-def _encode_cursor(message_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(message_id.bytes).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        value = uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        ids.created_at(value)
-    except (ValueError, OverflowError, binascii.Error):
-        value = uuid.UUID(int=0)
-    if not ids.is_uuid7(value):
-        raise InvalidRequest(
-            "The cursor is not one this API gave out.",
-            [FieldError("cursor", "is not a cursor from next_cursor")],
-        )
-    return value
-
-
 async def list_inbound(
     conn: Conn,
     *,
@@ -366,7 +345,7 @@ async def list_inbound(
     cursor: str | None = None,
 ) -> InboundPage:
     """The tenant's inbound messages, newest first (``GET /v1/messages?direction=inbound``)."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = cursors.decode(cursor) if cursor else None
     rows = await inbound_db.list_messages(
         conn,
         tenant_id=tenant.id,
@@ -379,5 +358,5 @@ async def list_inbound(
     )
     page = [message_from_row(row) for row in rows[:limit]]
     return InboundPage(
-        messages=page, next_cursor=_encode_cursor(page[-1].id) if len(rows) > limit else None
+        messages=page, next_cursor=cursors.encode(page[-1].id) if len(rows) > limit else None
     )

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from core import ids, submission
+from core import cursors, ids, submission
 from core.errors import Conflict, FieldError, InvalidRequest, NotFound
 from core.tenants import Tenant
 from db import Conn, Row
@@ -169,26 +167,6 @@ async def cancel_message(conn: Conn, *, tenant: Tenant, message_id: uuid.UUID) -
     )
 
 
-def _encode_cursor(message_id: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(message_id.bytes).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        value = uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise InvalidRequest(
-            "The cursor is not one this API gave out.",
-            [FieldError("cursor", "is not a cursor from next_cursor")],
-        ) from None
-    if not ids.is_uuid7(value) or not _has_valid_time(value):
-        raise InvalidRequest(
-            "The cursor is not one this API gave out.",
-            [FieldError("cursor", "is not a cursor from next_cursor")],
-        )
-    return value
-
-
 async def list_messages(
     conn: Conn,
     *,
@@ -212,7 +190,7 @@ async def list_messages(
         errors.append(FieldError("to", "must not contain NUL characters"))
     if errors:
         raise InvalidRequest("The filters are not valid.", errors)
-    before = _decode_cursor(cursor) if cursor else None
+    before = cursors.decode(cursor) if cursor else None
     rows = await messages_db.list_messages(
         conn,
         tenant_id=tenant.id,
@@ -225,5 +203,5 @@ async def list_messages(
         limit=limit + 1,
     )
     page = [message_from_row(row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(page[-1].id) if len(rows) > limit else None
+    next_cursor = cursors.encode(page[-1].id) if len(rows) > limit else None
     return Page(messages=page, next_cursor=next_cursor)

@@ -10,6 +10,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from db import Conn
 
+# How long the pool retries a connection before giving that attempt up. psycopg_pool
+# doubles its delay between attempts without a cap (1, 2, 4 ... 32 s), so after a long
+# outage (a primary failover) the pool would reconnect up to half a minute after the
+# database is back; giving up early lets the next request start a fresh attempt at once.
+RECONNECT_TIMEOUT_SECONDS = 5.0
+
 
 async def _autocommit(conn: Conn) -> None:
     # Units of work are explicit `conn.transaction()` blocks; nothing opens one implicitly.
@@ -47,6 +53,7 @@ async def open_pool(
         connection_class=AsyncConnection,
         # A request waits at most this long for a connection, then gets a 503.
         timeout=10,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         name=name,
         open=False,
     )
@@ -68,6 +75,7 @@ async def open_reporting_pool(
         configure=_reporting(statement_timeout_ms),
         connection_class=AsyncConnection,
         timeout=10,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         name="smsgw-reporting",
         open=False,
     )

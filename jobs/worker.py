@@ -7,7 +7,10 @@ import contextlib
 from collections.abc import Sequence
 
 import httpx
+import psycopg
+import psycopg_pool
 import structlog
+from procrastinate.exceptions import ConnectorException
 
 from core import inbound, receipts
 from core.delivery import BreakerConfig, DispatchConfig
@@ -80,17 +83,30 @@ async def run_worker(
         if set(queues) & set(TIER_QUEUES):
             # A worker that sends keeps its upstreams (SMPP binds) up from the start.
             keeper = asyncio.create_task(upstreams.keep_current(pool), name="upstreams")
-        await app.run_worker_async(
-            queues=list(queues),
-            name=name,
-            concurrency=settings.worker_concurrency,
-            additional_context={"deps": deps},
-            install_signal_handlers=install_signal_handlers,
-            # Finished jobs are deleted: the messages table, not procrastinate's, is
-            # the record of what was sent.
-            delete_jobs="successful",
-            fetch_job_polling_interval=1.0,
-        )
+        while True:
+            try:
+                await app.run_worker_async(
+                    queues=list(queues),
+                    name=name,
+                    concurrency=settings.worker_concurrency,
+                    additional_context={"deps": deps},
+                    install_signal_handlers=install_signal_handlers,
+                    # Finished jobs are deleted: the messages table, not procrastinate's,
+                    # is the record of what was sent.
+                    delete_jobs="successful",
+                    fetch_job_polling_interval=1.0,
+                )
+                break
+            except ConnectorException as exc:
+                # procrastinate stops its worker when the database cannot be reached;
+                # a primary failover takes tens of seconds. Start again once it answers
+                # (running jobs were settled or left to their leases).
+                if not isinstance(
+                    exc.__cause__, psycopg.OperationalError | psycopg_pool.PoolTimeout
+                ):
+                    raise
+                log.warning("worker.database_lost", error=type(exc.__cause__).__name__)
+                await asyncio.sleep(1.0)
     finally:
         if keeper is not None:
             keeper.cancel()

@@ -37,6 +37,9 @@ def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> InvalidR
     return InvalidRequest("The request body is not valid.", [FieldError(field, detail)])
 
 
+TOO_DEEP = "The request body is not valid JSON: it is nested too deeply."
+
+
 def decode(raw: bytes, model: type[T]) -> T:
     try:
         return msgspec.json.decode(raw, type=model, strict=True)
@@ -46,11 +49,17 @@ def decode(raw: bytes, model: type[T]) -> T:
         # else is wrong with it.
         try:
             msgspec.json.decode(raw)
-        except msgspec.DecodeError as malformed:
+        except (msgspec.DecodeError, UnicodeDecodeError) as malformed:
             raise MalformedRequest(f"The request body is not valid JSON: {malformed}") from None
+        except RecursionError:
+            pass  # too deep to read whole; the schema error found first stands
         raise validation_error(exc) from None
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # msgspec reports bad UTF-8 inside a string as a UnicodeDecodeError.
         raise MalformedRequest(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        # Nesting deeper than the interpreter's recursion limit (about 1,000 levels).
+        raise MalformedRequest(TOO_DEEP) from None
 
 
 class StrictBody(AbstractDTO[T], Generic[T]):

@@ -27,6 +27,7 @@ from app.controllers.upstreams import ReceiptsController, UpstreamsAdminControll
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
+from app.openapi import SECURITY_SCHEMES, document_refusals
 from core.auth_throttle import FailedAuthThrottle
 from core.observability import Observer
 from core.settings import Settings
@@ -83,7 +84,7 @@ def create_app(
             if own_pool:
                 await active.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             AdminController,
             MessagesController,
@@ -111,6 +112,9 @@ def create_app(
             title="smsgw",
             version="1",
             description="SMS gateway REST API. Money is in integer micro-units.",
+            components=SECURITY_SCHEMES,
         ),
         logging_config=None,
     )
+    document_refusals(app)
+    return app

@@ -72,5 +72,8 @@ async def list_numbers(conn: Conn, *, tenant_id: uuid.UUID) -> NumberList:
 
 
 async def delete_number(conn: Conn, *, tenant_id: uuid.UUID, number: str) -> None:
-    if not await numbers_db.delete_number(conn, tenant_id=tenant_id, number=number):
+    # No stored number holds a NUL, and PostgreSQL text cannot carry one to compare.
+    if "\x00" in number or not await numbers_db.delete_number(
+        conn, tenant_id=tenant_id, number=number
+    ):
         raise NotFound("The tenant owns no such number.")

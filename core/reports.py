@@ -274,6 +274,11 @@ async def delivery(
     number's dialing prefix; ZZ when unknown), largest volume first."""
     span = window(from_, to)
     size = _limit(limit, default=100, maximum=500)
+    if provider is not None and "\x00" in provider:
+        raise InvalidRequest(
+            "The request parameters are not valid.",
+            [FieldError("provider", "must not contain NUL")],
+        )
     after: tuple[int, str, str] | None = (
         decode_cursor(cursor, tuple[int, str, str]) if cursor else None
     )

@@ -132,7 +132,16 @@ def check_url(url: str, errors: list[FieldError], field: str = "callback_url") -
     """A webhook URL: absolute http(s), at most MAX_URL_CHARS."""
     if not _clean_text(url, field, errors):
         return
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError:  # also "http://[::1": an unclosed IPv6 literal
+        errors.append(FieldError(field, "must be an absolute http or https URL"))
+        return
+    if not url.isprintable() or any(c.isspace() for c in url):
+        # urlsplit drops tabs and newlines silently; the HTTP client refuses them.
+        errors.append(FieldError(field, "must not contain spaces or control characters"))
+        return
     if len(url) > MAX_URL_CHARS:
         errors.append(FieldError(field, f"must be at most {MAX_URL_CHARS} characters"))
     elif parts.scheme not in ("http", "https") or not parts.hostname:

@@ -72,8 +72,13 @@ async def add(
 async def remove(conn: Conn, *, tenant: Tenant, recipient: str, number: str | None) -> int:
     """Lift the recipient's entries (only the one for ``number`` when given; '*' names
     the all-numbers entry); NotFound when there was none."""
-    removed = await suppressions_db.remove(
-        conn, tenant_id=tenant.id, recipient=recipient, number=number
+    # No entry holds a NUL, and PostgreSQL text cannot carry one to compare.
+    removed = (
+        []
+        if "\x00" in recipient + (number or "")
+        else await suppressions_db.remove(
+            conn, tenant_id=tenant.id, recipient=recipient, number=number
+        )
     )
     if not removed:
         raise NotFound("This recipient is not on the suppression list.")
@@ -109,6 +114,10 @@ async def list_entries(
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidRequest(
             "The filters are not valid.", [FieldError("limit", f"must be 1 to {MAX_PAGE}")]
+        )
+    if recipient is not None and "\x00" in recipient:
+        raise InvalidRequest(
+            "The filters are not valid.", [FieldError("recipient", "must not contain NUL")]
         )
     after = _decode(cursor) if cursor else (None, None)
     rows = await suppressions_db.list_entries(

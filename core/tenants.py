@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 import msgspec
+from psycopg import errors as pg_errors
 
 from core import segments, submission
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
@@ -212,7 +213,14 @@ async def add_credit(
         conn, tenant_id=tenant_id, amount=amount, reference=reference
     )
     if created:
-        row = await ledger_db.add_credit(conn, tenant_id=tenant_id, amount=amount)
+        try:
+            row = await ledger_db.add_credit(conn, tenant_id=tenant_id, amount=amount)
+        except pg_errors.NumericValueOutOfRange:
+            # The caller's transaction rolls the credit row back with this error.
+            raise InvalidRequest(
+                "The credit is not valid.",
+                [FieldError("amount", "would take the balance past its largest amount")],
+            ) from None
     else:
         row = await ledger_db.get_balance(conn, tenant_id=tenant_id)
     assert row is not None

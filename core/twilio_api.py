@@ -213,6 +213,9 @@ async def list_messages(
     if not raw_page.isdigit():
         raise _invalid("Page", "must be a whole number")
     page_number = int(raw_page)
+    for name in ("To", "From"):
+        if "\x00" in query.get(name, ""):
+            raise _invalid(name, "must not contain NUL characters")
     since = until = None
     if query.get("DateSent"):
         since = _day_or_time("DateSent", query["DateSent"], end=False)

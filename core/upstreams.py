@@ -71,6 +71,12 @@ def validate_config(kind: str, config: dict[str, Any]) -> None:
             "The provider configuration is not valid.",
             [FieldError(f"config.{name}", "is not a setting of this kind") for name in unknown],
         )
+    if b"\\u0000" in msgspec.json.encode(config):
+        # A NUL anywhere (jsonb cannot store one): msgspec writes it as \u0000.
+        raise InvalidRequest(
+            "The provider configuration is not valid.",
+            [FieldError("config", "must not contain NUL characters")],
+        )
     try:
         config_type(**config)
     except (TypeError, ValueError) as exc:
@@ -139,8 +145,10 @@ async def add_route(
         errors.append(FieldError("prefix", "must be + followed by up to 15 digits"))
     if tier is not None and tier not in ("vip", "premium", "standard"):
         errors.append(FieldError("tier", "must be vip, premium, standard or null"))
-    if cost_per_segment < 0:
-        errors.append(FieldError("cost_per_segment", "must not be negative"))
+    if not 0 <= cost_per_segment <= 10**12:  # the bound of a tenant's price per segment
+        errors.append(FieldError("cost_per_segment", "must be 0 to 1000000000000"))
+    if not -(2**31) <= priority < 2**31:  # the column is an integer
+        errors.append(FieldError("priority", "must be a 32-bit integer"))
     known = {row["name"] for row in await providers_db.list_providers(conn)}
     if provider not in known:
         errors.append(FieldError("provider", "no provider has this name (PUT it first)"))

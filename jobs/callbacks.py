@@ -72,7 +72,11 @@ async def _post(
                 headers=headers,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 2.0)),
             )
-        except httpx.HTTPError as exc:
+        except Exception as exc:
+            # Not only httpx.HTTPError: a URL the client cannot use (an IDNA host like
+            # "xn--", a port out of range) raises InvalidURL, IDNAError or an
+            # ExceptionGroup. It is this callback's failure, retried with backoff; let
+            # through, it would fail the whole batch, other tenants' callbacks with it.
             return None, type(exc).__name__
     return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
 

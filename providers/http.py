@@ -160,11 +160,15 @@ def _receipt(provider: str, item: Any) -> Receipt:
     if isinstance(item.get("timestamp"), str):
         try:
             occurred = datetime.fromisoformat(item["timestamp"])
-        except ValueError as exc:
+            if occurred.tzinfo is None:
+                occurred = occurred.replace(tzinfo=UTC)
+            # In UTC: PostgreSQL refuses offsets Python accepts (-23:59).
+            occurred = occurred.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
             raise ValueError("timestamp must be ISO 8601") from exc
-        if occurred.tzinfo is None:
-            occurred = occurred.replace(tzinfo=UTC)
     error_code = item.get("error_code")
+    if "\x00" in f"{item['id']}{error_code or ''}":
+        raise ValueError("id and error_code must not contain NUL")
     return Receipt(
         provider=provider,
         provider_message_id=str(item["id"]),
@@ -179,7 +183,7 @@ def parse_receipts(provider: str, body: bytes) -> list[Receipt]:
     ``{"receipts": [...]}``. Raises ValueError on anything else."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError("the body is not JSON") from exc
     if isinstance(data, dict) and "receipts" in data:
         data = data["receipts"]
@@ -210,6 +214,8 @@ def _inbound(provider: str, item: Any) -> InboundPart:
             raise ValueError(f"each inbound message needs {key!r} as text")
     if "\x00" in item["text"] or len(item["text"]) > 10_000:
         raise ValueError("text must be at most 10000 characters, without NUL")
+    if "\x00" in f"{item['id']}{item['from']}{item['to']}":
+        raise ValueError("id, from and to must not contain NUL")
     received = datetime.now(UTC)
     reference, total, number = _part_numbers(item)
     return InboundPart(
@@ -232,7 +238,7 @@ def parse_inbound(provider: str, body: bytes) -> list[InboundPart]:
     on anything else."""
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError("the body is not JSON") from exc
     if isinstance(data, dict) and "messages" in data:
         data = data["messages"]

@@ -9,10 +9,12 @@ from typing import Any
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from app.auth import admin_guard
 from app.body import StrictBody, T, decode
+from app.openapi import problems
 from app.schemas import (
     ApiKeyCreated,
     BalanceView,
@@ -122,6 +124,9 @@ class AdminController(Controller):
         dto=StrictBody[CreditRequest],
         return_dto=None,
         status_code=201,
+        responses={
+            200: ResponseSpec(BalanceView, description="A repeated reference: nothing credited")
+        },
         description="Credits once per reference; a repeated reference answers 200 with "
         "the current balances and credits nothing.",
     )
@@ -162,6 +167,7 @@ class AdminController(Controller):
         dto=_OptionalBody[SmppCredentialsRequest],
         return_dto=None,
         status_code=201,
+        responses=problems(409),
         description="The tenant's SMPP system_id and a new password (8 characters, shown "
         "once); binds made with the previous password are closed. The body is optional.",
     )

@@ -6,6 +6,7 @@ import asyncio
 
 from litestar import get
 from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Response
 
 from app.deps import services
@@ -19,7 +20,11 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-@get("/ready", tags=["operations"])
+@get(
+    "/ready",
+    tags=["operations"],
+    responses={503: ResponseSpec(Health, description="Not ready: `detail` says why")},
+)
 async def ready(state: State) -> Response[Health]:
     """The database answers and its schema is the one this code expects."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -9,15 +10,17 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from app.auth import provide_tenant, tenant_guard
 from app.body import StrictBody, decode, validation_error
 from app.deps import services
+from app.openapi import problems
 from core import accept, inbound, messages
 from core.accept import BatchResult
-from core.errors import FieldError, InvalidRequest
-from core.inbound import InboundPage
+from core.errors import FieldError, InvalidRequest, MalformedRequest
+from core.inbound import InboundMessage, InboundPage
 from core.messages import Message, Page, Quote
 from core.submission import SendRequest
 from core.tenants import Tenant
@@ -51,7 +54,37 @@ class BatchBody(StrictBody[BatchRequest]):
                 items.append(validation_error(exc))
             except msgspec.DecodeError as exc:  # pragma: no cover - the whole body parsed
                 items.append(InvalidRequest(str(exc)))
+            except UnicodeDecodeError:
+                # Skipped over as raw items, strings are only read here: bad UTF-8
+                # makes the whole body something other than JSON, as for a single send.
+                raise MalformedRequest("The request body is not valid JSON: not UTF-8.") from None
         return items
+
+
+@dataclass
+class MessagesPage:
+    """How the document shows `Page | InboundPage`: Litestar renders a union as `oneOf`,
+    which an empty page (valid as either) would break. (A dataclass: msgspec has no
+    untagged unions of Structs.)"""
+
+    messages: list[Message | InboundMessage]
+    next_cursor: str | None
+
+
+INSTANT = QueryParameter(format="date-time", description="RFC 3339 timestamp, exclusive")
+
+
+def _instant(name: str, raw: str | None) -> datetime | None:
+    """RFC 3339 only: left to Litestar, a query datetime also takes a number as Unix time
+    (`created_before=0.5`), which no client means."""
+    if raw is None:
+        return None
+    try:
+        return msgspec.convert(raw, datetime)
+    except msgspec.ValidationError:
+        raise InvalidRequest(
+            "The filters are not valid.", [FieldError(name, "must be an RFC 3339 timestamp")]
+        ) from None
 
 
 def _accepted(result: accept.Accepted) -> Response[Any]:
@@ -69,6 +102,7 @@ class MessagesController(Controller):
         dto=StrictBody[SendRequest],
         return_dto=None,
         status_code=202,
+        responses=problems(402),
     )
     async def send(
         self,
@@ -91,7 +125,7 @@ class MessagesController(Controller):
         )
         return _accepted(result)
 
-    @post("/batch", dto=BatchBody, return_dto=None, status_code=202)
+    @post("/batch", dto=BatchBody, return_dto=None, status_code=202, responses=problems(402))
     async def send_batch(
         self,
         request: Request[Any, Any, Any],
@@ -129,7 +163,7 @@ class MessagesController(Controller):
             conn, tenant=tenant, message_id=messages.parse_message_id(message_id)
         )
 
-    @post("/{message_id:str}/cancel", status_code=200)
+    @post("/{message_id:str}/cancel", status_code=200, responses=problems(409))
     async def cancel(
         self,
         conn: NamedDependency[Conn],
@@ -140,15 +174,24 @@ class MessagesController(Controller):
             conn, tenant=tenant, message_id=messages.parse_message_id(message_id)
         )
 
-    @get("/")
+    @get(
+        "/",
+        responses={
+            200: ResponseSpec(
+                MessagesPage,
+                description="Outbound messages, or inbound ones with `direction=inbound`",
+                generate_examples=False,
+            )
+        },
+    )
     async def list_messages(
         self,
         conn: NamedDependency[Conn],
         tenant: NamedDependency[Tenant],
         status: FromQuery[str | None] = None,
         to: FromQuery[str | None] = None,
-        created_after: FromQuery[datetime | None] = None,
-        created_before: FromQuery[datetime | None] = None,
+        created_after: Annotated[str | None, INSTANT] = None,
+        created_before: Annotated[str | None, INSTANT] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=messages.MAX_PAGE)] = messages.DEFAULT_PAGE,
         cursor: FromQuery[str | None] = None,
         direction: Annotated[
@@ -156,6 +199,8 @@ class MessagesController(Controller):
             QueryParameter(description="inbound: messages received on the tenant's numbers"),
         ] = "outbound",
     ) -> Page | InboundPage:
+        after = _instant("created_after", created_after)
+        before = _instant("created_before", created_before)
         if direction == "inbound":
             if status not in (None, "received"):
                 raise InvalidRequest(
@@ -166,8 +211,8 @@ class MessagesController(Controller):
                 conn,
                 tenant=tenant,
                 to=to,
-                created_after=created_after,
-                created_before=created_before,
+                created_after=after,
+                created_before=before,
                 limit=limit,
                 cursor=cursor,
             )
@@ -176,8 +221,8 @@ class MessagesController(Controller):
             tenant=tenant,
             status=status,
             to=to,
-            created_after=created_after,
-            created_before=created_before,
+            created_after=after,
+            created_before=before,
             limit=limit,
             cursor=cursor,
         )

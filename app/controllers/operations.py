@@ -11,7 +11,9 @@ from typing import Any
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.handlers.base import BaseRouteHandler
 from litestar.static_files import create_static_files_router
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -19,8 +21,9 @@ from prometheus_client.registry import Collector
 
 from app.auth import admin_guard, bearer_token
 from app.deps import services
+from app.openapi import problems
 from core import observability, reports
-from core.errors import Unauthorized
+from core.errors import NotFound, Unauthorized
 from core.upstreams import ProviderStatus
 
 log = structlog.get_logger("smsgw.api")
@@ -35,7 +38,13 @@ class _Families(Collector):
         return iter(self._families)
 
 
-@get("/metrics", tags=["operations"], include_in_schema=True, media_type=CONTENT_TYPE_LATEST)
+@get(
+    "/metrics",
+    tags=["operations"],
+    include_in_schema=True,
+    media_type=CONTENT_TYPE_LATEST,
+    responses=problems(401),
+)
 async def metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     """Prometheus metrics: this process's HTTP requests, and the gateway's state read
     from the database (messages, queues, providers, ledger, replication)."""
@@ -119,6 +128,15 @@ async def dashboard_page() -> Response[bytes]:
     )
 
 
+def _no_nul_in_path(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # The file system refuses a NUL in a path with ValueError, which would be a 500.
+    if "\x00" in connection.scope["path"]:
+        raise NotFound("No such file.")
+
+
 dashboard_static = create_static_files_router(
-    path="/dashboard/static", directories=[STATIC], include_in_schema=False
+    path="/dashboard/static",
+    directories=[STATIC],
+    include_in_schema=False,
+    guards=[_no_nul_in_path],
 )

@@ -21,6 +21,7 @@ from litestar.params import FromPath
 
 from app.auth import throttled
 from app.deps import services
+from app.openapi import twilio_errors
 from app.twilio_errors import TWILIO_EXCEPTION_HANDLERS
 from core import twilio, twilio_api
 from core.accept import Idempotency
@@ -98,7 +99,7 @@ class TwilioController(Controller):
     exception_handlers = TWILIO_EXCEPTION_HANDLERS
     dependencies = {"account": Provide(provide_account, sync_to_thread=False)}
 
-    @post("/Messages.json", status_code=201)
+    @post("/Messages.json", status_code=201, responses=twilio_errors(402, 413, 422))
     async def create_message(
         self,
         request: Request[Any, Any, Any],
@@ -144,7 +145,7 @@ class TwilioController(Controller):
         """`GET .../Messages/{Sid}.json`."""
         return await twilio_api.fetch_message(conn, account=account, sid=_sid(resource))
 
-    @post("/Messages/{resource:str}", status_code=200)
+    @post("/Messages/{resource:str}", status_code=200, responses=twilio_errors(413))
     async def update_message(
         self,
         request: Request[Any, Any, Any],

@@ -8,11 +8,13 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, Response, delete, get, post
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from app.auth import admin_guard, provide_tenant, tenant_guard
 from app.body import StrictBody
 from app.controllers.admin import parse_id
+from app.openapi import problems
 from core import numbers, suppressions, tenants, twilio
 from core.tenants import Tenant
 from db import Conn
@@ -36,7 +38,16 @@ class TwoWayAdminController(Controller):
     tags = ["admin"]
     guards = [admin_guard]
 
-    @post("/numbers", dto=StrictBody[NumberRequest], return_dto=None, status_code=201)
+    @post(
+        "/numbers",
+        dto=StrictBody[NumberRequest],
+        return_dto=None,
+        status_code=201,
+        responses={
+            200: ResponseSpec(numbers.OwnedNumber, description="The tenant owned it already"),
+            **problems(409),
+        },
+    )
     async def add_number(
         self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[NumberRequest]
     ) -> Response[numbers.OwnedNumber]:
@@ -93,7 +104,15 @@ class SuppressionsController(Controller):
             conn, tenant=tenant, recipient=recipient, limit=limit, cursor=cursor
         )
 
-    @post("/", dto=StrictBody[SuppressionRequest], return_dto=None, status_code=201)
+    @post(
+        "/",
+        dto=StrictBody[SuppressionRequest],
+        return_dto=None,
+        status_code=201,
+        responses={
+            200: ResponseSpec(suppressions.Suppression, description="The entry was there already")
+        },
+    )
     async def add_suppression(
         self,
         conn: NamedDependency[Conn],

@@ -14,6 +14,7 @@ from litestar.params import FromPath, JSONBody
 from app.auth import admin_guard
 from app.body import StrictBody
 from app.deps import services
+from app.openapi import problems
 from core import upstreams
 from core.errors import NotFound
 from core.upstreams import ProviderStatus, RouteView
@@ -105,7 +106,7 @@ class ReceiptsController(Controller):
     path = "/v1/providers"
     tags = ["providers"]
 
-    @post("/{provider:str}/dlr", status_code=202)
+    @post("/{provider:str}/dlr", status_code=202, responses=problems(401, 413, 422, 503))
     async def receive(
         self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], provider: FromPath[str]
     ) -> ReceiptsAccepted:
@@ -119,7 +120,7 @@ class ReceiptsController(Controller):
         )
         return ReceiptsAccepted(accepted=accepted)
 
-    @post("/{provider:str}/inbound", status_code=202)
+    @post("/{provider:str}/inbound", status_code=202, responses=problems(401, 413, 422, 503))
     async def receive_inbound(
         self,
         request: Request[Any, Any, Any],

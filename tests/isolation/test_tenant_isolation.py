@@ -1,0 +1,341 @@
+"""One tenant can never read, list, cancel or be billed for another's messages, through
+any endpoint a tenant can call (the REST API and the Twilio facade, listed from the app's
+route table: an endpoint added without a check here fails the first test). Alice has
+messages of every kind; Bob, with keys of his own, tries each endpoint on them."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from core.delivery import DispatchConfig
+from jobs.callbacks import deliver_batch
+from jobs.context import WorkerDeps
+from jobs.scheduler import ProcrastinateScheduler
+from jobs.upstreams import DatabaseUpstreams
+from tests import httpd, support, two_way
+from tests.isolation.routes import endpoints
+from tests.support import VALID_TO, TenantHandle, assert_problem
+
+ALICE_TO = "+447911123456"  # only Alice sends here
+ALICE_NUMBER, BOB_NUMBER = two_way.OUR_NUMBER, two_way.OTHER_NUMBER
+
+
+@dataclass
+class Party:
+    tenant: TenantHandle
+    twilio: dict[str, str]
+    messages: dict[str, str]  # kind -> id: queued, scheduled, inbound
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.tenant.headers
+
+    @property
+    def basic(self) -> dict[str, str]:
+        raw = f"{self.twilio['account_sid']}:{self.twilio['auth_token']}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+    def twilio_url(self, tail: str) -> str:
+        return f"/2010-04-01/Accounts/{self.twilio['account_sid']}{tail}"
+
+
+async def _party(api, admin_headers, name: str, number: str, to: str, price: int) -> Party:
+    tenant = await support.make_tenant(api, admin_headers, credit=10_000_000, name=name)
+    await two_way.configure(api, admin_headers, tenant, price_per_segment=price)
+    await two_way.own(api, admin_headers, tenant, number)
+    twilio = (
+        await api.post(f"/v1/admin/tenants/{tenant.id}/twilio-credentials", headers=admin_headers)
+    ).json()
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    queued = await support.send(api, tenant, to=to, client_reference=f"{name}-q")
+    scheduled = await support.send(api, tenant, to=to, send_at=later, client_reference=name)
+    await two_way.text_in(api, f"hello {name}", id=f"mo-{name}", to=number)
+    listed = await api.get("/v1/messages", params={"direction": "inbound"}, headers=tenant.headers)
+    [inbound] = listed.json()["messages"]
+    suppressed = await api.post("/v1/suppressions", json={"recipient": to}, headers=tenant.headers)
+    assert suppressed.status_code == 201, suppressed.text
+    return Party(
+        tenant,
+        twilio,
+        {
+            "queued": queued.json()["id"],
+            "scheduled": scheduled.json()["id"],
+            "inbound": inbound["id"],
+        },
+    )
+
+
+@pytest.fixture
+async def alice_and_bob(api, admin_headers) -> tuple[Party, Party]:
+    await two_way.http_provider(api, admin_headers)
+    alice = await _party(api, admin_headers, "alice", ALICE_NUMBER, ALICE_TO, price=6_000)
+    # Bob sends to VALID_TO and lifts his own suppression of it, so he can send again.
+    bob = await _party(api, admin_headers, "bob", BOB_NUMBER, VALID_TO, price=9_000)
+    lifted = await api.delete(f"/v1/suppressions/{VALID_TO}", headers=bob.headers)
+    assert lifted.status_code == 204, lifted.text
+    return alice, bob
+
+
+async def _alice_untouched(api: httpx.AsyncClient, alice: Party) -> None:
+    """Alice's books and messages are as she left them: two holds of 6,000, nothing else."""
+    assert await support.balance(api, alice.tenant) == {
+        "available": 10_000_000 - 12_000,
+        "held": 12_000,
+        "captured": 0,
+        "currency": "USD",
+    }
+    listed = await api.get("/v1/messages", headers=alice.headers)
+    assert {m["id"]: m["status"] for m in listed.json()["messages"]} == {
+        alice.messages["queued"]: "queued",
+        alice.messages["scheduled"]: "scheduled",
+    }
+
+
+def _ids(response: httpx.Response) -> set[str]:
+    assert response.status_code == 200, response.text
+    return {m["id"] for m in response.json()["messages"]}
+
+
+Check = Callable[[httpx.AsyncClient, Party, Party], Awaitable[None]]
+CHECKS: dict[tuple[str, str], Check] = {}
+
+
+def check(method: str, path: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS[method, path] = fn
+        return fn
+
+    return register
+
+
+@check("GET", "/v1/messages/{message_id}")
+async def _read(api, alice, bob):
+    for message_id in alice.messages.values():
+        refused = await api.get(f"/v1/messages/{message_id}", headers=bob.headers)
+        body = assert_problem(refused, 404, "not_found")
+        assert message_id not in refused.text
+        assert "alice" not in str(body)
+
+
+@check("GET", "/v1/messages")
+async def _list(api, alice, bob):
+    mine = _ids(await api.get("/v1/messages", params={"limit": 500}, headers=bob.headers))
+    assert {bob.messages["queued"], bob.messages["scheduled"]} <= mine
+    assert not mine & set(alice.messages.values())
+    for params in (
+        {"to": ALICE_TO},
+        {"status": "scheduled"},
+        {"created_after": "2000-01-01T00:00:00Z", "to": ALICE_TO},
+    ):
+        assert _ids(await api.get("/v1/messages", params=params, headers=bob.headers)) <= mine
+    inbound = await api.get("/v1/messages", params={"direction": "inbound"}, headers=bob.headers)
+    assert _ids(inbound) == {bob.messages["inbound"]}
+    # Alice's cursor names a place in her list; in Bob's hands it walks Bob's list only.
+    page = await api.get("/v1/messages", params={"limit": 1}, headers=alice.headers)
+    cursor = page.json()["next_cursor"]
+    assert cursor
+    walked = await api.get("/v1/messages", params={"cursor": cursor}, headers=bob.headers)
+    assert walked.status_code in (200, 422), walked.text
+    if walked.status_code == 200:
+        assert _ids(walked) <= mine
+
+
+@check("POST", "/v1/messages/{message_id}/cancel")
+async def _cancel(api, alice, bob):
+    for message_id in alice.messages.values():
+        refused = await api.post(f"/v1/messages/{message_id}/cancel", headers=bob.headers)
+        assert_problem(refused, 404, "not_found")
+
+
+@check("POST", "/v1/messages")
+async def _send(api, alice, bob):
+    sent = await support.send(api, bob.tenant)
+    assert sent.status_code == 202, sent.text
+    assert sent.json()["price"] == 9_000  # Bob's price, on Bob's books
+    assert_problem(
+        await api.get(f"/v1/messages/{sent.json()['id']}", headers=alice.headers), 404, "not_found"
+    )
+    # Bob's message to the number Alice suppressed is not refused: her list is hers.
+    assert (await support.send(api, bob.tenant, to=ALICE_TO)).status_code == 202
+
+
+@check("POST", "/v1/messages/batch")
+async def _batch(api, alice, bob):
+    items = [{"to": VALID_TO, "body": "x"}, {"to": ALICE_TO, "body": "y"}]
+    batch = await api.post("/v1/messages/batch", json={"messages": items}, headers=bob.headers)
+    assert batch.status_code == 202, batch.text
+    assert [m["price"] for m in batch.json()["messages"]] == [9_000, 9_000]
+
+
+@check("POST", "/v1/messages/quote")
+async def _quote(api, alice, bob):
+    quote = await api.post(
+        "/v1/messages/quote", json={"to": ALICE_TO, "body": "x"}, headers=bob.headers
+    )
+    assert quote.json()["price"] == 9_000
+
+
+@check("GET", "/v1/balance")
+async def _balance(api, alice, bob):
+    balance = await support.balance(api, bob.tenant)
+    spent = 10_000_000 - balance["available"]
+    assert spent == balance["held"]
+    assert spent % 9_000 == 0
+
+
+@check("GET", "/v1/reports/usage")
+async def _usage(api, alice, bob):
+    report = await api.get("/v1/reports/usage", params={"group_by": "status"}, headers=bob.headers)
+    assert report.status_code == 200, report.text
+    listed = await api.get("/v1/messages", params={"limit": 500}, headers=bob.headers)
+    assert sum(r["messages"] for r in report.json()["rows"]) == len(listed.json()["messages"])
+
+
+@check("GET", "/v1/suppressions")
+async def _suppressions(api, alice, bob):
+    listed = await api.get("/v1/suppressions", headers=bob.headers)
+    assert ALICE_TO not in listed.text
+    filtered = await api.get(
+        "/v1/suppressions", params={"recipient": ALICE_TO}, headers=bob.headers
+    )
+    assert filtered.json()["suppressions"] == []
+
+
+@check("POST", "/v1/suppressions")
+async def _suppress(api, alice, bob):
+    # Bob suppressing a recipient changes nothing for Alice: she can still send to it.
+    other = "+447911123499"
+    added = await api.post("/v1/suppressions", json={"recipient": other}, headers=bob.headers)
+    assert added.status_code == 201, added.text
+    mine = await api.get("/v1/suppressions", params={"recipient": other}, headers=alice.headers)
+    assert mine.json()["suppressions"] == []
+    quote = await api.post(
+        "/v1/messages/quote", json={"to": other, "body": "x"}, headers=alice.headers
+    )
+    assert quote.status_code == 200
+
+
+@check("DELETE", "/v1/suppressions/{recipient}")
+async def _unsuppress(api, alice, bob):
+    refused = await api.delete(f"/v1/suppressions/{ALICE_TO}", headers=bob.headers)
+    assert_problem(refused, 404, "not_found")
+    still = await api.get("/v1/suppressions", params={"recipient": ALICE_TO}, headers=alice.headers)
+    assert len(still.json()["suppressions"]) == 1
+
+
+def _sid(kind: str, message_id: str) -> str:
+    return ("MM" if kind == "inbound" else "SM") + uuid.UUID(message_id).hex
+
+
+@check("GET", "/2010-04-01/Accounts/{account_sid}/Messages.json")
+async def _twilio_list(api, alice, bob):
+    alices = {_sid(k, v) for k, v in alice.messages.items()}
+    for params in ({}, {"To": ALICE_TO}, {"From": ALICE_NUMBER}, {"To": ALICE_NUMBER}):
+        listed = await api.get(bob.twilio_url("/Messages.json"), params=params, headers=bob.basic)
+        assert listed.status_code == 200, listed.text
+        messages = listed.json()["messages"]
+        assert {m["account_sid"] for m in messages} <= {bob.twilio["account_sid"]}, params
+        assert not {m["sid"] for m in messages} & alices, params
+    # Bob's credentials on Alice's account path are refused outright.
+    other = await api.get(alice.twilio_url("/Messages.json"), headers=bob.basic)
+    assert other.status_code == 401
+
+
+@check("GET", "/2010-04-01/Accounts/{account_sid}/Messages/{resource}")
+async def _twilio_fetch(api, alice, bob):
+    for kind, message_id in alice.messages.items():
+        url = bob.twilio_url(f"/Messages/{_sid(kind, message_id)}.json")
+        refused = await api.get(url, headers=bob.basic)
+        assert refused.status_code == 404, refused.text
+        assert refused.json()["code"] == 20404
+
+
+@check("POST", "/2010-04-01/Accounts/{account_sid}/Messages/{resource}")
+async def _twilio_cancel(api, alice, bob):
+    for kind in ("queued", "scheduled"):
+        url = bob.twilio_url(f"/Messages/{_sid(kind, alice.messages[kind])}.json")
+        refused = await api.post(url, data={"Status": "canceled"}, headers=bob.basic)
+        assert refused.status_code == 404, refused.text
+
+
+@check("POST", "/2010-04-01/Accounts/{account_sid}/Messages.json")
+async def _twilio_send(api, alice, bob):
+    form = {"To": ALICE_TO, "From": BOB_NUMBER, "Body": "hi"}
+    sent = await api.post(bob.twilio_url("/Messages.json"), data=form, headers=bob.basic)
+    assert sent.status_code == 201, sent.text
+    message_id = str(uuid.UUID(sent.json()["sid"][2:]))
+    mine = await api.get(f"/v1/messages/{message_id}", headers=bob.headers)
+    assert mine.json()["price"] == 9_000  # Bob's price, on Bob's books
+    assert_problem(
+        await api.get(f"/v1/messages/{message_id}", headers=alice.headers), 404, "not_found"
+    )
+    # From Alice's number, Bob may not send: the number is hers.
+    as_alice = await api.post(
+        bob.twilio_url("/Messages.json"), data={**form, "From": ALICE_NUMBER}, headers=bob.basic
+    )
+    assert as_alice.status_code in (201, 400), as_alice.text
+
+
+def test_every_endpoint_a_tenant_can_call_has_an_isolation_check():
+    tenant_endpoints = {(e.method, e.path) for e in endpoints() if e.door in ("tenant", "twilio")}
+    assert set(CHECKS) == tenant_endpoints
+
+
+async def test_a_tenant_reaches_none_of_another_tenants_messages(api, alice_and_bob):
+    alice, bob = alice_and_bob
+    for (method, path), run in CHECKS.items():
+        try:
+            await run(api, alice, bob)
+        except AssertionError as exc:
+            raise AssertionError(f"{method} {path}: {exc}") from exc
+        await _alice_untouched(api, alice)
+
+
+async def test_one_tenants_unusable_callback_url_does_not_hold_back_anothers(
+    api, admin_headers, settings, pool, conn
+):
+    """A callback URL that passes the intake check but that the HTTP client refuses (an
+    IDNA host like xn--) fails its own callback, not the batch that carries Bob's."""
+    alice = await support.make_tenant(api, admin_headers, credit=1_000_000, name="alice")
+    bob = await support.make_tenant(api, admin_headers, credit=1_000_000, name="bob")
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    with httpd.serve() as hook:
+        sent = {}
+        for who, url in ((alice, "http://xn--/hook"), (bob, hook.url)):
+            response = await support.send(api, who, callback_url=url, send_at=later)
+            assert response.status_code == 202, response.text
+            sent[who.id] = response.json()["id"]
+            canceled = await api.post(f"/v1/messages/{sent[who.id]}/cancel", headers=who.headers)
+            assert canceled.status_code == 200, canceled.text
+        # Both "canceled" callbacks are due now: one worker claims them in one batch.
+        async with httpx.AsyncClient() as http:
+            deps = WorkerDeps(
+                settings=settings,
+                pool=pool,
+                upstreams=DatabaseUpstreams(settings, sink=_no_receipts),
+                scheduler=ProcrastinateScheduler(),
+                dispatch=DispatchConfig(),
+                http=http,
+            )
+            assert await deliver_batch(deps) == 2
+        assert [json.loads(r.body)["status"] for r in hook.received] == ["canceled"]
+    cursor = await conn.execute(
+        "SELECT message_id, delivered_at, last_error FROM callbacks ORDER BY message_id"
+    )
+    rows = {str(r["message_id"]): r for r in await cursor.fetchall()}
+    assert rows[sent[bob.id]]["delivered_at"] is not None
+    alices = rows[sent[alice.id]]
+    assert alices["delivered_at"] is None
+    assert alices["last_error"]
+
+
+async def _no_receipts(*_: object) -> None:
+    return None

@@ -169,7 +169,8 @@ class AdminController(Controller):
         status_code=201,
         responses=problems(409),
         description="The tenant's SMPP system_id and a new password (8 characters, shown "
-        "once); binds made with the previous password are closed. The body is optional.",
+        "once); binds made with the previous password are closed. Send `{}` for the "
+        "defaults (a request with no body at all is refused with 400).",
     )
     async def issue_smpp_credentials(
         self,

@@ -10,6 +10,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from db import Conn
 
+# How long a caller waits for a pooled connection before PoolTimeout (the API's 503).
+POOL_WAIT_SECONDS = 3.0
+
 # How long the pool retries a connection before giving that attempt up. psycopg_pool
 # doubles its delay between attempts without a cap (1, 2, 4 ... 32 s), so after a long
 # outage (a primary failover) the pool would reconnect up to half a minute after the
@@ -51,8 +54,11 @@ async def open_pool(
         kwargs={"row_factory": dict_row},
         configure=_autocommit,
         connection_class=AsyncConnection,
-        # A request waits at most this long for a connection, then gets a 503.
-        timeout=10,
+        # A request waits at most this long for a connection, then gets a 503. Short:
+        # while the database refuses connections the pool cannot make one however long
+        # a request waits, and the client must hear 503 + Retry-After before its own
+        # timeout (a 5 s client saw 10 s waits as hangs: tests/faults).
+        timeout=POOL_WAIT_SECONDS,
         reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         name=name,
         open=False,

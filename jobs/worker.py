@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import signal
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 import httpx
 import psycopg
@@ -83,20 +85,41 @@ async def run_worker(
         if set(queues) & set(TIER_QUEUES):
             # A worker that sends keeps its upstreams (SMPP binds) up from the start.
             keeper = asyncio.create_task(upstreams.keep_current(pool), name="upstreams")
-        while True:
+        # Signals are ours, not procrastinate's: it also stops its worker by itself when
+        # a side task (the LISTEN connection, the heartbeat) loses the database, and
+        # returns as after a signal; only a signal may end the process.
+        stop_requested = asyncio.Event()
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+
+            def on_signal() -> None:
+                # The first signal stops gracefully; a second one gets the default
+                # action (as with procrastinate's own handlers).
+                for signum in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(signum)
+                stop_requested.set()
+
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, on_signal)
+        while not stop_requested.is_set():
             try:
-                await app.run_worker_async(
-                    queues=list(queues),
-                    name=name,
-                    concurrency=settings.worker_concurrency,
-                    additional_context={"deps": deps},
-                    install_signal_handlers=install_signal_handlers,
-                    # Finished jobs are deleted: the messages table, not procrastinate's,
-                    # is the record of what was sent.
-                    delete_jobs="successful",
-                    fetch_job_polling_interval=1.0,
+                await _run_until_stopped(
+                    app.run_worker_async(
+                        queues=list(queues),
+                        name=name,
+                        concurrency=settings.worker_concurrency,
+                        additional_context={"deps": deps},
+                        install_signal_handlers=False,
+                        # Finished jobs are deleted: the messages table, not
+                        # procrastinate's, is the record of what was sent.
+                        delete_jobs="successful",
+                        fetch_job_polling_interval=1.0,
+                    ),
+                    stop_requested,
                 )
-                break
+                if stop_requested.is_set():
+                    break
+                log.warning("worker.loop_stopped", detail="procrastinate stopped; starting again")
             except ConnectorException as exc:
                 # procrastinate stops its worker when the database cannot be reached;
                 # a primary failover takes tens of seconds. Start again once it answers
@@ -106,7 +129,8 @@ async def run_worker(
                 ):
                     raise
                 log.warning("worker.database_lost", error=type(exc.__cause__).__name__)
-                await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop_requested.wait(), timeout=1.0)
     finally:
         if keeper is not None:
             keeper.cancel()
@@ -117,3 +141,24 @@ async def run_worker(
         await http.aclose()
         await pool.close()
         log.info("worker.stopped")
+
+
+async def _run_until_stopped(run: Coroutine[Any, Any, None], stop_requested: asyncio.Event) -> None:
+    """Runs procrastinate's worker until it returns or ``stop_requested`` is set; then it
+    is cancelled, which procrastinate takes as a graceful stop: running jobs finish and
+    settle first. Cancelling the caller stops it the same way."""
+    worker = asyncio.create_task(run, name="procrastinate worker")
+    stop = asyncio.create_task(stop_requested.wait())
+    try:
+        await asyncio.wait({worker, stop}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        raise
+    finally:
+        stop.cancel()
+    if not worker.done():
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+        return
+    await worker

@@ -24,6 +24,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from ops import procnet
 from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
@@ -218,18 +219,11 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
 
 def _pg_sockets(pg_port: int) -> set[str]:
     """Inodes of the established TCP sockets whose far end is the server's port."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as lines:
-                next(lines)
-                for line in lines:
-                    fields = line.split()
-                    if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == pg_port:
-                        inodes.add(fields[9])
-        except OSError:
-            continue
-    return inodes
+    return {
+        sock.inode
+        for sock in procnet.sockets()
+        if sock.state == procnet.ESTABLISHED and sock.remote_port == pg_port
+    }
 
 
 def wait_serving(main_pid: int, workers: int, pg_port: int, timeout: float = 60) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import psycopg
 
+from ops import procnet
 from ops.bench.system import TO, Cluster, Gateway, Tenant, gateway_env, wait_workers
 
 SEND_BODY = json.dumps({"to": TO, "body": "load test message"}).encode()
@@ -269,17 +270,11 @@ def memory(pid: int) -> dict[str, int]:
 def established(port: int, pids: list[int]) -> int:
     """Established TCP connections whose local end is ``port`` and whose socket belongs to
     one of ``pids``: the connections the server processes hold."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as lines:
-                next(lines)
-                for line in lines:
-                    fields = line.split()
-                    if fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        inodes.add(f"socket:[{fields[9]}]")
-        except OSError:
-            continue
+    inodes = {
+        f"socket:[{sock.inode}]"
+        for sock in procnet.sockets()
+        if sock.state == procnet.ESTABLISHED and sock.local_port == port
+    }
     held = set()
     for pid in pids:
         try:
@@ -298,18 +293,11 @@ def established(port: int, pids: list[int]) -> int:
 
 def accept_queue(port: int) -> int:
     """Connections waiting in the accept queue of the listener(s) on ``port``."""
-    waiting = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as lines:
-                next(lines)
-                for line in lines:
-                    fields = line.split()
-                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        waiting += int(fields[4].split(":")[1], 16)
-        except OSError:
-            continue
-    return waiting
+    return sum(
+        sock.receive_queue
+        for sock in procnet.sockets()
+        if sock.state == procnet.LISTEN and sock.local_port == port
+    )
 
 
 def listen_drops() -> dict[str, int]:

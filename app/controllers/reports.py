@@ -18,7 +18,7 @@ from db import Conn
 From = Annotated[
     str | None,
     QueryParameter(
-        query="from",
+        name="from",
         description="Date (YYYY-MM-DD, a whole UTC day) or RFC 3339 timestamp, inclusive; "
         "default: 30 days before `to`",
     ),

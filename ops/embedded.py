@@ -33,6 +33,10 @@ SERVER_SETTINGS: dict[str, str] = {
     "max_wal_size": "4GB",
     "checkpoint_timeout": "15min",
     "log_min_duration_statement": "2000",
+    # A client that opened a connection and never finished logging in (a connect
+    # cancelled half-way, as a worker's LISTEN connection can be while the database
+    # restarts) holds a fast shutdown or restart until this runs out: 60 s by default.
+    "authentication_timeout": "10s",
 }
 # For throwaway test clusters only: durability is not what a test measures.
 TEST_SETTINGS: dict[str, str] = {
@@ -41,6 +45,7 @@ TEST_SETTINGS: dict[str, str] = {
     "full_page_writes": "off",
     "max_connections": "300",
     "shared_buffers": "128MB",
+    "authentication_timeout": "10s",  # see SERVER_SETTINGS
 }
 
 

@@ -17,6 +17,15 @@ def _keys(keys: Sequence[tuple[datetime, uuid.UUID]]) -> str:
     return json_rows([{"created_at": created_at, "id": id_} for created_at, id_ in keys])
 
 
+def _span(created: Sequence[datetime]) -> dict[str, datetime | None]:
+    """The range of created_at the statement touches, so that PostgreSQL prunes the
+    other daily partitions (see db/queries/dispatch.sql, mark_sending). No keys, no
+    range: the statement then touches nothing, as it would anyway."""
+    if not created:
+        return {"oldest": None, "newest": None}
+    return {"oldest": min(created), "newest": max(created)}
+
+
 async def claim_candidates(conn: Conn, *, tenant_id: uuid.UUID, limit: int) -> list[Row]:
     return await _q.all(conn, "claim_candidates", tenant_id=tenant_id, limit=limit)
 
@@ -36,6 +45,7 @@ async def mark_sending(
     return await _q.all(
         conn,
         "mark_sending",
+        **_span([key[0] for key in keys]),
         tenant_id=tenant_id,
         claims=json_rows(claims),
         lease_seconds=lease_seconds,
@@ -45,20 +55,35 @@ async def mark_sending(
 async def postpone(
     conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]], until: datetime
 ) -> int:
-    return await _q.run(conn, "postpone", tenant_id=tenant_id, keys=_keys(keys), until=until)
+    return await _q.run(
+        conn,
+        "postpone",
+        tenant_id=tenant_id,
+        keys=_keys(keys),
+        until=until,
+        **_span([key[0] for key in keys]),
+    )
 
 
 async def expire(
     conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]]
 ) -> None:
-    await _q.run(conn, "expire", tenant_id=tenant_id, keys=_keys(keys))
+    await _q.run(
+        conn, "expire", tenant_id=tenant_id, keys=_keys(keys), **_span([key[0] for key in keys])
+    )
 
 
 async def settle(
     conn: Conn, *, tenant_id: uuid.UUID, results: Sequence[Mapping[str, Any]]
 ) -> dict[str, int]:
     """Apply results (one mapping per message); returns how many took each status."""
-    rows = await _q.all(conn, "settle", tenant_id=tenant_id, results=json_rows(results))
+    rows = await _q.all(
+        conn,
+        "settle",
+        tenant_id=tenant_id,
+        results=json_rows(results),
+        **_span([r["created_at"] for r in results]),
+    )
     return {row["status"]: int(row["messages"]) for row in rows}
 
 

@@ -11,6 +11,9 @@ SELECT created_at, id, status, to_number, provider, attempts, expires_at, segmen
 
 -- name: mark_sending
 -- The claim proper: `sending` under a lease, with its provider; attempts + 1 names it.
+-- In this and the statements below, `oldest`/`newest` (the keys' range of created_at)
+-- let PostgreSQL prune the daily partitions: the join on the JSON keys alone cannot, so
+-- every key would probe every partition's primary key (a cost that grows with history).
 UPDATE messages m
    SET status = 'sending',
        attempts = m.attempts + 1,
@@ -20,6 +23,7 @@ UPDATE messages m
        updated_at = clock_timestamp()
   FROM json_to_recordset(%(claims)s::json) AS r(created_at timestamptz, id uuid, provider text)
  WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+   AND m.created_at BETWEEN %(oldest)s AND %(newest)s
 RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.body,
           m.encoding, m.segments, m.expires_at
 
@@ -29,6 +33,7 @@ UPDATE messages m
    SET next_attempt_at = %(until)s
   FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
  WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+   AND m.created_at BETWEEN %(oldest)s AND %(newest)s
 
 -- name: expire
 -- Messages whose validity ended while they waited: expired, hold released.
@@ -40,6 +45,7 @@ WITH expired AS (
            updated_at = clock_timestamp()
       FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
      WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+       AND m.created_at BETWEEN %(oldest)s AND %(newest)s
        AND m.status IN ('scheduled', 'queued')
     RETURNING m.created_at, m.id, m.tenant_id, m.price
 ), released AS (
@@ -75,6 +81,7 @@ WITH results AS (
            updated_at = clock_timestamp()
       FROM results r
      WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+       AND m.created_at BETWEEN %(oldest)s AND %(newest)s
        AND m.attempts = r.attempts AND m.status IN ('sending', 'queued', 'scheduled')
     RETURNING m.created_at, m.id, m.tenant_id, m.status, m.price
 ), entries AS (

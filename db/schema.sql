@@ -187,7 +187,8 @@ CREATE INDEX callbacks_due_idx ON callbacks (next_attempt_at) WHERE next_attempt
 CREATE INDEX callbacks_message_idx ON callbacks (message_id);
 
 -- Daily partitions from `p_from` for `p_days` more days, for every partitioned table.
--- Boundaries are UTC midnights. Safe to run concurrently and repeatedly.
+-- Boundaries are UTC midnights. Safe to run concurrently and repeatedly. Inbound
+-- messages joined the daily set in 0007.
 CREATE FUNCTION smsgw_ensure_partitions_v1(p_from date, p_days integer)
     RETURNS integer
     LANGUAGE plpgsql
@@ -202,7 +203,8 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
     FOR day IN SELECT generate_series(p_from, p_from + p_days, interval '1 day')::date LOOP
         FOREACH parent IN ARRAY ARRAY[
-            'messages', 'message_events', 'ledger_message_entries', 'callbacks'] LOOP
+            'messages', 'message_events', 'ledger_message_entries', 'callbacks',
+            'inbound_messages'] LOOP
             child := parent || '_' || to_char(day, 'YYYYMMDD');
             options := CASE parent
                 WHEN 'messages' THEN 'fillfactor = 85, autovacuum_vacuum_scale_factor = 0.02,'
@@ -397,6 +399,8 @@ BEGIN
 END;
 $$;
 
+-- A message made through the Twilio facade gets a 'twilio_status' callback carrying
+-- what Twilio's format needs (to, from) (0007).
 CREATE FUNCTION smsgw_messages_changed_v1()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -406,7 +410,8 @@ BEGIN
         -- A scheduled message claimed for sending passes through `queued` at its send_at.
         SELECT n.created_at, n.id, n.tenant_id, 'queued' AS status,
                coalesce(o.next_attempt_at, n.updated_at) AS at, NULL::text AS error_code,
-               n.callback_url, n.segments, n.price, n.client_reference, 0 AS step
+               n.callback_url, n.segments, n.price, n.client_reference, 0 AS step,
+               n.facade, n.to_number, n.sender, n.messaging_service_sid
           FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
          WHERE o.status = 'scheduled' AND n.status = 'sending'
         UNION ALL
@@ -414,7 +419,8 @@ BEGIN
                -- The error explains a retry or an end; `sending` and `sent` carry none.
                CASE WHEN n.status IN ('queued', 'failed', 'expired', 'undelivered')
                     THEN n.error_code END,
-               n.callback_url, n.segments, n.price, n.client_reference, 1 AS step
+               n.callback_url, n.segments, n.price, n.client_reference, 1 AS step,
+               n.facade, n.to_number, n.sender, n.messaging_service_sid
           FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
          WHERE n.status <> o.status
     ), events AS (
@@ -423,12 +429,20 @@ BEGIN
         SELECT created_at, id, tenant_id, status, at, error_code FROM changes
     )
     -- Tenants hear of every change after acceptance, one callback each.
-    INSERT INTO callbacks (tenant_id, message_id, url, payload)
+    INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
     SELECT tenant_id, id, callback_url,
-           jsonb_build_object(
-               'id', id, 'status', status, 'error_code', error_code,
-               'segments', segments, 'price', price, 'client_reference', client_reference,
-               'timestamp', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+           CASE WHEN facade = 'twilio' THEN
+               jsonb_build_object(
+                   'id', id, 'status', status, 'error_code', error_code,
+                   'to', to_number, 'from', sender,
+                   'messaging_service_sid', messaging_service_sid)
+           ELSE
+               jsonb_build_object(
+                   'id', id, 'status', status, 'error_code', error_code,
+                   'segments', segments, 'price', price, 'client_reference', client_reference,
+                   'timestamp', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+           END,
+           CASE WHEN facade = 'twilio' THEN 'twilio_status' ELSE 'status' END
       FROM changes
      WHERE callback_url IS NOT NULL
      ORDER BY id, at, step;
@@ -488,6 +502,7 @@ CREATE TABLE ledger_rollups (
 -- Drop the daily partitions of days before `p_before`, rolling their ledger entries up
 -- first. A day that still holds a message not yet settled (scheduled, queued, sending)
 -- is kept and reported instead: dropping it would lose a hold. Returns one row per day.
+-- Inbound messages (no money in them) go with their day (0007).
 CREATE FUNCTION smsgw_drop_partitions_v1(p_before date)
     RETURNS TABLE (day date, dropped boolean, detail text)
     LANGUAGE plpgsql
@@ -535,13 +550,14 @@ BEGIN
         day := child.d; dropped := true; detail := 'dropped';
         RETURN NEXT;
     END LOOP;
-    -- Callbacks are partitioned by their own creation day; a day's outbox goes with it.
+    -- Callbacks and inbound messages are partitioned by their own day; they go with it.
     FOR child IN
         SELECT c.relname
           FROM pg_inherits i
           JOIN pg_class c ON c.oid = i.inhrelid
           JOIN pg_class p ON p.oid = i.inhparent
-         WHERE p.relname = 'callbacks' AND c.relname ~ '^callbacks_[0-9]{8}$'
+         WHERE p.relname IN ('callbacks', 'inbound_messages')
+           AND c.relname ~ '^(callbacks|inbound_messages)_[0-9]{8}$'
            AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
     LOOP
         EXECUTE format('DROP TABLE %I', child.relname);
@@ -1266,158 +1282,6 @@ CREATE TABLE inbound_seen (
     PRIMARY KEY (provider, provider_message_id)
 );
 CREATE INDEX inbound_seen_at_idx ON inbound_seen (seen_at);
-
--- Partitions: inbound_messages joins the daily set.
-CREATE OR REPLACE FUNCTION smsgw_ensure_partitions_v1(p_from date, p_days integer)
-    RETURNS integer
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    day date;
-    parent text;
-    child text;
-    options text;
-    created integer := 0;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
-    FOR day IN SELECT generate_series(p_from, p_from + p_days, interval '1 day')::date LOOP
-        FOREACH parent IN ARRAY ARRAY[
-            'messages', 'message_events', 'ledger_message_entries', 'callbacks',
-            'inbound_messages'] LOOP
-            child := parent || '_' || to_char(day, 'YYYYMMDD');
-            options := CASE parent
-                WHEN 'messages' THEN 'fillfactor = 85, autovacuum_vacuum_scale_factor = 0.02,'
-                                     ' autovacuum_analyze_scale_factor = 0.05'
-                WHEN 'callbacks' THEN 'fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05'
-                ELSE 'autovacuum_vacuum_insert_scale_factor = 0.05' END;
-            IF to_regclass(quote_ident(child)) IS NULL THEN
-                EXECUTE format(
-                    'CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L) WITH (%s)',
-                    child, parent,
-                    (day::timestamp AT TIME ZONE 'UTC'),
-                    ((day + 1)::timestamp AT TIME ZONE 'UTC'),
-                    options);
-                created := created + 1;
-            END IF;
-        END LOOP;
-    END LOOP;
-    RETURN created;
-END;
-$$;
-
--- Retention: as before, and inbound messages (no money in them) go with their day.
-CREATE OR REPLACE FUNCTION smsgw_drop_partitions_v1(p_before date)
-    RETURNS TABLE (day date, dropped boolean, detail text)
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    child record;
-    suffix text;
-    pending bigint;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
-    FOR child IN
-        SELECT c.relname, to_date(right(c.relname, 8), 'YYYYMMDD') AS d
-          FROM pg_inherits i
-          JOIN pg_class c ON c.oid = i.inhrelid
-          JOIN pg_class p ON p.oid = i.inhparent
-         WHERE p.relname = 'messages' AND c.relname ~ '^messages_[0-9]{8}$'
-           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
-         ORDER BY 2
-    LOOP
-        suffix := to_char(child.d, 'YYYYMMDD');
-        EXECUTE format(
-            'SELECT count(*) FROM %I WHERE status IN (''scheduled'', ''queued'', ''sending'')',
-            'messages_' || suffix) INTO pending;
-        IF pending > 0 THEN
-            day := child.d; dropped := false;
-            detail := pending || ' message(s) not settled yet';
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        EXECUTE format(
-            'INSERT INTO ledger_rollups AS r (tenant_id, day, holds, captures, releases)
-             SELECT tenant_id, %L::date,
-                    coalesce(sum(amount) FILTER (WHERE kind = ''hold''), 0),
-                    coalesce(sum(amount) FILTER (WHERE kind = ''capture''), 0),
-                    coalesce(sum(amount) FILTER (WHERE kind = ''release''), 0)
-               FROM %I GROUP BY tenant_id
-             ON CONFLICT (tenant_id, day) DO UPDATE
-                SET holds = r.holds + excluded.holds,
-                    captures = r.captures + excluded.captures,
-                    releases = r.releases + excluded.releases',
-            child.d, 'ledger_message_entries_' || suffix);
-        EXECUTE format('DROP TABLE IF EXISTS %I, %I, %I',
-            'messages_' || suffix, 'message_events_' || suffix,
-            'ledger_message_entries_' || suffix);
-        day := child.d; dropped := true; detail := 'dropped';
-        RETURN NEXT;
-    END LOOP;
-    -- Callbacks and inbound messages are partitioned by their own day; they go with it.
-    FOR child IN
-        SELECT c.relname
-          FROM pg_inherits i
-          JOIN pg_class c ON c.oid = i.inhrelid
-          JOIN pg_class p ON p.oid = i.inhparent
-         WHERE p.relname IN ('callbacks', 'inbound_messages')
-           AND c.relname ~ '^(callbacks|inbound_messages)_[0-9]{8}$'
-           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
-    LOOP
-        EXECUTE format('DROP TABLE %I', child.relname);
-    END LOOP;
-END;
-$$;
-
--- Status history and callbacks, as in 0002; a message made through the Twilio facade
--- gets a 'twilio_status' callback carrying what Twilio's format needs (to, from).
-CREATE OR REPLACE FUNCTION smsgw_messages_changed_v1()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    WITH changes AS (
-        -- A scheduled message claimed for sending passes through `queued` at its send_at.
-        SELECT n.created_at, n.id, n.tenant_id, 'queued' AS status,
-               coalesce(o.next_attempt_at, n.updated_at) AS at, NULL::text AS error_code,
-               n.callback_url, n.segments, n.price, n.client_reference, 0 AS step,
-               n.facade, n.to_number, n.sender, n.messaging_service_sid
-          FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
-         WHERE o.status = 'scheduled' AND n.status = 'sending'
-        UNION ALL
-        SELECT n.created_at, n.id, n.tenant_id, n.status, n.updated_at,
-               -- The error explains a retry or an end; `sending` and `sent` carry none.
-               CASE WHEN n.status IN ('queued', 'failed', 'expired', 'undelivered')
-                    THEN n.error_code END,
-               n.callback_url, n.segments, n.price, n.client_reference, 1 AS step,
-               n.facade, n.to_number, n.sender, n.messaging_service_sid
-          FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
-         WHERE n.status <> o.status
-    ), events AS (
-        INSERT INTO message_events
-            (message_created_at, message_id, tenant_id, status, at, error_code)
-        SELECT created_at, id, tenant_id, status, at, error_code FROM changes
-    )
-    -- Tenants hear of every change after acceptance, one callback each.
-    INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
-    SELECT tenant_id, id, callback_url,
-           CASE WHEN facade = 'twilio' THEN
-               jsonb_build_object(
-                   'id', id, 'status', status, 'error_code', error_code,
-                   'to', to_number, 'from', sender,
-                   'messaging_service_sid', messaging_service_sid)
-           ELSE
-               jsonb_build_object(
-                   'id', id, 'status', status, 'error_code', error_code,
-                   'segments', segments, 'price', price, 'client_reference', client_reference,
-                   'timestamp', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
-           END,
-           CASE WHEN facade = 'twilio' THEN 'twilio_status' ELSE 'status' END
-      FROM changes
-     WHERE callback_url IS NOT NULL
-     ORDER BY id, at, step;
-    RETURN NULL;
-END;
-$$;
 
 -- Accept, as smsgw_accept_v1, and inside the same call the opt-out rule: a message to a
 -- recipient on the tenant's suppression list (for its sender, for every number, or

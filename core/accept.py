@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, NoReturn, Protocol
 
 import msgspec
@@ -39,19 +39,12 @@ MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
 class DispatchScheduler(Protocol):
-    """Makes sure a tenant's queued messages will be picked up; implemented in ``jobs/``.
-
-    ``ensure`` is called inside a transaction that holds the tenant's balance row lock
-    (the dispatcher's settle), so the check it makes sees every accept of the tenant
-    that committed before, and none can commit between the check and our commit. An
-    accept applies the same rule inside its own database call, naming ``task``.
-    """
+    """Names the dispatch task an accept queues its tenant's work for; implemented in
+    ``jobs/``. The accept's database call queues the tenant in ``dispatch_queue`` under
+    the balance row lock its hold takes, and makes sure the tier has a turn coming
+    (smsgw_queue_tenant_v1)."""
 
     task: str
-
-    async def ensure(
-        self, conn: Conn, *, tenant_id: uuid.UUID, tier: str, due_at: datetime
-    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

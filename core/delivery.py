@@ -1,15 +1,15 @@
-"""One dispatch turn of one tenant: claim, send, settle.
+"""A dispatch turn of one tier: claim, send, settle.
 
-Three short steps, and no transaction is open while the provider is called:
+Three short steps, and no transaction is open while a provider is called:
 
-1. claim (one transaction): lock up to N due messages, route each (core/routing.py),
-   and mark those that can go now ``sending`` under a lease; the rest wait (breaker
-   open, throttled, out of budget), expire, or fail when no route exists at all;
+1. claim (one transaction, core/claim.py): the tier's longest-waiting tenants, a batch of
+   due messages each, routed and marked ``sending`` under a lease; then the tenants'
+   dispatch_queue rows are recounted (served tenants go to the back of the line) and the
+   tier's next turn is queued, so another worker can claim while this one sends;
 2. send: each provider gets its share of the batch, concurrently, and answers per
    message; the outcomes feed its circuit breaker, shared through PostgreSQL;
 3. settle (one transaction): ``sent`` + capture, ``queued`` for a retry with backoff,
-   ``failed`` or ``expired`` + release; then, holding the tenant's balance row lock,
-   make sure a dispatch job is coming for whatever is still due.
+   ``failed`` or ``expired`` + release; the tenants with a retry are recounted.
 
 A worker killed between 1 and 3 leaves its messages ``sending``; when the lease lapses
 they are queued again and sent again (at-least-once upstream). The settle only applies
@@ -26,14 +26,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 
-from core.accept import DispatchScheduler
+from core.claim import claim
+from core.dispatch import BreakerConfig, DispatchConfig, Upstreams
 from core.retry import Backoff
-from core.routing import Health, RouteTable, choose
 from db import Conn, Row
 from db import dispatch as dispatch_db
 from db import providers as providers_db
@@ -48,57 +48,20 @@ from providers.base import (
 
 log = structlog.get_logger("smsgw.delivery")
 
-
-@dataclass(frozen=True, slots=True)
-class BreakerConfig:
-    # Opens when, over the window, at least `min_requests` outcomes were seen and at
-    # least `error_rate` of them were transient failures; half-opens after the
-    # cool-down and lets `probes` messages through; closes on a probe's success.
-    window_seconds: float = 30.0
-    min_requests: int = 20
-    error_rate: float = 0.5
-    cooldown_seconds: float = 15.0
-    probes: int = 5
-
-
-@dataclass(frozen=True, slots=True)
-class DispatchConfig:
-    batch_size: int = 200
-    lease_seconds: float = 60.0
-    backoff: Backoff = field(default_factory=Backoff)
-    breaker: BreakerConfig = field(default_factory=BreakerConfig)
-
-
-class Upstreams(Protocol):
-    """The providers a worker can use and the route table, kept current by ``jobs``."""
-
-    async def refresh(self, conn: Conn) -> None: ...
-
-    def table(self) -> RouteTable: ...
-
-    def get(self, name: str) -> Provider: ...
-
-    def mps(self, name: str) -> float | None: ...
+# A turn that found its tier's due tenants all held by others looks again this soon.
+RETRY_LOCKED_SECONDS = 0.05
+# When where a tenant's due messages begin is not known, every partition is read.
+UNKNOWN_OLDEST = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
 class TurnReport:
+    tenants: int = 0
     claimed: int = 0
     expired_waiting: int = 0
     postponed: int = 0
     no_route: int = 0
     settled: dict[str, int] = field(default_factory=dict)
-    # Not before this instant is the tenant worth another turn (nothing was routable).
-    hold_off_until: datetime | None = None
-
-
-def _health(rows: Sequence[Row]) -> dict[str, Health]:
-    return {
-        row["provider"]: Health(
-            state=row["state"], throttled_until=row["throttled_until"], opened_at=row["opened_at"]
-        )
-        for row in rows
-    }
 
 
 def _outbound(row: Row) -> OutboundMessage:
@@ -194,149 +157,6 @@ async def _send(provider: Provider, rows: Sequence[Row]) -> list[SendResult]:
     return results
 
 
-async def kick(
-    conn: Conn,
-    *,
-    tenant_id: uuid.UUID,
-    scheduler: DispatchScheduler,
-    not_before: datetime | None = None,
-) -> datetime | None:
-    """Inside the caller's transaction: lock the tenant's balance row, then make sure a
-    dispatch job is coming for its earliest scheduled or queued message, if any (not
-    before ``not_before``, when nothing could be routed this turn)."""
-    if not await dispatch_db.lock_balance(conn, tenant_id=tenant_id):
-        return None
-    due = await dispatch_db.next_due(conn, tenant_id=tenant_id)
-    if due is not None:
-        if not_before is not None and due < not_before:
-            due = not_before
-        tier = await dispatch_db.tenant_tier(conn, tenant_id=tenant_id)
-        await scheduler.ensure(conn, tenant_id=tenant_id, tier=tier or "standard", due_at=due)
-    return due
-
-
-@dataclass(slots=True)
-class _Claim:
-    sending: list[Row] = field(default_factory=list)
-    no_route: list[Row] = field(default_factory=list)
-
-
-def _wait_until(health: Health | None, now: datetime, cooldown: float) -> datetime:
-    """When a message held back from this provider is worth another look."""
-    if health is not None and health.state == "open" and health.opened_at is not None:
-        return max(now + timedelta(seconds=0.5), health.opened_at + timedelta(seconds=cooldown))
-    if health is not None and health.throttled_until is not None and health.throttled_until > now:
-        return health.throttled_until
-    return now + timedelta(seconds=1)
-
-
-async def _paced(
-    conn: Conn, tenant_id: uuid.UUID, rows: list[Row], pace: float
-) -> tuple[list[Row], list[Row]]:
-    """The tenant's delivery pace: as many messages, in due order, as its segments-per-
-    second bucket allows now; the rest wait for it to refill."""
-    granted = await dispatch_db.take_tenant_segments(
-        conn, tenant_id=tenant_id, wanted=sum(row["segments"] for row in rows), rate=pace
-    )
-    spent, cut = 0, 0
-    for row in rows:
-        if spent + row["segments"] > granted:
-            break
-        spent += row["segments"]
-        cut += 1
-    if spent < granted:
-        # A long message at the cut did not fit: give its share back (a negative take).
-        await dispatch_db.take_tenant_segments(
-            conn, tenant_id=tenant_id, wanted=spent - granted, rate=pace
-        )
-    return rows[:cut], rows[cut:]
-
-
-async def _claim(
-    conn: Conn,
-    *,
-    tenant_id: uuid.UUID,
-    upstreams: Upstreams,
-    config: DispatchConfig,
-    report: TurnReport,
-    now: datetime,
-) -> _Claim:
-    claim = _Claim()
-    candidates = await dispatch_db.claim_candidates(
-        conn, tenant_id=tenant_id, limit=config.batch_size
-    )
-    report.claimed = len(candidates)
-    if not candidates:
-        return claim
-    info = await dispatch_db.tenant_dispatch_info(conn, tenant_id=tenant_id)
-    tier = info["tier"] if info else "standard"
-    pace = info["rate_limit_mps"] if info else None
-    await upstreams.refresh(conn)
-    table = upstreams.table()
-    health = _health(
-        await providers_db.health(conn, cooldown_seconds=config.breaker.cooldown_seconds)
-    )
-    expired = [row for row in candidates if row["expires_at"] <= now]
-    live = [row for row in candidates if row["expires_at"] > now]
-    waiting: dict[datetime, list[Row]] = {}
-    if pace and live:
-        live, held_back = await _paced(conn, tenant_id, live, float(pace))
-        if held_back:
-            # The bucket refills at `pace` segments per second.
-            deficit = sum(row["segments"] for row in held_back)
-            waiting[now + timedelta(seconds=min(5.0, max(0.2, deficit / pace)))] = held_back
-    by_provider: dict[str, list[Row]] = {}
-    for row in live:
-        avoid = row["provider"] if row["attempts"] > 0 else None
-        choice = choose(table, to=row["to_number"], tier=tier, health=health, now=now, avoid=avoid)
-        if choice.provider is not None:
-            by_provider.setdefault(choice.provider, []).append(row)
-        elif choice.wait:
-            blocking = [health.get(r.provider) for r in table.candidates(row["to_number"], tier)]
-            until = min(_wait_until(h, now, config.breaker.cooldown_seconds) for h in blocking)
-            waiting.setdefault(until, []).append(row)
-        else:
-            claim.no_route.append(row)
-    keys: list[tuple[datetime, uuid.UUID]] = []
-    providers: list[str] = []
-    for name, rows in by_provider.items():
-        state = health.get(name)
-        mps = upstreams.mps(name)
-        allowed = len(rows)
-        if mps is not None or (state is not None and state.state == "half_open"):
-            allowed = await providers_db.take_sends(
-                conn, provider=name, wanted=len(rows), mps=mps, probes=config.breaker.probes
-            )
-        for row in rows[allowed:]:
-            wait = len(rows) / mps if mps else 1.0
-            waiting.setdefault(now + timedelta(seconds=min(wait, 5.0)), []).append(row)
-        for row in rows[:allowed]:
-            keys.append((row["created_at"], row["id"]))
-            providers.append(name)
-    if keys:
-        claim.sending = await dispatch_db.mark_sending(
-            conn,
-            tenant_id=tenant_id,
-            keys=keys,
-            providers=providers,
-            lease_seconds=config.lease_seconds,
-        )
-    if expired:
-        await dispatch_db.expire(
-            conn, tenant_id=tenant_id, keys=[(r["created_at"], r["id"]) for r in expired]
-        )
-    for until, rows in waiting.items():
-        await dispatch_db.postpone(
-            conn, tenant_id=tenant_id, keys=[(r["created_at"], r["id"]) for r in rows], until=until
-        )
-    report.expired_waiting = len(expired)
-    report.postponed = sum(len(rows) for rows in waiting.values())
-    report.no_route = len(claim.no_route)
-    if waiting and not claim.sending:
-        report.hold_off_until = min(waiting)
-    return claim
-
-
 async def _send_all(
     upstreams: Upstreams, rows: Sequence[Row]
 ) -> tuple[list[tuple[Row, SendResult]], dict[str, tuple[list[SendResult], float]]]:
@@ -386,45 +206,57 @@ async def _record_outcomes(
 async def dispatch_turn(
     pool: AsyncConnectionPool[Conn],
     *,
-    tenant_id: uuid.UUID,
+    tier: str,
     upstreams: Upstreams,
-    scheduler: DispatchScheduler,
+    task: str,
     config: DispatchConfig,
 ) -> TurnReport:
     report = TurnReport()
     now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
-        claim = await _claim(
-            conn, tenant_id=tenant_id, upstreams=upstreams, config=config, report=report, now=now
+        tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
+        report.tenants = len(tenants)
+        if not tenants:
+            # Tenants due but each held by an accept or another turn, or none due yet:
+            # look again shortly, or when the first one is due.
+            due = await dispatch_db.next_turn_due(conn, tier=tier)
+            if due is not None:
+                retry = datetime.now(UTC) + timedelta(seconds=RETRY_LOCKED_SECONDS)
+                await dispatch_db.ensure_tier_turn(conn, tier=tier, task=task, due=max(due, retry))
+            return report
+        claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
+        await dispatch_db.requeue_tenants(
+            conn, due_again={t["tenant_id"]: None for t in tenants}, task=task, back_of_line=True
         )
-        if report.claimed == config.batch_size and report.hold_off_until is None:
-            # More are probably due: let another worker take the next batch while this
-            # one sends. The job goes to the back of the queue, behind other tenants.
-            tier = await dispatch_db.tenant_tier(conn, tenant_id=tenant_id)
-            await scheduler.ensure(
-                conn, tenant_id=tenant_id, tier=tier or "standard", due_at=datetime.now(UTC)
-            )
+    report.claimed = claimed.candidates
+    report.expired_waiting = claimed.expired
+    report.postponed = claimed.postponed
+    report.no_route = len(claimed.no_route)
     plan = _Settlement()
     per_provider: dict[str, tuple[list[SendResult], float]] = {}
-    if claim.sending:
-        paired, per_provider = await _send_all(upstreams, claim.sending)
+    if claimed.sending:
+        paired, per_provider = await _send_all(upstreams, claimed.sending)
         plan = plan_settlement(
             [row for row, _ in paired],
             [result for _, result in paired],
             backoff=config.backoff,
             now=datetime.now(UTC),
         )
-    for row in claim.no_route:
+    for row in claimed.no_route:
         plan.add(
             row,
             "failed",
             error_code="no_route",
             error_message="no route serves this destination",
         )
-    async with pool.connection() as conn, conn.transaction():
-        if plan.rows:
-            report.settled = await dispatch_db.settle(conn, tenant_id=tenant_id, results=plan.rows)
-        await kick(conn, tenant_id=tenant_id, scheduler=scheduler, not_before=report.hold_off_until)
+    if plan.rows:
+        async with pool.connection() as conn, conn.transaction():
+            settled = await dispatch_db.settle(conn, results=plan.rows)
+            if settled.due_again:
+                await dispatch_db.requeue_tenants(
+                    conn, due_again=settled.due_again, task=task, back_of_line=True
+                )
+        report.settled = settled.statuses
     if per_provider:
         # After the settle commits: the health row is shared by every worker, and
         # holding its lock until a settle's commit would serialise all of them.
@@ -433,7 +265,8 @@ async def dispatch_turn(
     if report.claimed:
         log.info(
             "dispatch.turn",
-            tenant_id=str(tenant_id),
+            tier=tier,
+            tenants=report.tenants,
             claimed=report.claimed,
             expired=report.expired_waiting,
             postponed=report.postponed,
@@ -443,28 +276,45 @@ async def dispatch_turn(
     return report
 
 
-async def recover_leases(
-    pool: AsyncConnectionPool[Conn], *, scheduler: DispatchScheduler, limit: int = 1000
+async def requeue(
+    pool: AsyncConnectionPool[Conn], *, tenants: Sequence[uuid.UUID], task: str
 ) -> int:
-    """Requeue messages whose claim lapsed, then wake their tenants' dispatch."""
-    async with pool.connection() as conn:
-        async with conn.transaction():
-            tenants = await dispatch_db.recover_leases(conn, limit=limit)
-        for tenant_id in sorted(set(tenants)):
-            async with conn.transaction():
-                await kick(conn, tenant_id=tenant_id, scheduler=scheduler)
-    if tenants:
-        log.warning("dispatch.leases_recovered", messages=len(tenants))
-    return len(tenants)
+    """Recount the tenants' work from their messages (oldest unknown: every partition is
+    read) and make sure their tiers have a turn coming. For the safety net, a tier
+    change and the previous release's per-tenant jobs."""
+    if not tenants:
+        return 0
+    async with pool.connection() as conn, conn.transaction():
+        return await dispatch_db.requeue_tenants(
+            conn, due_again=dict.fromkeys(tenants, UNKNOWN_OLDEST), task=task, back_of_line=False
+        )
 
 
-async def wake_stranded(pool: AsyncConnectionPool[Conn], *, scheduler: DispatchScheduler) -> int:
-    """The safety net: tenants with pending messages but no dispatch job get one."""
+async def recover_leases(pool: AsyncConnectionPool[Conn], *, task: str, limit: int = 1000) -> int:
+    """Requeue messages whose claim lapsed, then queue their tenants."""
+    async with pool.connection() as conn, conn.transaction():
+        due_again = await dispatch_db.recover_leases(conn, limit=limit)
+        if due_again:
+            await dispatch_db.requeue_tenants(
+                conn, due_again=dict(due_again), task=task, back_of_line=False
+            )
+    if due_again:
+        log.warning("dispatch.leases_recovered", tenants=len(due_again))
+    return len(due_again)
+
+
+async def wake_stranded(pool: AsyncConnectionPool[Conn], *, task: str) -> int:
+    """The safety net: tenants with pending messages but no dispatch_queue row are
+    queued, and tiers with queued tenants but no turn get one."""
     async with pool.connection() as conn:
         stranded = await dispatch_db.tenants_without_dispatch(conn)
-        for tenant_id in stranded:
-            async with conn.transaction():
-                await kick(conn, tenant_id=tenant_id, scheduler=scheduler)
-    if stranded:
-        log.warning("dispatch.stranded_tenants_woken", tenants=len(stranded))
-    return len(stranded)
+    await requeue(pool, tenants=stranded, task=task)
+    async with pool.connection() as conn, conn.transaction():
+        idle = await dispatch_db.tiers_without_turn(conn)
+        for row in idle:
+            await dispatch_db.ensure_tier_turn(conn, tier=row["tier"], task=task, due=row["due"])
+    if stranded or idle:
+        log.warning(
+            "dispatch.stranded_woken", tenants=len(stranded), tiers=[row["tier"] for row in idle]
+        )
+    return len(stranded) + len(idle)

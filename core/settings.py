@@ -33,6 +33,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_days: int = 40
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
+    dispatch_tenants_per_turn: int = 32
     worker_concurrency: int = 8
     lease_seconds: int = 60
     retry_base_seconds: float = 2.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,14 +27,25 @@ def _span(created: Sequence[datetime]) -> dict[str, datetime | None]:
     return {"oldest": min(created), "newest": max(created)}
 
 
-async def claim_candidates(conn: Conn, *, tenant_id: uuid.UUID, limit: int) -> list[Row]:
-    return await _q.all(conn, "claim_candidates", tenant_id=tenant_id, limit=limit)
+async def turn_tenants(conn: Conn, *, tier: str, limit: int) -> list[Row]:
+    """The tenants of a tier's turn, their balance rows locked: ``tenant_id``,
+    ``oldest``, ``tier``, ``rate_limit_mps``."""
+    return await _q.all(conn, "turn_tenants", tier=tier, tenants=limit)
+
+
+async def claim_candidates(conn: Conn, *, tenants: Sequence[Row], per_tenant: int) -> list[Row]:
+    return await _q.all(
+        conn,
+        "claim_candidates",
+        tenant_ids=[t["tenant_id"] for t in tenants],
+        oldest=[t["oldest"] for t in tenants],
+        per_tenant=per_tenant,
+    )
 
 
 async def mark_sending(
     conn: Conn,
     *,
-    tenant_id: uuid.UUID,
     keys: Sequence[tuple[datetime, uuid.UUID]],
     providers: Sequence[str],
     lease_seconds: float,
@@ -46,73 +58,113 @@ async def mark_sending(
         conn,
         "mark_sending",
         **_span([key[0] for key in keys]),
-        tenant_id=tenant_id,
         claims=json_rows(claims),
         lease_seconds=lease_seconds,
     )
 
 
 async def postpone(
-    conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]], until: datetime
+    conn: Conn, *, keys: Sequence[tuple[datetime, uuid.UUID]], until: datetime
 ) -> int:
     return await _q.run(
         conn,
         "postpone",
-        tenant_id=tenant_id,
         keys=_keys(keys),
         until=until,
         **_span([key[0] for key in keys]),
     )
 
 
-async def expire(
-    conn: Conn, *, tenant_id: uuid.UUID, keys: Sequence[tuple[datetime, uuid.UUID]]
-) -> None:
-    await _q.run(
-        conn, "expire", tenant_id=tenant_id, keys=_keys(keys), **_span([key[0] for key in keys])
-    )
+async def expire(conn: Conn, *, keys: Sequence[tuple[datetime, uuid.UUID]]) -> None:
+    """Inside a claim, which holds the tenants' balance rows already."""
+    await _q.run(conn, "expire", keys=_keys(keys), **_span([key[0] for key in keys]))
 
 
-async def settle(
-    conn: Conn, *, tenant_id: uuid.UUID, results: Sequence[Mapping[str, Any]]
-) -> dict[str, int]:
-    """Apply results (one mapping per message); returns how many took each status."""
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a settle did: messages per status, and the oldest message of each tenant it
+    made due again (a retry), for the recount."""
+
+    statuses: dict[str, int]
+    due_again: dict[uuid.UUID, datetime]
+
+
+async def settle(conn: Conn, *, results: Sequence[Mapping[str, Any]]) -> Settled:
+    """Apply results (one mapping per message), then the balances, tenant by tenant."""
     rows = await _q.all(
-        conn,
-        "settle",
-        tenant_id=tenant_id,
-        results=json_rows(results),
-        **_span([r["created_at"] for r in results]),
+        conn, "settle", results=json_rows(results), **_span([r["created_at"] for r in results])
     )
-    return {row["status"]: int(row["messages"]) for row in rows}
+    statuses: dict[str, int] = {}
+    due_again: dict[uuid.UUID, datetime] = {}
+    money: dict[uuid.UUID, tuple[int, int]] = {}
+    for row in rows:
+        statuses[row["status"]] = statuses.get(row["status"], 0) + int(row["messages"])
+        if row["due_again_oldest"] is not None:
+            due_again[row["tenant_id"]] = row["due_again_oldest"]
+        money[row["tenant_id"]] = (int(row["captured"]), int(row["released"]))
+    if money:
+        tenants = sorted(money)
+        await _q.one(
+            conn,
+            "apply_settlement",
+            tenant_ids=tenants,
+            captured=[money[t][0] for t in tenants],
+            released=[money[t][1] for t in tenants],
+        )
+    return Settled(statuses=statuses, due_again=due_again)
 
 
-async def lock_balance(conn: Conn, *, tenant_id: uuid.UUID) -> bool:
-    return await _q.one(conn, "lock_balance", tenant_id=tenant_id) is not None
-
-
-async def next_due(conn: Conn, *, tenant_id: uuid.UUID) -> datetime | None:
-    row = await _q.one(conn, "next_due", tenant_id=tenant_id)
-    return None if row is None else row["next_due"]
-
-
-async def recover_leases(conn: Conn, *, limit: int) -> list[uuid.UUID]:
-    """Requeue lapsed claims; returns the tenants concerned (with repeats)."""
-    return [row["tenant_id"] for row in await _q.all(conn, "recover_leases", limit=limit)]
+async def recover_leases(conn: Conn, *, limit: int) -> dict[uuid.UUID, datetime]:
+    """Requeue lapsed claims; returns each tenant concerned with the oldest message of
+    its that is due again."""
+    oldest: dict[uuid.UUID, datetime] = {}
+    for row in await _q.all(conn, "recover_leases", limit=limit):
+        tenant_id, created_at = row["tenant_id"], row["created_at"]
+        oldest[tenant_id] = min(created_at, oldest.get(tenant_id, created_at))
+    return oldest
 
 
 async def tenants_without_dispatch(conn: Conn) -> list[uuid.UUID]:
     return [row["tenant_id"] for row in await _q.all(conn, "tenants_without_dispatch")]
 
 
-async def tenant_tier(conn: Conn, *, tenant_id: uuid.UUID) -> str | None:
-    row = await _q.one(conn, "tenant_tier", tenant_id=tenant_id)
-    return None if row is None else str(row["tier"])
+async def tiers_without_turn(conn: Conn) -> list[Row]:
+    """Tiers with queued tenants and no turn waiting or running: ``tier``, ``due``."""
+    return await _q.all(conn, "tiers_without_turn")
 
 
-async def tenant_dispatch_info(conn: Conn, *, tenant_id: uuid.UUID) -> Row | None:
-    """The tenant's tier and delivery pace (segments per second, None: unlimited)."""
-    return await _q.one(conn, "tenant_dispatch_info", tenant_id=tenant_id)
+async def requeue_tenants(
+    conn: Conn,
+    *,
+    due_again: Mapping[uuid.UUID, datetime | None],
+    task: str,
+    back_of_line: bool,
+) -> int:
+    """Recount the tenants' dispatch_queue rows and make sure their tiers have a turn
+    coming (smsgw_requeue_tenants_v1). ``due_again``: per tenant, the oldest message the
+    caller has just made due again, None if none. Returns how many stay queued."""
+    tenants = sorted(due_again)
+    row = await _q.one(
+        conn,
+        "requeue_tenants",
+        tenant_ids=tenants,
+        oldest=[due_again[t] for t in tenants],
+        task=task,
+        back_of_line=back_of_line,
+    )
+    assert row is not None
+    return int(row["queued"])
+
+
+async def ensure_tier_turn(conn: Conn, *, tier: str, task: str, due: datetime | None) -> str:
+    row = await _q.one(conn, "ensure_tier_turn", tier=tier, task=task, due=due)
+    assert row is not None
+    return str(row["action"])
+
+
+async def next_turn_due(conn: Conn, *, tier: str) -> datetime | None:
+    row = await _q.one(conn, "next_turn_due", tier=tier)
+    return None if row is None else row["due"]
 
 
 async def take_tenant_segments(

@@ -10,7 +10,7 @@ import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
 from core.accept import DispatchScheduler
-from core.delivery import DispatchConfig, Upstreams
+from core.dispatch import DispatchConfig, Upstreams
 from core.settings import Settings
 from db import Conn
 

@@ -1,5 +1,5 @@
-"""Dispatch: one job is one tenant's turn; it claims a batch of due messages and sends
-them (core/delivery.py), and defers the tenant's next turn when more is due."""
+"""Dispatch: one job is one turn of a tier; it claims a batch of due messages from each
+of the tier's longest-waiting tenants and sends them (core/delivery.py)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,25 @@ from jobs.scheduler import DISPATCH_TASK
 
 
 def register(app: procrastinate.App) -> None:
-    # The queue is chosen per job at defer time: the tenant's tier.
+    # The queue is chosen per job at defer time: the tier.
     @app.task(name=DISPATCH_TASK, pass_context=True)
-    async def dispatch(context: procrastinate.JobContext, tenant_id: str) -> None:
+    async def dispatch(
+        context: procrastinate.JobContext, tier: str | None = None, tenant_id: str | None = None
+    ) -> None:
         deps = deps_of(context)
         job_id = context.job.id if context.job else None
-        with structlog.contextvars.bound_contextvars(tenant_id=tenant_id, job_id=job_id):
+        if tier is None:
+            # A per-tenant job of the previous release (migration 0011): queue the
+            # tenant, and its tier's turn does the rest.
+            assert tenant_id is not None
+            await delivery.requeue(deps.pool, tenants=[uuid.UUID(tenant_id)], task=DISPATCH_TASK)
+            return
+        with structlog.contextvars.bound_contextvars(tier=tier, job_id=job_id):
             await delivery.dispatch_turn(
                 deps.pool,
-                tenant_id=uuid.UUID(tenant_id),
+                tier=tier,
                 upstreams=deps.upstreams,
-                scheduler=deps.scheduler,
+                task=DISPATCH_TASK,
                 config=deps.dispatch,
             )
 

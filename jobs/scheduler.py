@@ -1,43 +1,39 @@
-"""The accept side of dispatch: make sure a tenant's queued messages have a job coming.
+"""The accept side of dispatch: queued work reaches a tier's dispatch turn.
 
-One waiting dispatch job per tenant, keyed by procrastinate's queueing lock, carries all
-of that tenant's queued messages; so most accepts find the job already waiting, insert
-nothing into procrastinate_jobs and send no NOTIFY (DESIGN.md, "Throughput design").
-The rule itself is SQL (smsgw_ensure_dispatch_v1), so an accept applies it inside its
-single database call and a dispatcher applies the same one.
+A tenant with scheduled or queued messages has a row in ``dispatch_queue``; each tier
+has at most one waiting dispatch job (procrastinate queueing lock
+``dispatch:tier:<tier>``, queue = the tier), and a turn serves many tenants. So most
+accepts find their tenant queued and a turn waiting, insert nothing into
+procrastinate_jobs and send no NOTIFY (DESIGN.md, "Throughput design"). The rule itself
+is SQL (smsgw_queue_tenant_v1, smsgw_requeue_tenants_v1, migration 0011), applied by an
+accept inside its single database call and by a dispatcher at the end of its claim.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from db import Conn
-from db import jobs as jobs_db
+from db import dispatch as dispatch_db
 
 DISPATCH_TASK = "smsgw.dispatch"
 
 
-def queueing_lock(tenant_id: object) -> str:
-    # Must match smsgw_ensure_dispatch_v1 and the queries that look the job up.
-    return f"dispatch:{tenant_id}"
+def tier_lock(tier: str) -> str:
+    # Must match smsgw_ensure_tier_turn_v1.
+    return f"dispatch:tier:{tier}"
 
 
 class ProcrastinateScheduler:
     """The DispatchScheduler of core.accept: dispatch turns are DISPATCH_TASK jobs on
-    the tenant's tier queue."""
+    the tier's queue."""
 
     task = DISPATCH_TASK
 
-    async def ensure(
-        self, conn: Conn, *, tenant_id: uuid.UUID, tier: str, due_at: datetime
-    ) -> None:
-        await jobs_db.ensure_dispatch(
-            conn, tenant_id=tenant_id, queue=tier, task=self.task, due=due_at
-        )
 
-
-async def follow_tier(conn: Conn, *, tenant_id: uuid.UUID, tier: str) -> None:
-    """After a tier change: the tenant's waiting dispatch job moves to the new tier's
-    queue, so the change takes effect now, not after the turn already queued."""
-    await jobs_db.move_waiting_job(conn, queueing_lock=queueing_lock(tenant_id), queue=tier)
+async def follow_tier(conn: Conn, *, tenant_id: uuid.UUID) -> None:
+    """After a tier change, inside its transaction: the tenant's queued work moves to
+    the new tier's turns now, not after a turn of the old tier."""
+    await dispatch_db.requeue_tenants(
+        conn, due_again={tenant_id: None}, task=DISPATCH_TASK, back_of_line=False
+    )

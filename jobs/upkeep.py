@@ -27,9 +27,9 @@ INBOUND_SEEN_SECONDS = 7 * 24 * 3600
 async def recover_stalled_jobs(
     app: procrastinate.App, deps: WorkerDeps, *, seconds_since_heartbeat: float = STALLED_AFTER
 ) -> int:
-    """Jobs of a worker that died (no heartbeat) are retried. A dispatch job is not:
+    """Jobs of a worker that died (no heartbeat) are retried. A dispatch turn is not:
     another may already wait under its queueing lock, and its messages come back
-    through lease recovery anyway, so it is closed and its tenant woken instead."""
+    through lease recovery anyway, so it is closed and the safety net run instead."""
     manager = app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat))
     for job in stalled:
@@ -42,7 +42,7 @@ async def recover_stalled_jobs(
             await manager.retry_job(job)
         log.warning("jobs.stalled_job_recovered", job_id=job.id, task=job.task_name)
     if any(job.task_name == DISPATCH_TASK for job in stalled):
-        await delivery.wake_stranded(deps.pool, scheduler=deps.scheduler)
+        await delivery.wake_stranded(deps.pool, task=deps.scheduler.task)
     return len(stalled)
 
 
@@ -99,13 +99,13 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     @app.task(name="smsgw.recover_leases", queue=queue, pass_context=True)
     async def recover_leases(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
-        await delivery.recover_leases(deps.pool, scheduler=deps.scheduler)
+        await delivery.recover_leases(deps.pool, task=deps.scheduler.task)
 
     @app.periodic(cron="* * * * * */10", periodic_id="safety-net")
     @app.task(name="smsgw.wake_stranded_tenants", queue=queue, pass_context=True)
     async def wake_stranded_tenants(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
-        await delivery.wake_stranded(deps.pool, scheduler=deps.scheduler)
+        await delivery.wake_stranded(deps.pool, task=deps.scheduler.task)
 
     @app.periodic(cron="* * * * * */15", periodic_id="stalled-jobs")
     @app.task(name="smsgw.retry_stalled_jobs", queue=queue, pass_context=True)

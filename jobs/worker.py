@@ -15,7 +15,7 @@ import structlog
 from procrastinate.exceptions import ConnectorException
 
 from core import inbound, receipts
-from core.delivery import BreakerConfig, DispatchConfig
+from core.dispatch import BreakerConfig, DispatchConfig
 from core.retry import Backoff
 from core.settings import Settings
 from db.pool import open_pool
@@ -30,6 +30,7 @@ log = structlog.get_logger("smsgw.worker")
 def dispatch_config(settings: Settings) -> DispatchConfig:
     return DispatchConfig(
         batch_size=settings.dispatch_batch_size,
+        tenants_per_turn=settings.dispatch_tenants_per_turn,
         lease_seconds=settings.lease_seconds,
         backoff=Backoff(
             base_seconds=settings.retry_base_seconds,

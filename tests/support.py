@@ -94,9 +94,16 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 
 
 async def stored(conn: Any) -> dict[str, int]:
-    """How many messages, ledger entries, dispatch jobs and idempotency keys exist."""
+    """How many messages, ledger entries, queued tenants, dispatch jobs and idempotency
+    keys exist."""
     counts: dict[str, int] = {}
-    for table in ("messages", "ledger_message_entries", "procrastinate_jobs", "idempotency_keys"):
+    for table in (
+        "messages",
+        "ledger_message_entries",
+        "dispatch_queue",
+        "procrastinate_jobs",
+        "idempotency_keys",
+    ):
         query = sql.SQL("SELECT count(*) AS n FROM {}").format(sql.Identifier(table))
         cursor = await conn.execute(query)
         row = await cursor.fetchone()
@@ -107,6 +114,7 @@ async def stored(conn: Any) -> dict[str, int]:
 NOTHING_STORED = {
     "messages": 0,
     "ledger_message_entries": 0,
+    "dispatch_queue": 0,
     "procrastinate_jobs": 0,
     "idempotency_keys": 0,
 }

@@ -116,7 +116,7 @@ class AdminController(Controller):
                 help_reply=data.help_reply,
             )
             if data.tier is not msgspec.UNSET:
-                await follow_tier(conn, tenant_id=tenant.id, tier=tenant.tier)
+                await follow_tier(conn, tenant_id=tenant.id)
         return _view(tenant, balance)
 
     @post(

@@ -1,13 +1,35 @@
+-- name: turn_tenants
+-- A turn of a tier: its longest-waiting tenants first (round-robin, see dispatch_queue).
+-- Their balance rows stay locked until the claim commits, so no accept of theirs falls
+-- between the claim and the recount that ends it; a tenant whose row another
+-- transaction holds (an accept, another turn) is left for the next turn.
+SELECT b.tenant_id, q.oldest, t.tier, t.rate_limit_mps
+  FROM dispatch_queue q
+  JOIN balances b ON b.tenant_id = q.tenant_id
+  JOIN tenants t ON t.id = q.tenant_id
+ WHERE q.tier = %(tier)s AND q.due_at <= now()
+ ORDER BY q.due_at
+ LIMIT %(tenants)s
+   FOR NO KEY UPDATE OF b SKIP LOCKED
+
 -- name: claim_candidates
--- A tenant's turn: lock up to `limit` due messages no other worker holds. The caller
--- routes them, then marks, postpones, expires or fails each, in this transaction.
-SELECT created_at, id, status, to_number, provider, attempts, expires_at, segments
-  FROM messages
- WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
-   AND next_attempt_at <= now()
- ORDER BY next_attempt_at
- LIMIT %(limit)s
-   FOR UPDATE SKIP LOCKED
+-- Up to `per_tenant` due messages of each tenant of the turn, in due order, that no
+-- other worker holds. The caller routes them, then marks, postpones, expires or fails
+-- each, in this transaction. `created_at >= oldest` lets PostgreSQL skip the partitions
+-- that cannot hold one.
+SELECT m.created_at, m.id, m.tenant_id, m.status, m.to_number, m.provider, m.attempts,
+       m.expires_at, m.segments
+  FROM unnest(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[]) AS t(tenant_id, oldest)
+ CROSS JOIN LATERAL (
+    SELECT created_at, id, tenant_id, status, to_number, provider, attempts, expires_at,
+           segments
+      FROM messages
+     WHERE tenant_id = t.tenant_id AND status IN ('scheduled', 'queued')
+       AND next_attempt_at <= now() AND created_at >= t.oldest
+     ORDER BY next_attempt_at
+     LIMIT %(per_tenant)s
+       FOR UPDATE SKIP LOCKED
+ ) AS m
 
 -- name: mark_sending
 -- The claim proper: `sending` under a lease, with its provider; attempts + 1 names it.
@@ -22,7 +44,7 @@ UPDATE messages m
        next_attempt_at = NULL,
        updated_at = clock_timestamp()
   FROM json_to_recordset(%(claims)s::json) AS r(created_at timestamptz, id uuid, provider text)
- WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+ WHERE m.created_at = r.created_at AND m.id = r.id
    AND m.created_at BETWEEN %(oldest)s AND %(newest)s
 RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.body,
           m.encoding, m.segments, m.expires_at
@@ -32,7 +54,7 @@ RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.b
 UPDATE messages m
    SET next_attempt_at = %(until)s
   FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
- WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+ WHERE m.created_at = r.created_at AND m.id = r.id
    AND m.created_at BETWEEN %(oldest)s AND %(newest)s
 
 -- name: expire
@@ -44,7 +66,7 @@ WITH expired AS (
            error_message = 'the validity period ended before the message was sent',
            updated_at = clock_timestamp()
       FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
-     WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+     WHERE m.created_at = r.created_at AND m.id = r.id
        AND m.created_at BETWEEN %(oldest)s AND %(newest)s
        AND m.status IN ('scheduled', 'queued')
     RETURNING m.created_at, m.id, m.tenant_id, m.price
@@ -52,18 +74,21 @@ WITH expired AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
     SELECT created_at, id, tenant_id, 'release', price FROM expired
     ON CONFLICT DO NOTHING
-    RETURNING amount
+    RETURNING tenant_id, amount
 )
-UPDATE balances
-   SET held = held - r.amount, available = available + r.amount
-  FROM (SELECT sum(amount) AS amount FROM released) AS r
- WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
+-- The claim holds these balance rows already (turn_tenants).
+UPDATE balances b
+   SET held = b.held - r.amount, available = b.available + r.amount
+  FROM (SELECT tenant_id, sum(amount) AS amount FROM released GROUP BY tenant_id) AS r
+ WHERE b.tenant_id = r.tenant_id
 
 -- name: settle
 -- The outcome of one claim, one row per message: `sent` captures the hold, `failed` and
 -- `expired` release it, `queued` schedules a retry. A message is settled only by the
 -- claim that sent it (same attempts) and only once: a late or repeated settle changes
 -- nothing, and the (message, phase) key of the ledger refuses a second settlement.
+-- Returns, per tenant, what to add to its balance (apply_settlement) and the oldest
+-- message it has due again (a retry), for the recount.
 WITH results AS (
     SELECT * FROM json_to_recordset(%(results)s::json) AS r(
         id uuid, created_at timestamptz, attempts smallint, outcome text,
@@ -80,7 +105,7 @@ WITH results AS (
            sent_at = CASE WHEN r.outcome = 'sent' THEN clock_timestamp() ELSE m.sent_at END,
            updated_at = clock_timestamp()
       FROM results r
-     WHERE m.created_at = r.created_at AND m.id = r.id AND m.tenant_id = %(tenant_id)s
+     WHERE m.created_at = r.created_at AND m.id = r.id
        AND m.created_at BETWEEN %(oldest)s AND %(newest)s
        AND m.attempts = r.attempts AND m.status IN ('sending', 'queued', 'scheduled')
     RETURNING m.created_at, m.id, m.tenant_id, m.status, m.price
@@ -91,30 +116,26 @@ WITH results AS (
       FROM settled
      WHERE status IN ('sent', 'failed', 'expired')
     ON CONFLICT DO NOTHING
-    RETURNING kind, amount
+    RETURNING tenant_id, kind, amount
 ), totals AS (
-    SELECT coalesce(sum(amount) FILTER (WHERE kind = 'capture'), 0) AS captured,
+    SELECT tenant_id,
+           coalesce(sum(amount) FILTER (WHERE kind = 'capture'), 0) AS captured,
            coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS released
-      FROM entries
-), balance AS (
-    UPDATE balances b
-       SET held = b.held - t.captured - t.released,
-           captured = b.captured + t.captured,
-           available = b.available + t.released
-      FROM totals t
-     WHERE b.tenant_id = %(tenant_id)s AND (t.captured > 0 OR t.released > 0)
+      FROM entries GROUP BY tenant_id
+), outcomes AS (
+    SELECT tenant_id, status, count(*) AS messages,
+           min(created_at) FILTER (WHERE status = 'queued') AS due_again_oldest
+      FROM settled GROUP BY tenant_id, status
 )
-SELECT status, count(*) AS messages FROM settled GROUP BY status
+SELECT o.tenant_id, o.status, o.messages, o.due_again_oldest,
+       coalesce(t.captured, 0) AS captured, coalesce(t.released, 0) AS released
+  FROM outcomes o LEFT JOIN totals t USING (tenant_id)
 
--- name: lock_balance
--- Orders this transaction after every accept of the tenant that is in flight: the
--- statement that follows sees their messages (see jobs/scheduler.py).
-SELECT tenant_id FROM balances WHERE tenant_id = %(tenant_id)s FOR NO KEY UPDATE
-
--- name: next_due
-SELECT min(next_attempt_at) AS next_due
-  FROM messages
- WHERE tenant_id = %(tenant_id)s AND status IN ('scheduled', 'queued')
+-- name: apply_settlement
+-- The balances after a settle, tenant by tenant in id order (two turns settling for the
+-- same tenants never wait for each other in opposite orders).
+SELECT smsgw_apply_settlement_v1(%(tenant_ids)s::uuid[], %(captured)s::bigint[],
+                                 %(released)s::bigint[]) AS tenants
 
 -- name: recover_leases
 -- Messages whose worker died mid-send go back to the queue (at-least-once upstream; the
@@ -133,12 +154,12 @@ UPDATE messages m
        updated_at = clock_timestamp()
   FROM lapsed
  WHERE m.created_at = lapsed.created_at AND m.id = lapsed.id
-RETURNING m.tenant_id
+RETURNING m.tenant_id, m.created_at
 
 -- name: tenants_without_dispatch
--- Every tenant with scheduled or queued messages should have a dispatch job waiting or
--- running; this finds those that do not (a skip scan over the due index, one probe per
--- tenant), for the safety net.
+-- Every tenant with scheduled or queued messages should have a dispatch_queue row; this
+-- finds those that do not (a skip scan over the due index, one probe per tenant), for
+-- the safety net.
 WITH RECURSIVE pending AS (
     (SELECT tenant_id FROM messages
       WHERE status IN ('scheduled', 'queued')
@@ -152,16 +173,27 @@ WITH RECURSIVE pending AS (
 )
 SELECT p.tenant_id FROM pending p
  WHERE p.tenant_id IS NOT NULL
-   AND NOT EXISTS (
+   AND NOT EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.tenant_id = p.tenant_id)
+
+-- name: tiers_without_turn
+-- Tiers with queued tenants but no dispatch turn waiting or running.
+SELECT q.tier, min(q.due_at) AS due
+  FROM dispatch_queue q
+ GROUP BY q.tier
+HAVING NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
-         WHERE j.queueing_lock = 'dispatch:' || p.tenant_id
-           AND j.status IN ('todo', 'doing'))
+         WHERE j.queueing_lock = 'dispatch:tier:' || q.tier AND j.status IN ('todo', 'doing'))
 
--- name: tenant_tier
-SELECT tier FROM tenants WHERE id = %(tenant_id)s
+-- name: requeue_tenants
+SELECT smsgw_requeue_tenants_v1(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[],
+                                %(task)s, %(back_of_line)s) AS queued
 
--- name: tenant_dispatch_info
-SELECT tier, rate_limit_mps FROM tenants WHERE id = %(tenant_id)s
+-- name: ensure_tier_turn
+SELECT smsgw_ensure_tier_turn_v1(%(tier)s, %(task)s, %(due)s) AS action
+
+-- name: next_turn_due
+-- When the tier's next turn is due: its earliest queued tenant.
+SELECT min(due_at) AS due FROM dispatch_queue WHERE tier = %(tier)s
 
 -- name: take_tenant_segments
 SELECT smsgw_take_tenant_segments_v1(%(tenant_id)s, %(wanted)s, %(rate)s) AS granted

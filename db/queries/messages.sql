@@ -1,7 +1,8 @@
 -- name: accept
--- Opt-outs, hold, messages, ledger and dispatch job in one call (smsgw_accept_v2, 0007).
+-- Opt-outs, hold, messages, ledger and the tenant's queue row in one call
+-- (smsgw_accept_v3, 0011).
 SELECT accepted, available, tokens, opted_out
-  FROM smsgw_accept_v2(%(tenant_id)s, %(rate)s, %(messages)s::json,
+  FROM smsgw_accept_v3(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: get_message

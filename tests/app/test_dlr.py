@@ -37,17 +37,17 @@ async def _sent_message(api, conn, tenant, provider_message_id):
     sent = await support.send(api, tenant)
     tenant_id = uuid.UUID(tenant.id)
     async with conn.transaction():
-        rows = await dispatch_db.claim_candidates(conn, tenant_id=tenant_id, limit=1)
+        turn = await dispatch_db.turn_tenants(conn, tier="standard", limit=100)
+        mine = [row for row in turn if row["tenant_id"] == tenant_id]
+        rows = await dispatch_db.claim_candidates(conn, tenants=mine, per_tenant=1)
         claimed = await dispatch_db.mark_sending(
             conn,
-            tenant_id=tenant_id,
             keys=[(rows[0]["created_at"], rows[0]["id"])],
             providers=["agg"],
             lease_seconds=60,
         )
         await dispatch_db.settle(
             conn,
-            tenant_id=tenant_id,
             results=[
                 {
                     "id": claimed[0]["id"],

@@ -1,6 +1,6 @@
 """The accept transaction: the hold, the message row and the dispatch enqueue commit
-together, credit never goes negative under concurrency, and the enqueue costs one
-waiting job per tenant, not one per message."""
+together, credit never goes negative under concurrency, and the enqueue costs a queue
+row per tenant and one waiting turn per tier, not a job per message."""
 
 from __future__ import annotations
 
@@ -18,6 +18,11 @@ async def dispatch_jobs(conn) -> list[dict]:
         "SELECT queueing_lock, status, queue_name, scheduled_at FROM procrastinate_jobs ORDER BY id"
     )
     return await cursor.fetchall()
+
+
+async def queued_tenants(conn) -> dict[str, str]:
+    cursor = await conn.execute("SELECT tenant_id::text AS tenant, tier FROM dispatch_queue")
+    return {row["tenant"]: row["tier"] for row in await cursor.fetchall()}
 
 
 async def test_200_concurrent_sends_against_credit_for_50(api, admin_headers, conn):
@@ -55,11 +60,12 @@ async def test_concurrent_sends_of_two_tenants_do_not_mix(api, admin_headers, co
     assert [r.status_code for r in responses[20:]].count(202) == 5
     assert (await support.balance(api, one))["held"] == 10 * PRICE
     assert (await support.balance(api, two))["held"] == 5 * PRICE
-    locks = sorted(job["queueing_lock"] for job in await dispatch_jobs(conn))
-    assert locks == sorted([f"dispatch:{one.id}", f"dispatch:{two.id}"])
+    assert await queued_tenants(conn) == {one.id: "standard", two.id: "standard"}
+    locks = [job["queueing_lock"] for job in await dispatch_jobs(conn)]
+    assert locks == ["dispatch:tier:standard"]
 
 
-async def test_one_waiting_dispatch_job_per_tenant_whatever_the_volume(api, admin_headers, conn):
+async def test_one_waiting_turn_per_tier_whatever_the_volume(api, admin_headers, conn):
     tenant = await support.make_tenant(api, admin_headers, credit=10_000_000, tier="vip")
     assert await dispatch_jobs(conn) == []
     for _ in range(5):
@@ -74,9 +80,10 @@ async def test_one_waiting_dispatch_job_per_tenant_whatever_the_volume(api, admi
     jobs = await dispatch_jobs(conn)
     assert len(jobs) == 1, jobs
     job = jobs[0]
-    assert job["queueing_lock"] == f"dispatch:{tenant.id}"
+    assert job["queueing_lock"] == "dispatch:tier:vip"
     assert job["status"] == "todo"
     assert job["queue_name"] == "vip"
+    assert await queued_tenants(conn) == {tenant.id: "vip"}
     assert (await support.stored(conn))["messages"] == 35
 
 

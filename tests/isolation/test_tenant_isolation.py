@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from core.delivery import DispatchConfig
+from core.dispatch import DispatchConfig
 from jobs.callbacks import deliver_batch
 from jobs.context import WorkerDeps
 from jobs.scheduler import ProcrastinateScheduler

@@ -8,6 +8,7 @@ import uuid
 from core import delivery
 from core.retry import Backoff
 from db import dispatch as dispatch_db
+from jobs.scheduler import DISPATCH_TASK
 from providers.base import Accepted
 from tests import support, workers
 
@@ -83,22 +84,16 @@ async def test_sigterm_lets_the_batch_finish_and_settle(api, conn, db_url, tenan
     assert (await support.balance(api, tenant))["captured"] == 20 * 7_900
 
 
-class _Scheduler:
-    async def ensure(self, conn, *, tenant_id, tier, due_at):
-        return None
-
-
 async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, tenant):
     sent = await support.send(api, tenant)
     message_id = uuid.UUID(sent.json()["id"])
-    tenant_id = uuid.UUID(tenant.id)
 
     async def claim(lease_seconds):
         async with conn.transaction():
-            rows = await dispatch_db.claim_candidates(conn, tenant_id=tenant_id, limit=10)
+            tenants = await dispatch_db.turn_tenants(conn, tier="standard", limit=10)
+            rows = await dispatch_db.claim_candidates(conn, tenants=tenants, per_tenant=10)
             return await dispatch_db.mark_sending(
                 conn,
-                tenant_id=tenant_id,
                 keys=[(r["created_at"], r["id"]) for r in rows],
                 providers=["simulator"] * len(rows),
                 lease_seconds=lease_seconds,
@@ -107,7 +102,7 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
     first_claim = await claim(lease_seconds=0)
     assert [row["id"] for row in first_claim] == [message_id]
     # The worker "dies"; its lease lapses and the message is claimed again.
-    await delivery.recover_leases(pool, scheduler=_Scheduler())
+    await delivery.recover_leases(pool, task=DISPATCH_TASK)
     second_claim = await claim(lease_seconds=60)
     assert second_claim[0]["attempts"] == 2
 
@@ -118,7 +113,7 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
 
     for rows in (second_claim, second_claim, first_claim):  # settle, repeat, stale
         async with conn.transaction():
-            await dispatch_db.settle(conn, tenant_id=tenant_id, results=plan(rows))
+            await dispatch_db.settle(conn, results=plan(rows))
 
     assert (
         await _count(

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from core.delivery import DispatchConfig
+from core.dispatch import DispatchConfig
 from jobs.app import create_app
 from jobs.context import WorkerDeps
-from jobs.scheduler import ProcrastinateScheduler, queueing_lock
+from jobs.scheduler import ProcrastinateScheduler, tier_lock
 from jobs.upkeep import recover_stalled_jobs
 from jobs.upstreams import DatabaseUpstreams
 from tests import support
@@ -20,12 +20,12 @@ async def _no_receipts(receipts):
 
 
 async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, settings, tenant):
-    await support.send(api, tenant)  # leaves a waiting dispatch job for the tenant
+    await support.send(api, tenant)  # leaves a waiting turn of the tenant's tier
     app = create_app()
     await app.open_async(pool)
     try:
         # A worker that stopped sending heartbeats an hour ago, with two running jobs:
-        # the tenant's dispatch job and an upkeep job.
+        # the turn of the tenant's tier and an upkeep job.
         cursor = await conn.execute(
             "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (%s) RETURNING id",
             (datetime.now(UTC) - timedelta(hours=1),),
@@ -34,7 +34,7 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
         await conn.execute(
             "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s"
             " WHERE queueing_lock = %s",
-            (worker_id, queueing_lock(tenant.id)),
+            (worker_id, tier_lock("standard")),
         )
         upkeep = await app.tasks["smsgw.ensure_partitions"].defer_async(timestamp=0)
         await conn.execute(
@@ -57,6 +57,6 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
         "SELECT task_name, status FROM procrastinate_jobs ORDER BY task_name"
     )
     jobs = [(row["task_name"], row["status"]) for row in await cursor.fetchall()]
-    # The upkeep job runs again; the dead dispatch job is gone and a new one waits,
-    # so the tenant's queued message will still be sent.
+    # The upkeep job runs again; the dead turn is gone and a new one waits, so the
+    # tenant's queued message will still be sent.
     assert jobs == [("smsgw.dispatch", "todo"), ("smsgw.ensure_partitions", "todo")]

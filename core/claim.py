@@ -1,7 +1,11 @@
 """The claim of a dispatch turn (one transaction): lock due messages of the turn's
 tenants, route each (core/routing.py), and mark those that can go now ``sending`` under
 a lease; the rest wait (breaker open, provider throttled or out of budget, the tenant's
-delivery pace), expire, or fail when no route exists at all."""
+delivery pace), or are set aside, until the settle, as expired or without a route.
+
+The claim takes no balance row: an accept of the same tenant never waits for it. Rows
+that several claims may lock (a tenant's pace bucket, a provider's budget) are taken in
+name order, so two claims never wait for each other in opposite orders."""
 
 from __future__ import annotations
 
@@ -21,8 +25,11 @@ from db import providers as providers_db
 class Claim:
     candidates: int = 0
     sending: list[Row] = field(default_factory=list)
+    # Settled, with the sent ones, as failed and expired; until then they wait out of
+    # sight of other claims (postponed by the lease: should this worker die, they come
+    # back then).
     no_route: list[Row] = field(default_factory=list)
-    expired: int = 0
+    expired: list[Row] = field(default_factory=list)
     postponed: int = 0
 
 
@@ -85,7 +92,7 @@ async def _pace_tenants(
             by_tenant.setdefault(row["tenant_id"], []).append(row)
         else:
             kept.append(row)
-    for tenant_id, rows in by_tenant.items():
+    for tenant_id, rows in sorted(by_tenant.items()):
         pace = float(tenants[tenant_id]["rate_limit_mps"])
         allowed, held_back = await _paced(conn, tenant_id, rows, pace)
         kept.extend(allowed)
@@ -109,8 +116,7 @@ async def claim(
     config: DispatchConfig,
     now: datetime,
 ) -> Claim:
-    """Inside the caller's transaction, which holds the ``tenants``' balance rows
-    (db.dispatch.turn_tenants)."""
+    """Inside the caller's transaction; ``tenants`` from db.dispatch.turn_tenants."""
     result = Claim()
     candidates = await dispatch_db.claim_candidates(
         conn, tenants=tenants, per_tenant=config.batch_size
@@ -143,7 +149,7 @@ async def claim(
             result.no_route.append(row)
     keys: list[tuple[datetime, uuid.UUID]] = []
     providers: list[str] = []
-    for name, rows in by_provider.items():
+    for name, rows in sorted(by_provider.items()):
         state = health.get(name)
         mps = upstreams.mps(name)
         allowed = len(rows)
@@ -160,10 +166,12 @@ async def claim(
         result.sending = await dispatch_db.mark_sending(
             conn, keys=keys, providers=providers, lease_seconds=config.lease_seconds
         )
-    if expired:
-        await dispatch_db.expire(conn, keys=_keys(expired))
+    set_aside = [*expired, *result.no_route]
+    if set_aside:
+        until = now + timedelta(seconds=config.lease_seconds)
+        await dispatch_db.postpone(conn, keys=_keys(set_aside), until=until)
     for until, rows in waiting.items():
         await dispatch_db.postpone(conn, keys=_keys(rows), until=until)
-    result.expired = len(expired)
+    result.expired = expired
     result.postponed = sum(len(rows) for rows in waiting.values())
     return result

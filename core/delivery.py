@@ -48,8 +48,6 @@ from providers.base import (
 
 log = structlog.get_logger("smsgw.delivery")
 
-# A turn that found its tier's due tenants all held by others looks again this soon.
-RETRY_LOCKED_SECONDS = 0.05
 # When where a tenant's due messages begin is not known, every partition is read.
 UNKNOWN_OLDEST = datetime(1, 1, 1, tzinfo=UTC)
 
@@ -217,19 +215,14 @@ async def dispatch_turn(
         tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
         report.tenants = len(tenants)
         if not tenants:
-            # Tenants due but each held by an accept or another turn, or none due yet:
-            # look again shortly, or when the first one is due.
-            due = await dispatch_db.next_turn_due(conn, tier=tier)
-            if due is not None:
-                retry = datetime.now(UTC) + timedelta(seconds=RETRY_LOCKED_SECONDS)
-                await dispatch_db.ensure_tier_turn(conn, tier=tier, task=task, due=max(due, retry))
             return report
         claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
+        # Last, so the balance rows it locks are held only until the commit.
         await dispatch_db.requeue_tenants(
             conn, due_again={t["tenant_id"]: None for t in tenants}, task=task, back_of_line=True
         )
     report.claimed = claimed.candidates
-    report.expired_waiting = claimed.expired
+    report.expired_waiting = len(claimed.expired)
     report.postponed = claimed.postponed
     report.no_route = len(claimed.no_route)
     plan = _Settlement()
@@ -248,6 +241,13 @@ async def dispatch_turn(
             "failed",
             error_code="no_route",
             error_message="no route serves this destination",
+        )
+    for row in claimed.expired:
+        plan.add(
+            row,
+            "expired",
+            error_code="validity_expired",
+            error_message="the validity period ended before the message was sent",
         )
     if plan.rows:
         async with pool.connection() as conn, conn.transaction():

@@ -28,8 +28,8 @@ def _span(created: Sequence[datetime]) -> dict[str, datetime | None]:
 
 
 async def turn_tenants(conn: Conn, *, tier: str, limit: int) -> list[Row]:
-    """The tenants of a tier's turn, their balance rows locked: ``tenant_id``,
-    ``oldest``, ``tier``, ``rate_limit_mps``."""
+    """The tenants of a tier's turn: ``tenant_id``, ``oldest``, ``tier``,
+    ``rate_limit_mps``."""
     return await _q.all(conn, "turn_tenants", tier=tier, tenants=limit)
 
 
@@ -73,11 +73,6 @@ async def postpone(
         until=until,
         **_span([key[0] for key in keys]),
     )
-
-
-async def expire(conn: Conn, *, keys: Sequence[tuple[datetime, uuid.UUID]]) -> None:
-    """Inside a claim, which holds the tenants' balance rows already."""
-    await _q.run(conn, "expire", keys=_keys(keys), **_span([key[0] for key in keys]))
 
 
 @dataclass(frozen=True, slots=True)

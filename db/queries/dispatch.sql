@@ -1,16 +1,13 @@
 -- name: turn_tenants
 -- A turn of a tier: its longest-waiting tenants first (round-robin, see dispatch_queue).
--- Their balance rows stay locked until the claim commits, so no accept of theirs falls
--- between the claim and the recount that ends it; a tenant whose row another
--- transaction holds (an accept, another turn) is left for the next turn.
-SELECT b.tenant_id, q.oldest, t.tier, t.rate_limit_mps
+-- Nothing is locked here: two turns may pick the same tenants, and SKIP LOCKED in the
+-- claim splits their messages between them.
+SELECT q.tenant_id, q.oldest, t.tier, t.rate_limit_mps
   FROM dispatch_queue q
-  JOIN balances b ON b.tenant_id = q.tenant_id
   JOIN tenants t ON t.id = q.tenant_id
  WHERE q.tier = %(tier)s AND q.due_at <= now()
  ORDER BY q.due_at
  LIMIT %(tenants)s
-   FOR NO KEY UPDATE OF b SKIP LOCKED
 
 -- name: claim_candidates
 -- Up to `per_tenant` due messages of each tenant of the turn, in due order, that no
@@ -56,31 +53,6 @@ UPDATE messages m
   FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
  WHERE m.created_at = r.created_at AND m.id = r.id
    AND m.created_at BETWEEN %(oldest)s AND %(newest)s
-
--- name: expire
--- Messages whose validity ended while they waited: expired, hold released.
-WITH expired AS (
-    UPDATE messages m
-       SET status = 'expired', next_attempt_at = NULL,
-           error_code = 'validity_expired',
-           error_message = 'the validity period ended before the message was sent',
-           updated_at = clock_timestamp()
-      FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
-     WHERE m.created_at = r.created_at AND m.id = r.id
-       AND m.created_at BETWEEN %(oldest)s AND %(newest)s
-       AND m.status IN ('scheduled', 'queued')
-    RETURNING m.created_at, m.id, m.tenant_id, m.price
-), released AS (
-    INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
-    SELECT created_at, id, tenant_id, 'release', price FROM expired
-    ON CONFLICT DO NOTHING
-    RETURNING tenant_id, amount
-)
--- The claim holds these balance rows already (turn_tenants).
-UPDATE balances b
-   SET held = b.held - r.amount, available = b.available + r.amount
-  FROM (SELECT tenant_id, sum(amount) AS amount FROM released GROUP BY tenant_id) AS r
- WHERE b.tenant_id = r.tenant_id
 
 -- name: settle
 -- The outcome of one claim, one row per message: `sent` captures the hold, `failed` and

@@ -1542,6 +1542,7 @@ $$;
 -- the balance row is locked first, so an accept of that tenant commits before the
 -- recount (which sees its messages) or after it (and queues them itself). Messages that
 -- are `sending` are not counted: the turn that sends them recounts when it settles.
+-- A tenant the caller made nothing due for is skipped while an accept holds its row.
 -- `p_oldest[i]`: the oldest created_at among messages of p_tenants[i] the caller has
 -- just made due again (a retry, a lapsed lease), NULL if none; '-infinity' when not
 -- known. `p_back_of_line`: the tenants were just served, so they are due no earlier than
@@ -1565,7 +1566,23 @@ BEGIN
          GROUP BY u.tenant_id
          ORDER BY u.tenant_id
     LOOP
-        PERFORM 1 FROM balances b WHERE b.tenant_id = t.tenant_id FOR NO KEY UPDATE;
+        IF t.oldest IS NULL THEN
+            -- Nothing made due by the caller: a tenant whose accept is in flight keeps
+            -- its row as it is (due, so a turn comes back to it) rather than have this
+            -- recount wait, holding the rows it locked before, for the accept.
+            PERFORM 1 FROM balances b WHERE b.tenant_id = t.tenant_id
+               FOR NO KEY UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                SELECT q.tier INTO tenant_tier FROM dispatch_queue q
+                 WHERE q.tenant_id = t.tenant_id;
+                IF FOUND AND NOT tenant_tier = ANY (tiers) THEN
+                    tiers := tiers || tenant_tier;
+                END IF;
+                CONTINUE;
+            END IF;
+        ELSE
+            PERFORM 1 FROM balances b WHERE b.tenant_id = t.tenant_id FOR NO KEY UPDATE;
+        END IF;
         SELECT least(q.oldest, t.oldest) INTO bound
           FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id;
         IF NOT FOUND THEN

@@ -162,6 +162,8 @@ async def claim(
             waiting.setdefault(now + timedelta(seconds=min(wait, 5.0)), []).append(row)
         keys.extend(_keys(rows[:allowed]))
         providers.extend([name] * allowed)
+    # The claim proper, and the updates after it, join many keys to messages.
+    await dispatch_db.prefer_hash_joins(conn)
     if keys:
         result.sending = await dispatch_db.mark_sending(
             conn, keys=keys, providers=providers, lease_seconds=config.lease_seconds

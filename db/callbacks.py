@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -18,7 +18,7 @@ async def claim(conn: Conn, *, limit: int, lease_seconds: float) -> list[Row]:
     return await _q.all(conn, "claim", limit=limit, lease_seconds=lease_seconds)
 
 
-async def finish(conn: Conn, *, results: Mapping[str, Sequence[Any]]) -> int:
+async def finish(conn: Conn, *, results: Mapping[str, Any]) -> int:
     return await _q.run(conn, "finish", **results)
 
 

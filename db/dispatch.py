@@ -18,13 +18,22 @@ def _keys(keys: Sequence[tuple[datetime, uuid.UUID]]) -> str:
     return json_rows([{"created_at": created_at, "id": id_} for created_at, id_ in keys])
 
 
-def _span(created: Sequence[datetime]) -> dict[str, datetime | None]:
-    """The range of created_at the statement touches, so that PostgreSQL prunes the
-    other daily partitions (see db/queries/dispatch.sql, mark_sending). No keys, no
-    range: the statement then touches nothing, as it would anyway."""
-    if not created:
-        return {"oldest": None, "newest": None}
-    return {"oldest": min(created), "newest": max(created)}
+def _targets(keys: Sequence[tuple[datetime, uuid.UUID]]) -> dict[str, Any]:
+    """The range of created_at and the ids the statement touches, so that PostgreSQL
+    prunes the other daily partitions and finds the rows by primary key (see
+    db/queries/dispatch.sql, mark_sending). No keys: the statement touches nothing."""
+    if not keys:
+        return {"oldest": None, "newest": None, "ids": "{}"}
+    created = [key[0] for key in keys]
+    # A text array literal: psycopg dumps a list of UUIDs element by element.
+    ids = "{" + ",".join(str(key[1]) for key in keys) + "}"
+    return {"oldest": min(created), "newest": max(created), "ids": ids}
+
+
+async def prefer_hash_joins(conn: Conn) -> None:
+    """Until the transaction ends, joins of many keys to messages are not nested loops
+    (see db/queries/dispatch.sql, mark_sending); run before mark_sending and settle."""
+    await _q.run(conn, "prefer_hash_joins")
 
 
 async def turn_tenants(conn: Conn, *, tier: str, limit: int) -> list[Row]:
@@ -57,8 +66,9 @@ async def mark_sending(
     return await _q.all(
         conn,
         "mark_sending",
-        **_span([key[0] for key in keys]),
+        **_targets(keys),
         claims=json_rows(claims),
+        prepare=False,
         lease_seconds=lease_seconds,
     )
 
@@ -71,7 +81,8 @@ async def postpone(
         "postpone",
         keys=_keys(keys),
         until=until,
-        **_span([key[0] for key in keys]),
+        **_targets(keys),
+        prepare=False,
     )
 
 
@@ -87,7 +98,11 @@ class Settled:
 async def settle(conn: Conn, *, results: Sequence[Mapping[str, Any]]) -> Settled:
     """Apply results (one mapping per message), then the balances, tenant by tenant."""
     rows = await _q.all(
-        conn, "settle", results=json_rows(results), **_span([r["created_at"] for r in results])
+        conn,
+        "settle",
+        results=json_rows(results),
+        **_targets([(r["created_at"], r["id"]) for r in results]),
+        prepare=False,
     )
     statuses: dict[str, int] = {}
     due_again: dict[uuid.UUID, datetime] = {}

@@ -51,14 +51,22 @@ class Queries:
     def __getitem__(self, name: str) -> LiteralString:
         return queries(self._resource)[name]
 
-    async def one(self, conn: Conn, name: str, /, **params: Any) -> Row | None:
-        cursor = await conn.execute(self[name], params)
+    # `prepare`: psycopg's choice (None: prepared once run often), or False for a
+    # statement whose best plan depends on its parameters' size (a batch of keys).
+    async def one(
+        self, conn: Conn, name: str, /, *, prepare: bool | None = None, **params: Any
+    ) -> Row | None:
+        cursor = await conn.execute(self[name], params, prepare=prepare)
         return await cursor.fetchone()
 
-    async def all(self, conn: Conn, name: str, /, **params: Any) -> list[Row]:
-        cursor = await conn.execute(self[name], params)
+    async def all(
+        self, conn: Conn, name: str, /, *, prepare: bool | None = None, **params: Any
+    ) -> list[Row]:
+        cursor = await conn.execute(self[name], params, prepare=prepare)
         return await cursor.fetchall()
 
-    async def run(self, conn: Conn, name: str, /, **params: Any) -> int:
-        cursor = await conn.execute(self[name], params)
+    async def run(
+        self, conn: Conn, name: str, /, *, prepare: bool | None = None, **params: Any
+    ) -> int:
+        cursor = await conn.execute(self[name], params, prepare=prepare)
         return cursor.rowcount

@@ -1,3 +1,7 @@
+-- name: prefer_hash_joins
+-- For the rest of the transaction (see mark_sending).
+SET LOCAL enable_nestloop = off
+
 -- name: turn_tenants
 -- A turn of a tier: its longest-waiting tenants first (round-robin, see dispatch_queue).
 -- Nothing is locked here: two turns may pick the same tenants, and SKIP LOCKED in the
@@ -33,6 +37,12 @@ SELECT m.created_at, m.id, m.tenant_id, m.status, m.to_number, m.provider, m.att
 -- In this and the statements below, `oldest`/`newest` (the keys' range of created_at)
 -- let PostgreSQL prune the daily partitions: the join on the JSON keys alone cannot, so
 -- every key would probe every partition's primary key (a cost that grows with history).
+-- `ids` gives the planner what the JSON cannot: how many rows, and the primary key to
+-- find them by. Without it, a partition whose statistics were taken while it was still
+-- small was read whole, or joined to the JSON row by row (1,000 keys: 170 ms, not 5).
+-- The statements run unprepared, so each plan is made for the keys it is given, and
+-- after prefer_hash_joins: a nested loop that re-reads the JSON once per message is
+-- never the plan, whatever the statistics say.
 UPDATE messages m
    SET status = 'sending',
        attempts = m.attempts + 1,
@@ -42,7 +52,7 @@ UPDATE messages m
        updated_at = clock_timestamp()
   FROM json_to_recordset(%(claims)s::json) AS r(created_at timestamptz, id uuid, provider text)
  WHERE m.created_at = r.created_at AND m.id = r.id
-   AND m.created_at BETWEEN %(oldest)s AND %(newest)s
+   AND m.created_at BETWEEN %(oldest)s AND %(newest)s AND m.id = ANY (%(ids)s::uuid[])
 RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.body,
           m.encoding, m.segments, m.expires_at
 
@@ -52,7 +62,7 @@ UPDATE messages m
    SET next_attempt_at = %(until)s
   FROM json_to_recordset(%(keys)s::json) AS r(created_at timestamptz, id uuid)
  WHERE m.created_at = r.created_at AND m.id = r.id
-   AND m.created_at BETWEEN %(oldest)s AND %(newest)s
+   AND m.created_at BETWEEN %(oldest)s AND %(newest)s AND m.id = ANY (%(ids)s::uuid[])
 
 -- name: settle
 -- The outcome of one claim, one row per message: `sent` captures the hold, `failed` and
@@ -78,7 +88,7 @@ WITH results AS (
            updated_at = clock_timestamp()
       FROM results r
      WHERE m.created_at = r.created_at AND m.id = r.id
-       AND m.created_at BETWEEN %(oldest)s AND %(newest)s
+       AND m.created_at BETWEEN %(oldest)s AND %(newest)s AND m.id = ANY (%(ids)s::uuid[])
        AND m.attempts = r.attempts AND m.status IN ('sending', 'queued', 'scheduled')
     RETURNING m.created_at, m.id, m.tenant_id, m.status, m.price
 ), entries AS (

@@ -125,3 +125,40 @@ async def test_a_tenants_delivery_pace_holds(api, conn, settings, admin_headers)
     support.assert_token_bucket(times, rate=20, burst=20)
     assert times[-1] - times[0] >= (60 - 20) / 20 * 0.9
     assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'failed'") == 0
+
+
+async def test_many_small_tenants_share_one_turn_and_leave_no_queue_behind(
+    api, conn, settings, admin_headers
+):
+    tenants = [
+        await support.make_tenant(api, admin_headers, credit=100_000, name=f"small-{i}")
+        for i in range(20)
+    ]
+    for tenant in tenants:
+        assert (await support.send(api, tenant)).status_code == 202
+    # Twenty tenants waiting, one turn of their tier queued for all of them: the job count
+    # follows the load, not the number of tenants.
+    assert await _count(conn, "SELECT count(*) AS n FROM dispatch_queue") == 20
+    assert (
+        await _count(
+            conn,
+            "SELECT count(*) AS n FROM procrastinate_jobs"
+            " WHERE task_name = 'smsgw.dispatch' AND status = 'todo'",
+        )
+        == 1
+    )
+
+    async def all_sent():
+        return await _count(conn, "SELECT count(*) AS n FROM messages WHERE sent_at IS NOT NULL")
+
+    async with workers.in_process(settings):
+        await workers.eventually(lambda: _at_least(all_sent, 20))
+        # Nothing is left to send, so no tenant stays queued for a turn.
+        await workers.eventually(
+            lambda: _count(conn, "SELECT (count(*) = 0)::int AS n FROM dispatch_queue")
+        )
+    assert await support.violations(conn) == []
+
+
+async def _at_least(count, wanted):
+    return (await count()) >= wanted or None

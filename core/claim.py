@@ -163,7 +163,7 @@ async def claim(
         keys.extend(_keys(rows[:allowed]))
         providers.extend([name] * allowed)
     # The claim proper, and the updates after it, join many keys to messages.
-    await dispatch_db.prefer_hash_joins(conn)
+    await dispatch_db.plan_key_batches(conn)
     if keys:
         result.sending = await dispatch_db.mark_sending(
             conn, keys=keys, providers=providers, lease_seconds=config.lease_seconds

@@ -251,7 +251,7 @@ async def dispatch_turn(
         )
     if plan.rows:
         async with pool.connection() as conn, conn.transaction():
-            await dispatch_db.prefer_hash_joins(conn)
+            await dispatch_db.plan_key_batches(conn)
             settled = await dispatch_db.settle(conn, results=plan.rows)
             if settled.due_again:
                 await dispatch_db.requeue_tenants(

@@ -30,10 +30,11 @@ def _targets(keys: Sequence[tuple[datetime, uuid.UUID]]) -> dict[str, Any]:
     return {"oldest": min(created), "newest": max(created), "ids": ids}
 
 
-async def prefer_hash_joins(conn: Conn) -> None:
-    """Until the transaction ends, joins of many keys to messages are not nested loops
-    (see db/queries/dispatch.sql, mark_sending); run before mark_sending and settle."""
-    await _q.run(conn, "prefer_hash_joins")
+async def plan_key_batches(conn: Conn) -> None:
+    """Until the transaction ends, joins of many keys to messages find them by primary
+    key and hash (see db/queries/dispatch.sql, mark_sending); run before mark_sending
+    and settle."""
+    await _q.one(conn, "plan_key_batches")
 
 
 async def turn_tenants(conn: Conn, *, tier: str, limit: int) -> list[Row]:

@@ -124,3 +124,24 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
     balance = await support.balance(api, tenant)
     assert balance["captured"] == 7_900
     assert balance["held"] == 0
+
+
+async def test_a_per_tenant_job_of_the_previous_release_still_gets_its_tenant_served(
+    api, conn, settings, tenant
+):
+    sent = await support.send(api, tenant)
+    # As the previous release left things during a deploy: no queue row, no turn of the
+    # tier, only the tenant's own job (made by its accept, smsgw_ensure_dispatch_v1).
+    await conn.execute("DELETE FROM dispatch_queue")
+    await conn.execute("DELETE FROM procrastinate_jobs")
+    await conn.execute(
+        "SELECT smsgw_ensure_dispatch_v1(%s, 'standard', 'smsgw.dispatch', now())", (tenant.id,)
+    )
+    async with workers.in_process(settings):
+        await workers.eventually(
+            lambda: _count(
+                conn,
+                "SELECT count(*) AS n FROM messages WHERE id = %s AND sent_at IS NOT NULL",
+                sent.json()["id"],
+            )
+        )

@@ -173,11 +173,6 @@ async def ensure_tier_turn(conn: Conn, *, tier: str, task: str, due: datetime | 
     return str(row["action"])
 
 
-async def next_turn_due(conn: Conn, *, tier: str) -> datetime | None:
-    row = await _q.one(conn, "next_turn_due", tier=tier)
-    return None if row is None else row["due"]
-
-
 async def take_tenant_segments(
     conn: Conn, *, tenant_id: uuid.UUID, wanted: int, rate: float
 ) -> int:

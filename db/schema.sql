@@ -566,66 +566,6 @@ END;
 $$;
 
 
--- Accept messages for a tenant: the conditional hold (and, with a rate, one token from
--- the ingest bucket), the messages and their ledger holds, then the dispatch job.
--- Returns the number accepted; when 0, nothing was written and `available` and
--- `tokens` say why (short of credit, or over the rate).
-CREATE FUNCTION smsgw_accept_v1(
-    p_tenant_id uuid, p_total bigint, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_due timestamptz)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision)
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    n integer;
-BEGIN
-    WITH hold AS (
-        -- The bucket is computed from the row this UPDATE locks (re-read if a
-        -- concurrent accept changed it first), so two accepts cannot spend one token.
-        UPDATE balances b
-           SET available = b.available - p_total, held = b.held + p_total,
-               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
-                   ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
-                        - 1 END,
-               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
-         WHERE b.tenant_id = p_tenant_id AND b.available >= p_total
-           AND (p_rate IS NULL
-                OR least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate)) >= 1)
-        RETURNING b.tenant_id
-    ), inserted AS (
-        INSERT INTO messages (
-            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
-            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
-            updated_at)
-        SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
-               m.encoding, m.segments, m.price, m.callback_url, m.client_reference,
-               m.send_at, m.expires_at, coalesce(m.send_at, m.created_at), m.created_at
-          FROM hold, json_to_recordset(p_messages) AS m(
-            id uuid, created_at timestamptz, status text, to_number text, sender text,
-            body text, encoding text, segments smallint, price bigint, callback_url text,
-            client_reference text, send_at timestamptz, expires_at timestamptz)
-        RETURNING id, created_at, tenant_id, price
-    ), holds AS (
-        INSERT INTO ledger_message_entries
-            (message_created_at, message_id, tenant_id, kind, amount)
-        SELECT created_at, id, tenant_id, 'hold', price FROM inserted
-    )
-    SELECT count(*) INTO n FROM inserted;
-    IF n = 0 THEN
-        RETURN QUERY
-        SELECT 0, b.available,
-               CASE WHEN p_rate IS NULL THEN NULL::double precision
-                    ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
-               END
-          FROM balances b WHERE b.tenant_id = p_tenant_id;
-        RETURN;
-    END IF;
-    -- A new statement, so a new snapshot: it sees every accept of this tenant that
-    -- committed while we waited for the balance row lock.
-    PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, p_due);
-    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision;
-END;
-$$;
 
 -- The ledger invariant. Returns one row per violation; an empty result means, for every
 -- tenant, credits = available + held + captured and the totals equal the ledger's sums,
@@ -1734,6 +1674,27 @@ BEGIN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, first_due, oldest);
     END IF;
     RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, first_due;
+END;
+$$;
+
+-- The accept of two releases back (0006): the same as smsgw_accept_v3 without opt-outs,
+-- then its per-tenant job. (Its callers compute the total and due time themselves; they
+-- equal what smsgw_accept_v3 computes from the messages.)
+CREATE FUNCTION smsgw_accept_v1(
+    p_tenant_id uuid, p_total bigint, p_rate double precision, p_messages json,
+    p_queue text, p_task text, p_due timestamptz)
+    RETURNS TABLE (accepted integer, available bigint, tokens double precision)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM smsgw_accept_v3(
+        p_tenant_id, p_rate, p_messages, p_queue, NULL, false) AS a;
+    IF r.accepted > 0 THEN
+        PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, p_due);
+    END IF;
+    RETURN QUERY SELECT r.accepted, r.available, r.tokens;
 END;
 $$;
 

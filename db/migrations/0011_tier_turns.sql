@@ -341,6 +341,27 @@ BEGIN
 END;
 $$;
 
+-- The accept of two releases back (0006): the same as smsgw_accept_v3 without opt-outs,
+-- then its per-tenant job. (Its callers compute the total and due time themselves; they
+-- equal what smsgw_accept_v3 computes from the messages.)
+CREATE OR REPLACE FUNCTION smsgw_accept_v1(
+    p_tenant_id uuid, p_total bigint, p_rate double precision, p_messages json,
+    p_queue text, p_task text, p_due timestamptz)
+    RETURNS TABLE (accepted integer, available bigint, tokens double precision)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM smsgw_accept_v3(
+        p_tenant_id, p_rate, p_messages, p_queue, NULL, false) AS a;
+    IF r.accepted > 0 THEN
+        PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, p_due);
+    END IF;
+    RETURN QUERY SELECT r.accepted, r.available, r.tokens;
+END;
+$$;
+
 -- Tenants with work waiting now (from the messages, in case of a crash mid-deploy).
 INSERT INTO dispatch_queue (tenant_id, tier, due_at, oldest)
 SELECT m.tenant_id, t.tier, min(m.next_attempt_at), min(m.created_at)

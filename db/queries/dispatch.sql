@@ -176,9 +176,5 @@ SELECT smsgw_requeue_tenants_v1(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[
 -- name: ensure_tier_turn
 SELECT smsgw_ensure_tier_turn_v1(%(tier)s, %(task)s, %(due)s) AS action
 
--- name: next_turn_due
--- When the tier's next turn is due: its earliest queued tenant.
-SELECT min(due_at) AS due FROM dispatch_queue WHERE tier = %(tier)s
-
 -- name: take_tenant_segments
 SELECT smsgw_take_tenant_segments_v1(%(tenant_id)s, %(wanted)s, %(rate)s) AS granted

@@ -274,7 +274,7 @@ async def world(
         },
         secrets={
             "api key": tenant.api_key,
-            "secret half of the api key": tenant.api_key.split("_")[2],
+            "secret half of the api key": tenant.api_key.split("_", 2)[2],
             "spare api key": spare["api_key"],
             "webhook secret": tenant.webhook_secret,
             "twilio auth token": twilio["auth_token"],

@@ -12,11 +12,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 
 from providers.http import SIGNATURE_HEADER, signature
+from tests.httpd import LoopbackServer
 
 
 @dataclass
@@ -118,8 +119,7 @@ def running(**settings: object) -> Iterator[Aggregator]:
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     aggregator.url = f"http://127.0.0.1:{server.server_address[1]}/messages"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

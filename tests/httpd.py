@@ -11,6 +11,21 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class LoopbackServer(ThreadingHTTPServer):
+    """A threading HTTP server for test peers on loopback."""
+
+    daemon_threads = True
+    # The gateway opens many connections at once (submits, callbacks); the default
+    # backlog of 5 drops SYNs when the accept thread waits for the GIL, and a dropped
+    # SYN is retried after 1 s, then 3 s: a healthy peer would look like a timeout.
+    request_queue_size = 256
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A peer that went away mid-request (a SIGKILLed worker, a timed-out client) is
+        # part of the suite, not an error of this server.
+        return None
+
+
 @dataclass
 class Received:
     path: str
@@ -52,8 +67,7 @@ def serve(script: Callable[[int], tuple[int, float]] | None = None) -> Iterator[
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    server = LoopbackServer(("127.0.0.1", 0), Handler)
     endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/sms"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -21,12 +21,13 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Literal
 
 import httpx
 
 from providers.http import SIGNATURE_HEADER, signature
+from tests.httpd import LoopbackServer
 
 AggregatorMode = Literal["ok", "flaky", "hang"]
 CallbackMode = Literal["ok", "fail", "hang"]
@@ -96,21 +97,9 @@ class _Quiet(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # The gateway opens up to 100 connections at once (callbacks); the default backlog
-    # of 5 would drop SYNs and turn a healthy peer into connect timeouts.
-    request_queue_size = 256
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # A peer that went away mid-request (a SIGKILLed worker, a timed-out client) is
-        # part of the suite, not an error of this server.
-        return None
-
-
 @contextlib.contextmanager
 def _serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[int]:
-    server = _Server(("127.0.0.1", 0), handler)
+    server = LoopbackServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

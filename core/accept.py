@@ -178,19 +178,34 @@ async def _hold_insert_enqueue(
     scheduler: DispatchScheduler,
     honour_opt_outs: bool = True,
 ) -> frozenset[uuid.UUID]:
-    """One call to smsgw_accept_v2; returns the ids refused for an opt-out, raises when
-    nothing was accepted."""
+    """One call (smsgw_accept_one_v1 for one message, smsgw_accept_v3 for more); returns
+    the ids refused for an opt-out, raises when nothing was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
-    outcome = await messages_db.accept(
-        conn,
-        tenant_id=tenant.id,
-        rate=rate,
-        messages=_rows(drafts),
-        queue=tenant.tier,
-        task=scheduler.task,
-        honour_opt_outs=honour_opt_outs,
-    )
-    opted_out = frozenset(outcome["opted_out"] or ())
+    rows = _rows(drafts)
+    if len(rows) == 1:
+        # A single send has its own call: typed arguments cost PostgreSQL much less than
+        # the batch call's JSON (migration 0012).
+        outcome = await messages_db.accept_one(
+            conn,
+            tenant_id=tenant.id,
+            rate=rate,
+            message=rows[0],
+            queue=tenant.tier,
+            task=scheduler.task,
+            honour_opt_outs=honour_opt_outs,
+        )
+        opted_out = frozenset((drafts[0].id,) if outcome["opted_out"] else ())
+    else:
+        outcome = await messages_db.accept(
+            conn,
+            tenant_id=tenant.id,
+            rate=rate,
+            messages=rows,
+            queue=tenant.tier,
+            task=scheduler.task,
+            honour_opt_outs=honour_opt_outs,
+        )
+        opted_out = frozenset(outcome["opted_out"] or ())
     if outcome["accepted"] == 0:
         if len(opted_out) == len(drafts):
             raise RecipientOptedOut(

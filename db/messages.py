@@ -42,6 +42,32 @@ async def accept(
     return row
 
 
+async def accept_one(
+    conn: Conn,
+    *,
+    tenant_id: uuid.UUID,
+    rate: float | None,
+    message: Mapping[str, Any],
+    queue: str,
+    task: str,
+    honour_opt_outs: bool = True,
+) -> Row:
+    """``accept`` for one message (``message`` holds the same fields), without JSON;
+    ``opted_out`` is a boolean here."""
+    row = await _q.one(
+        conn,
+        "accept_one",
+        tenant_id=tenant_id,
+        rate=rate,
+        queue=queue,
+        task=task,
+        honour_opt_outs=honour_opt_outs,
+        **message,
+    )
+    assert row is not None
+    return row
+
+
 async def get_message(
     conn: Conn, *, tenant_id: uuid.UUID, id: uuid.UUID, created_at: datetime
 ) -> Row | None:

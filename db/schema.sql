@@ -387,18 +387,9 @@ $$;
 -- Status history and callbacks are written by triggers, so that no code path (nor an
 -- operator's manual UPDATE) can change a status without leaving its trace. They are
 -- statement-level with transition tables: one set-based INSERT per statement, however
--- many messages it touched.
-CREATE FUNCTION smsgw_messages_inserted_v1()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
-    SELECT n.created_at, n.id, n.tenant_id, n.status, n.created_at FROM new_rows n;
-    RETURN NULL;
-END;
-$$;
-
+-- many messages it touched. A message's first status (queued or scheduled) is written by
+-- the accept functions, the only writers of new messages, in their own statement (0012:
+-- an insert trigger cost a single send more than the event row itself).
 -- A message made through the Twilio facade gets a 'twilio_status' callback carrying
 -- what Twilio's format needs (to, from) (0007).
 CREATE FUNCTION smsgw_messages_changed_v1()
@@ -450,9 +441,6 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER messages_inserted AFTER INSERT ON messages
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_messages_inserted_v1();
 CREATE TRIGGER messages_changed AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_messages_changed_v1();
@@ -649,8 +637,8 @@ $$;
 
 -- Operations (0004): counters for /metrics, and destination countries for reports.
 -- Running totals of message status changes, read by /metrics and the dashboard: kept by
--- statement-level triggers on messages (one upsert per group per statement, however
--- many rows it touched). `slot` is the writing backend's pid, so two transactions never
+-- the accept functions (kind 'accepted') and statement-level triggers on messages (one
+-- upsert per group per statement, however many rows it touched). `slot` is the writing backend's pid, so two transactions never
 -- update the same row: no lock waits and no deadlocks on the hot path. Rows of backends
 -- that have exited are folded into slot 0 by smsgw_fold_message_counters_v1(), so the
 -- table stays small; sums over slots only ever grow (Prometheus counters).
@@ -666,21 +654,6 @@ CREATE TABLE message_counters (
     n bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (slot, kind, status, tier, provider)
 ) WITH (fillfactor = 50);
-
-CREATE FUNCTION smsgw_count_inserted_v1()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
-    SELECT pg_backend_pid(), 'accepted', n.status, t.tier, '', count(*)
-      FROM new_rows n JOIN tenants t ON t.id = n.tenant_id
-     GROUP BY n.status, t.tier
-     ORDER BY n.status, t.tier
-    ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
-    RETURN NULL;
-END;
-$$;
 
 CREATE FUNCTION smsgw_count_changed_v1()
     RETURNS trigger
@@ -700,9 +673,6 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER messages_counted_insert AFTER INSERT ON messages
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_count_inserted_v1();
 CREATE TRIGGER messages_counted_update AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_count_changed_v1();
@@ -1652,7 +1622,17 @@ BEGIN
             client_reference text, send_at timestamptz, expires_at timestamptz,
             facade text, messaging_service_sid text)
          WHERE m.id <> ALL (refused)
-        RETURNING id, created_at, tenant_id, price
+        RETURNING id, created_at, tenant_id, status, price
+    ), events AS (
+        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
+        SELECT created_at, id, tenant_id, status, created_at FROM inserted
+    ), counted AS (
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT pg_backend_pid(), 'accepted', i.status, p_queue, '', count(*)
+          FROM inserted i
+         GROUP BY i.status
+         ORDER BY i.status
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
     ), holds AS (
         INSERT INTO ledger_message_entries
             (message_created_at, message_id, tenant_id, kind, amount)
@@ -1674,6 +1654,82 @@ BEGIN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, first_due, oldest);
     END IF;
     RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, first_due;
+END;
+$$;
+
+-- One message: the same rules as smsgw_accept_v3 (opt-out, hold, ingest bucket, the row,
+-- its hold entry, its first status event, the `accepted` counter, the tenant's queue
+-- row), without JSON. p_queue is the tenant's tier. `opted_out`: refused for an opt-out,
+-- nothing written; otherwise `accepted` 0 means short credit or an empty ingest bucket,
+-- and `available` and `tokens` say which.
+CREATE FUNCTION smsgw_accept_one_v1(
+    p_tenant_id uuid, p_rate double precision, p_queue text, p_task text,
+    p_honour_opt_outs boolean, p_id uuid, p_created_at timestamptz, p_status text,
+    p_to_number text, p_sender text, p_body text, p_encoding text, p_segments smallint,
+    p_price bigint, p_callback_url text, p_client_reference text, p_send_at timestamptz,
+    p_expires_at timestamptz, p_facade text, p_messaging_service_sid text)
+    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
+                   opted_out boolean)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    n integer;
+    due timestamptz := coalesce(p_send_at, p_created_at);
+BEGIN
+    IF p_honour_opt_outs AND EXISTS (
+        SELECT 1 FROM suppressions s
+         WHERE s.tenant_id = p_tenant_id AND s.recipient = p_to_number
+           AND (p_sender IS NULL OR s.number IN ('*', p_sender))) THEN
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, true;
+        RETURN;
+    END IF;
+    WITH hold AS (
+        UPDATE balances b
+           SET available = b.available - p_price, held = b.held + p_price,
+               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
+                   ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
+                        - 1 END,
+               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
+         WHERE b.tenant_id = p_tenant_id AND b.available >= p_price
+           AND (p_rate IS NULL
+                OR least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate)) >= 1)
+        RETURNING b.tenant_id
+    ), inserted AS (
+        INSERT INTO messages (
+            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
+            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
+            updated_at, facade, messaging_service_sid)
+        SELECT p_id, p_created_at, hold.tenant_id, p_status, p_to_number, p_sender, p_body,
+               p_encoding, p_segments, p_price, p_callback_url, p_client_reference,
+               p_send_at, p_expires_at, due, p_created_at, p_facade, p_messaging_service_sid
+          FROM hold
+    ), event AS (
+        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
+        SELECT p_created_at, p_id, hold.tenant_id, p_status, p_created_at FROM hold
+    ), counted AS (
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT pg_backend_pid(), 'accepted', p_status, p_queue, '', 1 FROM hold
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + 1
+    )
+    INSERT INTO ledger_message_entries
+        (message_created_at, message_id, tenant_id, kind, amount)
+    SELECT p_created_at, p_id, hold.tenant_id, 'hold', p_price FROM hold;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RETURN QUERY
+        SELECT 0, b.available,
+               CASE WHEN p_rate IS NULL THEN NULL::double precision
+                    ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
+               END,
+               false
+          FROM balances b WHERE b.tenant_id = p_tenant_id;
+        RETURN;
+    END IF;
+    -- A new statement, so a new snapshot. NULL task: the caller queues the work itself.
+    IF p_task IS NOT NULL THEN
+        PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, due, p_created_at);
+    END IF;
+    RETURN QUERY SELECT 1, NULL::bigint, NULL::double precision, false;
 END;
 $$;
 
@@ -1722,4 +1778,4 @@ INSERT INTO smsgw_migrations (version, name) VALUES
     (1, 'initial'), (2, 'delivery'), (3, 'providers'), (4, 'operations'),
     (5, 'rates_and_retention'), (6, 'accept_in_one_call'),
     (7, 'two_way'), (8, 'smpp_server'), (9, 'auth_throttle'),
-    (10, 'ingest_bucket_clock'), (11, 'tier_turns');
+    (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept');

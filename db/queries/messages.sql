@@ -5,6 +5,15 @@ SELECT accepted, available, tokens, opted_out
   FROM smsgw_accept_v3(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
+-- name: accept_one
+-- One message: the same as `accept` with typed arguments (smsgw_accept_one_v1, 0012).
+SELECT accepted, available, tokens, opted_out
+  FROM smsgw_accept_one_v1(
+    %(tenant_id)s, %(rate)s, %(queue)s, %(task)s, %(honour_opt_outs)s, %(id)s,
+    %(created_at)s, %(status)s, %(to_number)s, %(sender)s, %(body)s, %(encoding)s,
+    %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
+    %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s)
+
 -- name: get_message
 SELECT * FROM messages
  WHERE created_at = %(created_at)s AND id = %(id)s AND tenant_id = %(tenant_id)s

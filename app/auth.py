@@ -16,6 +16,7 @@ from litestar.handlers.base import BaseRouteHandler
 from app.deps import services
 from core import tenants
 from core.errors import Forbidden, Unauthorized
+from db import Conn
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -45,13 +46,57 @@ async def throttled(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncIter
         raise
 
 
-async def tenant_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# A route handler with this in its `opt` may take the tenant from the cache of keys: its
+# accept call re-checks the key (core/key_cache.py) and the handler retries on StaleKey.
+KEY_CACHE = "key_cache"
+
+
+async def tenant_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    svc = services(connection.app.state)
+    connection.state.key_id = None
     async with throttled(connection):
         token = bearer_token(connection)
-        async with services(connection.app.state).pool.connection() as conn:
-            tenant = await tenants.authenticate(conn, api_key=token)
+        # An Idempotency-Key replay answers before any accept call, so it always looks up.
+        known = (
+            svc.key_cache.get(token)
+            if handler.opt.get(KEY_CACHE) and "idempotency-key" not in connection.headers
+            else None
+        )
+        if known is not None:
+            tenant = known.tenant
+            connection.state.key_id = known.key_id
+        else:
+            tenant = await authenticate(connection, token)
     connection.state.tenant = tenant
     structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id))
+
+
+async def authenticate(
+    connection: ASGIConnection[Any, Any, Any, Any], token: str, conn: Conn | None = None
+) -> tenants.Tenant:
+    """Look the key up (the caller counts a failure), and remember it for the cache."""
+    svc = services(connection.app.state)
+    if conn is None:
+        async with svc.pool.connection() as conn:
+            key_id, tenant = await tenants.authenticate_key(conn, api_key=token)
+    else:
+        key_id, tenant = await tenants.authenticate_key(conn, api_key=token)
+    svc.key_cache.put(token, key_id=key_id, tenant=tenant)
+    return tenant
+
+
+async def reauthenticate(request: Request[Any, Any, Any], conn: Conn) -> tenants.Tenant:
+    """After StaleKey: forget the cached key and look it up again (401 if revoked)."""
+    async with throttled(request):
+        token = bearer_token(request)
+        services(request.app.state).key_cache.forget(token)
+        tenant = await authenticate(request, token, conn)
+    request.state.key_id = None
+    request.state.tenant = tenant
+    structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id))
+    return tenant
 
 
 async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:

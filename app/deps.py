@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.observability import HttpMetrics
 from core.accept import DispatchScheduler
 from core.auth_throttle import FailedAuthThrottle
+from core.key_cache import KeyCache
 from core.observability import Observer
 from core.settings import Settings
 from db import Conn
@@ -29,6 +30,8 @@ class Services:
     observer: Observer
     http_metrics: HttpMetrics
     auth_throttle: FailedAuthThrottle
+    # Tenants of keys seen lately, for single sends only (the accept re-checks them).
+    key_cache: KeyCache = field(default_factory=KeyCache)
 
 
 def services(state: State) -> Services:

@@ -29,6 +29,7 @@ from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
 from app.openapi import SECURITY_SCHEMES, document_refusals
 from core.auth_throttle import FailedAuthThrottle
+from core.key_cache import KeyCache
 from core.observability import Observer
 from core.settings import Settings
 from db import Conn
@@ -71,6 +72,7 @@ def create_app(
                 ttl=settings.metrics_cache_seconds,
             ),
             http_metrics=http_metrics,
+            key_cache=KeyCache(),
             auth_throttle=FailedAuthThrottle(
                 limit=settings.auth_failures_limit,
                 window_seconds=settings.auth_failures_window_seconds,

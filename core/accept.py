@@ -38,6 +38,11 @@ MAX_BATCH = 1_000
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 
 
+class StaleKey(Exception):
+    """The cached key an accept was made with was revoked, or its tenant's tier, rate or
+    price changed: nothing was written; authenticate again and retry."""
+
+
 class DispatchScheduler(Protocol):
     """Names the dispatch task an accept queues its tenant's work for; implemented in
     ``jobs/``. The accept's database call queues the tenant in ``dispatch_queue`` under
@@ -136,11 +141,12 @@ async def _accept_drafts(
     respond: Respond,
     scheduler: DispatchScheduler,
     idem: Idempotency | None,
+    key_id: uuid.UUID | None = None,
 ) -> Accepted:
     if idem is None:
         # One statement in autocommit: it is its own transaction.
         opted_out = await _hold_insert_enqueue(
-            conn, tenant=tenant, drafts=drafts, scheduler=scheduler
+            conn, tenant=tenant, drafts=drafts, scheduler=scheduler, key_id=key_id
         )
         return Accepted(body=respond(opted_out), replayed=False)
     async with conn.transaction():
@@ -177,6 +183,7 @@ async def _hold_insert_enqueue(
     drafts: Sequence[submission.Draft],
     scheduler: DispatchScheduler,
     honour_opt_outs: bool = True,
+    key_id: uuid.UUID | None = None,
 ) -> frozenset[uuid.UUID]:
     """One call (smsgw_accept_one_v1 for one message, smsgw_accept_v3 for more); returns
     the ids refused for an opt-out, raises when nothing was accepted."""
@@ -193,7 +200,10 @@ async def _hold_insert_enqueue(
             queue=tenant.tier,
             task=scheduler.task,
             honour_opt_outs=honour_opt_outs,
+            key_id=key_id,
         )
+        if outcome["stale"]:
+            raise StaleKey
         opted_out = frozenset((drafts[0].id,) if outcome["opted_out"] else ())
     else:
         outcome = await messages_db.accept(
@@ -257,11 +267,16 @@ async def accept_message(
     facade: str | None = None,
     messaging_service_sid: str | None = None,
     message_id: uuid.UUID | None = None,
+    key_id: uuid.UUID | None = None,
 ) -> Accepted:
     """Accept one message. ``render`` shapes the answer (and what an Idempotency-Key
     replays) for another front door; ``facade`` marks the message as that door's.
     ``message_id``: an id drawn earlier (the SMPP door answers the first parts of a long
-    message with the id the whole will have)."""
+    message with the id the whole will have). ``key_id``: ``tenant`` came from the cache
+    of keys (core/key_cache.py); raises ``StaleKey`` when it no longer holds."""
+    if key_id is not None and idem is not None:
+        # A replay answers from the key row before any accept call could check the key.
+        raise ValueError("an Idempotency-Key request authenticates without the cache")
     if idem is not None and (replay := await _replay(conn, tenant, idem)) is not None:
         return replay
     draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
@@ -278,6 +293,7 @@ async def accept_message(
         respond=lambda _opted_out: body,
         scheduler=scheduler,
         idem=idem,
+        key_id=key_id,
     )
 
 

@@ -186,6 +186,12 @@ _DUMMY_DIGEST = _digest("no key has this digest")
 async def authenticate(conn: Conn, *, api_key: str) -> Tenant:
     """The tenant owning a live ``api_key``; Unauthorized otherwise, with one message for
     every kind of failure so the answer reveals nothing about which keys exist."""
+    _, tenant = await authenticate_key(conn, api_key=api_key)
+    return tenant
+
+
+async def authenticate_key(conn: Conn, *, api_key: str) -> tuple[uuid.UUID, Tenant]:
+    """``authenticate``, with the key's id."""
     match = _KEY.match(api_key)
     if match is None:
         raise Unauthorized("The API key is missing, malformed, unknown or revoked.")
@@ -193,7 +199,7 @@ async def authenticate(conn: Conn, *, api_key: str) -> Tenant:
     expected = row["secret_sha256"] if row is not None else _DUMMY_DIGEST
     if not hmac.compare_digest(expected, _digest(match["secret"])) or row is None:
         raise Unauthorized("The API key is missing, malformed, unknown or revoked.")
-    return tenant_from_row(row)
+    return row["key_id"], tenant_from_row(row)
 
 
 async def add_credit(

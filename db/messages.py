@@ -51,9 +51,12 @@ async def accept_one(
     queue: str,
     task: str,
     honour_opt_outs: bool = True,
+    key_id: uuid.UUID | None = None,
 ) -> Row:
     """``accept`` for one message (``message`` holds the same fields), without JSON;
-    ``opted_out`` is a boolean here."""
+    ``opted_out`` is a boolean here. With ``key_id``, nothing is written and ``stale``
+    is true unless that key is live and the tenant's tier, rate and price are still
+    ``queue``, ``rate`` and the message's price."""
     row = await _q.one(
         conn,
         "accept_one",
@@ -62,6 +65,7 @@ async def accept_one(
         queue=queue,
         task=task,
         honour_opt_outs=honour_opt_outs,
+        key_id=key_id,
         **message,
     )
     assert row is not None

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from app.auth import provide_tenant, tenant_guard
+from app.auth import KEY_CACHE, provide_tenant, reauthenticate, tenant_guard
 from app.body import StrictBody, decode, validation_error
 from app.deps import services
 from app.openapi import problems
@@ -103,6 +103,7 @@ class MessagesController(Controller):
         return_dto=None,
         status_code=202,
         responses=problems(402),
+        opt={KEY_CACHE: True},
     )
     async def send(
         self,
@@ -118,13 +119,23 @@ class MessagesController(Controller):
             idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
         )
         async with svc.pool.connection() as conn:
-            result = await accept.accept_message(
-                conn,
-                tenant=provide_tenant(request),
-                request=data,
-                scheduler=svc.scheduler,
-                idem=idem,
-            )
+            try:
+                result = await accept.accept_message(
+                    conn,
+                    tenant=provide_tenant(request),
+                    request=data,
+                    scheduler=svc.scheduler,
+                    idem=idem,
+                    key_id=request.state.key_id,
+                )
+            except accept.StaleKey:
+                result = await accept.accept_message(
+                    conn,
+                    tenant=await reauthenticate(request, conn),
+                    request=data,
+                    scheduler=svc.scheduler,
+                    idem=idem,
+                )
         return _accepted(result)
 
     @post("/batch", dto=BatchBody, return_dto=None, status_code=202, responses=problems(402))

@@ -18,28 +18,41 @@ DROP FUNCTION smsgw_count_inserted_v1();
 
 -- One message: the same rules as smsgw_accept_v3 (opt-out, hold, ingest bucket, the row,
 -- its hold entry, its first status event, the `accepted` counter, the tenant's queue
--- row), without JSON. p_queue is the tenant's tier. `opted_out`: refused for an opt-out,
--- nothing written; otherwise `accepted` 0 means short credit or an empty ingest bucket,
--- and `available` and `tokens` say which.
+-- row), without JSON. p_queue is the tenant's tier. `stale`: p_key_id (when given) is
+-- revoked or the tenant's settings changed, nothing written. `opted_out`: refused for
+-- an opt-out, nothing written; otherwise `accepted` 0 means short credit or an empty
+-- ingest bucket, and `available` and `tokens` say which.
 CREATE FUNCTION smsgw_accept_one_v1(
     p_tenant_id uuid, p_rate double precision, p_queue text, p_task text,
     p_honour_opt_outs boolean, p_id uuid, p_created_at timestamptz, p_status text,
     p_to_number text, p_sender text, p_body text, p_encoding text, p_segments smallint,
     p_price bigint, p_callback_url text, p_client_reference text, p_send_at timestamptz,
-    p_expires_at timestamptz, p_facade text, p_messaging_service_sid text)
+    p_expires_at timestamptz, p_facade text, p_messaging_service_sid text,
+    p_key_id uuid)
     RETURNS TABLE (accepted integer, available bigint, tokens double precision,
-                   opted_out boolean)
+                   opted_out boolean, stale boolean)
     LANGUAGE plpgsql
 AS $$
 DECLARE
     n integer;
     due timestamptz := coalesce(p_send_at, p_created_at);
 BEGIN
+    -- The caller authenticated from its cache of keys (core/key_cache.py): the key must
+    -- still be live and the tenant's tier, rate and price those the send was made with.
+    IF p_key_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+         WHERE k.id = p_key_id AND k.revoked_at IS NULL AND t.id = p_tenant_id
+           AND t.tier = p_queue
+           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM p_rate
+           AND t.price_per_segment * p_segments = p_price) THEN
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, true;
+        RETURN;
+    END IF;
     IF p_honour_opt_outs AND EXISTS (
         SELECT 1 FROM suppressions s
          WHERE s.tenant_id = p_tenant_id AND s.recipient = p_to_number
            AND (p_sender IS NULL OR s.number IN ('*', p_sender))) THEN
-        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, true;
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, true, false;
         RETURN;
     END IF;
     WITH hold AS (
@@ -80,7 +93,7 @@ BEGIN
                CASE WHEN p_rate IS NULL THEN NULL::double precision
                     ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
                END,
-               false
+               false, false
           FROM balances b WHERE b.tenant_id = p_tenant_id;
         RETURN;
     END IF;
@@ -88,7 +101,7 @@ BEGIN
     IF p_task IS NOT NULL THEN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, due, p_created_at);
     END IF;
-    RETURN QUERY SELECT 1, NULL::bigint, NULL::double precision, false;
+    RETURN QUERY SELECT 1, NULL::bigint, NULL::double precision, false, false;
 END;
 $$;
 

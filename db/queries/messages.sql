@@ -7,12 +7,12 @@ SELECT accepted, available, tokens, opted_out
 
 -- name: accept_one
 -- One message: the same as `accept` with typed arguments (smsgw_accept_one_v1, 0012).
-SELECT accepted, available, tokens, opted_out
+SELECT accepted, available, tokens, opted_out, stale
   FROM smsgw_accept_one_v1(
     %(tenant_id)s, %(rate)s, %(queue)s, %(task)s, %(honour_opt_outs)s, %(id)s,
     %(created_at)s, %(status)s, %(to_number)s, %(sender)s, %(body)s, %(encoding)s,
     %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
-    %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s)
+    %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s)
 
 -- name: get_message
 SELECT * FROM messages

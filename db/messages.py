@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
+
 from db import Conn, Row
 from db.sql import Queries, json_rows
 
 _q = Queries("messages")
+
+# smsgw_accept_one_v1 (0012): the credit or the ingest bucket went to a concurrent send.
+REFUSED_BY_A_CONCURRENT_SEND = "SMG01"
 
 
 async def accept(
@@ -57,17 +63,30 @@ async def accept_one(
     ``opted_out`` is a boolean here. With ``key_id``, nothing is written and ``stale``
     is true unless that key is live and the tenant's tier, rate and price are still
     ``queue``, ``rate`` and the message's price."""
-    row = await _q.one(
-        conn,
-        "accept_one",
-        tenant_id=tenant_id,
-        rate=rate,
-        queue=queue,
-        task=task,
-        honour_opt_outs=honour_opt_outs,
-        key_id=key_id,
-        **message,
-    )
+    try:
+        row = await _q.one(
+            conn,
+            "accept_one",
+            tenant_id=tenant_id,
+            rate=rate,
+            queue=queue,
+            task=task,
+            honour_opt_outs=honour_opt_outs,
+            key_id=key_id,
+            **message,
+        )
+    except psycopg.Error as exc:
+        if exc.sqlstate != REFUSED_BY_A_CONCURRENT_SEND:
+            raise
+        # The call undid its rows; in a transaction, the caller's refusal rolls it back.
+        left = json.loads(exc.diag.message_detail or "{}")
+        return {
+            "accepted": 0,
+            "available": left.get("available"),
+            "tokens": left.get("tokens"),
+            "opted_out": False,
+            "stale": False,
+        }
     assert row is not None
     return row
 

@@ -1662,7 +1662,9 @@ $$;
 -- row), without JSON. p_queue is the tenant's tier. `stale`: p_key_id (when given) is
 -- revoked or the tenant's settings changed, nothing written. `opted_out`: refused for
 -- an opt-out, nothing written; otherwise `accepted` 0 means short credit or an empty
--- ingest bucket, and `available` and `tokens` say which.
+-- ingest bucket, and `available` and `tokens` say which. The same refusal, when a
+-- concurrent send of the tenant took the last of it between the look and the hold, is
+-- an error (SQLSTATE SMG01, DETAIL {"available", "tokens"}) that undoes the rows.
 CREATE FUNCTION smsgw_accept_one_v1(
     p_tenant_id uuid, p_rate double precision, p_queue text, p_task text,
     p_honour_opt_outs boolean, p_id uuid, p_created_at timestamptz, p_status text,
@@ -1677,9 +1679,8 @@ AS $$
 DECLARE
     n integer;
     due timestamptz := coalesce(p_send_at, p_created_at);
+    bal record;
 BEGIN
-    -- The caller authenticated from its cache of keys (core/key_cache.py): the key must
-    -- still be live and the tenant's tier, rate and price those the send was made with.
     IF p_key_id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
          WHERE k.id = p_key_id AND k.revoked_at IS NULL AND t.id = p_tenant_id
@@ -1696,49 +1697,60 @@ BEGIN
         RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, true, false;
         RETURN;
     END IF;
-    WITH hold AS (
-        UPDATE balances b
-           SET available = b.available - p_price, held = b.held + p_price,
-               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
-                   ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
-                        - 1 END,
-               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
-         WHERE b.tenant_id = p_tenant_id AND b.available >= p_price
-           AND (p_rate IS NULL
-                OR least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate)) >= 1)
-        RETURNING b.tenant_id
-    ), inserted AS (
+    -- The balance row is locked last, so it stays locked only for the hold, the queue
+    -- row and the commit, not the inserts. An unlocked look first: a refusal writes
+    -- nothing and waits for no one.
+    SELECT bb.available,
+           CASE WHEN p_rate IS NULL THEN NULL::double precision
+                ELSE least(p_rate, coalesce(bb.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - bb.ingest_at)), p_rate))
+           END AS tokens
+      INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
+    IF NOT FOUND OR bal.available < p_price OR (p_rate IS NOT NULL AND bal.tokens < 1) THEN
+        RETURN QUERY SELECT 0, bal.available, bal.tokens, false, false;
+        RETURN;
+    END IF;
+    WITH inserted AS (
         INSERT INTO messages (
             id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
             price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
             updated_at, facade, messaging_service_sid)
-        SELECT p_id, p_created_at, hold.tenant_id, p_status, p_to_number, p_sender, p_body,
+        VALUES (p_id, p_created_at, p_tenant_id, p_status, p_to_number, p_sender, p_body,
                p_encoding, p_segments, p_price, p_callback_url, p_client_reference,
-               p_send_at, p_expires_at, due, p_created_at, p_facade, p_messaging_service_sid
-          FROM hold
+               p_send_at, p_expires_at, due, p_created_at, p_facade, p_messaging_service_sid)
     ), event AS (
         INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
-        SELECT p_created_at, p_id, hold.tenant_id, p_status, p_created_at FROM hold
+        VALUES (p_created_at, p_id, p_tenant_id, p_status, p_created_at)
     ), counted AS (
         INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
-        SELECT pg_backend_pid(), 'accepted', p_status, p_queue, '', 1 FROM hold
+        VALUES (pg_backend_pid(), 'accepted', p_status, p_queue, '', 1)
         ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + 1
     )
     INSERT INTO ledger_message_entries
         (message_created_at, message_id, tenant_id, kind, amount)
-    SELECT p_created_at, p_id, hold.tenant_id, 'hold', p_price FROM hold;
+    VALUES (p_created_at, p_id, p_tenant_id, 'hold', p_price);
+    UPDATE balances b
+       SET available = b.available - p_price, held = b.held + p_price,
+           ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
+               ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
+                    - 1 END,
+           ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
+     WHERE b.tenant_id = p_tenant_id AND b.available >= p_price
+       AND (p_rate IS NULL
+            OR least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate)) >= 1);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
-        RETURN QUERY
-        SELECT 0, b.available,
+        -- A concurrent send spent the credit or the bucket since the look above: undo
+        -- the rows (the whole call fails) and say what is left, as a refusal would.
+        SELECT bb.available,
                CASE WHEN p_rate IS NULL THEN NULL::double precision
-                    ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
-               END,
-               false, false
-          FROM balances b WHERE b.tenant_id = p_tenant_id;
-        RETURN;
+                    ELSE least(p_rate, coalesce(bb.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - bb.ingest_at)), p_rate))
+               END AS tokens
+          INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
+        RAISE EXCEPTION 'smsgw: refused by a concurrent send'
+              USING ERRCODE = 'SMG01',
+                    DETAIL = json_build_object('available', bal.available,
+                                               'tokens', bal.tokens)::text;
     END IF;
-    -- A new statement, so a new snapshot. NULL task: the caller queues the work itself.
     IF p_task IS NOT NULL THEN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, due, p_created_at);
     END IF;

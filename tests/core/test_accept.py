@@ -143,3 +143,36 @@ async def test_every_accepted_message_is_held_once_at_its_price(api, tenant, con
         (4, "hold", 4 * PRICE),
     ]
     assert (await support.balance(api, tenant))["held"] == 9 * PRICE
+
+
+async def test_a_send_that_loses_the_last_credit_to_a_concurrent_one_leaves_nothing(
+    api, admin_headers, conn, pool
+):
+    """A single send looks at the balance unlocked and holds last (migration 0012): when
+    another send takes the last credit in between, it is a 402 and its rows are undone."""
+    tenant = await support.make_tenant(api, admin_headers, credit=PRICE)
+    async with pool.connection() as first, first.transaction():
+        # The first send holds the balance row (its accept is not committed yet).
+        await first.execute("SELECT 1 FROM balances WHERE tenant_id = %s FOR UPDATE", (tenant.id,))
+        second = asyncio.create_task(support.send(api, tenant))
+        for _ in range(200):  # until the second send waits for the row
+            cursor = await conn.execute(
+                "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            if (await cursor.fetchone())["n"]:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the second send never waited for the balance row")
+        await first.execute(
+            "SELECT accepted FROM smsgw_accept_one_v1(%s, NULL, 'standard', NULL, true,"
+            " gen_random_uuid(), now(), 'queued', %s, NULL, 'first', 'GSM-7', 1::smallint,"
+            " %s, NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, NULL)",
+            (tenant.id, VALID_TO, PRICE),
+        )
+    assert_problem(await second, 402, "insufficient_credit")
+    counts = await support.stored(conn)
+    assert counts["messages"] == 1
+    assert counts["ledger_message_entries"] == 1
+    assert (await support.balance(api, tenant))["held"] == PRICE
+    assert await support.violations(conn) == []

@@ -32,7 +32,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from core.claim import claim
-from core.dispatch import BreakerConfig, DispatchConfig, Upstreams
+from core.dispatch import BreakerConfig, DispatchConfig, TurnPacer, Upstreams
 from core.retry import Backoff
 from db import Conn, Row
 from db import dispatch as dispatch_db
@@ -208,15 +208,22 @@ async def dispatch_turn(
     upstreams: Upstreams,
     task: str,
     config: DispatchConfig,
+    pacer: TurnPacer | None = None,
 ) -> TurnReport:
     report = TurnReport()
+    if pacer is not None:
+        await pacer.wait_turn(tier)
     now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
         tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
         report.tenants = len(tenants)
         if not tenants:
+            if pacer is not None:
+                pacer.claimed(tier, 0)
             return report
         claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
+        if pacer is not None:
+            pacer.claimed(tier, claimed.candidates)
         # Last, so the balance rows it locks are held only until the commit.
         await dispatch_db.requeue_tenants(
             conn, due_again={t["tenant_id"]: None for t in tenants}, task=task, back_of_line=True

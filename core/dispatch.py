@@ -3,6 +3,9 @@ the claim (core/claim.py) and the turn around it (core/delivery.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +37,41 @@ class DispatchConfig:
     lease_seconds: float = 60.0
     backoff: Backoff = field(default_factory=Backoff)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
+
+
+class TurnPacer:
+    """Starts this process's claims of a tier at least ``gap_seconds`` apart while its
+    turns come back small.
+
+    Under a stream of single sends, a tier's turns would otherwise run back to back with
+    a handful of messages each, and a turn's fixed cost (its job, claim, recount and
+    settle) is paid by those few. Spaced, each turn claims what arrived meanwhile. No
+    wait after a turn that claimed at least ``full`` messages (a backlog drains at full
+    speed), nor for a tier whose last claim here is older than the gap (a lone message
+    is not delayed). While a turn waits, its job holds a worker slot and the tier's
+    next job stays queued, so no more jobs are made than turns run.
+    """
+
+    def __init__(self, gap_seconds: float, *, full: int = 200) -> None:
+        self.gap_seconds = gap_seconds
+        self.full = full
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._last: dict[str, float] = {}
+        self._busy: dict[str, bool] = {}
+
+    async def wait_turn(self, tier: str) -> None:
+        if self.gap_seconds <= 0:
+            return
+        async with self._locks.setdefault(tier, asyncio.Lock()):
+            if not self._busy.get(tier, False):
+                delay = self._last.get(tier, -math.inf) + self.gap_seconds - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            self._last[tier] = time.monotonic()
+
+    def claimed(self, tier: str, count: int) -> None:
+        """What the turn that last waited claimed."""
+        self._busy[tier] = count >= self.full
 
 
 class Upstreams(Protocol):

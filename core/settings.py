@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
     dispatch_tenants_per_turn: int = 32
+    # A worker process starts its claims of one tier at least this far apart, so that
+    # under a stream of single sends each turn carries more than a handful (0: none).
+    dispatch_turn_gap_ms: float = 100.0
     worker_concurrency: int = 8
     lease_seconds: int = 60
     retry_base_seconds: float = 2.0

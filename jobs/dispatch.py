@@ -34,6 +34,7 @@ def register(app: procrastinate.App) -> None:
                 upstreams=deps.upstreams,
                 task=DISPATCH_TASK,
                 config=deps.dispatch,
+                pacer=deps.pacer,
             )
 
     del dispatch

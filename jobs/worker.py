@@ -15,7 +15,7 @@ import structlog
 from procrastinate.exceptions import ConnectorException
 
 from core import inbound, receipts
-from core.dispatch import BreakerConfig, DispatchConfig
+from core.dispatch import BreakerConfig, DispatchConfig, TurnPacer
 from core.retry import Backoff
 from core.settings import Settings
 from db.pool import open_pool
@@ -80,6 +80,9 @@ async def run_worker(
             upstreams=upstreams,
             scheduler=scheduler,
             dispatch=dispatch_config(settings),
+            pacer=TurnPacer(
+                settings.dispatch_turn_gap_ms / 1000, full=settings.dispatch_batch_size
+            ),
             http=http,
         )
         log.info("worker.started", queues=list(queues), concurrency=settings.worker_concurrency)

@@ -1748,8 +1748,12 @@ BEGIN
           INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
         RAISE EXCEPTION 'smsgw: refused by a concurrent send'
               USING ERRCODE = 'SMG01',
-                    DETAIL = json_build_object('available', bal.available,
-                                               'tokens', bal.tokens)::text;
+                    -- With credit left, the bucket was what ran out: say so even
+                    -- if it has refilled since.
+                    DETAIL = json_build_object(
+                        'available', bal.available,
+                        'tokens', CASE WHEN bal.available >= p_price
+                                       THEN least(bal.tokens, 0) ELSE bal.tokens END)::text;
     END IF;
     IF p_task IS NOT NULL THEN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, due, p_created_at);

@@ -128,14 +128,16 @@ class MessagesController(Controller):
                     idem=idem,
                     key_id=request.state.key_id,
                 )
+                return _accepted(result)
             except accept.StaleKey:
-                result = await accept.accept_message(
-                    conn,
-                    tenant=await reauthenticate(request, conn),
-                    request=data,
-                    scheduler=svc.scheduler,
-                    idem=idem,
-                )
+                pass
+        # The cached key was revoked or its tenant changed: look it up again (401 if
+        # revoked), with the connection given back first.
+        tenant = await reauthenticate(request)
+        async with svc.pool.connection() as conn:
+            result = await accept.accept_message(
+                conn, tenant=tenant, request=data, scheduler=svc.scheduler, idem=idem
+            )
         return _accepted(result)
 
     @post("/batch", dto=BatchBody, return_dto=None, status_code=202, responses=problems(402))

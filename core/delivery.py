@@ -211,19 +211,23 @@ async def dispatch_turn(
     pacer: TurnPacer | None = None,
 ) -> TurnReport:
     report = TurnReport()
-    if pacer is not None:
-        await pacer.wait_turn(tier)
+    if pacer is not None and not await pacer.wait_turn(tier):
+        return report  # the tier's turn waiting in this process claims for this one
     now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
         tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
         report.tenants = len(tenants)
         if not tenants:
             if pacer is not None:
-                pacer.claimed(tier, 0)
+                pacer.claimed(tier, full=False)
             return report
         claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
         if pacer is not None:
-            pacer.claimed(tier, claimed.candidates)
+            pacer.claimed(
+                tier,
+                full=len(tenants) >= config.tenants_per_turn
+                or claimed.candidates >= config.batch_size,
+            )
         # Last, so the balance rows it locks are held only until the commit.
         await dispatch_db.requeue_tenants(
             conn, due_again={t["tenant_id"]: None for t in tenants}, task=task, back_of_line=True

@@ -46,32 +46,42 @@ class TurnPacer:
     Under a stream of single sends, a tier's turns would otherwise run back to back with
     a handful of messages each, and a turn's fixed cost (its job, claim, recount and
     settle) is paid by those few. Spaced, each turn claims what arrived meanwhile. No
-    wait after a turn that claimed at least ``full`` messages (a backlog drains at full
-    speed), nor for a tier whose last claim here is older than the gap (a lone message
-    is not delayed). While a turn waits, its job holds a worker slot and the tier's
-    next job stays queued, so no more jobs are made than turns run.
+    wait after a full turn (one that served as many tenants as a turn may, or claimed a
+    whole batch: a backlog drains at full speed), nor for a tier whose last claim here
+    is older than the gap (a lone message is not delayed). At most one turn of a tier
+    waits per process: another that comes meanwhile is skipped (``wait_turn`` answers
+    False), since the waiting one claims whatever it would have, and its recount queues
+    the tier's next turn if tenants are left. So waiting turns never fill the worker's
+    slots.
     """
 
-    def __init__(self, gap_seconds: float, *, full: int = 200) -> None:
+    def __init__(self, gap_seconds: float) -> None:
         self.gap_seconds = gap_seconds
-        self.full = full
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._waiting: set[str] = set()
         self._last: dict[str, float] = {}
-        self._busy: dict[str, bool] = {}
+        self._full: dict[str, bool] = {}
 
-    async def wait_turn(self, tier: str) -> None:
+    async def wait_turn(self, tier: str) -> bool:
+        """Wait for this tier's next claim; False: another turn is waiting for it."""
         if self.gap_seconds <= 0:
-            return
-        async with self._locks.setdefault(tier, asyncio.Lock()):
-            if not self._busy.get(tier, False):
-                delay = self._last.get(tier, -math.inf) + self.gap_seconds - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            self._last[tier] = time.monotonic()
+            return True
+        if tier in self._waiting:
+            return False
+        delay = 0.0
+        if not self._full.get(tier, False):
+            delay = self._last.get(tier, -math.inf) + self.gap_seconds - time.monotonic()
+        if delay > 0:
+            self._waiting.add(tier)
+            try:
+                await asyncio.sleep(delay)
+            finally:
+                self._waiting.discard(tier)
+        self._last[tier] = time.monotonic()
+        return True
 
-    def claimed(self, tier: str, count: int) -> None:
-        """What the turn that last waited claimed."""
-        self._busy[tier] = count >= self.full
+    def claimed(self, tier: str, *, full: bool) -> None:
+        """Whether the turn that last claimed was full."""
+        self._full[tier] = full
 
 
 class Upstreams(Protocol):

@@ -80,9 +80,7 @@ async def run_worker(
             upstreams=upstreams,
             scheduler=scheduler,
             dispatch=dispatch_config(settings),
-            pacer=TurnPacer(
-                settings.dispatch_turn_gap_ms / 1000, full=settings.dispatch_batch_size
-            ),
+            pacer=TurnPacer(settings.dispatch_turn_gap_ms / 1000),
             http=http,
         )
         log.info("worker.started", queues=list(queues), concurrency=settings.worker_concurrency)

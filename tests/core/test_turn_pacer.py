@@ -1,6 +1,7 @@
 """TurnPacer: a worker process starts its claims of one tier at least a gap apart while
 its turns come back small, so turns under a stream of sends carry more; a quiet tier,
-and a tier draining a backlog in full turns, do not wait."""
+and a tier draining a backlog in full turns, do not wait; and only one turn of a tier
+waits at a time, so waiting turns never fill the worker's slots."""
 
 from __future__ import annotations
 
@@ -12,34 +13,42 @@ from core.dispatch import TurnPacer
 GAP = 0.4
 
 
-async def _started(pacer: TurnPacer, tier: str) -> float:
-    await pacer.wait_turn(tier)
-    return time.monotonic()
+async def _turn(pacer: TurnPacer, tier: str) -> tuple[bool, float]:
+    go = await pacer.wait_turn(tier)
+    return go, time.monotonic()
 
 
-async def test_turns_of_a_busy_tier_start_a_gap_apart_and_a_quiet_tier_goes_at_once():
+async def test_small_turns_of_a_tier_start_a_gap_apart_one_waiting_at_a_time():
     pacer = TurnPacer(GAP)
     begin = time.monotonic()
-    # Three turns of one tier queued at once, and one of another tier.
-    standard = [asyncio.create_task(_started(pacer, "standard")) for _ in range(3)]
-    vip = await _started(pacer, "vip")
-    starts = sorted([await task for task in standard])
+    first, first_at = await _turn(pacer, "standard")
+    pacer.claimed("standard", full=False)
+    # Two more turns of the tier come while it is busy, and one of another tier.
+    more = [asyncio.create_task(_turn(pacer, "standard")) for _ in range(2)]
+    vip, vip_at = await _turn(pacer, "vip")
+    outcomes = [await task for task in more]
 
-    assert starts[0] - begin < GAP / 2  # the first turn of a quiet tier does not wait
-    assert vip - begin < GAP / 2  # nor does another tier's
-    assert starts[1] - starts[0] >= GAP * 0.99
-    assert starts[2] - starts[1] >= GAP * 0.99
+    assert first
+    assert first_at - begin < GAP / 2  # a quiet tier does not wait
+    assert vip
+    assert vip_at - begin < GAP / 2  # nor does another tier
+    claims = [at for go, at in outcomes if go]
+    skipped = [at for go, at in outcomes if not go]
+    assert len(claims) == 1
+    assert len(skipped) == 1
+    assert claims[0] - first_at >= GAP * 0.99  # the waiting turn claims a gap later
+    assert skipped[0] - begin < GAP / 2  # the other one leaves its slot at once
 
 
 async def test_after_a_full_turn_the_next_one_does_not_wait():
-    pacer = TurnPacer(GAP, full=200)
+    pacer = TurnPacer(GAP)
     await pacer.wait_turn("standard")
-    pacer.claimed("standard", 200)
+    pacer.claimed("standard", full=True)
     begin = time.monotonic()
-    await pacer.wait_turn("standard")
+    assert await pacer.wait_turn("standard")
     assert time.monotonic() - begin < GAP / 2
-    pacer.claimed("standard", 3)  # a small turn: the next one waits again
-    await pacer.wait_turn("standard")
+    pacer.claimed("standard", full=False)  # a small turn: the next one waits again
+    assert await pacer.wait_turn("standard")
     assert time.monotonic() - begin >= GAP * 0.99
 
 
@@ -47,5 +56,5 @@ async def test_no_gap_means_no_wait():
     pacer = TurnPacer(0)
     begin = time.monotonic()
     for _ in range(50):
-        await pacer.wait_turn("standard")
+        assert await pacer.wait_turn("standard")
     assert time.monotonic() - begin < GAP / 2

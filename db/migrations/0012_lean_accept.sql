@@ -16,6 +16,17 @@ DROP TRIGGER messages_counted_insert ON messages;
 DROP FUNCTION smsgw_messages_inserted_v1();
 DROP FUNCTION smsgw_count_inserted_v1();
 
+-- The tokens in a tenant's ingest bucket now: refilled at `p_rate` per second since
+-- `p_at`, up to one second's worth (the rule of 0005 and 0010, written once). NULL when
+-- the tenant has no rate limit.
+CREATE FUNCTION smsgw_ingest_tokens_v1(
+    p_tokens double precision, p_at timestamptz, p_rate double precision)
+    RETURNS double precision
+    LANGUAGE sql
+AS $$
+    SELECT least(p_rate, coalesce(p_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - p_at)), p_rate))
+$$;
+
 -- One message: the same rules as smsgw_accept_v3 (opt-out, hold, ingest bucket, the row,
 -- its hold entry, its first status event, the `accepted` counter, the tenant's queue
 -- row), without JSON. p_queue is the tenant's tier. `stale`: p_key_id (when given) is
@@ -61,7 +72,7 @@ BEGIN
     -- nothing and waits for no one.
     SELECT bb.available,
            CASE WHEN p_rate IS NULL THEN NULL::double precision
-                ELSE least(p_rate, coalesce(bb.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - bb.ingest_at)), p_rate))
+                ELSE smsgw_ingest_tokens_v1(bb.ingest_tokens, bb.ingest_at, p_rate)
            END AS tokens
       INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
     IF NOT FOUND OR bal.available < p_price OR (p_rate IS NOT NULL AND bal.tokens < 1) THEN
@@ -90,19 +101,19 @@ BEGIN
     UPDATE balances b
        SET available = b.available - p_price, held = b.held + p_price,
            ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
-               ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
+               ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
                     - 1 END,
            ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
      WHERE b.tenant_id = p_tenant_id AND b.available >= p_price
        AND (p_rate IS NULL
-            OR least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate)) >= 1);
+            OR smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate) >= 1);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n = 0 THEN
         -- A concurrent send spent the credit or the bucket since the look above: undo
         -- the rows (the whole call fails) and say what is left, as a refusal would.
         SELECT bb.available,
                CASE WHEN p_rate IS NULL THEN NULL::double precision
-                    ELSE least(p_rate, coalesce(bb.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - bb.ingest_at)), p_rate))
+                    ELSE smsgw_ingest_tokens_v1(bb.ingest_tokens, bb.ingest_at, p_rate)
                END AS tokens
           INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
         RAISE EXCEPTION 'smsgw: refused by a concurrent send'
@@ -161,12 +172,12 @@ BEGIN
         UPDATE balances b
            SET available = b.available - total, held = b.held + total,
                ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
-                   ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
+                   ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
                         - 1 END,
                ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
          WHERE b.tenant_id = p_tenant_id AND b.available >= total
            AND (p_rate IS NULL
-                OR least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate)) >= 1)
+                OR smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate) >= 1)
         RETURNING b.tenant_id
     ), inserted AS (
         INSERT INTO messages (
@@ -204,7 +215,7 @@ BEGIN
         RETURN QUERY
         SELECT 0, b.available,
                CASE WHEN p_rate IS NULL THEN NULL::double precision
-                    ELSE least(p_rate, coalesce(b.ingest_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - b.ingest_at)), p_rate))
+                    ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
                END,
                refused, NULL::timestamptz
           FROM balances b WHERE b.tenant_id = p_tenant_id;

@@ -16,17 +16,12 @@ import psycopg
 
 from ops.bench import load, measure
 from ops.bench.phases import Bench, Outcome, per_message
-from ops.bench.system import gateway_env, keys_file, stop
+from ops.bench.system import DEPTH_SQL, gateway_env, keys_file, stop
 
 
 def _backlog(url: str, tenant: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM messages"
-            " WHERE tenant_id = %s AND status IN ('queued', 'sending')"
-            "   AND created_at > now() - interval '1 hour'",
-            (tenant,),
-        ).fetchone()
+        row = conn.execute(DEPTH_SQL, {"tenant": tenant}).fetchone()
     return int(row[0]) if row else 0
 
 

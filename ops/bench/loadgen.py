@@ -23,15 +23,7 @@ import httpx
 import psycopg
 import uvloop
 
-from ops.bench.system import json_body
-
-# Only the last hour's partitions: over millions of historic rows (the growth phase) an
-# unbounded count costs the server more than the gateway's own queries do.
-BACKLOG_SQL = (
-    "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')"
-    " AND created_at > now() - interval '1 hour'"
-    " AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid)"
-)
+from ops.bench.system import DEPTH_SQL, json_body
 
 
 class Backlog:
@@ -51,7 +43,7 @@ class Backlog:
             return
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                cursor = await conn.execute(BACKLOG_SQL, {"tenant": self.tenant})
+                cursor = await conn.execute(DEPTH_SQL, {"tenant": self.tenant})
                 row = await cursor.fetchone()
                 self.depth = int(row[0]) if row else 0
                 self.read.set()

@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ops.bench.system import DEPTH_SQL
+
 # Tenant filters (`tenants`) are arrays of ids, or NULL for every tenant of the database.
 
 
@@ -113,10 +115,18 @@ def drain(
     deadline = time.monotonic() + timeout
     with psycopg.connect(db_url, autocommit=True) as conn:
         while time.monotonic() < deadline:
+            # One statement per status, each read through its partial index (see DEPTH_SQL).
             row = conn.execute(
-                "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')"
-                "   AND created_at >= to_timestamp(%(t0)s) AND created_at < to_timestamp(%(t1)s)"
-                "   AND (%(tenants)s::uuid[] IS NULL OR tenant_id = ANY(%(tenants)s::uuid[]))",
+                "SELECT (SELECT count(*) FROM messages WHERE status = 'queued'"
+                "          AND created_at >= to_timestamp(%(t0)s)"
+                "          AND created_at < to_timestamp(%(t1)s)"
+                "          AND (%(tenants)s::uuid[] IS NULL"
+                "               OR tenant_id = ANY(%(tenants)s::uuid[])))"
+                "     + (SELECT count(*) FROM messages WHERE status = 'sending'"
+                "          AND created_at >= to_timestamp(%(t0)s)"
+                "          AND created_at < to_timestamp(%(t1)s)"
+                "          AND (%(tenants)s::uuid[] IS NULL"
+                "               OR tenant_id = ANY(%(tenants)s::uuid[])))",
                 _params(t0, t1, tenants),
             ).fetchone()
             if row is not None and row[0] == 0:
@@ -212,11 +222,7 @@ class Sampler:
             while not self._stop.is_set():
                 now = time.time()
                 if now >= next_depth:
-                    # The last hour's partitions only (see ops/bench/loadgen.py, BACKLOG_SQL).
-                    row = conn.execute(
-                        "SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')"
-                        "   AND created_at > now() - interval '1 hour'"
-                    ).fetchone()
+                    row = conn.execute(DEPTH_SQL, {"tenant": None}).fetchone()
                     self.samples.append((now, int(row[0]) if row else 0))
                     next_depth = now + 1.0
                 if self._watch_waits:

@@ -182,11 +182,18 @@ class PgbenchResult:
 
 
 def run_pgbench(
-    db_url: str, *, clients: int, tenants: int, seconds: float, workdir: Path
+    db_url: str,
+    *,
+    clients: int,
+    tenants: int,
+    seconds: float,
+    workdir: Path,
+    transaction: str = PGBENCH_SCRIPT,
 ) -> PgbenchResult:
+    """``transaction``: a pgbench script; ``:tenants`` is defined in it."""
     parts = urlsplit(db_url)
-    script = workdir / "hold_insert.sql"
-    script.write_text(PGBENCH_SCRIPT)
+    script = workdir / "transaction.sql"
+    script.write_text(transaction)
     prefix = workdir / "pgbench"
     out = subprocess.run(
         [

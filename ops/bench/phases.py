@@ -228,35 +228,9 @@ def _sql_profile(url: str) -> str:
     return "\n".join(lines)
 
 
-def _scratch(url: str) -> None:
+def scratch_tables(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SCRATCH_SQL.read_text().encode())
-
-
-def pgbench_ceiling(bench: Bench, key: str) -> Outcome:
-    p = bench.plan
-    with bench.database(key) as url:
-        _scratch(url)
-        with bench.observe(key, url, None) as seen:
-            t0 = time.time()
-            result = load.run_pgbench(
-                url,
-                clients=p.connections,
-                tenants=p.single_tenants,
-                seconds=p.ingest_seconds,
-                workdir=bench.dir(key),
-            )
-            t1 = time.time()
-        s = measure.series(url, t0, t1, table="bench_scratch.pgbench_messages")
-    bench.chart("pgbench hold+insert", t0, t1, t1, s, seen)
-    return Outcome(
-        figures={"rate": result.rate, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms},
-        notes=[
-            f"{result.transactions} tx",
-            seen["cpu"],
-            per_message(seen, result.transactions, "tx"),
-        ],
-    )
 
 
 def http_ingest(bench: Bench, key: str, *, batch: bool, trivial: bool = False) -> Outcome:
@@ -266,7 +240,7 @@ def http_ingest(bench: Bench, key: str, *, batch: bool, trivial: bool = False) -
     size = p.batch_size if batch else 1
     with bench.database(key) as url:
         if trivial:
-            _scratch(url)
+            scratch_tables(url)
         module = "ops.bench.trivial" if trivial else "ops.cli"
         with bench.gateway(url, key, module) as gw:
             if trivial:

@@ -125,6 +125,17 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
             fig("pgbench", "p99_ms"),
             lambda v: f"{fig('pgbench', 'p50_ms') or 0:.1f} / {v:.1f}",
         )
+    accept_call = fig("pgbench_accept", "rate")
+    if phase(
+        "pgbench_accept",
+        f"ceiling: pgbench smsgw_accept_one_v1 (no API), {plan.connections} clients",
+    ):
+        row("  transactions/s", accept_call, _n)
+        row(
+            "  latency p50 / p99 (ms)",
+            fig("pgbench_accept", "p99_ms"),
+            lambda v: f"{fig('pgbench_accept', 'p50_ms') or 0:.1f} / {v:.1f}",
+        )
     if phase("trivial", f"ceiling: trivial Litestar INSERT, {plan.connections} connections"):
         row("  msg/s", trivial, _n)
         row(
@@ -149,6 +160,7 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
             lambda v: v >= SINGLE_RATIO,
         )
         row("  ratio to pgbench", ratio(single, pgbench), lambda v: f"{v:.2f}")
+        row("  ratio to pgbench accept_one", ratio(single, accept_call), lambda v: f"{v:.2f}")
     if phase("batch", f"ingest: POST /v1/messages/batch, {plan.batch_size:,} per request"):
         row(
             "  msg/s", fig("batch", "rate"), _n, f">= {BATCH_INGEST:,}", lambda v: v >= BATCH_INGEST

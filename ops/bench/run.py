@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ops.bench import chart, load, report
+from ops.bench.ceilings import pgbench_accept, pgbench_ceiling
 from ops.bench.comparisons import baseline, fairness
 from ops.bench.phases import (
     Bench,
@@ -44,7 +45,6 @@ from ops.bench.phases import (
     Plan,
     end_to_end,
     http_ingest,
-    pgbench_ceiling,
 )
 from ops.bench.system import Cluster
 
@@ -79,6 +79,11 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
     growth = f"{p.growth_rows:,} rows"
     return [
         ("pgbench", "pgbench hold+insert", lambda: pgbench_ceiling(bench, "pgbench")),
+        (
+            "pgbench_accept",
+            "pgbench accept_one",
+            lambda: pgbench_accept(bench, "pgbench_accept"),
+        ),
         (
             "trivial",
             "trivial endpoint",

@@ -17,7 +17,8 @@ twice, but it is never counted twice).
 
 Receipts come from deliver_sm with the receipt bit, are answered at once and reach the
 sink in small batches. Any other deliver_sm is a mobile-originated part, handed as is
-(not reassembled) to the ``inbound`` callback.
+(not reassembled) to the ``inbound`` callback. Both are sorted and handed on by
+providers/smpp_inbound.py.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ import contextlib
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
@@ -40,12 +40,12 @@ from providers.base import (
     Accepted,
     OutboundMessage,
     PermanentError,
-    Receipt,
     ReceiptSink,
     SendResult,
     TransientError,
 )
 from providers.smpp_flow import Pacer, Window
+from providers.smpp_inbound import InboundHandler, Incoming
 from providers.smpp_session import BindRefused, Session, SessionClosed
 
 log = structlog.get_logger("smsgw.providers.smpp")
@@ -104,27 +104,6 @@ class SmppConfig:
             raise ValueError("smpp system_id/password/system_type exceed 15/8/12 characters")
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """One deliver_sm that is not a receipt: a mobile-originated message or a part of one.
-
-    Parts of a long message arrive separately, each with its ``concatenation`` (UDH
-    reference, total, number); reassembling them is the receiver's business."""
-
-    provider: str
-    source: str
-    destination: str
-    data_coding: int
-    # Decoded for GSM-7, UCS-2, ASCII and Latin-1; None for binary or unknown codings.
-    text: str | None
-    payload: bytes
-    concatenation: codec.Concatenation | None
-    received_at: datetime
-
-
-InboundHandler = Callable[[InboundMessage], Awaitable[None]]
-
-
 class SmppBindError(Exception):
     """start() could not bind; the adapter keeps retrying in the background."""
 
@@ -143,11 +122,17 @@ class SmppProvider:
     ) -> None:
         self.name = name
         self.config = config
-        self._sink = sink
-        self._inbound = inbound
         self._window = Window(config.window, config.throttle_pause_seconds)
         self._pacer = Pacer(config.mps)
         self._multipart = receipts.MultipartReceipts()
+        self._incoming = Incoming(
+            provider=name,
+            multipart=self._multipart,
+            sink=sink,
+            inbound=inbound,
+            submit_id_base=config.submit_id_base,
+            receipt_id_base=config.receipt_id_base,
+        )
         self._reference = random.randrange(256)
         self._session: Session | None = None
         self._supervisor: asyncio.Task[None] | None = None
@@ -155,11 +140,6 @@ class SmppProvider:
         self._last_error = "not connected yet"
         self._retry_at = 0.0
         self._closing = False
-        # Receipts as read, then folded (multi-part) and waiting for the sink.
-        self._incoming: list[Receipt] = []
-        self._outgoing: list[Receipt] = []
-        self._mobile: list[InboundMessage] = []
-        self._delivery_ready = asyncio.Event()
         self._deliverer: asyncio.Task[None] | None = None
 
     # -- connection -----------------------------------------------------------------
@@ -176,7 +156,9 @@ class SmppProvider:
             raise RuntimeError(f"smpp provider {self.name} is closed")
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._keep_bound(), name=f"smpp-{self.name}")
-            self._deliverer = asyncio.create_task(self._deliver(), name=f"smpp-{self.name}-dlr")
+            self._deliverer = asyncio.create_task(
+                self._incoming.run(), name=f"smpp-{self.name}-dlr"
+            )
         await self._attempted.wait()
 
     def _backoff(self, failures: int) -> float:
@@ -200,7 +182,7 @@ class SmppProvider:
                     ton=0,
                     npi=0,
                     connect_timeout=config.connect_timeout_seconds,
-                    on_deliver=self._on_deliver,
+                    on_deliver=self._incoming.on_deliver,
                     enquire_link_seconds=config.enquire_link_seconds,
                     response_timeout=config.submit_timeout_seconds,
                 )
@@ -334,93 +316,6 @@ class SmppProvider:
         finally:
             self._window.release(taken_at, outcome)
 
-    # -- receiving ------------------------------------------------------------------
-
-    def _on_deliver(self, body: bytes) -> None:
-        """Called by the session for every deliver_sm, already answered; never raises:
-        whatever one SMSC sends must not end the session that the others share."""
-        try:
-            self._take_deliver(codec.parse_deliver_sm(body))
-        except Exception as exc:
-            log.warning("smpp.deliver_sm_unreadable", provider=self.name, error=repr(exc))
-
-    def _take_deliver(self, deliver: codec.DeliverSm) -> None:
-        now = datetime.now(UTC)
-        if deliver.is_receipt:
-            receipt = receipts.from_deliver_sm(
-                deliver,
-                provider=self.name,
-                submit_id_base=self.config.submit_id_base,
-                receipt_id_base=self.config.receipt_id_base,
-                received_at=now,
-            )
-            if receipt is None:
-                readable = receipts.parse_receipt(deliver) is not None
-                (log.debug if readable else log.warning)(
-                    "smpp.receipt_not_final" if readable else "smpp.receipt_unreadable",
-                    provider=self.name,
-                    text=deliver.short_message[:160],
-                )
-            else:
-                self._incoming.append(receipt)
-                self._delivery_ready.set()
-            return
-        concatenation, payload = (
-            codec.split_udh(deliver.short_message)
-            if deliver.esm_class & codec.ESM_CLASS_UDHI
-            else (None, deliver.short_message)
-        )
-        if self._inbound is not None:
-            self._mobile.append(
-                InboundMessage(
-                    provider=self.name,
-                    source=deliver.source,
-                    destination=deliver.destination,
-                    data_coding=deliver.data_coding,
-                    text=codec.decode_text(deliver.data_coding, payload),
-                    payload=payload,
-                    concatenation=concatenation,
-                    received_at=now,
-                )
-            )
-            self._delivery_ready.set()
-
-    async def _deliver(self) -> None:
-        """Hands receipts to the sink in batches and MO parts to ``inbound``, in order of
-        arrival, off the session's read loop so a slow sink does not stall submits."""
-        while True:
-            await self._delivery_ready.wait()
-            self._delivery_ready.clear()
-            await self._flush()
-
-    async def _flush(self) -> None:
-        # Folded here, not as read: the read loop can see a part's receipt before the
-        # sender has noted that part's id, never before this task runs after it.
-        incoming, self._incoming = self._incoming, []
-        self._outgoing += [r for r in map(self._multipart.fold, incoming) if r is not None]
-        mobile, self._mobile = self._mobile, []
-        if self._outgoing and self._sink is not None:
-            try:
-                await self._sink(self._outgoing)
-            except Exception:
-                # Already acknowledged to the SMSC: keep them and try again shortly.
-                log.exception(
-                    "smpp.receipt_sink_failed", provider=self.name, count=len(self._outgoing)
-                )
-                await asyncio.sleep(1.0)
-                self._delivery_ready.set()
-            else:
-                self._outgoing = []
-        else:
-            self._outgoing = []
-        for message in mobile:
-            if self._inbound is None:
-                break
-            try:
-                await self._inbound(message)
-            except Exception:
-                log.exception("smpp.inbound_failed", provider=self.name, source=message.source)
-
     async def close(self) -> None:
         """Unbind, stop reconnecting and hand over the receipts still buffered."""
         self._closing = True
@@ -433,6 +328,6 @@ class SmppProvider:
                     await task
         if self._session is not None:  # bound just as we cancelled
             await self._session.unbind()
-        if self._incoming or self._outgoing or self._mobile:
+        if self._incoming.pending:
             with contextlib.suppress(Exception):
-                await self._flush()
+                await self._incoming.flush()

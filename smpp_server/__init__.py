@@ -18,9 +18,10 @@ streams with smpp34's codec.) So this package runs its own sessions on asyncio s
 its tests bind with smpplib, an independent implementation (sync, in a thread), so each
 side checks the other.
 
-Modules: ``pdu`` (framing, binds, submit_sm, the PDUs we send), ``submit`` (what a
-submit_sm asks for, in the gateway's terms), ``intake`` (the accept transaction, long
-messages), ``status`` (refusals to command_status: the documented table), ``session``
-(one ESME connection), ``outbox`` (receipts and inbound messages to receiver binds),
-``server`` (the listener, bind slots, upkeep).
+Modules: ``pdu`` (framing, binds, the PDUs we send), ``submit_sm`` (a submit_sm body
+read as octets: fields, UDH, SMPP times, text codings), ``submit`` (what a submit_sm asks
+for, in the gateway's terms), ``intake`` (the accept transaction, long messages),
+``status`` (refusals to command_status: the documented table), ``session`` (one ESME
+connection), ``outbox`` (receipts and inbound messages to receiver binds), ``server``
+(the listener, bind slots, upkeep).
 """

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from core.smpp_accounts import Binding
-from smpp_server import pdu, status, submit
+from smpp_server import pdu, status, submit, submit_sm
 from smpp_server.intake import Intake
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ class Session:
     async def _submit(self, message: pdu.Pdu) -> None:
         try:
             try:
-                sm = pdu.parse_submit_sm(message.body)
+                sm = submit_sm.parse_submit_sm(message.body)
             except pdu.MalformedPdu:
                 self._write(pdu.generic_nack(message.sequence, status.ESME_RINVCMDLEN))
                 return

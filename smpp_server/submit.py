@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core import segments, submission
-from smpp_server import pdu
+from smpp_server import pdu, submit_sm
 from smpp_server.status import (
     ESME_RINVDSTADR,
     ESME_RINVDSTTON,
@@ -26,7 +26,11 @@ from smpp_server.status import (
 
 SUPPORTED_CODINGS = frozenset({0, 1, 3, 8})
 TON_UNKNOWN, TON_INTERNATIONAL, TON_ALPHANUMERIC = 0, 1, 5
-_SAR = (pdu.TLV_SAR_MSG_REF_NUM, pdu.TLV_SAR_TOTAL_SEGMENTS, pdu.TLV_SAR_SEGMENT_SEQNUM)
+_SAR = (
+    submit_sm.TLV_SAR_MSG_REF_NUM,
+    submit_sm.TLV_SAR_TOTAL_SEGMENTS,
+    submit_sm.TLV_SAR_SEGMENT_SEQNUM,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +41,7 @@ class Submission:
     # The message's octets (short_message or message_payload), without any UDH.
     payload: bytes
     # Which part of a long message this is; None for a whole message.
-    part: pdu.Concatenation | None
+    part: submit_sm.Concatenation | None
     # 0: no receipt; 1: a receipt for any final state; 2: for failures only.
     receipt: int
     send_at: datetime | None
@@ -53,7 +57,7 @@ class Submission:
         )
 
 
-def _recipient(sm: pdu.SubmitSm) -> str:
+def _recipient(sm: submit_sm.SubmitSm) -> str:
     digits = sm.destination.removeprefix("+")
     if not digits:
         raise Refused(ESME_RINVDSTADR, "destination_addr is empty")
@@ -63,7 +67,7 @@ def _recipient(sm: pdu.SubmitSm) -> str:
     return "+" + digits
 
 
-def _sender(sm: pdu.SubmitSm) -> str | None:
+def _sender(sm: submit_sm.SubmitSm) -> str | None:
     value = sm.source
     if not value:
         return None
@@ -78,11 +82,13 @@ def _sender(sm: pdu.SubmitSm) -> str | None:
     return value
 
 
-def _concatenation(sm: pdu.SubmitSm, octets: bytes) -> tuple[pdu.Concatenation | None, bytes]:
-    part: pdu.Concatenation | None = None
-    if sm.esm_class & pdu.ESM_CLASS_UDHI:
+def _concatenation(
+    sm: submit_sm.SubmitSm, octets: bytes
+) -> tuple[submit_sm.Concatenation | None, bytes]:
+    part: submit_sm.Concatenation | None = None
+    if sm.esm_class & submit_sm.ESM_CLASS_UDHI:
         try:
-            part, others, octets = pdu.split_udh(octets)
+            part, others, octets = submit_sm.split_udh(octets)
         except pdu.MalformedPdu as exc:
             raise Refused(ESME_RINVESMCLASS, str(exc)) from None
         if others:
@@ -97,7 +103,7 @@ def _concatenation(sm: pdu.SubmitSm, octets: bytes) -> tuple[pdu.Concatenation |
         reference, total, number = (sm.tlvs[tag] for tag in _SAR)
         if (len(reference), len(total), len(number)) != (2, 1, 1):
             raise Refused(ESME_RINVPARLEN, "sar_* parameters of the wrong length")
-        part = pdu.Concatenation(int.from_bytes(reference, "big"), total[0], number[0])
+        part = submit_sm.Concatenation(int.from_bytes(reference, "big"), total[0], number[0])
         if not 1 <= part.number <= part.total:
             raise Refused(ESME_RINVOPTPARAMVAL, f"SAR segment {part.number} of {part.total}")
     if part is not None and part.total == 1:
@@ -107,14 +113,14 @@ def _concatenation(sm: pdu.SubmitSm, octets: bytes) -> tuple[pdu.Concatenation |
     return part, octets
 
 
-def read(sm: pdu.SubmitSm, now: datetime) -> Submission:
+def read(sm: submit_sm.SubmitSm, now: datetime) -> Submission:
     """Refused (with the status to answer) for what this PDU alone shows is wrong."""
     if sm.esm_class & 0x3C:
         raise Refused(ESME_RINVESMCLASS, "esm_class message type must be default (0)")
     to = _recipient(sm)
     sender = _sender(sm)
     octets = sm.short_message
-    payload = sm.tlvs.get(pdu.TLV_MESSAGE_PAYLOAD)
+    payload = sm.tlvs.get(submit_sm.TLV_MESSAGE_PAYLOAD)
     if payload is not None:
         if octets:
             raise Refused(ESME_RINVOPTPARAMVAL, "short_message and message_payload both set")
@@ -123,13 +129,13 @@ def read(sm: pdu.SubmitSm, now: datetime) -> Submission:
     if sm.data_coding not in SUPPORTED_CODINGS:
         raise Refused(ESME_RSUBMITFAIL, f"data_coding 0x{sm.data_coding:02X} is not supported")
     try:
-        send_at = pdu.parse_time(sm.schedule_delivery_time, now)
+        send_at = submit_sm.parse_time(sm.schedule_delivery_time, now)
     except ValueError as exc:
         raise Refused(ESME_RINVSCHED, str(exc)) from None
     if send_at is not None and send_at <= now:
         send_at = None  # due already: send now, as an SMSC does
     try:
-        expires_at = pdu.parse_time(sm.validity_period, now)
+        expires_at = submit_sm.parse_time(sm.validity_period, now)
     except ValueError as exc:
         raise Refused(ESME_RINVEXPIRY, str(exc)) from None
     validity: int | None = None
@@ -159,6 +165,6 @@ def read(sm: pdu.SubmitSm, now: datetime) -> Submission:
 
 def text(data_coding: int, octets: bytes) -> str:
     try:
-        return pdu.decode_text(data_coding, octets)
+        return submit_sm.decode_text(data_coding, octets)
     except ValueError as exc:
         raise Refused(ESME_RSUBMITFAIL, f"text not valid in its data_coding: {exc}") from None

@@ -15,9 +15,10 @@ import smpp34
 
 from core import segments
 from providers.base import Accepted, OutboundMessage, PermanentError, Receipt, TransientError
-from providers.smpp import InboundMessage, SmppBindError, SmppConfig, SmppProvider
+from providers.smpp import SmppBindError, SmppConfig, SmppProvider
 from providers.smpp_codec import Concatenation, split_text
 from providers.smpp_flow import Window
+from providers.smpp_inbound import InboundMessage
 from providers.smpp_receipts import canonical_message_id
 from tests.providers.smsc import ENQUIRE_LINK_RESP, ESME_RTHROTTLED, Bind, Smsc, reassemble
 

@@ -16,12 +16,12 @@ import psycopg
 
 from ops.bench import load, measure
 from ops.bench.phases import Bench, Outcome, per_message
-from ops.bench.system import DEPTH_SQL, gateway_env, keys_file, stop
+from ops.bench.system import gateway_env, keys_file, stop
 
 
 def _backlog(url: str, tenant: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(DEPTH_SQL, {"tenant": tenant}).fetchone()
+        row = conn.execute(measure.DEPTH_SQL, {"tenant": tenant}).fetchone()
     return int(row[0]) if row else 0
 
 

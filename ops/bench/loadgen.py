@@ -23,7 +23,8 @@ import httpx
 import psycopg
 import uvloop
 
-from ops.bench.system import DEPTH_SQL, json_body
+from ops.bench.measure import DEPTH_SQL
+from ops.bench.system import json_body
 
 
 class Backlog:

@@ -16,7 +16,17 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ops.bench.system import DEPTH_SQL
+# The queue's depth (queued plus sending; `tenant` NULL for all tenants), read through the
+# two partial indexes that hold exactly those rows (messages_due_idx, messages_lease_idx),
+# so a reading costs a few ms whatever the history. A count over the day's partition read
+# it whole, in parallel, several times a second: CPU taken from the gateway under test
+# (the e2e batch phase's PostgreSQL CPU per message went from 159 to 149 us without it).
+DEPTH_SQL = (
+    "SELECT (SELECT count(*) FROM messages WHERE status = 'queued'"
+    "          AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid))"
+    "     + (SELECT count(*) FROM messages WHERE status = 'sending'"
+    "          AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid))"
+)
 
 # Tenant filters (`tenants`) are arrays of ids, or NULL for every tenant of the database.
 

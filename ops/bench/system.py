@@ -29,17 +29,6 @@ from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
 
-# The queue's depth (queued plus sending; `tenant` NULL for all tenants), read through the
-# two partial indexes that hold exactly those rows (messages_due_idx, messages_lease_idx),
-# so a reading costs a few ms whatever the history. A count over the day's partition read
-# it whole, in parallel: the load generator's and the sampler's readings cost the server
-# ~0.3 of a core in the batch phase, taken from the gateway they measure.
-DEPTH_SQL = (
-    "SELECT (SELECT count(*) FROM messages WHERE status = 'queued'"
-    "          AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid))"
-    "     + (SELECT count(*) FROM messages WHERE status = 'sending'"
-    "          AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid))"
-)
 TEMPLATE = "bench_template"
 CREDIT = 10**13  # micro-units: a billion and more messages per tenant
 TO = "+14155552671"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -49,10 +50,25 @@ class HttpConfig:
     timeout_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("http provider url must be http(s)")
+        if not _absolute_http_url(self.url):
+            # Refused when the provider is configured, not at its first send.
+            raise ValueError(
+                "http provider url must be an absolute http(s) URL with a host (and a"
+                " port from 1 to 65535 if one is given), without spaces"
+            )
         if self.concurrency < 1 or self.timeout_seconds <= 0:
             raise ValueError("http provider concurrency and timeout must be positive")
+
+
+def _absolute_http_url(url: str) -> bool:
+    if not url.isprintable() or any(c.isspace() for c in url):
+        return False  # urlsplit drops tabs and newlines without a word; httpx refuses them
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -270,3 +270,42 @@ async def test_issuing_a_key_for_an_unknown_tenant_is_not_found(api, admin_heade
     assert_problem(response, 404, "not_found")
     cursor = await conn.execute("SELECT count(*) AS n FROM api_keys")
     assert (await cursor.fetchone())["n"] == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://",  # no host
+        "https://:443/submit",
+        "ftp://sms.example.com/",
+        "sms.example.com/submit",  # not absolute
+        "https://sms.example.com:99999/",
+        "https://sms.example.com:0/",
+        "https://sms.example.com:x/",
+        "https://sms.example.com/sub mit",
+        "https://sms.example.com/\tsubmit",
+    ],
+)
+async def test_an_http_provider_without_a_usable_url_is_refused_when_configured(
+    api, admin_headers, url
+):
+    # Taken, such a URL would only fail at the provider's first send, in a worker.
+    response = await api.put(
+        "/v1/admin/providers/agg",
+        json={"kind": "http", "config": {"url": url}},
+        headers=admin_headers,
+    )
+    problem = assert_problem(response, 422, "invalid_request")
+    assert [e["field"] for e in problem["errors"]] == ["config"]
+    assert "url" in problem["errors"][0]["detail"]
+    listed = await api.get("/v1/admin/providers", headers=admin_headers)
+    assert "agg" not in [p["name"] for p in listed.json()]
+
+
+async def test_an_http_provider_with_a_host_and_port_is_configured(api, admin_headers):
+    response = await api.put(
+        "/v1/admin/providers/agg",
+        json={"kind": "http", "config": {"url": "https://sms.example.com:8443/v1/submit"}},
+        headers=admin_headers,
+    )
+    assert response.status_code == 200, response.text

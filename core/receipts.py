@@ -47,5 +47,7 @@ def sink_for(pool: AsyncConnectionPool[Conn]) -> ReceiptSink:
 async def apply_due(conn: Conn, *, limit: int = 1000) -> dict[str, int]:
     """One batch of due receipts; returns counts (due, applied, consumed, waiting)."""
     async with conn.transaction():
+        if not await receipts_db.any_due(conn):
+            return {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
         row = await receipts_db.apply_due(conn, limit=limit, horizon_seconds=HORIZON_SECONDS)
     return {key: int(value) for key, value in row.items()}

@@ -6,6 +6,14 @@ SELECT provider, provider_message_id, status, error_code, occurred_at, available
         provider text, provider_message_id text, status text, error_code text,
         occurred_at timestamptz, available_at timestamptz)
 
+-- name: any_due
+-- An idle inbox costs one probe of its due index. The statement below, with nothing
+-- due, still starts its UPDATE of messages, and a plan made from a young partition's
+-- statistics (few `sent` rows, provider ids still NULL) read today's partition whole
+-- and sorted it before finding nothing to join (170 ms a run at 360,000 messages, every
+-- second, with receipts held back an hour).
+SELECT EXISTS (SELECT 1 FROM receipts_inbox WHERE available_at <= now()) AS any_due
+
 -- name: apply_due
 -- Match due receipts to their messages by (provider, provider_message_id) and move
 -- `sent` messages to delivered/undelivered. A matched receipt is consumed whether it

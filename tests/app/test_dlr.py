@@ -107,6 +107,21 @@ async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admi
     assert (await support.balance(api, tenant))["captured"] == 7_900
 
 
+async def test_a_receipt_held_back_is_applied_when_due_and_not_before(
+    api, conn, admin_headers, tenant
+):
+    await _agg(api, admin_headers)
+    message_id = await _sent_message(api, conn, tenant, "AGG-9")
+    assert (await _post(api, {"id": "AGG-9", "status": "delivered"})).status_code == 202
+    await conn.execute("UPDATE receipts_inbox SET available_at = now() + interval '1 hour'")
+    assert await receipts.apply_due(conn) == {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
+    assert (await _status(api, tenant, message_id))["status"] == "sent"
+    await conn.execute("UPDATE receipts_inbox SET available_at = now()")
+    counts = await receipts.apply_due(conn)
+    assert (counts["applied"], counts["consumed"]) == (1, 1)
+    assert (await _status(api, tenant, message_id))["status"] == "delivered"
+
+
 async def test_unsigned_or_wrongly_signed_receipts_are_refused(api, conn, admin_headers):
     await _agg(api, admin_headers)
     raw = json.dumps({"id": "X", "status": "delivered"}).encode()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from psycopg_pool import AsyncConnectionPool
 
 from db import Conn
+from db import dispatch as dispatch_db
 from db import receipts as receipts_db
 from providers.base import Receipt, ReceiptSink
 
@@ -45,9 +46,24 @@ def sink_for(pool: AsyncConnectionPool[Conn]) -> ReceiptSink:
 
 
 async def apply_due(conn: Conn, *, limit: int = 1000) -> dict[str, int]:
-    """One batch of due receipts; returns counts (due, applied, consumed, waiting)."""
+    """One batch of due receipts; returns counts (due, applied, consumed, waiting).
+
+    A matched receipt is consumed whether it changed anything or not (a duplicate finds
+    the message final already); an unmatched one waits with backoff, since its submit
+    response may not be stored yet, and is dropped once older than the horizon."""
     async with conn.transaction():
-        if not await receipts_db.any_due(conn):
-            return {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
-        row = await receipts_db.apply_due(conn, limit=limit, horizon_seconds=HORIZON_SECONDS)
-    return {key: int(value) for key, value in row.items()}
+        # Nothing due: one probe of the inbox's due index, and nothing else runs.
+        rows = await receipts_db.take_due(conn, limit=limit, horizon_seconds=HORIZON_SECONDS)
+        matched = [row for row in rows if row["id"] is not None]
+        due = {row["receipt_id"] for row in rows}
+        found = {row["receipt_id"] for row in matched}
+        expired = {row["receipt_id"] for row in rows if row["expired"]}
+        applied = 0
+        if matched:
+            await dispatch_db.plan_key_batches(conn)
+            applied = await receipts_db.apply_matched(conn, receipts=matched)
+        gone = sorted(found | expired)
+        waiting = sorted(due - found - expired)
+        consumed = await receipts_db.consume(conn, ids=gone) if gone else 0
+        postponed = await receipts_db.postpone(conn, ids=waiting) if waiting else 0
+    return {"due": len(due), "applied": applied, "consumed": consumed, "waiting": postponed}

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from db import Conn, Row
+from db.message_keys import targets
 from db.sql import Queries, json_rows
 
 _q = Queries("dispatch")
@@ -16,18 +17,6 @@ _q = Queries("dispatch")
 
 def _keys(keys: Sequence[tuple[datetime, uuid.UUID]]) -> str:
     return json_rows([{"created_at": created_at, "id": id_} for created_at, id_ in keys])
-
-
-def _targets(keys: Sequence[tuple[datetime, uuid.UUID]]) -> dict[str, Any]:
-    """The range of created_at and the ids the statement touches, so that PostgreSQL
-    prunes the other daily partitions and finds the rows by primary key (see
-    db/queries/dispatch.sql, mark_sending). No keys: the statement touches nothing."""
-    if not keys:
-        return {"oldest": None, "newest": None, "ids": "{}"}
-    created = [key[0] for key in keys]
-    # A text array literal: psycopg dumps a list of UUIDs element by element.
-    ids = "{" + ",".join(str(key[1]) for key in keys) + "}"
-    return {"oldest": min(created), "newest": max(created), "ids": ids}
 
 
 async def plan_key_batches(conn: Conn) -> None:
@@ -67,7 +56,7 @@ async def mark_sending(
     return await _q.all(
         conn,
         "mark_sending",
-        **_targets(keys),
+        **targets(keys),
         claims=json_rows(claims),
         prepare=False,
         lease_seconds=lease_seconds,
@@ -82,7 +71,7 @@ async def postpone(
         "postpone",
         keys=_keys(keys),
         until=until,
-        **_targets(keys),
+        **targets(keys),
         prepare=False,
     )
 
@@ -102,7 +91,7 @@ async def settle(conn: Conn, *, results: Sequence[Mapping[str, Any]]) -> Settled
         conn,
         "settle",
         results=json_rows(results),
-        **_targets([(r["created_at"], r["id"]) for r in results]),
+        **targets([(r["created_at"], r["id"]) for r in results]),
         prepare=False,
     )
     statuses: dict[str, int] = {}

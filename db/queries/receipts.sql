@@ -6,64 +6,60 @@ SELECT provider, provider_message_id, status, error_code, occurred_at, available
         provider text, provider_message_id text, status text, error_code text,
         occurred_at timestamptz, available_at timestamptz)
 
--- name: any_due
--- An idle inbox costs one probe of its due index. The statement below, with nothing
--- due, still starts its UPDATE of messages, and a plan made from a young partition's
--- statistics (few `sent` rows, provider ids still NULL) read today's partition whole
--- and sorted it before finding nothing to join (170 ms a run at 360,000 messages, every
--- second, with receipts held back an hour).
-SELECT EXISTS (SELECT 1 FROM receipts_inbox WHERE available_at <= now()) AS any_due
-
--- name: apply_due
--- Match due receipts to their messages by (provider, provider_message_id) and move
--- `sent` messages to delivered/undelivered. A matched receipt is consumed whether it
--- changed anything or not (a duplicate finds the message final already); an unmatched
--- one waits with backoff, since its submit response may not be stored yet, and is
--- dropped once it is older than the horizon.
+-- name: take_due
+-- Up to `limit` due receipts, locked, each with the messages it names (a row with NULL
+-- keys when none does yet): the caller applies, consumes or postpones them in this
+-- transaction (core/receipts.py). Each receipt finds its messages through
+-- messages_provider_ref_idx, one probe per receipt: OFFSET 0 keeps the lookup a
+-- subquery run per receipt, so no statistics can turn it into a read of whole
+-- partitions. (One statement with the UPDATE below did, with a young partition's
+-- statistics: it read today's partition whole and sorted it on every run.)
 WITH due AS (
-    SELECT id, provider, provider_message_id, status, error_code, occurred_at,
-           received_at, attempts
+    SELECT id, provider, provider_message_id, status, error_code, occurred_at, received_at
       FROM receipts_inbox
      WHERE available_at <= now()
      ORDER BY available_at
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
-), matched AS (
-    SELECT d.id AS receipt_id, d.status AS new_status, d.error_code, d.occurred_at,
-           m.created_at, m.id
-      FROM due d
-      JOIN messages m ON m.provider = d.provider AND m.provider_message_id = d.provider_message_id
-     WHERE m.created_at > now() - make_interval(secs => %(horizon_seconds)s)
-), applied AS (
-    UPDATE messages m
-       SET status = x.new_status,
-           delivered_at = CASE WHEN x.new_status = 'delivered'
-                               THEN least(x.occurred_at, clock_timestamp()) END,
-           error_code = x.error_code,
-           error_message = CASE WHEN x.new_status = 'undelivered'
-                                THEN 'the carrier reported the message undelivered' END,
-           updated_at = clock_timestamp()
-      FROM matched x
-     WHERE m.created_at = x.created_at AND m.id = x.id AND m.status = 'sent'
-    RETURNING m.id
-), consumed AS (
-    DELETE FROM receipts_inbox r
-     USING due d
-     WHERE r.id = d.id
-       AND (EXISTS (SELECT 1 FROM matched x WHERE x.receipt_id = d.id)
-            OR d.received_at < now() - make_interval(secs => %(horizon_seconds)s))
-    RETURNING r.id
-), waiting AS (
-    UPDATE receipts_inbox r
-       SET attempts = r.attempts + 1,
-           available_at = now() + make_interval(secs => least(300, 2 ^ least(r.attempts, 9)))
-      FROM due d
-     WHERE r.id = d.id
-       AND NOT EXISTS (SELECT 1 FROM matched x WHERE x.receipt_id = d.id)
-       AND d.received_at >= now() - make_interval(secs => %(horizon_seconds)s)
-    RETURNING r.id
 )
-SELECT (SELECT count(*) FROM due) AS due,
-       (SELECT count(*) FROM applied) AS applied,
-       (SELECT count(*) FROM consumed) AS consumed,
-       (SELECT count(*) FROM waiting) AS waiting
+SELECT d.id AS receipt_id, d.status AS new_status, d.error_code, d.occurred_at,
+       d.received_at < now() - make_interval(secs => %(horizon_seconds)s) AS expired,
+       m.created_at, m.id
+  FROM due d
+  LEFT JOIN LATERAL (
+    SELECT created_at, id FROM messages
+     WHERE provider = d.provider AND provider_message_id = d.provider_message_id
+       AND created_at > now() - make_interval(secs => %(horizon_seconds)s)
+    OFFSET 0
+  ) m ON true
+
+-- name: apply_matched
+-- `sent` messages to delivered/undelivered, as their receipts say. A message already
+-- final is left as it is (a duplicate receipt). Run after dispatch's plan_key_batches,
+-- with the keys' range and ids (see db/queries/dispatch.sql, mark_sending).
+UPDATE messages m
+   SET status = r.new_status,
+       delivered_at = CASE WHEN r.new_status = 'delivered'
+                           THEN least(r.occurred_at, clock_timestamp()) END,
+       error_code = r.error_code,
+       error_message = CASE WHEN r.new_status = 'undelivered'
+                            THEN 'the carrier reported the message undelivered' END,
+       updated_at = clock_timestamp()
+  FROM json_to_recordset(%(receipts)s::json) AS r(
+        created_at timestamptz, id uuid, new_status text, error_code text,
+        occurred_at timestamptz)
+ WHERE m.created_at = r.created_at AND m.id = r.id
+   AND m.created_at BETWEEN %(oldest)s AND %(newest)s AND m.id = ANY (%(ids)s::uuid[])
+   AND m.status = 'sent'
+
+-- name: consume
+-- Receipts matched (whether they changed anything or not), or too old to ever match.
+DELETE FROM receipts_inbox WHERE id = ANY (%(ids)s::bigint[])
+
+-- name: postpone
+-- Receipts that match no message yet (their submit response may not be stored yet):
+-- tried again with backoff, up to 5 minutes apart.
+UPDATE receipts_inbox
+   SET attempts = attempts + 1,
+       available_at = now() + make_interval(secs => least(300, 2 ^ least(attempts, 9)))
+ WHERE id = ANY (%(ids)s::bigint[])

@@ -49,8 +49,9 @@ def header(
         f"PostgreSQL {postgres}, embedded (ops/embedded.py settings); a fresh database per"
         " phase, cloned from one migrated template",
         f"API: `smsgw api` under granian, {p.api_workers} process(es); delivery:"
-        f" {p.workers} x `smsgw worker` (all queues, product defaults); simulator receipts off"
-        " (DLR delay 3600 s); tenants tier standard, no rate limit",
+        f" {p.workers} x `smsgw worker` (all queues, product defaults); simulator receipts"
+        " held back (DLR delay 3600 s: stored in the inbox, not applied during a phase);"
+        " tenants tier standard, no rate limit",
         f"load: wrk {wrk} (-t2, keep-alive) at {p.connections} connections for single sends,"
         f" {p.batch_connections} for batches of {p.batch_size:,} (a connection per batch);"
         " python loadgen for e2e batch"

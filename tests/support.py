@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
@@ -135,3 +136,42 @@ def assert_token_bucket(times: list[float], *, rate: float, burst: float) -> Non
             assert j - i + 1 <= allowed, (
                 f"{j - i + 1} events in {ordered[j] - start:.3f} s: over {rate}/s, burst {burst}"
             )
+
+
+# Every field of a message as the API shows it.
+MESSAGE_FIELDS = {
+    "id",
+    "status",
+    "to",
+    "from",
+    "body",
+    "encoding",
+    "segments",
+    "price",
+    "provider",
+    "provider_message_id",
+    "attempts",
+    "error_code",
+    "error_message",
+    "client_reference",
+    "callback_url",
+    "send_at",
+    "created_at",
+    "updated_at",
+    "sent_at",
+    "delivered_at",
+}
+
+
+def instant(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def same_message(a: dict, b: dict) -> None:
+    """Equal field by field, times compared as instants (offsets may be spelt otherwise)."""
+    assert set(a) == set(b) == MESSAGE_FIELDS
+    for field in MESSAGE_FIELDS:
+        if field.endswith("_at"):
+            assert instant(a[field]) == instant(b[field]), field
+        else:
+            assert a[field] == b[field], field

@@ -37,14 +37,21 @@ SELECT a.accepted
 def pgbench_ceiling(bench: Bench, key: str) -> Outcome:
     with bench.database(key) as url:
         scratch_tables(url)
-        return _pgbench(bench, key, url, "pgbench hold+insert", load.PGBENCH_SCRIPT)
+        return _pgbench(
+            bench,
+            key,
+            url,
+            "pgbench hold+insert",
+            load.PGBENCH_SCRIPT,
+            table="bench_scratch.pgbench_messages",
+        )
 
 
 def pgbench_accept(bench: Bench, key: str) -> Outcome:
     with bench.database(key) as url:
         scratch_tables(url)
         asyncio.run(_accept_keys(url, bench.plan.single_tenants))
-        outcome = _pgbench(bench, key, url, "pgbench accept_one", ACCEPT_SCRIPT)
+        outcome = _pgbench(bench, key, url, "pgbench accept_one", ACCEPT_SCRIPT, table="messages")
         with psycopg.connect(url, autocommit=True) as conn:
             row = conn.execute("SELECT count(*) FROM messages").fetchone()
     accepted = int(row[0]) if row else 0
@@ -52,7 +59,10 @@ def pgbench_accept(bench: Bench, key: str) -> Outcome:
     return outcome
 
 
-def _pgbench(bench: Bench, key: str, url: str, title: str, transaction: str) -> Outcome:
+def _pgbench(
+    bench: Bench, key: str, url: str, title: str, transaction: str, *, table: str
+) -> Outcome:
+    """``transaction`` run by pgbench; ``table``: where its rows land, for the chart."""
     p = bench.plan
     with bench.observe(key, url, None) as seen:
         t0 = time.time()
@@ -65,7 +75,6 @@ def _pgbench(bench: Bench, key: str, url: str, title: str, transaction: str) -> 
             transaction=transaction,
         )
         t1 = time.time()
-    table = "messages" if transaction is ACCEPT_SCRIPT else "bench_scratch.pgbench_messages"
     bench.chart(title, t0, t1, t1, measure.series(url, t0, t1, table=table), seen)
     return Outcome(
         figures={"rate": result.rate, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms},

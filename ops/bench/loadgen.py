@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import uvloop
 
-from ops.bench.measure import DEPTH_SQL
+from ops.bench.measure import DEPTH_SQL, QUEUE_DEPTH_SQL
 from ops.bench.system import json_body
 
 
@@ -44,7 +44,11 @@ class Backlog:
             return
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                cursor = await conn.execute(DEPTH_SQL, {"tenant": self.tenant})
+                cursor = await (
+                    conn.execute(DEPTH_SQL, {"tenant": self.tenant})
+                    if self.tenant
+                    else conn.execute(QUEUE_DEPTH_SQL)
+                )
                 row = await cursor.fetchone()
                 self.depth = int(row[0]) if row else 0
                 self.read.set()

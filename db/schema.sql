@@ -384,15 +384,16 @@ BEGIN
 END;
 $$;
 
--- Status history and callbacks are written by triggers, so that no code path (nor an
--- operator's manual UPDATE) can change a status without leaving its trace. They are
--- statement-level with transition tables: one set-based INSERT per statement, however
--- many messages it touched. A message's first status (queued or scheduled) is written by
+-- Status history, callbacks and the change counters are written by a trigger, so that
+-- no code path (nor an operator's manual UPDATE) can change a status without leaving its
+-- trace. It is statement-level with transition tables: one set-based INSERT of each per
+-- statement, however many messages it touched, from one join of the old and new rows
+-- (0013: the counters had a trigger and a join of their own). A message's first status (queued or scheduled) is written by
 -- the accept functions, the only writers of new messages, in their own statement (0012:
 -- an insert trigger cost a single send more than the event row itself).
 -- A message made through the Twilio facade gets a 'twilio_status' callback carrying
 -- what Twilio's format needs (to, from) (0007).
-CREATE FUNCTION smsgw_messages_changed_v1()
+CREATE FUNCTION smsgw_messages_changed_v2()
     RETURNS trigger
     LANGUAGE plpgsql
 AS $$
@@ -402,7 +403,7 @@ BEGIN
         SELECT n.created_at, n.id, n.tenant_id, 'queued' AS status,
                coalesce(o.next_attempt_at, n.updated_at) AS at, NULL::text AS error_code,
                n.callback_url, n.segments, n.price, n.client_reference, 0 AS step,
-               n.facade, n.to_number, n.sender, n.messaging_service_sid
+               n.facade, n.to_number, n.sender, n.messaging_service_sid, n.provider
           FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
          WHERE o.status = 'scheduled' AND n.status = 'sending'
         UNION ALL
@@ -411,13 +412,24 @@ BEGIN
                CASE WHEN n.status IN ('queued', 'failed', 'expired', 'undelivered')
                     THEN n.error_code END,
                n.callback_url, n.segments, n.price, n.client_reference, 1 AS step,
-               n.facade, n.to_number, n.sender, n.messaging_service_sid
+               n.facade, n.to_number, n.sender, n.messaging_service_sid, n.provider
           FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
          WHERE n.status <> o.status
     ), events AS (
         INSERT INTO message_events
             (message_created_at, message_id, tenant_id, status, at, error_code)
         SELECT created_at, id, tenant_id, status, at, error_code FROM changes
+    ), counted AS (
+        -- The status a row changed to, once per row (the implied `queued` of a claimed
+        -- scheduled message is an event, not a change of the row).
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT pg_backend_pid(), 'changed', ch.status, t.tier, coalesce(ch.provider, ''),
+               count(*)
+          FROM changes ch JOIN tenants t ON t.id = ch.tenant_id
+         WHERE ch.step = 1
+         GROUP BY ch.status, t.tier, coalesce(ch.provider, '')
+         ORDER BY ch.status, t.tier, coalesce(ch.provider, '')
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
     )
     -- Tenants hear of every change after acceptance, one callback each.
     INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
@@ -443,7 +455,7 @@ $$;
 
 CREATE TRIGGER messages_changed AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_messages_changed_v1();
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_messages_changed_v2();
 
 -- Delivery pace: segments per second, spent by dispatchers (a row of its own, so
 -- dispatch never waits on an accept's balance lock for it).
@@ -637,9 +649,10 @@ $$;
 
 -- Operations (0004): counters for /metrics, and destination countries for reports.
 -- Running totals of message status changes, read by /metrics and the dashboard: kept by
--- the accept functions (kind 'accepted') and statement-level triggers on messages (one
--- upsert per group per statement, however many rows it touched). `slot` is the writing backend's pid, so two transactions never
--- update the same row: no lock waits and no deadlocks on the hot path. Rows of backends
+-- the accept functions (kind 'accepted') and the status-change trigger on messages,
+-- smsgw_messages_changed_v2 (one upsert per group per statement, however many rows it
+-- touched). `slot` is the writing backend's pid, so two transactions never update the
+-- same row: no lock waits and no deadlocks on the hot path. Rows of backends
 -- that have exited are folded into slot 0 by smsgw_fold_message_counters_v1(), so the
 -- table stays small; sums over slots only ever grow (Prometheus counters).
 -- kind 'accepted': a message inserted (status queued or scheduled); kind 'changed': a
@@ -654,28 +667,6 @@ CREATE TABLE message_counters (
     n bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (slot, kind, status, tier, provider)
 ) WITH (fillfactor = 50);
-
-CREATE FUNCTION smsgw_count_changed_v1()
-    RETURNS trigger
-    LANGUAGE plpgsql
-AS $$
-BEGIN
-    INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
-    SELECT pg_backend_pid(), 'changed', n.status, t.tier, coalesce(n.provider, ''), count(*)
-      FROM new_rows n
-      JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
-      JOIN tenants t ON t.id = n.tenant_id
-     WHERE n.status <> o.status
-     GROUP BY n.status, t.tier, coalesce(n.provider, '')
-     ORDER BY n.status, t.tier, coalesce(n.provider, '')
-    ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
-    RETURN NULL;
-END;
-$$;
-
-CREATE TRIGGER messages_counted_update AFTER UPDATE ON messages
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_count_changed_v1();
 
 -- Moves the counts of backends that have exited into slot 0, in one statement, so no
 -- count is lost or doubled whatever runs beside it. One caller at a time (the others
@@ -1818,4 +1809,5 @@ INSERT INTO smsgw_migrations (version, name) VALUES
     (1, 'initial'), (2, 'delivery'), (3, 'providers'), (4, 'operations'),
     (5, 'rates_and_retention'), (6, 'accept_in_one_call'),
     (7, 'two_way'), (8, 'smpp_server'), (9, 'auth_throttle'),
-    (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept');
+    (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
+    (13, 'count_with_status_events');

@@ -1,5 +1,5 @@
-"""The measurements behind docs/scaling.md: WAL and storage per message, the cost of the
-observability triggers, of a /metrics scrape and of the reports.
+"""The measurements behind docs/scaling.md: WAL and storage per message, the cost of a
+/metrics scrape and of the reports.
 
 Starts a private PostgreSQL (durable settings, as `smsgw run` uses), migrates it, runs
 the API under granian and ONE `smsgw worker`, and with the simulator (receipts after
@@ -9,10 +9,7 @@ delivered), then prints:
 1. WAL bytes per message, per phase (accept; send + receipt), from pg_current_wal_lsn();
 2. bytes per message in each partitioned table (pg_total_relation_size of today's
    partitions) and rows per message;
-3. throughput of a live phase (ingest and delivery together) with the counter triggers
-   of message_counters on and off, alternately, three times each (their cost on the
-   hot path);
-4. the time of one /metrics scrape's queries with a backlog of queued messages, and of
+3. the time of one /metrics scrape's queries with a backlog of queued messages, and of
    the reports over everything sent.
 
     python -m ops.bench.capacity [--messages 20000] [--tenants 10] [--backlog 100000]
@@ -151,17 +148,6 @@ async def _ingest(client: httpx.AsyncClient, keys: list[str], total: int) -> Non
     await asyncio.gather(*(one(n, size) for n, size in enumerate(sizes)))
 
 
-def _triggers(db_url: str, enabled: bool) -> None:
-    verb = "ENABLE" if enabled else "DISABLE"
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        for name in ("messages_counted_insert", "messages_counted_update"):
-            conn.execute(
-                sql.SQL("ALTER TABLE messages {} TRIGGER {}").format(
-                    sql.SQL(verb), sql.Identifier(name)
-                )
-            )
-
-
 async def _timed(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> float:
     times = []
     for _ in range(3):
@@ -191,7 +177,6 @@ async def main_async(args: argparse.Namespace) -> None:
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
     n = args.messages
-    sent_q = "SELECT count(*) FROM messages WHERE sent_at IS NOT NULL"
     done_q = "SELECT count(*) FROM messages WHERE status = 'delivered'"
     try:
         subprocess.run(
@@ -241,19 +226,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     assert count is not None
                     rows[table] = int(count[0])
 
-            # 3. Live throughput, counter triggers on / off / on.
-            live = []
-            total = n
-            for enabled in (True, False, True, False, True, False):
-                _triggers(db_url, enabled)
-                started = time.monotonic()
-                await _ingest(client, keys, n)
-                total += n
-                finished = await asyncio.to_thread(_wait, db_url, sent_q, total)
-                live.append((enabled, n / (finished - started)))
-            _triggers(db_url, True)
-
-            # 4. A scrape with a backlog (no worker), and the reports.
+            # 3. A scrape with a backlog (no worker), and the reports.
             _stop(worker)
             await _ingest(client, keys, args.backlog)
             scrape_times = []
@@ -297,16 +270,7 @@ async def main_async(args: argparse.Namespace) -> None:
         for table in TABLES:
             total_bytes, heap = sizes[table]
             print(f"   {table:<24}{rows[table] / n:>9.2f}{heap / n:>12.0f}{total_bytes / n:>13.0f}")
-        print("\n3. live phase (ingest + delivery together), msg/s")
-        for enabled, rate in live:
-            print(f"   counter triggers {'on ' if enabled else 'off'}: {rate:>8.0f}")
-        for enabled in (True, False):
-            rates = [rate for on, rate in live if on == enabled]
-            print(
-                f"   median, triggers {'on ' if enabled else 'off'}: "
-                f"{statistics.median(rates):>8.0f}"
-            )
-        print(f"\n4. /metrics database queries with {depth:.0f} queued messages:")
+        print(f"\n3. /metrics database queries with {depth:.0f} queued messages:")
         print(
             f"   median {statistics.median(scrape_times) * 1000:.1f} ms, "
             f"max {max(scrape_times) * 1000:.1f} ms (5 scrapes)"

@@ -185,7 +185,7 @@ async def _hold_insert_enqueue(
     honour_opt_outs: bool = True,
     key_id: uuid.UUID | None = None,
 ) -> frozenset[uuid.UUID]:
-    """One call (smsgw_accept_one_v1 for one message, smsgw_accept_v3 for more); returns
+    """One call (smsgw_accept_one_v1 for one message, smsgw_accept_v4 for more); returns
     the ids refused for an opt-out, raises when nothing was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     rows = _rows(drafts)

@@ -1,8 +1,8 @@
 -- name: accept
 -- Opt-outs, hold, messages, ledger and the tenant's queue row in one call
--- (smsgw_accept_v3, 0011).
+-- (smsgw_accept_v4, 0014).
 SELECT accepted, available, tokens, opted_out
-  FROM smsgw_accept_v3(%(tenant_id)s, %(rate)s, %(messages)s::json,
+  FROM smsgw_accept_v4(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: accept_one

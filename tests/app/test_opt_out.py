@@ -82,6 +82,15 @@ async def test_a_batch_refuses_only_the_opted_out_items(api, conn, two_way_tenan
     assert replay.json() == body
     assert (await support.stored(conn))["messages"] == 2
 
+    # Every item opted out: refused as a whole, nothing more held or stored.
+    only_them = [item for item in items if item["to"] == HANDSET] * 2
+    refused = await api.post(
+        "/v1/messages/batch", json={"messages": only_them}, headers=tenant.headers
+    )
+    support.assert_problem(refused, 422, "recipient_opted_out")
+    assert (await support.balance(api, tenant))["held"] == 2 * 7_900
+    assert (await support.stored(conn))["messages"] == 2
+
 
 async def test_help_is_answered_free_even_after_stop(api, conn, admin_headers, two_way_tenant):
     tenant = two_way_tenant

@@ -36,11 +36,22 @@ class SegmentCount:
     units: int
 
 
+GSM7 = GSM7_BASIC | GSM7_EXTENSION
+
+
 def encoding_of(body: str) -> Encoding:
-    for char in body:
-        if char not in GSM7_BASIC and char not in GSM7_EXTENSION:
-            return "UCS-2"
-    return "GSM-7"
+    return "GSM-7" if GSM7.issuperset(body) else "UCS-2"
+
+
+def _units(body: str, encoding: Encoding) -> int:
+    """The body's length in septets or UTF-16 code units, counted in C: most bodies fit
+    one part, and then this is all ``count`` needs (the per-character walk of
+    ``_unit_widths`` cost a 70-character body ~3 µs, on every message accepted)."""
+    if encoding == "GSM-7":
+        if GSM7_BASIC.issuperset(body):
+            return len(body)
+        return len(body) + sum(map(body.count, GSM7_EXTENSION))
+    return len(body.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def _unit_widths(body: str, encoding: Encoding) -> list[int]:
@@ -52,10 +63,10 @@ def _unit_widths(body: str, encoding: Encoding) -> list[int]:
 def count(body: str) -> SegmentCount:
     """Encoding and segment count of ``body`` (an empty body is one segment)."""
     encoding = encoding_of(body)
-    widths = _unit_widths(body, encoding)
-    units = sum(widths)
+    units = _units(body, encoding)
     if units <= SINGLE_LIMIT[encoding]:
         return SegmentCount(encoding, 1, units)
+    widths = _unit_widths(body, encoding)
     part_limit = PART_LIMIT[encoding]
     segments, room = 1, part_limit
     for width in widths:

@@ -108,6 +108,13 @@ def _check_recipient(to: str, errors: list[FieldError]) -> None:
         return
     if not phonenumbers.is_valid_number(number):
         errors.append(FieldError("to", "is not a valid number for its country"))
+        return
+    canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if canonical != to:
+        # A national trunk prefix after the country code (+44 07400...) parses to the same
+        # number. Taken as written, it would reach the carrier in a form it may refuse and
+        # miss the recipient's opt-out, which is kept under the number's E.164 form.
+        errors.append(FieldError("to", f"is not in E.164 form: send it as {canonical}"))
 
 
 def _check_sender(sender: str, errors: list[FieldError]) -> None:

@@ -38,6 +38,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("to-with-spaces", {"to": "+1 415 555 2671"}, "to"),
     ("to-invalid-number", {"to": "+10005552671"}, "to"),
     ("to-unassigned-country", {"to": "+99912345678"}, "to"),
+    # Valid once its trunk 0 is dropped: taken as written it would dodge an opt-out.
+    ("to-with-trunk-prefix", {"to": "+4407400123456"}, "to"),
     ("to-as-number", {"to": 14155552671}, "to"),
     ("to-null", {"to": None}, "to"),
     ("to-nul", {"to": "+1415555\u00002671"}, "to"),

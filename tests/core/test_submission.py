@@ -57,6 +57,18 @@ def test_invalid_recipients(to: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("written", "canonical"),
+    [("+4407400123456", "+447400123456"), ("+330612345678", "+33612345678")],
+)
+def test_a_trunk_prefix_after_the_country_code_is_refused_with_the_e164_form(
+    written: str, canonical: str
+) -> None:
+    # phonenumbers parses both to a valid number; stored as written, a STOP from the
+    # handset (kept under its E.164 form) would not stop a send to it.
+    assert refused(to=written) == {"to": f"is not in E.164 form: send it as {canonical}"}
+
+
+@pytest.mark.parametrize(
     "sender",
     ["+14155552671", "123", "12345678", "ACME", "A", "ACME Store1", "Shop24"],
 )

@@ -24,11 +24,9 @@ from psycopg import sql
 # every partition's indexes cost ~70 ms a reading.
 DEPTH_SQL = (
     "SELECT (SELECT count(*) FROM messages WHERE status = 'queued'"
-    "          AND created_at > now() - interval '1 hour'"
-    "          AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid))"
+    "          AND created_at > now() - interval '1 hour' AND tenant_id = %(tenant)s::uuid)"
     "     + (SELECT count(*) FROM messages WHERE status = 'sending'"
-    "          AND created_at > now() - interval '1 hour'"
-    "          AND (%(tenant)s::uuid IS NULL OR tenant_id = %(tenant)s::uuid))"
+    "          AND created_at > now() - interval '1 hour' AND tenant_id = %(tenant)s::uuid)"
 )
 
 # The whole database's queue (queued or sending) from the gateway's own counters, the

@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.observability import HttpMetrics
 from core.accept import DispatchScheduler
 from core.auth_throttle import FailedAuthThrottle
+from core.coalesce import SendCoalescer
 from core.key_cache import KeyCache
 from core.observability import Observer
 from core.settings import Settings
@@ -32,6 +33,9 @@ class Services:
     auth_throttle: FailedAuthThrottle
     # Tenants of keys seen lately, for single sends only (the accept re-checks them).
     key_cache: KeyCache = field(default_factory=KeyCache)
+    # Single sends without an Idempotency-Key go to the database together (None: each
+    # in a call of its own).
+    sends: SendCoalescer | None = None
 
 
 def services(state: State) -> Services:

@@ -29,6 +29,7 @@ from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
 from app.openapi import SECURITY_SCHEMES, document_refusals
 from core.auth_throttle import FailedAuthThrottle
+from core.coalesce import SendCoalescer
 from core.key_cache import KeyCache
 from core.observability import Observer
 from core.settings import Settings
@@ -60,10 +61,11 @@ def create_app(
             max_size=settings.reporting_pool_max,
             statement_timeout_ms=settings.report_statement_timeout_ms,
         )
+        scheduler = ProcrastinateScheduler()
         app.state.services = Services(
             settings=settings,
             pool=active,
-            scheduler=ProcrastinateScheduler(),
+            scheduler=scheduler,
             reporting=reporting,
             observer=Observer(
                 active,
@@ -77,6 +79,14 @@ def create_app(
                 limit=settings.auth_failures_limit,
                 window_seconds=settings.auth_failures_window_seconds,
             ),
+            sends=SendCoalescer(
+                active,
+                task=scheduler.task,
+                calls=settings.accept_calls,
+                max_sends=settings.accept_max_sends,
+            )
+            if settings.accept_calls > 0
+            else None,
         )
         try:
             yield

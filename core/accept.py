@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Protocol
 import msgspec
 
 from core import ids, submission
+from core.coalesce import SendCoalescer
 from core.errors import (
     FieldError,
     IdempotencyMismatch,
@@ -36,6 +37,10 @@ from db import messages as messages_db
 
 MAX_BATCH = 1_000
 MAX_IDEMPOTENCY_KEY_CHARS = 255
+OPTED_OUT = (
+    "The recipient opted out of messages from this sender (they texted STOP); "
+    "they must text START to receive messages again."
+)
 
 
 class StaleKey(Exception):
@@ -219,8 +224,7 @@ async def _hold_insert_enqueue(
     if outcome["accepted"] == 0:
         if len(opted_out) == len(drafts):
             raise RecipientOptedOut(
-                "The recipient opted out of messages from this sender (they texted STOP); "
-                "they must text START to receive messages again."
+                OPTED_OUT
                 if len(drafts) == 1
                 else "Every recipient in the batch opted out of messages from its sender."
             )
@@ -295,6 +299,32 @@ async def accept_message(
         idem=idem,
         key_id=key_id,
     )
+
+
+async def accept_together(
+    sends: SendCoalescer,
+    *,
+    tenant: Tenant,
+    request: submission.SendRequest,
+    key_id: uuid.UUID | None = None,
+) -> Accepted:
+    """Accept one message without an Idempotency-Key, in the call of the single sends
+    that arrive with it (core/coalesce.py): the rules, answers and errors of
+    ``accept_message``."""
+    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
+    rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
+    (row,) = _rows([draft])
+    outcome = await sends.accept(
+        {"tenant_id": tenant.id, "tier": tenant.tier, "rate": rate, "key_id": key_id, **row}
+    )
+    match outcome["outcome"]:
+        case "accepted":
+            return Accepted(body=message_from_draft(draft), replayed=False)
+        case "stale":
+            raise StaleKey
+        case "opted_out":
+            raise RecipientOptedOut(OPTED_OUT)
+    _refuse(outcome, tenant=tenant, total=draft.price, count=1, rate=rate)
 
 
 async def accept_reply(

@@ -27,6 +27,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Bodies over this size get 413. A batch of 1,000 messages of 10 segments is ~2 MB.
     max_request_bytes: int = 4 * 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
+    # Single sends (without an Idempotency-Key): accept calls an API process keeps in
+    # flight, and sends per call; the sends that arrive meanwhile go together in the
+    # next call (core/coalesce.py). 0 calls: each send its own call.
+    accept_calls: int = 2
+    accept_max_sends: int = 100
     partitions_ahead_days: int = 7
     # Days of message history kept. A day still holding unsettled messages is kept
     # whatever this says (scheduled sends can wait 35 days, validity adds 3).
@@ -122,6 +127,8 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_DB_POOL_MIN / SMSGW_DB_POOL_MAX": "connection pool bounds per process (2 / 20)",
     "SMSGW_MAX_REQUEST_BYTES": "request body limit, 413 above it (4194304)",
     "SMSGW_IDEMPOTENCY_TTL_SECONDS": "how long an Idempotency-Key replays (86400)",
+    "SMSGW_ACCEPT_CALLS / SMSGW_ACCEPT_MAX_SENDS": "accept calls of single sends in flight "
+    "per API process, and sends per call (2 / 100); 0 calls: one call per send",
     "SMSGW_PARTITIONS_AHEAD_DAYS": "daily partitions created ahead (7)",
     "SMSGW_RETENTION_DAYS": "days of message history kept (40)",
     "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",

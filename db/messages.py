@@ -91,6 +91,14 @@ async def accept_one(
     return row
 
 
+async def accept_sends(conn: Conn, *, sends: Sequence[Mapping[str, Any]], task: str) -> list[Row]:
+    """Single sends of any tenants in one call: each holds a tenant's ``tenant_id``,
+    ``tier``, ``rate`` and ``key_id`` (``accept_one``'s) and a message's fields. One row
+    per send: its ``id`` and ``outcome`` ('accepted', 'stale', 'opted_out', or 'refused'
+    with the ``available`` credit and ``tokens`` left for it)."""
+    return await _q.all(conn, "accept_sends", sends=json_rows(sends), task=task)
+
+
 async def get_message(
     conn: Conn, *, tenant_id: uuid.UUID, id: uuid.UUID, created_at: datetime
 ) -> Row | None:

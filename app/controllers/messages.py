@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -15,7 +16,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from app.auth import KEY_CACHE, provide_tenant, reauthenticate, tenant_guard
 from app.body import StrictBody, decode, validation_error
-from app.deps import services
+from app.deps import Services, services
 from app.openapi import problems
 from core import accept, inbound, messages
 from core.accept import BatchResult
@@ -87,6 +88,23 @@ def _instant(name: str, raw: str | None) -> datetime | None:
         ) from None
 
 
+async def _accept_one(
+    svc: Services,
+    tenant: Tenant,
+    data: SendRequest,
+    idem: accept.Idempotency | None,
+    *,
+    key_id: uuid.UUID | None,
+) -> accept.Accepted:
+    """Without an Idempotency-Key, in the call of the sends that arrive with it."""
+    if idem is None and svc.sends is not None:
+        return await accept.accept_together(svc.sends, tenant=tenant, request=data, key_id=key_id)
+    async with svc.pool.connection() as conn:
+        return await accept.accept_message(
+            conn, tenant=tenant, request=data, scheduler=svc.scheduler, idem=idem, key_id=key_id
+        )
+
+
 def _accepted(result: accept.Accepted) -> Response[Any]:
     return Response(result.body, status_code=202)
 
@@ -118,27 +136,17 @@ class MessagesController(Controller):
         idem = accept.idempotency(
             idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
         )
-        async with svc.pool.connection() as conn:
-            try:
-                result = await accept.accept_message(
-                    conn,
-                    tenant=provide_tenant(request),
-                    request=data,
-                    scheduler=svc.scheduler,
-                    idem=idem,
-                    key_id=request.state.key_id,
-                )
-                return _accepted(result)
-            except accept.StaleKey:
-                pass
+        try:
+            result = await _accept_one(
+                svc, provide_tenant(request), data, idem, key_id=request.state.key_id
+            )
+            return _accepted(result)
+        except accept.StaleKey:
+            pass
         # The cached key was revoked or its tenant changed: look it up again (401 if
         # revoked), with the connection given back first.
         tenant = await reauthenticate(request)
-        async with svc.pool.connection() as conn:
-            result = await accept.accept_message(
-                conn, tenant=tenant, request=data, scheduler=svc.scheduler, idem=idem
-            )
-        return _accepted(result)
+        return _accepted(await _accept_one(svc, tenant, data, idem, key_id=None))
 
     @post("/batch", dto=BatchBody, return_dto=None, status_code=202, responses=problems(402))
     async def send_batch(

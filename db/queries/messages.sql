@@ -14,6 +14,11 @@ SELECT accepted, available, tokens, opted_out, stale
     %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
     %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s)
 
+-- name: accept_sends
+-- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v1, 0015).
+SELECT id, outcome, available, tokens
+  FROM smsgw_accept_sends_v1(%(sends)s::json, %(task)s)
+
 -- name: get_message
 SELECT * FROM messages
  WHERE created_at = %(created_at)s AND id = %(id)s AND tenant_id = %(tenant_id)s

@@ -91,8 +91,10 @@ class Bench:
             self.cluster.drop(name)
 
     @contextlib.contextmanager
-    def gateway(self, url: str, key: str, module: str = "ops.cli") -> Iterator[Gateway]:
-        gateway = Gateway(url, self.cluster.logs, key, self.plan.api_workers)
+    def gateway(
+        self, url: str, key: str, module: str = "ops.cli", settings: dict[str, str] | None = None
+    ) -> Iterator[Gateway]:
+        gateway = Gateway(url, self.cluster.logs, key, self.plan.api_workers, settings or {})
         try:
             gateway.start_api(module)
             yield gateway
@@ -233,16 +235,20 @@ def scratch_tables(url: str) -> None:
         conn.execute(SCRATCH_SQL.read_text().encode())
 
 
-def http_ingest(bench: Bench, key: str, *, batch: bool, trivial: bool = False) -> Outcome:
+def http_ingest(
+    bench: Bench, key: str, *, batch: bool, trivial: bool = False, alone: bool = False
+) -> Outcome:
     """Ingest alone (no workers): single sends at 64 connections, or batches; the trivial
-    endpoint in place of the gateway when ``trivial``."""
+    endpoint in place of the gateway when ``trivial``; with ``alone``, each single send
+    in an accept call of its own (SMSGW_ACCEPT_CALLS=0), the way before core/coalesce.py."""
     p = bench.plan
     size = p.batch_size if batch else 1
     with bench.database(key) as url:
         if trivial:
             scratch_tables(url)
         module = "ops.bench.trivial" if trivial else "ops.cli"
-        with bench.gateway(url, key, module) as gw:
+        settings = {"SMSGW_ACCEPT_CALLS": "0"} if alone else None
+        with bench.gateway(url, key, module, settings) as gw:
             if trivial:
                 keys = bench.dir(key) / "keys"
                 keys.write_text("unused\n")
@@ -269,6 +275,7 @@ def http_ingest(bench: Bench, key: str, *, batch: bool, trivial: bool = False) -
         stored = sum(s.accepted)
     ok = (result.requests - result.status_errors) * size
     label = "trivial endpoint" if trivial else ("batch ingest" if batch else "single ingest")
+    label += ", a call per send" if alone else ""
     bench.chart(label, t0, t1, t1, s, seen)
     notes = [
         f"{result.requests} requests",

@@ -162,6 +162,15 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
         )
         row("  ratio to pgbench", ratio(single, pgbench), lambda v: f"{v:.2f}")
         row("  ratio to pgbench accept_one", ratio(single, accept_call), lambda v: f"{v:.2f}")
+    alone = fig("single_alone", "rate")
+    if phase("single_alone", "ingest: the same, each send in an accept call of its own"):
+        row("  msg/s", alone, _n)
+        row(
+            "  latency p50 / p99 (ms)",
+            fig("single_alone", "p99_ms"),
+            lambda v: f"{fig('single_alone', 'p50_ms') or 0:.1f} / {v:.1f}",
+        )
+        row("  coalesced sends as a multiple of it", ratio(single, alone), lambda v: f"{v:.2f}x")
     if phase("batch", f"ingest: POST /v1/messages/batch, {plan.batch_size:,} per request"):
         row(
             "  msg/s", fig("batch", "rate"), _n, f">= {BATCH_INGEST:,}", lambda v: v >= BATCH_INGEST

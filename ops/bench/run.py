@@ -90,6 +90,11 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             lambda: http_ingest(bench, "trivial", batch=False, trivial=True),
         ),
         ("single", "single ingest", lambda: http_ingest(bench, "single", batch=False)),
+        (
+            "single_alone",
+            "single ingest, a call per send",
+            lambda: http_ingest(bench, "single_alone", batch=False, alone=True),
+        ),
         ("batch", "batch ingest", lambda: http_ingest(bench, "batch", batch=True)),
         (
             "e2e_batch_0",

@@ -139,6 +139,8 @@ class Gateway:
     logs: Path
     name: str
     api_workers: int
+    # SMSGW_* settings of the API beyond the product defaults (an A/B phase's).
+    settings: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -155,7 +157,7 @@ class Gateway:
 
     def start_api(self, module: str = "ops.cli") -> None:
         """`smsgw api` (or another module with the same arguments, the trivial endpoint)."""
-        env = gateway_env(self.db_url, latency_ms=0)
+        env = {**gateway_env(self.db_url, latency_ms=0), **self.settings}
         args = [sys.executable, "-m", module]
         if module == "ops.cli":
             args.append("api")

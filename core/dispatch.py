@@ -33,7 +33,7 @@ class DispatchConfig:
     # `batch_size` messages each: a tenant with a huge backlog gets a batch per turn like
     # everyone else, and goes to the back of the line after it.
     batch_size: int = 200
-    tenants_per_turn: int = 32
+    tenants_per_turn: int = 128
     lease_seconds: float = 60.0
     backoff: Backoff = field(default_factory=Backoff)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)

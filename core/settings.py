@@ -38,10 +38,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_days: int = 40
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
-    dispatch_tenants_per_turn: int = 32
+    # 128 tenants (was 32): under single sends from many tenants, each has a message or
+    # two per turn, and turns of 32 ran back to back (full by tenants) with ~64 messages.
+    dispatch_tenants_per_turn: int = 128
     # A worker process starts its claims of one tier at least this far apart, so that
     # under a stream of single sends each turn carries more than a handful (0: none).
-    dispatch_turn_gap_ms: float = 100.0
+    # 250 ms (was 100): a turn's cost is mostly per tenant served (settle, recount), so
+    # more messages per tenant per turn is what makes a stream of single sends cheap
+    # (ops/bench e2e single, same machine: 1,866 -> 2,878 msg/s, p99 accept-to-sent
+    # 0.18 -> 0.40 s, with both changes).
+    dispatch_turn_gap_ms: float = 250.0
     worker_concurrency: int = 8
     lease_seconds: int = 60
     retry_base_seconds: float = 2.0

@@ -9,6 +9,8 @@ number of series.
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
 import uuid
@@ -45,9 +47,42 @@ class HttpMetrics:
             registry=self.registry,
         )
 
+        # The labelled series of each (method, route, status): looking them up through
+        # labels() on every request cost more than the observation itself.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+            self._series[(method, route, status)] = series
+        count, latency = series
+        count.inc()
+        latency.observe(seconds)
+
+
+# Request ids: this process's random prefix and a counter; unique across processes
+# without a call for random bytes on every request. Drawn again in a forked child (the
+# server's worker processes), which would otherwise repeat its parent's.
+_process_prefix = ""
+_request_count = itertools.count(1)
+
+
+def _new_process() -> None:
+    global _process_prefix, _request_count
+    _process_prefix = uuid.uuid4().hex[:16]
+    _request_count = itertools.count(1)
+
+
+_new_process()
+os.register_at_fork(after_in_child=_new_process)
+
+
+def new_request_id() -> str:
+    return f"{_process_prefix}{next(_request_count):016x}"
 
 
 def request_observer(metrics: HttpMetrics) -> Any:
@@ -61,7 +96,7 @@ def request_observer(metrics: HttpMetrics) -> Any:
             supplied = next(
                 (v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), ""
             )
-            request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
+            request_id = supplied if _REQUEST_ID.match(supplied) else new_request_id()
             structlog.contextvars.clear_contextvars()
             structlog.contextvars.bind_contextvars(request_id=request_id)
             # Routing ran before this middleware: ids in the path are bound too, so every

@@ -14,7 +14,13 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from app.auth import KEY_CACHE, provide_tenant, reauthenticate, tenant_guard
+from app.auth import (
+    KEY_CACHE,
+    UncopiedGuards,
+    provide_tenant,
+    reauthenticate,
+    tenant_guard,
+)
 from app.body import StrictBody, decode, validation_error
 from app.deps import Services, services
 from app.openapi import problems
@@ -115,8 +121,9 @@ class MessagesController(Controller):
     guards = [tenant_guard]
     dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}
 
-    @post(
+    @UncopiedGuards(
         "/",
+        http_method="POST",
         dto=StrictBody[SendRequest],
         return_dto=None,
         status_code=202,

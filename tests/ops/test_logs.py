@@ -5,6 +5,7 @@ an API key, a webhook secret, the admin token or a message body."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from app.observability import new_request_id
 from tests import httpd, support
 from tests.conftest import ADMIN_TOKEN
 from tests.workers import _env
@@ -116,6 +118,7 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
 
     requests = [r for r in records if r["event"] == "http.request"]
     assert all(r.get("request_id") for r in requests)
+    assert len({r["request_id"] for r in requests}) == len(requests)
     tenant_requests = [r for r in requests if r["route"].startswith("/v1/messages")]
     assert tenant_requests
     assert all(r.get("tenant_id") == tenant.id for r in tenant_requests)
@@ -124,3 +127,21 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
     failed_callback = next(r for r in records if r["event"] == "callback.failed")
     assert failed_callback["message_id"] == message_id
     assert failed_callback["tenant_id"] == tenant.id
+
+
+def test_request_ids_differ_between_forked_server_processes():
+    """granian forks its worker processes from one that imported the app: each must draw
+    its own request-id prefix, or two processes would hand out the same ids."""
+    parent = new_request_id()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child != parent
+    assert child[:16] != parent[:16]
+    assert new_request_id()[:16] == parent[:16]

@@ -64,6 +64,13 @@ class SendCoalescer:
                 taken = self._waiting[: self._max_sends]
                 del self._waiting[: self._max_sends]
                 await self._call(taken)
+        except BaseException as exc:
+            if self._in_flight == 1:
+                # Cancelled (the process is stopping) with sends still waiting and no
+                # other call to take them: answer them rather than leave them hanging.
+                waiting, self._waiting = self._waiting, []
+                _fail(waiting, exc)
+            raise
         finally:
             self._in_flight -= 1
 
@@ -84,8 +91,13 @@ class SendCoalescer:
             return
         by_id = {row["id"]: row for row in rows}
         for send, future in taken:
-            if not future.done():
-                future.set_result(by_id[send["id"]])
+            if future.done():
+                continue  # its request went away
+            row = by_id.get(send["id"])
+            if row is None:  # never: the call answers every send it is given
+                future.set_exception(RuntimeError(f"no outcome for send {send['id']}"))
+            else:
+                future.set_result(row)
 
     async def _accept(self, sends: list[Mapping[str, Any]]) -> list[Row]:
         for attempt in (1, 2):
@@ -102,5 +114,9 @@ class SendCoalescer:
 
 def _fail(taken: list[tuple[Mapping[str, Any], asyncio.Future[Row]]], exc: BaseException) -> None:
     for _, future in taken:
-        if not future.done():
+        if future.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            future.cancel()  # the process is stopping
+        else:
             future.set_exception(exc)

@@ -7,12 +7,15 @@ import asyncio
 import uuid
 from typing import Any
 
+from psycopg_pool import PoolClosed
+
 from core import accept, submission, tenants
 from core.coalesce import SendCoalescer
 from core.errors import InsufficientCredit, RateLimited, RecipientOptedOut
 from core.submission import SendRequest
 from core.tenants import Tenant
 from db import Row
+from db.pool import open_pool
 from jobs.scheduler import ProcrastinateScheduler
 from tests import support
 from tests.support import VALID_TO
@@ -151,3 +154,18 @@ async def test_concurrent_sends_of_many_tenants_share_calls_and_credit_holds(
     row = await cursor.fetchone()
     assert row == {"low": 0, "held": 80 * PRICE}
     assert await support.violations(conn) == []
+
+
+async def test_a_call_that_fails_answers_each_of_its_sends_with_the_error(
+    api, admin_headers, conn, settings
+):
+    tenant, key_id = await _tenant(conn, api, admin_headers, credit=100 * PRICE)
+    closed = await open_pool(settings.database_url, min_size=1, max_size=1)
+    await closed.close()
+    sends = SendCoalescer(closed, task=TASK, calls=1, max_sends=100)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(_send(sends, tenant, key_id) for _ in range(5)), return_exceptions=True),
+        timeout=10,
+    )
+    assert [type(r) for r in results] == [PoolClosed] * 5
+    assert (await support.stored(conn))["messages"] == 0

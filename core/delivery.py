@@ -50,6 +50,10 @@ log = structlog.get_logger("smsgw.delivery")
 
 # When where a tenant's due messages begin is not known, every partition is read.
 UNKNOWN_OLDEST = datetime(1, 1, 1, tzinfo=UTC)
+# A worker whose heartbeat (procrastinate's, every 10 s) is older than this is taken for
+# dead by the safety net: its running turns no longer stand for their tiers. The same
+# bound procrastinate uses to prune stalled workers.
+WORKER_ALIVE_SECONDS = 30.0
 
 
 @dataclass(slots=True)
@@ -322,7 +326,7 @@ async def wake_stranded(pool: AsyncConnectionPool[Conn], *, task: str) -> int:
         stranded = await dispatch_db.tenants_without_dispatch(conn)
     await requeue(pool, tenants=stranded, task=task)
     async with pool.connection() as conn, conn.transaction():
-        idle = await dispatch_db.tiers_without_turn(conn)
+        idle = await dispatch_db.tiers_without_turn(conn, alive_seconds=WORKER_ALIVE_SECONDS)
         for row in idle:
             await dispatch_db.ensure_tier_turn(conn, tier=row["tier"], task=task, due=row["due"])
     if stranded or idle:

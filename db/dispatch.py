@@ -128,9 +128,10 @@ async def tenants_without_dispatch(conn: Conn) -> list[uuid.UUID]:
     return [row["tenant_id"] for row in await _q.all(conn, "tenants_without_dispatch")]
 
 
-async def tiers_without_turn(conn: Conn) -> list[Row]:
-    """Tiers with queued tenants and no turn waiting or running: ``tier``, ``due``."""
-    return await _q.all(conn, "tiers_without_turn")
+async def tiers_without_turn(conn: Conn, *, alive_seconds: float) -> list[Row]:
+    """Tiers with queued tenants and no turn waiting, or running in a worker whose last
+    heartbeat is under ``alive_seconds`` old: ``tier``, ``due``."""
+    return await _q.all(conn, "tiers_without_turn", alive_seconds=alive_seconds)
 
 
 async def requeue_tenants(

@@ -161,13 +161,21 @@ SELECT p.tenant_id FROM pending p
    AND NOT EXISTS (SELECT 1 FROM dispatch_queue q WHERE q.tenant_id = p.tenant_id)
 
 -- name: tiers_without_turn
--- Tiers with queued tenants but no dispatch turn waiting or running.
+-- Tiers with queued tenants but no dispatch turn waiting, or running in a live worker.
+-- A turn left running by a worker that died (no heartbeat for `alive_seconds`) does not
+-- count: while it looked like the tier's turn, accepts queued nothing and the tier
+-- waited for the stalled-job recovery, a minute and more after the crash.
 SELECT q.tier, min(q.due_at) AS due
   FROM dispatch_queue q
  GROUP BY q.tier
 HAVING NOT EXISTS (
         SELECT 1 FROM procrastinate_jobs j
-         WHERE j.queueing_lock = 'dispatch:tier:' || q.tier AND j.status IN ('todo', 'doing'))
+         WHERE j.queueing_lock = 'dispatch:tier:' || q.tier
+           AND (j.status = 'todo'
+                OR (j.status = 'doing' AND EXISTS (
+                    SELECT 1 FROM procrastinate_workers w
+                     WHERE w.id = j.worker_id
+                       AND w.last_heartbeat > now() - make_interval(secs => %(alive_seconds)s)))))
 
 -- name: requeue_tenants
 SELECT smsgw_requeue_tenants_v1(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[],

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from core import delivery
 from core.dispatch import DispatchConfig
 from jobs.app import create_app
 from jobs.context import WorkerDeps
-from jobs.scheduler import ProcrastinateScheduler, tier_lock
+from jobs.scheduler import DISPATCH_TASK, ProcrastinateScheduler, tier_lock
 from jobs.upkeep import recover_stalled_jobs
 from jobs.upstreams import DatabaseUpstreams
 from tests import support
@@ -60,3 +61,29 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
     # The upkeep job runs again; the dead turn is gone and a new one waits, so the
     # tenant's queued message will still be sent.
     assert jobs == [("smsgw.dispatch", "todo"), ("smsgw.ensure_partitions", "todo")]
+
+
+async def test_a_tier_whose_turn_died_with_its_worker_gets_a_new_one(api, conn, pool, tenant):
+    """The safety net does not wait for the stalled-job recovery (a minute after the
+    crash) when a tier's only turn was running in a worker that stopped beating."""
+    await support.send(api, tenant)  # queues the tenant and a turn of its tier
+    cursor = await conn.execute(
+        "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (%s), (now()) RETURNING id",
+        (datetime.now(UTC) - timedelta(seconds=45),),
+    )
+    dead, alive = [row["id"] for row in await cursor.fetchall()]
+    turn = "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE queueing_lock = %s"
+    # Running in a live worker: that turn will recount the tier; nothing to do.
+    await conn.execute(turn, (alive, tier_lock("standard")))
+    assert await delivery.wake_stranded(pool, task=DISPATCH_TASK) == 0
+    # Running in a worker silent for 45 s: a new turn is queued beside it.
+    await conn.execute(turn, (dead, tier_lock("standard")))
+    assert await delivery.wake_stranded(pool, task=DISPATCH_TASK) == 1
+    cursor = await conn.execute(
+        "SELECT status, worker_id FROM procrastinate_jobs WHERE queueing_lock = %s ORDER BY id",
+        (tier_lock("standard"),),
+    )
+    assert [(r["status"], r["worker_id"]) for r in await cursor.fetchall()] == [
+        ("doing", dead),
+        ("todo", None),
+    ]

@@ -43,11 +43,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_tenants_per_turn: int = 128
     # A worker process starts its claims of one tier at least this far apart, so that
     # under a stream of single sends each turn carries more than a handful (0: none).
-    # 250 ms (was 100): a turn's cost is mostly per tenant served (settle, recount), so
-    # more messages per tenant per turn is what makes a stream of single sends cheap
-    # (ops/bench e2e single, same machine: 1,866 -> 2,878 msg/s, p99 accept-to-sent
-    # 0.18 -> 0.40 s, with both changes).
-    dispatch_turn_gap_ms: float = 250.0
+    # 250 ms made a stream of single sends much cheaper to deliver (ops/bench e2e single:
+    # 2,351 -> 2,878 msg/s, p99 accept-to-sent 0.17 -> 0.40 s), but a turn waits for its
+    # gap inside its running job, and a worker killed then strands the tier until the
+    # safety net sees the worker dead (~30 s): not the default until turns wait as
+    # scheduled jobs instead.
+    dispatch_turn_gap_ms: float = 100.0
     worker_concurrency: int = 8
     lease_seconds: int = 60
     retry_base_seconds: float = 2.0

@@ -35,7 +35,6 @@ from db import Conn
 from db import idempotency as idempotency_db
 from db import messages as messages_db
 
-MAX_BATCH = 1_000
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 OPTED_OUT = (
     "The recipient opted out of messages from this sender (they texted STOP); "
@@ -72,17 +71,6 @@ class Accepted:
     replayed: bool
 
 
-class BatchItemError(msgspec.Struct, frozen=True):
-    index: int
-    code: str
-    detail: str
-
-
-class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
-    messages: list[Message]
-    errors: list[BatchItemError]
-
-
 def fingerprint(raw_body: bytes) -> bytes:
     """SHA-256 of the request's JSON value: key order and whitespace do not matter."""
     canonical = msgspec.json.encode(msgspec.json.decode(raw_body), order="sorted")
@@ -100,7 +88,8 @@ def idempotency(key: str | None, raw_body: bytes, ttl_seconds: int) -> Idempoten
     return Idempotency(key=key, request_sha256=fingerprint(raw_body), ttl_seconds=ttl_seconds)
 
 
-async def _replay(conn: Conn, tenant: Tenant, idem: Idempotency) -> Accepted | None:
+async def stored_answer(conn: Conn, tenant: Tenant, idem: Idempotency) -> Accepted | None:
+    """The first answer given to this Idempotency-Key, while it replays; None if none."""
     row = await idempotency_db.get_key(conn, tenant_id=tenant.id, key=idem.key)
     if row is None or row["age"] > timedelta(seconds=idem.ttl_seconds):
         # Past the replay window the key is free again (claim_key takes the row over;
@@ -138,7 +127,7 @@ def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
 Respond = Callable[[frozenset[uuid.UUID]], Any]
 
 
-async def _accept_drafts(
+async def accept_drafts(
     conn: Conn,
     *,
     tenant: Tenant,
@@ -166,7 +155,7 @@ async def _accept_drafts(
         )
         if not claimed:
             # A concurrent request with this key committed first: answer as it did.
-            replay = await _replay(conn, tenant, idem)
+            replay = await stored_answer(conn, tenant, idem)
             assert replay is not None
             return replay
         opted_out = await _hold_insert_enqueue(
@@ -281,7 +270,7 @@ async def accept_message(
     if key_id is not None and idem is not None:
         # A replay answers from the key row before any accept call could check the key.
         raise ValueError("an Idempotency-Key request authenticates without the cache")
-    if idem is not None and (replay := await _replay(conn, tenant, idem)) is not None:
+    if idem is not None and (replay := await stored_answer(conn, tenant, idem)) is not None:
         return replay
     draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
     if message_id is not None:
@@ -290,7 +279,7 @@ async def accept_message(
         draft = replace(draft, facade=facade, messaging_service_sid=messaging_service_sid)
     message = message_from_draft(draft)
     body = render(message) if render is not None else message
-    return await _accept_drafts(
+    return await accept_drafts(
         conn,
         tenant=tenant,
         drafts=[draft],
@@ -346,70 +335,3 @@ async def accept_reply(
         honour_opt_outs=False,
     )
     return message_from_draft(draft)
-
-
-def _item_error(index: int, exc: InvalidRequest) -> BatchItemError:
-    detail = "; ".join(f"{e.field} {e.detail}" for e in exc.errors) or exc.detail
-    return BatchItemError(index=index, code=exc.code, detail=detail)
-
-
-async def accept_batch(
-    conn: Conn,
-    *,
-    tenant: Tenant,
-    items: Sequence[submission.SendRequest | InvalidRequest],
-    scheduler: DispatchScheduler,
-    idem: Idempotency | None = None,
-) -> Accepted:
-    """Accept every valid item together, or none when credit does not cover them all.
-
-    ``items`` holds, per position, the decoded request or the error that decoding it gave.
-    """
-    if not 1 <= len(items) <= MAX_BATCH:
-        raise InvalidRequest(
-            "A batch holds 1 to 1000 messages.",
-            [FieldError("messages", f"must hold 1 to {MAX_BATCH} messages")],
-        )
-    if idem is not None and (replay := await _replay(conn, tenant, idem)) is not None:
-        return replay
-    batch_ms = now_ms()
-    drafts: list[submission.Draft] = []
-    indexes: dict[uuid.UUID, int] = {}
-    errors: list[BatchItemError] = []
-    for index, item in enumerate(items):
-        if isinstance(item, InvalidRequest):
-            errors.append(_item_error(index, item))
-            continue
-        try:
-            draft = submission.prepare(
-                item, price_per_segment=tenant.price_per_segment, now_ms=batch_ms, sequence=index
-            )
-        except InvalidRequest as exc:
-            errors.append(_item_error(index, exc))
-            continue
-        drafts.append(draft)
-        indexes[draft.id] = index
-    if not drafts:
-        raise InvalidRequest(
-            "No message in the batch is valid.",
-            [FieldError(f"messages[{e.index}]", e.detail) for e in errors],
-        )
-
-    def respond(opted_out: frozenset[uuid.UUID]) -> BatchResult:
-        refused = [
-            BatchItemError(
-                index=indexes[d.id],
-                code=RecipientOptedOut.code,
-                detail=f"{d.to} opted out of messages from this sender",
-            )
-            for d in drafts
-            if d.id in opted_out
-        ]
-        return BatchResult(
-            messages=[message_from_draft(d) for d in drafts if d.id not in opted_out],
-            errors=sorted([*errors, *refused], key=lambda e: e.index),
-        )
-
-    return await _accept_drafts(
-        conn, tenant=tenant, drafts=drafts, respond=respond, scheduler=scheduler, idem=idem
-    )

@@ -24,8 +24,8 @@ from app.auth import (
 from app.body import StrictBody, decode, validation_error
 from app.deps import Services, services
 from app.openapi import problems
-from core import accept, inbound, messages
-from core.accept import BatchResult
+from core import accept, batch, inbound, messages
+from core.batch import BatchResult
 from core.errors import FieldError, InvalidRequest, MalformedRequest
 from core.inbound import InboundMessage, InboundPage
 from core.messages import Message, Page, Quote
@@ -167,7 +167,7 @@ class MessagesController(Controller):
     ) -> Response[BatchResult]:
         svc = services(state)
         items: list[SendRequest | InvalidRequest] = data  # type: ignore[assignment]
-        result = await accept.accept_batch(
+        result = await batch.accept_batch(
             conn,
             tenant=tenant,
             items=items,

@@ -1,0 +1,96 @@
+"""Batch sends (`POST /v1/messages/batch`): every valid item accepted together in the
+accept transaction of core/accept.py, or none when credit does not cover them all; the
+invalid and opted-out items are listed by index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+import msgspec
+
+from core import accept, submission
+from core.errors import FieldError, InvalidRequest, RecipientOptedOut
+from core.messages import Message, message_from_draft
+from core.tenants import Tenant
+from db import Conn
+
+MAX_BATCH = 1_000
+
+
+class BatchItemError(msgspec.Struct, frozen=True):
+    index: int
+    code: str
+    detail: str
+
+
+class BatchResult(msgspec.Struct, frozen=True, kw_only=True):
+    messages: list[Message]
+    errors: list[BatchItemError]
+
+
+def _item_error(index: int, exc: InvalidRequest) -> BatchItemError:
+    detail = "; ".join(f"{e.field} {e.detail}" for e in exc.errors) or exc.detail
+    return BatchItemError(index=index, code=exc.code, detail=detail)
+
+
+async def accept_batch(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    items: Sequence[submission.SendRequest | InvalidRequest],
+    scheduler: accept.DispatchScheduler,
+    idem: accept.Idempotency | None = None,
+) -> accept.Accepted:
+    """Accept every valid item together, or none when credit does not cover them all.
+
+    ``items`` holds, per position, the decoded request or the error that decoding it gave.
+    """
+    if not 1 <= len(items) <= MAX_BATCH:
+        raise InvalidRequest(
+            "A batch holds 1 to 1000 messages.",
+            [FieldError("messages", f"must hold 1 to {MAX_BATCH} messages")],
+        )
+    if idem is not None and (replay := await accept.stored_answer(conn, tenant, idem)) is not None:
+        return replay
+    batch_ms = accept.now_ms()
+    drafts: list[submission.Draft] = []
+    indexes: dict[uuid.UUID, int] = {}
+    errors: list[BatchItemError] = []
+    for index, item in enumerate(items):
+        if isinstance(item, InvalidRequest):
+            errors.append(_item_error(index, item))
+            continue
+        try:
+            draft = submission.prepare(
+                item, price_per_segment=tenant.price_per_segment, now_ms=batch_ms, sequence=index
+            )
+        except InvalidRequest as exc:
+            errors.append(_item_error(index, exc))
+            continue
+        drafts.append(draft)
+        indexes[draft.id] = index
+    if not drafts:
+        raise InvalidRequest(
+            "No message in the batch is valid.",
+            [FieldError(f"messages[{e.index}]", e.detail) for e in errors],
+        )
+
+    def respond(opted_out: frozenset[uuid.UUID]) -> BatchResult:
+        refused = [
+            BatchItemError(
+                index=indexes[d.id],
+                code=RecipientOptedOut.code,
+                detail=f"{d.to} opted out of messages from this sender",
+            )
+            for d in drafts
+            if d.id in opted_out
+        ]
+        return BatchResult(
+            messages=[message_from_draft(d) for d in drafts if d.id not in opted_out],
+            errors=sorted([*errors, *refused], key=lambda e: e.index),
+        )
+
+    return await accept.accept_drafts(
+        conn, tenant=tenant, drafts=drafts, respond=respond, scheduler=scheduler, idem=idem
+    )

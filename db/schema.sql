@@ -1792,6 +1792,7 @@ AS $$
 #variable_conflict use_column
 DECLARE
     sends smsgw_send_v1[];
+    kept smsgw_send_v1[];
     stale uuid[];
     opted_out uuid[];
     set_aside uuid[];
@@ -1852,6 +1853,8 @@ BEGIN
         END IF;
     END LOOP;
     set_aside := set_aside || refused;
+    -- The sends to write, picked out once.
+    kept := ARRAY(SELECT s FROM unnest(sends) AS s WHERE s.id <> ALL (set_aside));
     WITH inserted AS (
         INSERT INTO messages (
             id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
@@ -1861,8 +1864,7 @@ BEGIN
                s.encoding, s.segments, s.price, s.callback_url, s.client_reference,
                s.send_at, s.expires_at, coalesce(s.send_at, s.created_at), s.created_at,
                s.facade, s.messaging_service_sid
-          FROM unnest(sends) AS s
-         WHERE s.id <> ALL (set_aside)
+          FROM unnest(kept) AS s
         RETURNING messages.id, messages.created_at, messages.tenant_id, messages.status,
                   messages.price
     ), events AS (
@@ -1875,7 +1877,7 @@ BEGIN
     )
     INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
     SELECT pg_backend_pid(), 'accepted', i.status, s.tier, '', count(*)
-      FROM inserted i JOIN unnest(sends) AS s ON s.id = i.id
+      FROM inserted i JOIN unnest(kept) AS s ON s.id = i.id
      GROUP BY i.status, s.tier
      ORDER BY i.status, s.tier
     ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
@@ -1885,16 +1887,14 @@ BEGIN
                ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, t.rate) - t.n END,
            ingest_at = CASE WHEN t.rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
       FROM (SELECT s.tenant_id, sum(s.price) AS total, count(*) AS n, min(s.rate) AS rate
-              FROM unnest(sends) AS s
-             WHERE s.id <> ALL (set_aside)
+              FROM unnest(kept) AS s
              GROUP BY s.tenant_id) AS t
      WHERE b.tenant_id = t.tenant_id;
     IF p_task IS NOT NULL THEN
         FOR r IN
             SELECT s.tenant_id, s.tier, min(coalesce(s.send_at, s.created_at)) AS due,
                    min(s.created_at) AS oldest
-              FROM unnest(sends) AS s
-             WHERE s.id <> ALL (set_aside)
+              FROM unnest(kept) AS s
              GROUP BY s.tenant_id, s.tier
              ORDER BY s.tier, s.tenant_id
         LOOP
@@ -1909,7 +1909,7 @@ BEGIN
                    FROM unnest(refused, refused_credit, refused_tokens)
                         AS u(id, available, tokens);
     RETURN QUERY SELECT s.id, 'accepted', NULL::bigint, NULL::double precision
-                   FROM unnest(sends) AS s WHERE s.id <> ALL (set_aside);
+                   FROM unnest(kept) AS s;
 END;
 $$;
 

@@ -169,3 +169,4 @@ async def test_a_call_that_fails_answers_each_of_its_sends_with_the_error(
     )
     assert [type(r) for r in results] == [PoolClosed] * 5
     assert (await support.stored(conn))["messages"] == 0
+    assert await support.violations(conn) == []

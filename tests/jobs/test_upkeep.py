@@ -87,3 +87,4 @@ async def test_a_tier_whose_turn_died_with_its_worker_gets_a_new_one(api, conn, 
         ("doing", dead),
         ("todo", None),
     ]
+    assert await support.violations(conn) == []

@@ -32,7 +32,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from core.claim import claim
-from core.dispatch import BreakerConfig, DispatchConfig, TurnPacer, Upstreams
+from core.dispatch import BreakerConfig, DispatchConfig, Upstreams
 from core.retry import Backoff
 from db import Conn, Row
 from db import dispatch as dispatch_db
@@ -212,26 +212,22 @@ async def dispatch_turn(
     upstreams: Upstreams,
     task: str,
     config: DispatchConfig,
-    pacer: TurnPacer | None = None,
 ) -> TurnReport:
     report = TurnReport()
-    if pacer is not None and not await pacer.wait_turn(tier):
-        return report  # the tier's turn waiting in this process claims for this one
     now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
         tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
         report.tenants = len(tenants)
         if not tenants:
-            if pacer is not None:
-                pacer.claimed(tier, full=False)
             return report
         claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
-        if pacer is not None:
-            pacer.claimed(
-                tier,
-                full=len(tenants) >= config.tenants_per_turn
-                or claimed.candidates >= config.batch_size,
-            )
+        # A small turn spaces the tier's next one, so that it carries what arrives
+        # meanwhile; a full turn does not (a backlog drains at full speed). Before the
+        # recount, which queues that turn.
+        full = len(tenants) >= config.tenants_per_turn or claimed.candidates >= config.batch_size
+        await dispatch_db.pace_tier(
+            conn, tier=tier, gap_seconds=0.0 if full else config.turn_gap_seconds
+        )
         # Last, so the balance rows it locks are held only until the commit.
         await dispatch_db.requeue_tenants(
             conn, due_again={t["tenant_id"]: None for t in tenants}, task=task, back_of_line=True

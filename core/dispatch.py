@@ -3,9 +3,6 @@ the claim (core/claim.py) and the turn around it (core/delivery.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,53 +32,12 @@ class DispatchConfig:
     batch_size: int = 200
     tenants_per_turn: int = 128
     lease_seconds: float = 60.0
+    # While the tier's turns come back small (fewer tenants than a turn may serve, and
+    # less than a batch), its next turn is queued to start this long after this one
+    # claimed (db: tier_pace); after a full turn, at once.
+    turn_gap_seconds: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
-
-
-class TurnPacer:
-    """Starts this process's claims of a tier at least ``gap_seconds`` apart while its
-    turns come back small.
-
-    Under a stream of single sends, a tier's turns would otherwise run back to back with
-    a handful of messages each, and a turn's fixed cost (its job, claim, recount and
-    settle) is paid by those few. Spaced, each turn claims what arrived meanwhile. No
-    wait after a full turn (one that served as many tenants as a turn may, or claimed a
-    whole batch: a backlog drains at full speed), nor for a tier whose last claim here
-    is older than the gap (a lone message is not delayed). At most one turn of a tier
-    waits per process: another that comes meanwhile is skipped (``wait_turn`` answers
-    False), since the waiting one claims whatever it would have, and its recount queues
-    the tier's next turn if tenants are left. So waiting turns never fill the worker's
-    slots.
-    """
-
-    def __init__(self, gap_seconds: float) -> None:
-        self.gap_seconds = gap_seconds
-        self._waiting: set[str] = set()
-        self._last: dict[str, float] = {}
-        self._full: dict[str, bool] = {}
-
-    async def wait_turn(self, tier: str) -> bool:
-        """Wait for this tier's next claim; False: another turn is waiting for it."""
-        if self.gap_seconds <= 0:
-            return True
-        if tier in self._waiting:
-            return False
-        delay = 0.0
-        if not self._full.get(tier, False):
-            delay = self._last.get(tier, -math.inf) + self.gap_seconds - time.monotonic()
-        if delay > 0:
-            self._waiting.add(tier)
-            try:
-                await asyncio.sleep(delay)
-            finally:
-                self._waiting.discard(tier)
-        self._last[tier] = time.monotonic()
-        return True
-
-    def claimed(self, tier: str, *, full: bool) -> None:
-        """Whether the turn that last claimed was full."""
-        self._full[tier] = full
 
 
 class Upstreams(Protocol):

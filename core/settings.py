@@ -41,14 +41,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # 128 tenants (was 32): under single sends from many tenants, each has a message or
     # two per turn, and turns of 32 ran back to back (full by tenants) with ~64 messages.
     dispatch_tenants_per_turn: int = 128
-    # A worker process starts its claims of one tier at least this far apart, so that
-    # under a stream of single sends each turn carries more than a handful (0: none).
-    # 250 ms made a stream of single sends much cheaper to deliver (ops/bench e2e single:
-    # 2,351 -> 2,878 msg/s, p99 accept-to-sent 0.17 -> 0.40 s), but a turn waits for its
-    # gap inside its running job, and a worker killed then strands the tier until the
-    # safety net sees the worker dead (~30 s): not the default until turns wait as
-    # scheduled jobs instead.
-    dispatch_turn_gap_ms: float = 100.0
+    # While a tier's turns come back small, its next turn starts at least this long after
+    # the last one claimed, so that under a stream of single sends each turn carries more
+    # than a handful (0: none). The turn waits as a scheduled job (migration 0016), not
+    # inside a running one. 250 ms made a stream of single sends much cheaper to deliver
+    # (ops/bench e2e single: 2,351 -> 2,878 msg/s, p99 accept-to-sent 0.17 -> 0.40 s).
+    dispatch_turn_gap_ms: float = 250.0
     worker_concurrency: int = 8
     lease_seconds: int = 60
     retry_base_seconds: float = 2.0

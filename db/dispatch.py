@@ -163,6 +163,14 @@ async def ensure_tier_turn(conn: Conn, *, tier: str, task: str, due: datetime | 
     return str(row["action"])
 
 
+async def pace_tier(conn: Conn, *, tier: str, gap_seconds: float) -> None:
+    """The tier's next turn starts no earlier than ``gap_seconds`` from now; 0: at once."""
+    if gap_seconds > 0:
+        await _q.run(conn, "pace_tier", tier=tier, gap_seconds=gap_seconds)
+    else:
+        await _q.run(conn, "unpace_tier", tier=tier)
+
+
 async def take_tenant_segments(
     conn: Conn, *, tenant_id: uuid.UUID, wanted: int, rate: float
 ) -> int:

@@ -1345,6 +1345,14 @@ CREATE TABLE dispatch_queue (
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 CREATE INDEX dispatch_queue_due_idx ON dispatch_queue (tier, due_at);
 
+-- The earliest time a turn of the tier is queued to start (0016). Set by the claim of a
+-- small turn (core/delivery.py), put back to now by a full one; a tier without a row,
+-- or whose time has passed, is served at once.
+CREATE TABLE tier_pace (
+    tier text PRIMARY KEY,
+    not_before timestamptz NOT NULL
+);
+
 -- A waiting procrastinate job under the queueing lock `p_lock` that runs no later than
 -- `p_due` (NULL or past: now). Inserting through procrastinate's own versioned function
 -- keeps its trigger (the NOTIFY) and defaults. Returns what it took: waiting,
@@ -1397,12 +1405,15 @@ AS $$
 $$;
 
 -- A turn of the tier `p_tier` will run no later than `p_due`: one waiting job per tier.
+-- No earlier than the tier's pace (0016): an accept of a tenant new to the queue does
+-- not bring a paced turn forward.
 CREATE FUNCTION smsgw_ensure_tier_turn_v1(p_tier text, p_task text, p_due timestamptz)
     RETURNS text
     LANGUAGE sql
 AS $$
-    SELECT smsgw_ensure_job_v1('dispatch:tier:' || p_tier, p_tier, p_task,
-                               jsonb_build_object('tier', p_tier), p_due)
+    SELECT smsgw_ensure_job_v1(
+        'dispatch:tier:' || p_tier, p_tier, p_task, jsonb_build_object('tier', p_tier),
+        greatest(p_due, (SELECT p.not_before FROM tier_pace p WHERE p.tier = p_tier)))
 $$;
 
 -- The accept side: the tenant has messages due from `p_due`, none created before
@@ -1495,7 +1506,14 @@ BEGIN
          WHERE m.tenant_id = t.tenant_id AND m.status IN ('scheduled', 'queued')
            AND m.created_at >= bound;
         IF next_due IS NULL THEN
-            DELETE FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id;
+            -- Drained. Its tier still gets its next turn if other tenants wait there
+            -- (0016): a turn serves at most so many tenants, and when all of those it
+            -- served drained, the others waited for the safety net.
+            DELETE FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id
+            RETURNING q.tier INTO tenant_tier;
+            IF FOUND AND NOT tenant_tier = ANY (tiers) THEN
+                tiers := tiers || tenant_tier;
+            END IF;
             CONTINUE;
         END IF;
         IF p_back_of_line THEN
@@ -1512,9 +1530,10 @@ BEGIN
         queued := queued + 1;
     END LOOP;
     FOREACH tenant_tier IN ARRAY tiers LOOP
-        PERFORM smsgw_ensure_tier_turn_v1(
-            tenant_tier, p_task,
-            (SELECT min(q.due_at) FROM dispatch_queue q WHERE q.tier = tenant_tier));
+        SELECT min(q.due_at) INTO next_due FROM dispatch_queue q WHERE q.tier = tenant_tier;
+        IF next_due IS NOT NULL THEN
+            PERFORM smsgw_ensure_tier_turn_v1(tenant_tier, p_task, next_due);
+        END IF;
     END LOOP;
     RETURN queued;
 END;
@@ -2065,4 +2084,4 @@ INSERT INTO smsgw_migrations (version, name) VALUES
     (7, 'two_way'), (8, 'smpp_server'), (9, 'auth_throttle'),
     (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
     (13, 'count_with_status_events'), (14, 'accept_batch_parsed_once'),
-    (15, 'accept_sends_together');
+    (15, 'accept_sends_together'), (16, 'paced_tier_turns');

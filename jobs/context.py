@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
 from core.accept import DispatchScheduler
-from core.dispatch import DispatchConfig, TurnPacer, Upstreams
+from core.dispatch import DispatchConfig, Upstreams
 from core.settings import Settings
 from db import Conn
 
@@ -24,8 +24,6 @@ class WorkerDeps:
     dispatch: DispatchConfig
     # Status callbacks to tenants; one client so connections are pooled per host.
     http: httpx.AsyncClient
-    # Spaces this process's turns of a tier (SMSGW_DISPATCH_TURN_GAP_MS); none by default.
-    pacer: TurnPacer = field(default_factory=lambda: TurnPacer(0))
 
 
 def deps_of(context: procrastinate.JobContext) -> WorkerDeps:

@@ -34,7 +34,6 @@ def register(app: procrastinate.App) -> None:
                 upstreams=deps.upstreams,
                 task=DISPATCH_TASK,
                 config=deps.dispatch,
-                pacer=deps.pacer,
             )
 
     del dispatch

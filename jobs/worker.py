@@ -15,7 +15,7 @@ import structlog
 from procrastinate.exceptions import ConnectorException
 
 from core import inbound, receipts
-from core.dispatch import BreakerConfig, DispatchConfig, TurnPacer
+from core.dispatch import BreakerConfig, DispatchConfig
 from core.retry import Backoff
 from core.settings import Settings
 from db.pool import open_pool
@@ -27,11 +27,20 @@ from jobs.upstreams import DatabaseUpstreams
 log = structlog.get_logger("smsgw.worker")
 
 
+def polling_interval(settings: Settings) -> float:
+    """How long an idle worker waits before it looks for jobs that came due. A paced
+    dispatch turn is a job scheduled a turn gap ahead, and its insert's NOTIFY woke the
+    workers before it was due: half a gap keeps the turn's start within that of its
+    time. A retry's turn comes due the same way, within a second."""
+    return min(1.0, max(0.05, settings.dispatch_turn_gap_ms / 2000))
+
+
 def dispatch_config(settings: Settings) -> DispatchConfig:
     return DispatchConfig(
         batch_size=settings.dispatch_batch_size,
         tenants_per_turn=settings.dispatch_tenants_per_turn,
         lease_seconds=settings.lease_seconds,
+        turn_gap_seconds=settings.dispatch_turn_gap_ms / 1000,
         backoff=Backoff(
             base_seconds=settings.retry_base_seconds,
             cap_seconds=settings.retry_cap_seconds,
@@ -80,7 +89,6 @@ async def run_worker(
             upstreams=upstreams,
             scheduler=scheduler,
             dispatch=dispatch_config(settings),
-            pacer=TurnPacer(settings.dispatch_turn_gap_ms / 1000),
             http=http,
         )
         log.info("worker.started", queues=list(queues), concurrency=settings.worker_concurrency)
@@ -115,7 +123,7 @@ async def run_worker(
                         # Finished jobs are deleted: the messages table, not
                         # procrastinate's, is the record of what was sent.
                         delete_jobs="successful",
-                        fetch_job_polling_interval=1.0,
+                        fetch_job_polling_interval=polling_interval(settings),
                     ),
                     stop_requested,
                 )

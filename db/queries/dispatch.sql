@@ -184,5 +184,18 @@ SELECT smsgw_requeue_tenants_v1(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[
 -- name: ensure_tier_turn
 SELECT smsgw_ensure_tier_turn_v1(%(tier)s, %(task)s, %(due)s) AS action
 
+-- name: pace_tier
+-- The claim of a small turn: the tier's next turn is queued to start no earlier than
+-- `gap_seconds` from now (smsgw_ensure_tier_turn_v1, migration 0016).
+INSERT INTO tier_pace AS p (tier, not_before)
+VALUES (%(tier)s, now() + make_interval(secs => %(gap_seconds)s))
+ON CONFLICT (tier) DO UPDATE SET not_before = excluded.not_before
+
+-- name: unpace_tier
+-- The claim of a full turn: the tier's next turn may start at once. The row is locked
+-- only when a small turn had set it, so full turns of a tier claiming at the same time
+-- do not wait for each other here.
+UPDATE tier_pace SET not_before = now() WHERE tier = %(tier)s AND not_before > now()
+
 -- name: take_tenant_segments
 SELECT smsgw_take_tenant_segments_v1(%(tenant_id)s, %(wanted)s, %(rate)s) AS granted

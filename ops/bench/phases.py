@@ -114,7 +114,7 @@ class Bench:
                     out = self.dir(key) / f"spy-{what}.txt"
                     spies.append((what, out, _spy(proc.pid, out)))
         meter = CpuMeter(self.cluster.server.cluster / "postmaster.pid")
-        lsn = _wal_lsn(url)
+        wal = _wal_stats(url)
         started = time.monotonic()
         meter.start()
         try:
@@ -127,7 +127,10 @@ class Bench:
             raise
         used = meter.stop()
         seen["seconds"] = time.monotonic() - started
-        seen["wal"] = _wal_lsn(url) - lsn
+        after = _wal_stats(url)
+        seen["wal"], seen["fpi"], seen["checkpoints"] = (
+            a - b for a, b in zip(after, wal, strict=True)
+        )
         seen["used"] = used
         seen["cpu"] = cpu_note(used, meter.api_processes)
         seen["backlog"] = sampler.samples
@@ -164,11 +167,18 @@ class Bench:
         self.charts.append(PhaseSeries(label, t0, t1, until, s, latency_label))
 
 
-def _wal_lsn(url: str) -> int:
-    """Bytes of WAL the server has written so far (the whole cluster: one phase at a time)."""
+def _wal_stats(url: str) -> tuple[int, int, int]:
+    """Bytes of WAL the server has written so far, of them full-page images, and
+    checkpoints begun (the whole cluster: one phase at a time). A checkpoint inside a
+    phase makes the next change of every page write the whole page to the WAL."""
     with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
-    return int(row[0]) if row else 0
+        row = conn.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
+            " (SELECT wal_fpi FROM pg_stat_wal),"
+            " (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)"
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def per_message(seen: dict[str, Any], messages: int, what: str = "msg") -> str:
@@ -182,7 +192,11 @@ def per_message(seen: dict[str, Any], messages: int, what: str = "msg") -> str:
         for group in ("postgres", "api", "workers")
         if used.get(group, 0) >= 0.005
     ]
-    return f"per {what}: CPU us {', '.join(parts)}; WAL {seen['wal'] / messages:,.0f} B"
+    wal = (
+        f"WAL {seen['wal'] / messages:,.0f} B ({seen['fpi'] / messages:.2f} full-page images;"
+        f" checkpoints begun: {seen['checkpoints']})"
+    )
+    return f"per {what}: CPU us {', '.join(parts)}; {wal}"
 
 
 def _spy(pid: int, out: Path) -> subprocess.Popen[bytes]:

@@ -249,6 +249,21 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _draft(
+    tenant: Tenant,
+    request: submission.SendRequest,
+    facade: str | None,
+    messaging_service_sid: str | None,
+    message_id: uuid.UUID | None,
+) -> submission.Draft:
+    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
+    if message_id is not None:
+        draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
+    if facade is not None:
+        draft = replace(draft, facade=facade, messaging_service_sid=messaging_service_sid)
+    return draft
+
+
 async def accept_message(
     conn: Conn,
     *,
@@ -272,11 +287,7 @@ async def accept_message(
         raise ValueError("an Idempotency-Key request authenticates without the cache")
     if idem is not None and (replay := await stored_answer(conn, tenant, idem)) is not None:
         return replay
-    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
-    if message_id is not None:
-        draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
-    if facade is not None:
-        draft = replace(draft, facade=facade, messaging_service_sid=messaging_service_sid)
+    draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
     message = message_from_draft(draft)
     body = render(message) if render is not None else message
     return await accept_drafts(
@@ -296,11 +307,15 @@ async def accept_together(
     tenant: Tenant,
     request: submission.SendRequest,
     key_id: uuid.UUID | None = None,
+    render: Callable[[Message], Any] | None = None,
+    facade: str | None = None,
+    messaging_service_sid: str | None = None,
+    message_id: uuid.UUID | None = None,
 ) -> Accepted:
     """Accept one message without an Idempotency-Key, in the call of the single sends
     that arrive with it (core/coalesce.py): the rules, answers and errors of
-    ``accept_message``."""
-    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
+    ``accept_message``, and its arguments."""
+    draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     (row,) = _rows([draft])
     outcome = await sends.accept(
@@ -308,7 +323,8 @@ async def accept_together(
     )
     match outcome["outcome"]:
         case "accepted":
-            return Accepted(body=message_from_draft(draft), replayed=False)
+            message = message_from_draft(draft)
+            return Accepted(body=render(message) if render is not None else message, replayed=False)
         case "stale":
             raise StaleKey
         case "opted_out":

@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 from core import smpp_accounts
 from core.accept import DispatchScheduler
 from core.auth_throttle import FailedAuthThrottle
+from core.coalesce import SendCoalescer
 from core.errors import RateLimited
 from core.settings import Settings
 from core.smpp_accounts import Binding, BindRefused
@@ -133,7 +134,17 @@ class Listener:
         self._settings = settings
         self._refresh_seconds = refresh_seconds
         self._pool = pool
-        self.intake = Intake(pool, scheduler)
+        sends = (
+            SendCoalescer(
+                pool,
+                task=scheduler.task,
+                calls=settings.accept_calls,
+                max_sends=settings.accept_max_sends,
+            )
+            if settings.accept_calls > 0
+            else None
+        )
+        self.intake = Intake(pool, scheduler, sends)
         self._slots = BindSlots(settings.database_url)
         self._throttle = FailedAuthThrottle(
             limit=settings.auth_failures_limit,

@@ -9,7 +9,9 @@ which comes after its message's accept committed (hold, row, dispatch job). No w
 runs: this is the ingest side alone.
 
 Three runs: one bind; four binds of one tenant (one high-volume ESME, its accepts
-meeting on the tenant's balance row); four binds of four tenants.
+meeting on the tenant's balance row); four binds of four tenants. Each against the
+listener as shipped (submits that arrive together share an accept call) and again with
+`SMSGW_ACCEPT_CALLS=0` (an accept call per submit), in the same run.
 
     python -m ops.bench.smpp_server [--messages 20000] [--window 10]
                                     [--registered-delivery 1]
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -108,8 +112,6 @@ async def main_async(args: argparse.Namespace) -> None:
     db_url = server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.update({"DATABASE_URL": db_url, "SMSGW_LOG_LEVEL": "WARNING"})
-    port = _free_port()
-    listener: subprocess.Popen[bytes] | None = None
     try:
         subprocess.run(
             [sys.executable, "-m", "ops.cli", "migrate"],
@@ -120,39 +122,52 @@ async def main_async(args: argparse.Namespace) -> None:
         one = await _tenant(db_url, "one-bind")
         shared = await _tenant(db_url, "four-binds")
         several = [await _tenant(db_url, f"tenant-{n}") for n in range(4)]
-        listener = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "smpp", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        rd = args.registered_delivery
+        runs = [("1 bind", [one]), ("4 binds, one tenant", [shared] * 4)]
+        runs.append(("4 binds, four tenants", several))
+        rates: dict[str, list[float]] = {name: [] for name, _ in runs}
+        # The shipped default, then each submit in an accept call of its own.
+        for accept_calls in (None, "0"):
+            extra = {} if accept_calls is None else {"SMSGW_ACCEPT_CALLS": accept_calls}
+            with _listener({**env, **extra}) as port:
+                # A short warm-up: connections in the pools, caches filled.
+                await _run(port, [one], 1_000, args.window, rd)
+                for name, logins in runs:
+                    rates[name].append(await _run(port, logins, args.messages, args.window, rd))
+        print(
+            f"messages per run: {args.messages}, window per bind: {args.window}, "
+            f"registered_delivery: {rd}, one `smsgw smpp` process, {os.cpu_count()} CPUs"
         )
+        print(f"{'run':<24}{'submits/s':>12}{'one call each':>15}{'ratio':>8}")
+        for name, (together, alone) in rates.items():
+            print(f"{name:<24}{together:>12.0f}{alone:>15.0f}{together / alone:>8.2f}")
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _listener(env: dict[str, str]) -> Iterator[int]:
+    """A `smsgw smpp` process on a free port, once it answers; SIGTERM after."""
+    port = _free_port()
+    listener = subprocess.Popen(
+        [sys.executable, "-m", "ops.cli", "smpp", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
         for _ in range(100):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             except OSError:
-                await asyncio.sleep(0.1)
-        rd = args.registered_delivery
-        # A short warm-up: connections in the pools, caches filled.
-        await _run(port, [one], 1_000, args.window, rd)
-        rows = [
-            ("1 bind", await _run(port, [one], args.messages, args.window, rd)),
-            ("4 binds, one tenant", await _run(port, [shared] * 4, args.messages, args.window, rd)),
-            ("4 binds, four tenants", await _run(port, several, args.messages, args.window, rd)),
-        ]
-        print(
-            f"messages per run: {args.messages}, window per bind: {args.window}, "
-            f"registered_delivery: {rd}, one `smsgw smpp` process, {os.cpu_count()} CPUs"
-        )
-        print(f"{'run':<24}{'submits/s':>12}")
-        for name, rate in rows:
-            print(f"{name:<24}{rate:>12.0f}")
+                time.sleep(0.1)
+        yield port
     finally:
-        if listener is not None and listener.poll() is None:
+        if listener.poll() is None:
             listener.send_signal(signal.SIGTERM)
             listener.wait(timeout=60)
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:

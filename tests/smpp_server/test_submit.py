@@ -116,19 +116,31 @@ async def test_over_the_tenant_rate_submits_are_throttled(api, admin_headers, li
     await run(client.unbind)
 
 
-async def test_a_full_window_is_answered_without_lockstep(api, admin_headers, listener):
-    """Ten submits written before any answer is read: all ten are accepted, each under
-    an id of its own (the ESME never has to wait for one answer to send the next)."""
+async def test_a_full_window_is_answered_without_lockstep_and_shares_accept_calls(
+    api, admin_headers, listener, conn
+):
+    """Twenty submits written before any answer is read: all are accepted, each under
+    an id of its own (the ESME never has to wait for one answer to send the next), and
+    those that arrived while accept calls were in flight shared the next one."""
     tenant = await smpp_tenant(api, admin_headers)
     client = tenant.esme(listener)
     await run(client.bind)
     answers = await run(
         client.submit_many,
-        [{"destination_addr": TO, "text": f"windowed {i}"} for i in range(10)],
-        window=10,
+        [{"destination_addr": TO, "text": f"windowed {i}"} for i in range(20)],
+        window=20,
     )
-    assert [status for status, _ in answers] == [e.ESME_ROK] * 10
-    assert len({message_id for _, message_id in answers}) == 10
+    assert [status for status, _ in answers] == [e.ESME_ROK] * 20
+    assert len({message_id for _, message_id in answers}) == 20
+    # Rows written by one transaction share its id (xmin).
+    cursor = await conn.execute(
+        "SELECT count(*) AS messages, count(DISTINCT xmin::text) AS calls FROM messages"
+    )
+    written = await cursor.fetchone()
+    assert written["messages"] == 20
+    assert written["calls"] < 10
+    assert (await support.balance(api, tenant.tenant))["held"] == 20 * 7_900
+    assert await support.violations(conn) == []
     await run(client.unbind)
 
 

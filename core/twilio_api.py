@@ -18,9 +18,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from core import accept, ids, messages, submission, twilio
 from core.accept import Accepted, DispatchScheduler, Idempotency
+from core.coalesce import SendCoalescer
 from core.errors import FieldError, InvalidRequest, NotFound
 from db import Conn, Row
 from db import inbound as inbound_db
@@ -68,14 +70,16 @@ def _validity(form: Mapping[str, str]) -> int | None:
 
 
 async def create_message(
-    conn: Conn,
+    pool: AsyncConnectionPool[Conn],
     *,
     account: twilio.Account,
     form: Mapping[str, str],
     scheduler: DispatchScheduler,
     idem: Idempotency | None,
+    sends: SendCoalescer | None = None,
 ) -> Accepted:
-    """``POST .../Messages.json``."""
+    """``POST .../Messages.json``. Without an idempotency token, and given ``sends``, the
+    accept goes in the call of the single sends that arrive with it (core/coalesce.py)."""
     for name in UNSUPPORTED:
         if form.get(name):
             raise _invalid(name, "is not supported: this gateway sends SMS text only")
@@ -93,7 +97,8 @@ async def create_message(
         raise _invalid("From", "is required (or MessagingServiceSid)")
     if sender is None:
         # A Messaging Service stands for the tenant's numbers: its oldest one sends.
-        sender = await twilio_db.first_number(conn, tenant_id=account.tenant.id)
+        async with pool.connection() as conn:
+            sender = await twilio_db.first_number(conn, tenant_id=account.tenant.id)
     request = submission.SendRequest(
         to=to,
         body=body,
@@ -114,16 +119,26 @@ async def create_message(
             )
         )
 
-    return await accept.accept_message(
-        conn,
-        tenant=account.tenant,
-        request=request,
-        scheduler=scheduler,
-        idem=idem,
-        render=render,
-        facade="twilio",
-        messaging_service_sid=service,
-    )
+    if idem is None and sends is not None:
+        return await accept.accept_together(
+            sends,
+            tenant=account.tenant,
+            request=request,
+            render=render,
+            facade="twilio",
+            messaging_service_sid=service,
+        )
+    async with pool.connection() as conn:
+        return await accept.accept_message(
+            conn,
+            tenant=account.tenant,
+            request=request,
+            scheduler=scheduler,
+            idem=idem,
+            render=render,
+            facade="twilio",
+            messaging_service_sid=service,
+        )
 
 
 async def _row(conn: Conn, account: twilio.Account, message_id: uuid.UUID) -> Row | None:

@@ -104,7 +104,6 @@ class TwilioController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        conn: NamedDependency[Conn],
         account: NamedDependency[twilio.Account],
         account_sid: FromPath[str],
     ) -> Response[Any]:
@@ -112,12 +111,15 @@ class TwilioController(Controller):
         `ValidityPeriod`, `SendAt` with `ScheduleType=fixed`. Header
         `I-Twilio-Idempotency-Token` replays the first answer."""
         form = _params(await request.body())
+        svc = services(state)
+        # No connection of its own while it waits for a shared accept call.
         result = await twilio_api.create_message(
-            conn,
+            svc.pool,
             account=account,
             form=form,
-            scheduler=services(state).scheduler,
+            scheduler=svc.scheduler,
             idem=_idempotency(request, form),
+            sends=svc.sends,
         )
         return Response(result.body, status_code=201)
 

@@ -3,6 +3,7 @@ codes, the idempotency token, and the same ledger as the REST API."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -173,3 +174,31 @@ async def test_the_list_holds_inbound_messages_too(api, admin_headers, tenant):
     assert fetched.json()["body"] == "pong"
     only_sent = await api.get(url, params={"From": OUR_NUMBER}, auth=(sid, token))
     assert [m["body"] for m in only_sent.json()["messages"]] == ["ping"]
+
+
+async def test_concurrent_sends_share_accept_calls_and_each_gets_its_own_answer(
+    api, conn, admin_headers
+):
+    # Credit for 15 messages of 7,900: of 20 sent at once, 5 are refused, alone.
+    tenant = await support.make_tenant(api, admin_headers, credit=15 * 7_900, name="tw")
+    sid, token = await credentials(api, admin_headers, tenant)
+    url = f"/2010-04-01/Accounts/{sid}/Messages.json"
+    sends = [
+        api.post(url, data={"To": HANDSET, "From": OUR_NUMBER, "Body": f"m{i}"}, auth=(sid, token))
+        for i in range(20)
+    ]
+    answers = await asyncio.gather(*sends)
+    accepted = [answer for answer in answers if answer.status_code == 201]
+    assert len(accepted) == 15
+    for answer in answers:
+        if answer.status_code != 201:
+            assert_twilio_error(answer, 402, 20005)
+    assert len({answer.json()["sid"] for answer in accepted}) == 15
+    assert sorted(answer.json()["body"] for answer in accepted) == sorted(
+        row["body"] for row in await (await conn.execute("SELECT body FROM messages")).fetchall()
+    )
+    # Rows written by one transaction share its id (xmin).
+    cursor = await conn.execute("SELECT count(DISTINCT xmin::text) AS calls FROM messages")
+    assert (await cursor.fetchone())["calls"] < 15
+    assert (await support.balance(api, tenant))["available"] == 0
+    assert await support.violations(conn) == []

@@ -311,15 +311,24 @@ async def accept_together(
     facade: str | None = None,
     messaging_service_sid: str | None = None,
     message_id: uuid.UUID | None = None,
+    receipt: int | None = None,
 ) -> Accepted:
     """Accept one message without an Idempotency-Key, in the call of the single sends
     that arrive with it (core/coalesce.py): the rules, answers and errors of
-    ``accept_message``, and its arguments."""
+    ``accept_message``, and its arguments. ``receipt``: an SMPP submit's
+    registered_delivery, written as its receipt request if the message is accepted."""
     draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     (row,) = _rows([draft])
     outcome = await sends.accept(
-        {"tenant_id": tenant.id, "tier": tenant.tier, "rate": rate, "key_id": key_id, **row}
+        {
+            "tenant_id": tenant.id,
+            "tier": tenant.tier,
+            "rate": rate,
+            "key_id": key_id,
+            "receipt": receipt,
+            **row,
+        }
     )
     match outcome["outcome"]:
         case "accepted":

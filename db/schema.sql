@@ -1793,7 +1793,9 @@ CREATE TYPE smsgw_send_v1 AS (
     id uuid, created_at timestamptz, status text, to_number text, sender text,
     body text, encoding text, segments smallint, price bigint, callback_url text,
     client_reference text, send_at timestamptz, expires_at timestamptz,
-    facade text, messaging_service_sid text);
+    facade text, messaging_service_sid text,
+    -- 0017: an SMPP submit's registered_delivery (1, 2), NULL for none.
+    receipt smallint);
 
 -- A row per send, in no particular order: `outcome` is 'accepted', 'stale' (the key
 -- was revoked or the tenant's tier, rate or price changed: nothing written),
@@ -1900,6 +1902,11 @@ BEGIN
      GROUP BY i.status, s.tier
      ORDER BY i.status, s.tier
     ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
+    -- An SMPP submit's receipt request (0017), for the messages written only.
+    INSERT INTO smpp_receipt_requests (message_created_at, message_id, tenant_id, mode)
+    SELECT s.created_at, s.id, s.tenant_id, s.receipt FROM unnest(kept) AS s
+     WHERE s.receipt IS NOT NULL
+    ON CONFLICT DO NOTHING;
     UPDATE balances b
        SET available = b.available - t.total, held = b.held + t.total,
            ingest_tokens = CASE WHEN t.rate IS NULL THEN b.ingest_tokens
@@ -2084,4 +2091,5 @@ INSERT INTO smsgw_migrations (version, name) VALUES
     (7, 'two_way'), (8, 'smpp_server'), (9, 'auth_throttle'),
     (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
     (13, 'count_with_status_events'), (14, 'accept_batch_parsed_once'),
-    (15, 'accept_sends_together'), (16, 'paced_tier_turns');
+    (15, 'accept_sends_together'), (16, 'paced_tier_turns'),
+    (17, 'receipt_requests_in_shared_accept');

@@ -5,9 +5,9 @@ opt-outs, rate limit, hold, rows and dispatch job in one call, its own transacti
 like a single send there, in the accept call of the submits that arrive with it, from
 any binds (``core/coalesce.py``): an ESME keeps a window of submits in flight, and one
 accept call each cost the database ~10 times what a message costs in a shared call.
-When the ESME asked for a receipt, a receipt request for the message's id is committed
-just before (see ``_whole``). The submit_sm_resp is written only after the accept's
-commit.
+When the ESME asked for a receipt, the shared call writes a receipt request for the
+message with it (with an accept call of its own, one is committed just before: see
+``_whole``). The submit_sm_resp is written only after the accept's commit.
 
 A part of a long message (UDH or SAR) is stored durably, per tenant, not per bind, in
 ``smpp_parts``: so a message whose parts arrive over several binds, or whose ESME
@@ -103,31 +103,30 @@ class Intake:
     async def _whole(self, tenant: Tenant, sub: Submission) -> uuid.UUID:
         request = sub.request(submit.text(sub.data_coding, sub.payload))
         message_id = ids.uuid7()
-        if sub.receipt:
-            # Committed before the message exists, so whatever ends the message sees it;
-            # if the accept refuses, it names a message that never will be, and is
-            # dropped. The accept itself stays one statement, holding the tenant's
-            # balance row no longer than a POST /v1/messages does.
-            async with self._pool.connection() as conn:
-                await self._request_receipt(conn, tenant, message_id, sub.receipt)
-        try:
-            if self._sends is not None:
-                await accept.accept_together(
-                    self._sends,
-                    tenant=tenant,
-                    request=request,
-                    facade=FACADE,
-                    message_id=message_id,
-                )
-            else:
-                async with self._pool.connection() as conn:
-                    await self._accept(conn, tenant, request, message_id)
-        except Exception:
+        if self._sends is not None:
+            await accept.accept_together(
+                self._sends,
+                tenant=tenant,
+                request=request,
+                facade=FACADE,
+                message_id=message_id,
+                receipt=sub.receipt or None,
+            )
+            return message_id
+        async with self._pool.connection() as conn:
             if sub.receipt:
-                with contextlib.suppress(Exception):
-                    async with self._pool.connection() as conn:
+                # Committed before the message exists, so whatever ends the message sees
+                # it; if the accept refuses, it names a message that never will be, and
+                # is dropped. The accept itself stays one statement, holding the tenant's
+                # balance row no longer than a POST /v1/messages does.
+                await self._request_receipt(conn, tenant, message_id, sub.receipt)
+            try:
+                await self._accept(conn, tenant, request, message_id)
+            except Exception:
+                if sub.receipt:
+                    with contextlib.suppress(Exception):
                         await smpp_db.forget_receipt(conn, message_id=message_id)
-            raise
+                raise
         return message_id
 
     async def _part(self, tenant: Tenant, sub: Submission) -> uuid.UUID:

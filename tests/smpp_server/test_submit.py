@@ -90,9 +90,12 @@ async def test_refusals_come_back_as_smpp_statuses_and_store_nothing(
     assert await support.stored(conn) == support.NOTHING_STORED
     # Credit for one message: the first is accepted, the second finds none.
     first = await run(client.submit, destination_addr=TO, text="one")
-    second = await run(client.submit, destination_addr=TO, text="two")
+    second = await run(client.submit, destination_addr=TO, text="two", registered_delivery=1)
     assert (first[0], second[0]) == (e.ESME_ROK, e.ESME_RSUBMITFAIL)
     assert (await support.balance(api, tenant.tenant))["available"] == 0
+    # The refused submit asked for a receipt: no request of it is left behind.
+    cursor = await conn.execute("SELECT count(*) AS n FROM smpp_receipt_requests")
+    assert (await cursor.fetchone())["n"] == 0
     await run(client.unbind)
 
 
@@ -121,13 +124,17 @@ async def test_a_full_window_is_answered_without_lockstep_and_shares_accept_call
 ):
     """Twenty submits written before any answer is read: all are accepted, each under
     an id of its own (the ESME never has to wait for one answer to send the next), and
-    those that arrived while accept calls were in flight shared the next one."""
+    those that arrived while accept calls were in flight shared the next one, with the
+    receipt requests of those that asked for one."""
     tenant = await smpp_tenant(api, admin_headers)
     client = tenant.esme(listener)
     await run(client.bind)
     answers = await run(
         client.submit_many,
-        [{"destination_addr": TO, "text": f"windowed {i}"} for i in range(20)],
+        [
+            {"destination_addr": TO, "text": f"windowed {i}", "registered_delivery": i % 2}
+            for i in range(20)
+        ],
         window=20,
     )
     assert [status for status, _ in answers] == [e.ESME_ROK] * 20
@@ -139,6 +146,13 @@ async def test_a_full_window_is_answered_without_lockstep_and_shares_accept_call
     written = await cursor.fetchone()
     assert written["messages"] == 20
     assert written["calls"] < 10
+    cursor = await conn.execute(
+        "SELECT r.message_id, r.xmin::text = m.xmin::text AS with_message"
+        " FROM smpp_receipt_requests r JOIN messages m ON m.id = r.message_id"
+    )
+    requests = await cursor.fetchall()
+    assert {r["message_id"].hex for r in requests} == {answers[i][1] for i in range(1, 20, 2)}
+    assert all(r["with_message"] for r in requests)
     assert (await support.balance(api, tenant.tenant))["held"] == 20 * 7_900
     assert await support.violations(conn) == []
     await run(client.unbind)

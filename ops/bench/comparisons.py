@@ -42,7 +42,7 @@ def fairness(bench: Bench, key: str) -> Outcome:
                 "--seconds",
                 "3600",
                 "--inflight",
-                str(p.batch_connections),
+                str(p.batch_inflight),
                 "--size",
                 str(p.batch_size),
                 "--max-backlog",

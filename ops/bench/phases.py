@@ -40,6 +40,7 @@ class Plan:
     growth_days: int
     connections: int
     batch_connections: int
+    batch_inflight: int
     batch_size: int
     api_workers: int
     workers: int
@@ -340,7 +341,7 @@ def end_to_end(
                         "--seconds",
                         str(p.e2e_seconds),
                         "--inflight",
-                        str(p.batch_connections),
+                        str(p.batch_inflight),
                         "--size",
                         str(p.batch_size),
                         "--max-backlog",

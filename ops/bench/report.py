@@ -55,7 +55,7 @@ def header(
         f"load: wrk {wrk} (-t2, keep-alive) at {p.connections} connections for single sends,"
         f" {p.batch_connections} for batches of {p.batch_size:,} (a connection per batch);"
         " python loadgen for e2e batch"
-        f" ({p.batch_connections} in flight, paused while the queue >= {p.backlog_cap:,});"
+        f" ({p.batch_inflight} in flight, paused while the queue >= {p.backlog_cap:,});"
         f" pgbench -c{p.connections} -j2 -M prepared",
         f"phases: ceilings and ingest {p.ingest_seconds:g} s, e2e {p.e2e_seconds:g} s then"
         f" drain (<= {p.drain_seconds:g} s), baseline <= {p.baseline_seconds:g} s"

@@ -214,11 +214,17 @@ async def dispatch_turn(
     config: DispatchConfig,
 ) -> TurnReport:
     report = TurnReport()
+    if config.turn_gap_seconds > 0:
+        async with pool.connection() as conn:
+            await dispatch_db.start_paced_turn(conn, tier=tier, gap_seconds=config.turn_gap_seconds)
     now = datetime.now(UTC)
     async with pool.connection() as conn, conn.transaction():
         tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
         report.tenants = len(tenants)
         if not tenants:
+            # Queued for tenants now due later (a retry's backoff): none is left without
+            # a turn.
+            await dispatch_db.ensure_next_turn(conn, tier=tier, task=task)
             return report
         claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
         # A small turn spaces the tier's next one, so that it carries what arrives

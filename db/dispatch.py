@@ -163,6 +163,16 @@ async def ensure_tier_turn(conn: Conn, *, tier: str, task: str, due: datetime | 
     return str(row["action"])
 
 
+async def start_paced_turn(conn: Conn, *, tier: str, gap_seconds: float) -> None:
+    """In autocommit: when the tier's last turn was small, pace its next from now."""
+    await _q.run(conn, "start_paced_turn", tier=tier, gap_seconds=gap_seconds)
+
+
+async def ensure_next_turn(conn: Conn, *, tier: str, task: str) -> None:
+    """The tier's turn for its earliest due tenant, when it has any."""
+    await _q.all(conn, "ensure_next_turn", tier=tier, task=task)
+
+
 async def pace_tier(conn: Conn, *, tier: str, gap_seconds: float) -> None:
     """The tier's next turn starts no earlier than ``gap_seconds`` from now; 0: at once."""
     if gap_seconds > 0:

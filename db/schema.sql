@@ -1346,11 +1346,14 @@ CREATE TABLE dispatch_queue (
 CREATE INDEX dispatch_queue_due_idx ON dispatch_queue (tier, due_at);
 
 -- The earliest time a turn of the tier is queued to start (0016). Set by the claim of a
--- small turn (core/delivery.py), put back to now by a full one; a tier without a row,
--- or whose time has passed, is served at once.
+-- small turn and at the start of the turn after it (core/delivery.py), put back to now
+-- by a full one; a tier without a row, or whose time has passed, is served at once.
 CREATE TABLE tier_pace (
     tier text PRIMARY KEY,
-    not_before timestamptz NOT NULL
+    not_before timestamptz NOT NULL,
+    -- The tier's last turn was small: the next one sets the pace as it starts, so that
+    -- what is queued during its claim waits for the gap too.
+    small boolean NOT NULL DEFAULT false
 );
 
 -- A waiting procrastinate job under the queueing lock `p_lock` that runs no later than
@@ -1374,13 +1377,18 @@ BEGIN
             -- Bring it forward, and wake the queue's workers as an insert would.
             UPDATE procrastinate_jobs SET scheduled_at = run_at
              WHERE id = waiting.id AND status = 'todo';
-            PERFORM pg_notify('procrastinate_queue_v1#' || waiting.queue_name,
-                              json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
-            PERFORM pg_notify('procrastinate_any_queue_v1',
-                              json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
-            RETURN 'brought_forward';
+            IF FOUND THEN
+                PERFORM pg_notify('procrastinate_queue_v1#' || waiting.queue_name,
+                                  json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+                PERFORM pg_notify('procrastinate_any_queue_v1',
+                                  json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+                RETURN 'brought_forward';
+            END IF;
+            -- A worker took it meanwhile (0016), and may look before this transaction's
+            -- rows are visible: queue another, as if none had been waiting.
+        ELSE
+            RETURN 'waiting';
         END IF;
-        RETURN 'waiting';
     END IF;
     BEGIN
         PERFORM procrastinate_defer_jobs_v1(ARRAY[ROW(

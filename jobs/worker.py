@@ -32,6 +32,8 @@ def polling_interval(settings: Settings) -> float:
     dispatch turn is a job scheduled a turn gap ahead, and its insert's NOTIFY woke the
     workers before it was due: half a gap keeps the turn's start within that of its
     time. A retry's turn comes due the same way, within a second."""
+    if settings.dispatch_turn_gap_ms <= 0:
+        return 1.0
     return min(1.0, max(0.05, settings.dispatch_turn_gap_ms / 2000))
 
 

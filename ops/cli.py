@@ -113,9 +113,13 @@ def cmd_smpp(args: argparse.Namespace) -> int:
     import uvloop
 
     from jobs.scheduler import ProcrastinateScheduler
-    from smpp_server.server import serve
+    from smpp_server.server import SchemaBehind, serve
 
-    uvloop.run(serve(settings, host=args.host, port=port, scheduler=ProcrastinateScheduler()))
+    try:
+        uvloop.run(serve(settings, host=args.host, port=port, scheduler=ProcrastinateScheduler()))
+    except SchemaBehind as exc:
+        print(f"smsgw smpp: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

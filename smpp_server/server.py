@@ -31,7 +31,7 @@ from core.errors import RateLimited
 from core.settings import Settings
 from core.smpp_accounts import Binding, BindRefused
 from core.tenants import Tenant
-from db import Conn
+from db import Conn, migrate
 from db import smpp as smpp_db
 from db.pool import open_pool
 from smpp_server import pdu, status
@@ -345,6 +345,21 @@ class Listener:
             log.info("smpp.parts_expired", messages=expired)
 
 
+async def _require_schema(pool: AsyncConnectionPool[Conn]) -> None:
+    """Refuse to start on a schema older than this code: a submit's receipt request is
+    written by the accept call of migration 0017, and an older one would drop it without
+    a word."""
+    async with pool.connection() as conn:
+        version = await migrate.current_version(conn)
+    expected = migrate.latest_version()
+    if version is None or version < expected:
+        raise SchemaBehind(f"schema at {version}, code expects {expected}: run `smsgw migrate`")
+
+
+class SchemaBehind(RuntimeError):
+    pass
+
+
 async def serve(
     settings: Settings,
     *,
@@ -360,6 +375,11 @@ async def serve(
         max_size=settings.db_pool_max,
         name="smsgw-smpp",
     )
+    try:
+        await _require_schema(pool)
+    except BaseException:
+        await pool.close()
+        raise
     listener = Listener(settings, pool, scheduler=scheduler)
     stop = asyncio.Event()
     if install_signal_handlers:

@@ -6,17 +6,24 @@
 -- and accepts, seeing their tenants queued, queued no other turn: the tier waited for
 -- the safety net (~40 s). Now the claim of a small turn sets when the tier's next turn
 -- may start, and that turn waits as a scheduled job (`todo`, its scheduled_at), which
--- any worker takes when it comes due. The pace is per tier across all workers.
+-- any worker takes when it comes due. A turn that follows a small one sets the pace as
+-- it starts (its own statement, committed at once), so that what accepts queue during
+-- its claim waits for the gap too. The pace is per tier across all workers.
 --
 -- And a bug of 0011: a turn whose tenants all drained queued no next turn, though other
--- tenants of the tier, beyond the turn's cap, were waiting.
+-- tenants of the tier, beyond the turn's cap, were waiting. And one of 0006: a waiting
+-- job brought forward just as a worker took it was reported brought forward, and no
+-- job was queued for what the caller had not committed yet.
 
 -- The earliest time a turn of the tier is queued to start. Set by the claim of a small
--- turn (core/delivery.py), put back to now by a full one; a tier without a row, or
--- whose time has passed, is served at once.
+-- turn and at the start of the turn after it (core/delivery.py), put back to now by a
+-- full one; a tier without a row, or whose time has passed, is served at once.
 CREATE TABLE tier_pace (
     tier text PRIMARY KEY,
-    not_before timestamptz NOT NULL
+    not_before timestamptz NOT NULL,
+    -- The tier's last turn was small: the next one sets the pace as it starts, so that
+    -- what is queued during its claim waits for the gap too.
+    small boolean NOT NULL DEFAULT false
 );
 
 -- As in 0011, and no earlier than the tier's pace: an accept of a tenant new to the
@@ -110,5 +117,49 @@ BEGIN
         END IF;
     END LOOP;
     RETURN queued;
+END;
+$$;
+
+-- As in 0006, and a job a worker took between the look and the update is not taken for
+-- waiting: another is queued.
+CREATE OR REPLACE FUNCTION smsgw_ensure_job_v1(
+    p_lock text, p_queue text, p_task text, p_args jsonb, p_due timestamptz)
+    RETURNS text
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    run_at timestamptz := CASE WHEN p_due > now() THEN p_due END;
+    waiting record;
+BEGIN
+    SELECT id, queue_name, scheduled_at INTO waiting
+      FROM procrastinate_jobs WHERE queueing_lock = p_lock AND status = 'todo';
+    IF FOUND THEN
+        IF waiting.scheduled_at IS NOT NULL AND (run_at IS NULL OR waiting.scheduled_at > run_at)
+        THEN
+            -- Bring it forward, and wake the queue's workers as an insert would.
+            UPDATE procrastinate_jobs SET scheduled_at = run_at
+             WHERE id = waiting.id AND status = 'todo';
+            IF FOUND THEN
+                PERFORM pg_notify('procrastinate_queue_v1#' || waiting.queue_name,
+                                  json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+                PERFORM pg_notify('procrastinate_any_queue_v1',
+                                  json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+                RETURN 'brought_forward';
+            END IF;
+            -- A worker took it meanwhile (0016), and may look before this transaction's
+            -- rows are visible: queue another, as if none had been waiting.
+        ELSE
+            RETURN 'waiting';
+        END IF;
+    END IF;
+    BEGIN
+        PERFORM procrastinate_defer_jobs_v1(ARRAY[ROW(
+            p_queue, p_task, 0, NULL, p_lock, p_args, run_at
+        )::procrastinate_job_to_defer_v1]);
+    EXCEPTION WHEN unique_violation THEN
+        -- Another transaction queued one first: that one will do.
+        RETURN 'raced';
+    END;
+    RETURN 'deferred';
 END;
 $$;

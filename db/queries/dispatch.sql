@@ -184,18 +184,36 @@ SELECT smsgw_requeue_tenants_v1(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[
 -- name: ensure_tier_turn
 SELECT smsgw_ensure_tier_turn_v1(%(tier)s, %(task)s, %(due)s) AS action
 
+-- name: start_paced_turn
+-- A turn that follows a small one is likely small too: before it claims, and committed at
+-- once, the tier's next turn is paced from now. Otherwise an accept of a tenant new to
+-- the queue during its claim (the pace it sees is this turn's own, now past) would queue
+-- a turn at once, a second one with a message or two. No row is touched after a full
+-- turn, so turns draining a backlog do not write here.
+UPDATE tier_pace SET not_before = now() + make_interval(secs => %(gap_seconds)s)
+ WHERE tier = %(tier)s AND small
+
 -- name: pace_tier
 -- The claim of a small turn: the tier's next turn is queued to start no earlier than
 -- `gap_seconds` from now (smsgw_ensure_tier_turn_v1, migration 0016).
-INSERT INTO tier_pace AS p (tier, not_before)
-VALUES (%(tier)s, now() + make_interval(secs => %(gap_seconds)s))
-ON CONFLICT (tier) DO UPDATE SET not_before = excluded.not_before
+INSERT INTO tier_pace AS p (tier, not_before, small)
+VALUES (%(tier)s, now() + make_interval(secs => %(gap_seconds)s), true)
+ON CONFLICT (tier) DO UPDATE SET not_before = excluded.not_before, small = true
 
 -- name: unpace_tier
 -- The claim of a full turn: the tier's next turn may start at once. The row is locked
 -- only when a small turn had set it, so full turns of a tier claiming at the same time
 -- do not wait for each other here.
-UPDATE tier_pace SET not_before = now() WHERE tier = %(tier)s AND not_before > now()
+UPDATE tier_pace SET not_before = now(), small = false
+ WHERE tier = %(tier)s AND (small OR not_before > now())
+
+-- name: ensure_next_turn
+-- A turn that found no tenant due (made due later, after it was queued: a retry's
+-- backoff): the tier's turn for the earliest of them, if any wait.
+SELECT smsgw_ensure_tier_turn_v1(%(tier)s, %(task)s, min(q.due_at)) AS action
+  FROM dispatch_queue q
+ WHERE q.tier = %(tier)s
+HAVING count(*) > 0
 
 -- name: take_tenant_segments
 SELECT smsgw_take_tenant_segments_v1(%(tenant_id)s, %(wanted)s, %(rate)s) AS granted

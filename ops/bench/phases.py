@@ -175,11 +175,18 @@ def _wal_stats(url: str) -> tuple[int, int, int]:
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
-            " (SELECT wal_fpi FROM pg_stat_wal),"
-            " (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter)"
+            " (SELECT wal_fpi FROM pg_stat_wal)"
+        ).fetchone()
+        # PostgreSQL 17 moved the checkpoint counts to pg_stat_checkpointer.
+        newer = conn.execute("SELECT to_regclass('pg_stat_checkpointer') IS NOT NULL").fetchone()
+        checkpoints = conn.execute(
+            "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+            if newer and newer[0]
+            else "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter"
         ).fetchone()
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
+    assert checkpoints is not None
+    return int(row[0]), int(row[1]), int(checkpoints[0])
 
 
 def per_message(seen: dict[str, Any], messages: int, what: str = "msg") -> str:

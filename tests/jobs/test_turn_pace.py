@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from core import delivery
+from core.dispatch import DispatchConfig
+from jobs.scheduler import DISPATCH_TASK
 from tests import support, workers
 
 GAP_MS = 1000
@@ -53,7 +56,10 @@ async def test_a_small_turn_spaces_the_next_one_which_waits_as_a_scheduled_job(
         waiting = await cursor.fetchall()
         assert [(job["status"], job["later"]) for job in waiting] == [("todo", True)]
         two_at = await workers.eventually(lambda: _sending(conn, two))
-        assert (two_at["sending"] - one_at["sending"]).total_seconds() >= GAP - 0.05
+        # A gap after the first turn claimed (a little before its `sending` event), and
+        # no later than the gap plus a worker's poll (half the gap) and some slack.
+        waited = (two_at["sending"] - one_at["sending"]).total_seconds()
+        assert GAP - 0.2 <= waited <= GAP * 1.5 + 0.3
 
         # The tier then stays quiet for longer than the gap: the next message goes at once.
         await workers.eventually(lambda: _tier_quiet_since(conn, two_at["sending"]))
@@ -91,3 +97,23 @@ async def test_full_turns_are_not_spaced_and_tenants_beyond_a_turn_get_the_next(
         times = [await workers.eventually(lambda i=i: _sending(conn, i)) for i in ids]
     sending = sorted(t["sending"] for t in times)
     assert (sending[-1] - sending[0]).total_seconds() < GAP
+
+
+async def test_a_turn_that_finds_nobody_due_queues_the_next_for_the_earliest_due(
+    api, conn, pool, tenant
+):
+    sent = await support.send(api, tenant)
+    assert sent.status_code == 202, sent.text
+    # The tenant is due only later (a retry's backoff, say), and the turn queued for it
+    # earlier runs now: it finds nobody due.
+    await conn.execute("UPDATE dispatch_queue SET due_at = now() + interval '30 seconds'")
+    await conn.execute("DELETE FROM procrastinate_jobs")
+    report = await delivery.dispatch_turn(
+        pool, tier="standard", upstreams=None, task=DISPATCH_TASK, config=DispatchConfig()
+    )
+    assert report.tenants == 0
+    cursor = await conn.execute(
+        "SELECT j.status, j.scheduled_at = q.due_at AS at_due FROM procrastinate_jobs j,"
+        " dispatch_queue q WHERE j.queueing_lock = 'dispatch:tier:standard'"
+    )
+    assert [(job["status"], job["at_due"]) for job in await cursor.fetchall()] == [("todo", True)]

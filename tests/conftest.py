@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import psycopg
 import pytest
 from litestar import Litestar
@@ -139,6 +140,24 @@ async def api(
     run). Not Litestar's AsyncTestClient: that one runs the app on a portal thread's loop
     and blocks the caller's loop per request, so requests never overlap (asyncio.gather
     runs them one by one) and the pool, bound to this loop, cannot open connections."""
+    async with app_client(settings, pool) as client:
+        yield client
+
+
+@pytest.fixture
+async def api_one_call_each(
+    settings: Settings, pool: AsyncConnectionPool[Conn]
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Like ``api``, with ``SMSGW_ACCEPT_CALLS=0``: each single send in an accept call of
+    its own, as before coalescing."""
+    async with app_client(msgspec.structs.replace(settings, accept_calls=0), pool) as client:
+        yield client
+
+
+@asynccontextmanager
+async def app_client(
+    settings: Settings, pool: AsyncConnectionPool[Conn]
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, pool=pool)
     transport = httpx.ASGITransport(app=app)
     async with (

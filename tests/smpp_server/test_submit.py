@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import msgspec
+
+from jobs.scheduler import ProcrastinateScheduler
+from smpp_server.server import Listener
 from tests import support
 from tests.smpp_server import esme as e
 from tests.smpp_server.conftest import smpp_tenant
@@ -156,6 +160,43 @@ async def test_a_full_window_is_answered_without_lockstep_and_shares_accept_call
     assert (await support.balance(api, tenant.tenant))["held"] == 20 * 7_900
     assert await support.violations(conn) == []
     await run(client.unbind)
+
+
+async def test_without_shared_calls_submits_and_receipt_requests_are_kept_alike(
+    api, admin_headers, settings, pool, conn
+):
+    """SMSGW_ACCEPT_CALLS=0: each whole message in an accept call of its own, its receipt
+    request committed just before; a refused submit's request is taken back."""
+    alone = Listener(
+        msgspec.structs.replace(settings, accept_calls=0),
+        pool,
+        scheduler=ProcrastinateScheduler(),
+    )
+    await alone.start("127.0.0.1", 0)
+    try:
+        tenant = await smpp_tenant(api, admin_headers, credit=3 * 7_900)
+        client = tenant.esme(alone)
+        await run(client.bind)
+        answers = await run(
+            client.submit_many,
+            [
+                {"destination_addr": TO, "text": f"alone {i}", "registered_delivery": 1}
+                for i in range(4)
+            ],
+            window=4,
+        )
+        await run(client.unbind)
+    finally:
+        await alone.close()
+    accepted = {message_id for status, message_id in answers if status == e.ESME_ROK}
+    assert sorted(status for status, _ in answers) == [e.ESME_ROK] * 3 + [e.ESME_RSUBMITFAIL]
+    cursor = await conn.execute(
+        "SELECT count(*) AS messages, count(DISTINCT xmin::text) AS calls FROM messages"
+    )
+    assert dict(await cursor.fetchone()) == {"messages": 3, "calls": 3}
+    cursor = await conn.execute("SELECT message_id FROM smpp_receipt_requests")
+    assert {row["message_id"].hex for row in await cursor.fetchall()} == accepted
+    assert await support.violations(conn) == []
 
 
 async def test_a_long_udh_message_is_one_message_of_n_segments(api, admin_headers, listener, conn):

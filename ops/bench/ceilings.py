@@ -18,7 +18,8 @@ from psycopg.rows import dict_row
 
 from core import tenants
 from ops.bench import load, measure
-from ops.bench.phases import Bench, Outcome, per_message, scratch_tables
+from ops.bench.phases import Bench, Outcome, scratch_tables
+from ops.bench.server_stats import per_message
 
 # One call as `POST /v1/messages` makes it for a cached key (core/accept.py,
 # db/queries/messages.sql: accept_one): the key re-checked, opt-outs honoured, the tenant

@@ -15,7 +15,8 @@ import time
 import psycopg
 
 from ops.bench import load, measure
-from ops.bench.phases import Bench, Outcome, per_message
+from ops.bench.phases import Bench, Outcome
+from ops.bench.server_stats import per_message
 from ops.bench.system import gateway_env, keys_file, stop
 
 

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from ops.bench import server_stats
 from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
@@ -235,17 +236,6 @@ def _spy(pid: int, seconds: float) -> subprocess.Popen[bytes]:
     )
 
 
-def _print_sql_profile(db_url: str) -> None:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT total_exec_time, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)"
-            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 15"
-        ).fetchall()
-    print(f"{'ms total':>10}{'calls':>9}{'rows':>9}  statement")
-    for total, calls, count, query in rows:
-        print(f"{total:>10.0f}{calls:>9}{count:>9}  {query}")
-
-
 async def main_async(args: argparse.Namespace) -> None:
     base = Path(tempfile.mkdtemp(prefix="smsgw-bench-", dir="/tmp"))
     base.chmod(0o755)
@@ -306,7 +296,7 @@ async def main_async(args: argparse.Namespace) -> None:
             f"workers: {args.workers} process(es)"
         )
         if args.profile_sql:
-            _print_sql_profile(db_url)
+            print(server_stats.sql_profile(db_url))
         print(f"{'phase':<34}{'msg/s':>10}")
         print(f"{'backlog drain (accept done first)':<34}{backlog_rate:>10.0f}")
         print(f"{'live (ingest + delivery together)':<34}{live_rate:>10.0f}")

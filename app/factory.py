@@ -28,8 +28,8 @@ from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
 from app.openapi import SECURITY_SCHEMES, document_refusals
+from core import coalesce
 from core.auth_throttle import FailedAuthThrottle
-from core.coalesce import SendCoalescer
 from core.key_cache import KeyCache
 from core.observability import Observer
 from core.settings import Settings
@@ -79,14 +79,7 @@ def create_app(
                 limit=settings.auth_failures_limit,
                 window_seconds=settings.auth_failures_window_seconds,
             ),
-            sends=SendCoalescer(
-                active,
-                task=scheduler.task,
-                calls=settings.accept_calls,
-                max_sends=settings.accept_max_sends,
-            )
-            if settings.accept_calls > 0
-            else None,
+            sends=coalesce.for_settings(active, settings, task=scheduler.task),
         )
         try:
             yield

@@ -24,6 +24,7 @@ import psycopg
 from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 
+from core.settings import Settings
 from db import Conn, Row
 from db import messages as messages_db
 
@@ -120,3 +121,15 @@ def _fail(taken: list[tuple[Mapping[str, Any], asyncio.Future[Row]]], exc: BaseE
             future.cancel()  # the process is stopping
         else:
             future.set_exception(exc)
+
+
+def for_settings(
+    pool: AsyncConnectionPool[Conn], settings: Settings, *, task: str
+) -> SendCoalescer | None:
+    """A process's coalescer (``SMSGW_ACCEPT_CALLS`` / ``SMSGW_ACCEPT_MAX_SENDS``); None
+    when calls are 0: each send in an accept call of its own."""
+    if settings.accept_calls <= 0:
+        return None
+    return SendCoalescer(
+        pool, task=task, calls=settings.accept_calls, max_sends=settings.accept_max_sends
+    )

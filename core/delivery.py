@@ -214,30 +214,38 @@ async def dispatch_turn(
     config: DispatchConfig,
 ) -> TurnReport:
     report = TurnReport()
-    if config.turn_gap_seconds > 0:
-        async with pool.connection() as conn:
-            await dispatch_db.start_paced_turn(conn, tier=tier, gap_seconds=config.turn_gap_seconds)
     now = datetime.now(UTC)
-    async with pool.connection() as conn, conn.transaction():
-        tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
-        report.tenants = len(tenants)
-        if not tenants:
-            # Queued for tenants now due later (a retry's backoff): none is left without
-            # a turn.
-            await dispatch_db.ensure_next_turn(conn, tier=tier, task=task)
-            return report
-        claimed = await claim(conn, tenants=tenants, upstreams=upstreams, config=config, now=now)
-        # A small turn spaces the tier's next one, so that it carries what arrives
-        # meanwhile; a full turn does not (a backlog drains at full speed). Before the
-        # recount, which queues that turn.
-        full = len(tenants) >= config.tenants_per_turn or claimed.candidates >= config.batch_size
-        await dispatch_db.pace_tier(
-            conn, tier=tier, gap_seconds=0.0 if full else config.turn_gap_seconds
-        )
-        # Last, so the balance rows it locks are held only until the commit.
-        await dispatch_db.requeue_tenants(
-            conn, due_again={t["tenant_id"]: None for t in tenants}, task=task, back_of_line=True
-        )
+    async with pool.connection() as conn:
+        if config.turn_gap_seconds > 0:
+            # Committed at once (autocommit), before the claim's transaction begins.
+            await dispatch_db.start_paced_turn(conn, tier=tier, gap_seconds=config.turn_gap_seconds)
+        async with conn.transaction():
+            tenants = await dispatch_db.turn_tenants(conn, tier=tier, limit=config.tenants_per_turn)
+            report.tenants = len(tenants)
+            if not tenants:
+                # Queued for tenants now due later (a retry's backoff): none is left without
+                # a turn.
+                await dispatch_db.ensure_next_turn(conn, tier=tier, task=task)
+                return report
+            claimed = await claim(
+                conn, tenants=tenants, upstreams=upstreams, config=config, now=now
+            )
+            # A small turn spaces the tier's next one, so that it carries what arrives
+            # meanwhile; a full turn does not (a backlog drains at full speed). Before the
+            # recount, which queues that turn.
+            full = (
+                len(tenants) >= config.tenants_per_turn or claimed.candidates >= config.batch_size
+            )
+            await dispatch_db.pace_tier(
+                conn, tier=tier, gap_seconds=0.0 if full else config.turn_gap_seconds
+            )
+            # Last, so the balance rows it locks are held only until the commit.
+            await dispatch_db.requeue_tenants(
+                conn,
+                due_again={t["tenant_id"]: None for t in tenants},
+                task=task,
+                back_of_line=True,
+            )
     report.claimed = claimed.candidates
     report.expired_waiting = len(claimed.expired)
     report.postponed = claimed.postponed

@@ -23,10 +23,9 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from core import smpp_accounts
+from core import coalesce, smpp_accounts
 from core.accept import DispatchScheduler
 from core.auth_throttle import FailedAuthThrottle
-from core.coalesce import SendCoalescer
 from core.errors import RateLimited
 from core.settings import Settings
 from core.smpp_accounts import Binding, BindRefused
@@ -134,17 +133,9 @@ class Listener:
         self._settings = settings
         self._refresh_seconds = refresh_seconds
         self._pool = pool
-        sends = (
-            SendCoalescer(
-                pool,
-                task=scheduler.task,
-                calls=settings.accept_calls,
-                max_sends=settings.accept_max_sends,
-            )
-            if settings.accept_calls > 0
-            else None
+        self.intake = Intake(
+            pool, scheduler, coalesce.for_settings(pool, settings, task=scheduler.task)
         )
-        self.intake = Intake(pool, scheduler, sends)
         self._slots = BindSlots(settings.database_url)
         self._throttle = FailedAuthThrottle(
             limit=settings.auth_failures_limit,

@@ -65,11 +65,21 @@ class Bench:
     """What the phases share: the plan, the server, where files go, the chart's series,
     and the optional profilers (pg_stat_statements, py-spy)."""
 
-    def __init__(self, plan: Plan, cluster: Cluster, workdir: Path, spy: set[str]) -> None:
+    def __init__(
+        self,
+        plan: Plan,
+        cluster: Cluster,
+        workdir: Path,
+        spy: set[str],
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.plan = plan
         self.cluster = cluster
         self.workdir = workdir
         self.spy = spy
+        # SMSGW_* settings for the gateway in every phase (--set), for A/B runs; a
+        # phase's own settings win.
+        self.settings = settings or {}
         self.charts: list[PhaseSeries] = []
         self.profiles: list[str] = []
 
@@ -98,7 +108,8 @@ class Bench:
     def gateway(
         self, url: str, key: str, module: str = "ops.cli", settings: dict[str, str] | None = None
     ) -> Iterator[Gateway]:
-        gateway = Gateway(url, self.cluster.logs, key, self.plan.api_workers, settings or {})
+        wanted = {**self.settings, **(settings or {})}
+        gateway = Gateway(url, self.cluster.logs, key, self.plan.api_workers, wanted)
         try:
             gateway.start_api(module)
             yield gateway

@@ -33,6 +33,7 @@ def header(
     load_before: tuple[float, float, float],
     load_after: tuple[float, float, float],
     minutes: float,
+    settings: dict[str, str] | None = None,
 ) -> list[str]:
     p = plan
     kind = "QUICK (smoke test)" if p.quick else "full"
@@ -49,7 +50,7 @@ def header(
         f"PostgreSQL {postgres}, embedded (ops/embedded.py settings); a fresh database per"
         " phase, cloned from one migrated template",
         f"API: `smsgw api` under granian, {p.api_workers} process(es); delivery:"
-        f" {p.workers} x `smsgw worker` (all queues, product defaults); simulator receipts"
+        f" {p.workers} x `smsgw worker` (all queues, {_defaults(settings)}); simulator receipts"
         " held back (DLR delay 3600 s: stored in the inbox, not applied during a phase);"
         " tenants tier standard, no rate limit",
         f"load: wrk {wrk} (-t2, keep-alive) at {p.connections} connections for single sends,"
@@ -64,6 +65,12 @@ def header(
         f" growth {p.growth_rows:,} rows over {p.growth_days} days;"
         f" tenants: {p.single_tenants} (single), {p.batch_tenants} (batch)",
     ]
+
+
+def _defaults(settings: dict[str, str] | None) -> str:
+    if not settings:
+        return "product defaults"
+    return "product defaults but " + ", ".join(f"{k}={v}" for k, v in sorted(settings.items()))
 
 
 def _n(v: float) -> str:

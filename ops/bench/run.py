@@ -155,6 +155,16 @@ def _commit() -> str:
     return head + (" with uncommitted changes" if dirty else "")
 
 
+def _settings(pairs: list[str]) -> dict[str, str]:
+    settings = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("SMSGW_"):
+            raise SystemExit(f"--set takes SMSGW_NAME=VALUE, not {pair!r}")
+        settings[name] = value
+    return settings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -196,6 +206,13 @@ def main() -> None:
     )
     parser.add_argument("--spy", default="", help="py-spy the API and a worker in these phases")
     parser.add_argument("--keep", action="store_true", help="keep the server's folder")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SMSGW_NAME=VALUE",
+        help="a gateway setting for every phase (repeatable), for A/B runs",
+    )
     args = parser.parse_args()
     load.require("wrk", "wrk")
     load.require("pgbench", "postgresql-client")
@@ -207,7 +224,9 @@ def main() -> None:
     root.chmod(0o755)  # the embedded server runs as `postgres` when we are root
     workdir = out / f"run-{stamp}"
     cluster = Cluster(root, logs=workdir / "logs", profile_sql=args.profile_sql)
-    bench = Bench(the_plan, cluster, workdir, set(filter(None, args.spy.split(","))))
+    bench = Bench(
+        the_plan, cluster, workdir, set(filter(None, args.spy.split(","))), _settings(args.set)
+    )
     only = set(filter(None, args.only.split(",")))
     commit = _commit()
     os.chdir(snapshot(root))
@@ -244,6 +263,7 @@ def main() -> None:
         load_before=load_before,
         load_after=os.getloadavg(),
         minutes=(time.monotonic() - started) / 60,
+        settings=bench.settings,
     )
     print()
     print(report.table(header, the_plan, outcomes))

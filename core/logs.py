@@ -3,14 +3,33 @@
 Context (request_id, tenant_id, message_id, job_id) is bound with structlog's contextvars,
 and the stdlib loggers of the libraries are routed through the same renderer. Nothing
 logs bodies, headers, keys or secrets: callers pass ids and counts only.
+
+Our own lines do not go through the stdlib `logging` machinery: the API writes one per
+request, and a LogRecord, the handler and the formatter cost 18 µs of it against 8 µs for
+structlog writing the same line itself (ops/bench timeit, ~5% of a single send's API CPU).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any, TextIO
 
 import structlog
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's line writer, with the name `get_logger(name)` was given, so the
+    `logger` field says where a line came from as the stdlib loggers' lines do."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+def _logger_factory(*args: Any) -> _NamedWriteLogger:
+    # sys.stderr looked up per logger, not once: tests and the CLI may swap it.
+    return _NamedWriteLogger(sys.stderr, str(args[0]) if args else "")
 
 
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
@@ -27,15 +46,12 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        # filter_by_level first: a line below the level costs a level check, not the
-        # context merge and timestamp (the request line is written on every request).
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        logger_factory=_logger_factory,
+        # A line below the level costs a method call that returns at once.
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler()

@@ -23,6 +23,16 @@ from core import tenants
 from core.errors import Forbidden, Unauthorized
 
 
+def request_state(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+    """What the guards leave for the handler (the tenant, the key's id): the connection's
+    state as the dict it is. `connection.state` wraps it in a new `State`, lock and all,
+    on every access (~1 µs, five times a send)."""
+    state = connection.scope.get("state")
+    if state is None:
+        state = connection.scope["state"] = {}
+    return state
+
+
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -70,7 +80,8 @@ async def tenant_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     svc = services(connection.app.state)
-    connection.state.key_id = None
+    state = request_state(connection)
+    state["key_id"] = None
     async with throttled(connection):
         token = bearer_token(connection)
         # An Idempotency-Key replay answers before any accept call, so it always looks up.
@@ -81,10 +92,10 @@ async def tenant_guard(
         )
         if known is not None:
             tenant = known.tenant
-            connection.state.key_id = known.key_id
+            state["key_id"] = known.key_id
         else:
             tenant = await authenticate(connection, token)
-    connection.state.tenant = tenant
+    state["tenant"] = tenant
     structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id))
 
 
@@ -105,8 +116,9 @@ async def reauthenticate(request: Request[Any, Any, Any]) -> tenants.Tenant:
         token = bearer_token(request)
         services(request.app.state).key_cache.forget(token)
         tenant = await authenticate(request, token)
-    request.state.key_id = None
-    request.state.tenant = tenant
+    state = request_state(request)
+    state["key_id"] = None
+    state["tenant"] = tenant
     structlog.contextvars.bind_contextvars(tenant_id=str(tenant.id))
     return tenant
 
@@ -124,6 +136,6 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
 
 def provide_tenant(request: Request[Any, Any, Any]) -> tenants.Tenant:
     """The tenant that ``tenant_guard`` authenticated."""
-    tenant = request.state.tenant
+    tenant = request_state(request)["tenant"]
     assert isinstance(tenant, tenants.Tenant)
     return tenant

@@ -19,6 +19,7 @@ from app.auth import (
     UncopiedGuards,
     provide_tenant,
     reauthenticate,
+    request_state,
     tenant_guard,
 )
 from app.body import StrictBody, decode, validation_error
@@ -145,7 +146,7 @@ class MessagesController(Controller):
         )
         try:
             result = await _accept_one(
-                svc, provide_tenant(request), data, idem, key_id=request.state.key_id
+                svc, provide_tenant(request), data, idem, key_id=request_state(request)["key_id"]
             )
             return _accepted(result)
         except accept.StaleKey:

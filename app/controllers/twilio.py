@@ -19,7 +19,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
-from app.auth import throttled
+from app.auth import request_state, throttled
 from app.deps import services
 from app.openapi import twilio_errors
 from app.twilio_errors import TWILIO_EXCEPTION_HANDLERS
@@ -50,11 +50,11 @@ async def twilio_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
             account = await twilio.authenticate(conn, account_sid=username, auth_token=password)
         if connection.path_params.get("account_sid") != account.account_sid:
             raise Unauthorized("These credentials are not valid for this account.")
-    connection.state.twilio_account = account
+    request_state(connection)["twilio_account"] = account
 
 
 def provide_account(request: Request[Any, Any, Any]) -> twilio.Account:
-    account = request.state.twilio_account
+    account = request_state(request)["twilio_account"]
     assert isinstance(account, twilio.Account)
     return account
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import msgspec
 import phonenumbers
 
-from core import ids, segments
+from core import ids, phone_numbers, segments
 from core.errors import FieldError, InvalidRequest
 
 MIN_VALIDITY_SECONDS = 60
@@ -106,7 +106,7 @@ def _check_recipient(to: str, errors: list[FieldError]) -> None:
     except phonenumbers.NumberParseException:
         errors.append(FieldError("to", "is not a phone number"))
         return
-    if not phonenumbers.is_valid_number(number):
+    if not phone_numbers.is_valid(number):
         errors.append(FieldError("to", "is not a valid number for its country"))
         return
     canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

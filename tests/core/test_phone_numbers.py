@@ -1,0 +1,69 @@
+"""core.phone_numbers.is_valid gives phonenumbers.is_valid_number's answer, always: a
+recipient it let through would be sent to a number the gateway calls invalid, one it
+refused would be a valid send answered 422."""
+
+from __future__ import annotations
+
+import random
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+from core import phone_numbers
+
+TYPES = [
+    PhoneNumberType.FIXED_LINE,
+    PhoneNumberType.MOBILE,
+    PhoneNumberType.TOLL_FREE,
+    PhoneNumberType.PREMIUM_RATE,
+    PhoneNumberType.VOIP,
+    PhoneNumberType.PERSONAL_NUMBER,
+    PhoneNumberType.PAGER,
+    PhoneNumberType.UAN,
+    PhoneNumberType.VOICEMAIL,
+]
+
+
+def _agrees(e164: str) -> bool:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return True
+    return phone_numbers.is_valid(number) == phonenumbers.is_valid_number(number)
+
+
+def test_every_regions_example_numbers_get_the_same_answer() -> None:
+    examples = [
+        phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in TYPES
+        if (n := phonenumbers.example_number_for_type(region, kind)) is not None
+    ]
+    assert len(examples) > 1_000
+    # Valid ones, and one digit off (often invalid, often another region's).
+    nudged = [e[:-1] + str((int(e[-1]) + 1) % 10) for e in examples]
+    shorter = [e[:-1] for e in examples]
+    disagree = [e for e in examples + nudged + shorter if not _agrees(e)]
+    assert disagree == []
+    assert any(phone_numbers.is_valid(phonenumbers.parse(e, None)) for e in examples)
+
+
+def test_random_numbers_of_shared_calling_codes_get_the_same_answer() -> None:
+    shared = [
+        cc for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items() if len(regions) > 1
+    ]
+    assert 1 in shared and 44 in shared
+    rng = random.Random(20261126)
+    tried = valid = 0
+    disagree = []
+    for _ in range(20_000):
+        cc = rng.choice(shared)
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(6, 12)))
+        e164 = f"+{cc}{digits}"
+        tried += 1
+        if not _agrees(e164):
+            disagree.append(e164)
+        elif phone_numbers.is_valid(phonenumbers.parse(e164, None)):
+            valid += 1
+    assert disagree == []
+    assert 0 < valid < tried  # both answers were exercised

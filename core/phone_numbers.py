@@ -18,7 +18,8 @@ from phonenumbers import PhoneMetadata
 
 
 def is_valid(number: phonenumbers.PhoneNumber) -> bool:
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code, ())
+    code = number.country_code
+    regions = () if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
     if len(regions) <= 1:
         return bool(phonenumbers.is_valid_number(number))
     national = phonenumbers.national_significant_number(number)

@@ -12,9 +12,12 @@ from litestar import Litestar
 from app.factory import create_app
 from core import logs
 from core.settings import Settings
+from ops.gc_tuning import freeze_startup_objects
 
 
 def create() -> Litestar:
     settings = Settings.from_env(os.environ)
     logs.configure(json=settings.log_json, level=settings.log_level)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_objects()
+    return app

@@ -27,6 +27,7 @@ from core import logs, smpp_accounts, tenants
 from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
 from db import migrate as migrate_db
 from jobs.app import QUEUES
+from ops.gc_tuning import freeze_startup_objects
 
 log = structlog.get_logger("smsgw.cli")
 
@@ -98,6 +99,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise SystemExit(f"smsgw: unknown queue(s) {', '.join(unknown)}")
     from jobs.worker import run_worker
 
+    freeze_startup_objects()
     asyncio.run(run_worker(settings, queues=queues, name=args.name))
     return 0
 
@@ -115,6 +117,7 @@ def cmd_smpp(args: argparse.Namespace) -> int:
     from jobs.scheduler import ProcrastinateScheduler
     from smpp_server.server import SchemaBehind, serve
 
+    freeze_startup_objects()
     try:
         uvloop.run(serve(settings, host=args.host, port=port, scheduler=ProcrastinateScheduler()))
     except SchemaBehind as exc:

@@ -169,6 +169,23 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
         )
         row("  ratio to pgbench", ratio(single, pgbench), lambda v: f"{v:.2f}")
         row("  ratio to pgbench accept_one", ratio(single, accept_call), lambda v: f"{v:.2f}")
+    if phase("single_pair", "ingest: the same against the trivial endpoint, interleaved"):
+        row("  single msg/s, median", fig("single_pair", "single_rate"), _n)
+        row("  trivial msg/s, median", fig("single_pair", "trivial_rate"), _n)
+        row(
+            "  single p99 (ms), median",
+            fig("single_pair", "single_p99_ms"),
+            lambda v: f"{v:.1f}",
+            f"p99 <= {SINGLE_P99_MS:g} ms",
+            lambda v: v <= SINGLE_P99_MS,
+        )
+        row(
+            "  ratio, median of the pairs",
+            fig("single_pair", "ratio"),
+            lambda v: f"{v:.2f}",
+            f">= {SINGLE_RATIO}",
+            lambda v: v >= SINGLE_RATIO,
+        )
     alone = fig("single_alone", "rate")
     if phase("single_alone", "ingest: the same, each send in an accept call of its own"):
         row("  msg/s", alone, _n)

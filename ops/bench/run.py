@@ -8,6 +8,9 @@ queue), and prints one table, each figure beside its target, all measured in one
   server and process count as the API;
 - ingest alone: single sends at 64 connections, batches of 1,000 at 8 (the load
   generator's concurrency: 4 left the machine a fifth idle);
+- single sends and the trivial endpoint again, interleaved in 10 s slices (T S S T T S),
+  the ratio a median of adjacent pairs, so the machine's drift weighs on both alike
+  (ops/bench/paired.py);
 - end to end, ingest and delivery at once, batch and single sends, simulator at 0 and at
   50 ms: sent msg/s in the window and accept-to-sent (sent_at - created_at);
 - one procrastinate job per message, drained by one worker: the baseline;
@@ -37,7 +40,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ops.bench import chart, load, report
+from ops.bench import chart, load, paired, report
 from ops.bench.ceilings import pgbench_accept, pgbench_ceiling
 from ops.bench.comparisons import baseline, fairness
 from ops.bench.phases import (
@@ -92,6 +95,11 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             lambda: http_ingest(bench, "trivial", batch=False, trivial=True),
         ),
         ("single", "single ingest", lambda: http_ingest(bench, "single", batch=False)),
+        (
+            "single_pair",
+            "single ingest and the trivial endpoint, interleaved",
+            lambda: paired.interleaved(bench, "single_pair"),
+        ),
         (
             "single_alone",
             "single ingest, a call per send",

@@ -20,10 +20,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 WRK_SCRIPT = r"""
--- args: keys file, body file, path, threads, "close" or "keep-alive". Each request takes
--- the next tenant key in turn, each thread starting at its own share of the keys, so that
--- with as many connections as tenants two requests of one tenant rarely run at once (a
--- tenant's accepts queue on its balance row).
+-- args: keys file, body file, path, threads, "close" or "keep-alive". Each thread takes
+-- its own share of the tenant keys, and each request the next key of the share in turn,
+-- so that with as many connections as tenants two requests of one tenant rarely run at
+-- once (a tenant's accepts queue on its balance row). Threads that only started at their
+-- own offset in one list drifted into each other's keys within seconds.
 local reqs = {}
 local n = 0
 local threads = 0
@@ -35,14 +36,23 @@ function init(args)
   local body_file = io.open(args[2], "rb")
   local body = body_file:read("*a")
   body_file:close()
+  local keys = {}
   for key in io.lines(args[1]) do
+    keys[#keys + 1] = key
+  end
+  local threads = tonumber(args[4])
+  local first = math.floor(index * #keys / threads) + 1
+  local last = math.floor((index + 1) * #keys / threads)
+  if last < first then  -- fewer keys than threads: all of them
+    first, last = 1, #keys
+  end
+  for i = first, last do
     reqs[#reqs + 1] = wrk.format("POST", args[3], {
-      ["Authorization"] = "Bearer " .. key,
+      ["Authorization"] = "Bearer " .. keys[i],
       ["Content-Type"] = "application/json",
       ["Connection"] = args[5],
     }, body)
   end
-  n = math.floor(index * #reqs / tonumber(args[4]))
 end
 function request()
   n = n % #reqs + 1

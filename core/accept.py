@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, NoReturn, Protocol
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from core import ids, submission
 from core.coalesce import SendCoalescer
@@ -339,6 +340,47 @@ async def accept_together(
         case "opted_out":
             raise RecipientOptedOut(OPTED_OUT)
     _refuse(outcome, tenant=tenant, total=draft.price, count=1, rate=rate)
+
+
+async def accept_single(
+    pool: AsyncConnectionPool[Conn],
+    sends: SendCoalescer | None,
+    *,
+    tenant: Tenant,
+    request: submission.SendRequest,
+    scheduler: DispatchScheduler,
+    idem: Idempotency | None = None,
+    key_id: uuid.UUID | None = None,
+    render: Callable[[Message], Any] | None = None,
+    facade: str | None = None,
+    messaging_service_sid: str | None = None,
+) -> Accepted:
+    """One message from a front door: in the shared call of the single sends that arrive
+    with it (``accept_together``), unless it carries an idempotency key, whose row must
+    share its transaction, or ``sends`` is None (SMSGW_ACCEPT_CALLS=0); then in an accept
+    call of its own (``accept_message``) on a connection of ``pool``."""
+    if idem is None and sends is not None:
+        return await accept_together(
+            sends,
+            tenant=tenant,
+            request=request,
+            key_id=key_id,
+            render=render,
+            facade=facade,
+            messaging_service_sid=messaging_service_sid,
+        )
+    async with pool.connection() as conn:
+        return await accept_message(
+            conn,
+            tenant=tenant,
+            request=request,
+            scheduler=scheduler,
+            idem=idem,
+            render=render,
+            facade=facade,
+            messaging_service_sid=messaging_service_sid,
+            key_id=key_id,
+        )
 
 
 async def accept_reply(

@@ -119,26 +119,17 @@ async def create_message(
             )
         )
 
-    if idem is None and sends is not None:
-        return await accept.accept_together(
-            sends,
-            tenant=account.tenant,
-            request=request,
-            render=render,
-            facade="twilio",
-            messaging_service_sid=service,
-        )
-    async with pool.connection() as conn:
-        return await accept.accept_message(
-            conn,
-            tenant=account.tenant,
-            request=request,
-            scheduler=scheduler,
-            idem=idem,
-            render=render,
-            facade="twilio",
-            messaging_service_sid=service,
-        )
+    return await accept.accept_single(
+        pool,
+        sends,
+        tenant=account.tenant,
+        request=request,
+        scheduler=scheduler,
+        idem=idem,
+        render=render,
+        facade="twilio",
+        messaging_service_sid=service,
+    )
 
 
 async def _row(conn: Conn, account: twilio.Account, message_id: uuid.UUID) -> Row | None:

@@ -103,13 +103,15 @@ async def _accept_one(
     *,
     key_id: uuid.UUID | None,
 ) -> accept.Accepted:
-    """Without an Idempotency-Key, in the call of the sends that arrive with it."""
-    if idem is None and svc.sends is not None:
-        return await accept.accept_together(svc.sends, tenant=tenant, request=data, key_id=key_id)
-    async with svc.pool.connection() as conn:
-        return await accept.accept_message(
-            conn, tenant=tenant, request=data, scheduler=svc.scheduler, idem=idem, key_id=key_id
-        )
+    return await accept.accept_single(
+        svc.pool,
+        svc.sends,
+        tenant=tenant,
+        request=data,
+        scheduler=svc.scheduler,
+        idem=idem,
+        key_id=key_id,
+    )
 
 
 def _accepted(result: accept.Accepted) -> Response[Any]:

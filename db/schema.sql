@@ -1925,12 +1925,22 @@ BEGIN
              GROUP BY s.tenant_id) AS t
      WHERE b.tenant_id = t.tenant_id;
     IF p_task IS NOT NULL THEN
+        -- Only the tenants whose queue row is missing, of another tier, or due later
+        -- than these sends: for the others smsgw_queue_tenant_v1 would only read the row
+        -- (as it usually does under load), and a call per tenant cost ~8 us a send.
+        -- The rows are read under the balance locks taken above, which every writer of
+        -- dispatch_queue takes first.
         FOR r IN
-            SELECT s.tenant_id, s.tier, min(coalesce(s.send_at, s.created_at)) AS due,
-                   min(s.created_at) AS oldest
-              FROM unnest(kept) AS s
-             GROUP BY s.tenant_id, s.tier
-             ORDER BY s.tier, s.tenant_id
+            SELECT g.tenant_id, g.tier, g.due, g.oldest
+              FROM (SELECT s.tenant_id, s.tier,
+                           min(coalesce(s.send_at, s.created_at)) AS due,
+                           min(s.created_at) AS oldest
+                      FROM unnest(kept) AS s
+                     GROUP BY s.tenant_id, s.tier) AS g
+              LEFT JOIN dispatch_queue q ON q.tenant_id = g.tenant_id
+             WHERE NOT coalesce(q.tier = g.tier AND q.due_at <= g.due
+                                AND q.oldest <= g.oldest, false)
+             ORDER BY g.tier, g.tenant_id
         LOOP
             PERFORM smsgw_queue_tenant_v1(r.tenant_id, r.tier, p_task, r.due, r.oldest);
         END LOOP;
@@ -2100,4 +2110,4 @@ INSERT INTO smsgw_migrations (version, name) VALUES
     (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
     (13, 'count_with_status_events'), (14, 'accept_batch_parsed_once'),
     (15, 'accept_sends_together'), (16, 'paced_tier_turns'),
-    (17, 'receipt_requests_in_shared_accept');
+    (17, 'receipt_requests_in_shared_accept'), (18, 'queue_only_tenants_that_need_it');

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg_pool import PoolClosed
@@ -169,4 +170,33 @@ async def test_a_call_that_fails_answers_each_of_its_sends_with_the_error(
     )
     assert [type(r) for r in results] == [PoolClosed] * 5
     assert (await support.stored(conn))["messages"] == 0
+    assert await support.violations(conn) == []
+
+
+async def test_a_call_writes_a_queue_row_only_when_the_tenant_is_not_due_as_early(
+    api, admin_headers, conn, pool
+):
+    tenant, key_id = await _tenant(conn, api, admin_headers, credit=100 * PRICE)
+    sends = SendCoalescer(pool, task=TASK, calls=1, max_sends=100)
+
+    async def queue_row() -> Row:
+        cursor = await conn.execute(
+            "SELECT xmin::text AS version, due_at FROM dispatch_queue WHERE tenant_id = %s",
+            (tenant.id,),
+        )
+        row = await cursor.fetchone()
+        assert row is not None
+        return row
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await _send(sends, tenant, key_id, send_at=later)
+    scheduled = await queue_row()
+    assert scheduled["due_at"] >= later - timedelta(seconds=1)
+    # Due now: the row is brought forward.
+    await _send(sends, tenant, key_id)
+    due = await queue_row()
+    assert due["due_at"] <= datetime.now(UTC)
+    # Already due as early: the row is left as it is, not written again.
+    await _send(sends, tenant, key_id)
+    assert await queue_row() == due
     assert await support.violations(conn) == []

@@ -75,7 +75,6 @@ CREATE TABLE ledger_message_entries (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (message_created_at, message_id, phase)
 ) PARTITION BY RANGE (message_created_at);
-CREATE INDEX ledger_message_entries_tenant_idx ON ledger_message_entries (tenant_id);
 
 CREATE VIEW ledger AS
     SELECT tenant_id, 'credit'::text AS kind, amount, NULL::uuid AS message_id,
@@ -2110,4 +2109,5 @@ INSERT INTO smsgw_migrations (version, name) VALUES
     (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
     (13, 'count_with_status_events'), (14, 'accept_batch_parsed_once'),
     (15, 'accept_sends_together'), (16, 'paced_tier_turns'),
-    (17, 'receipt_requests_in_shared_accept'), (18, 'queue_only_tenants_that_need_it');
+    (17, 'receipt_requests_in_shared_accept'), (18, 'queue_only_tenants_that_need_it'),
+    (19, 'ledger_entries_without_tenant_index');

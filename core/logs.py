@@ -15,6 +15,7 @@ import logging
 import sys
 from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 
@@ -32,6 +33,16 @@ def _logger_factory(*args: Any) -> _NamedWriteLogger:
     return _NamedWriteLogger(sys.stderr, str(args[0]) if args else "")
 
 
+# JSON lines through msgspec: 6.5 µs a request line against 8.8 µs with json.dumps (ops/bench
+# timeit). What it cannot encode is written as its repr, as structlog does by default;
+# ids and times come out as their text, not as a repr.
+_json = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _dumps(value: Any, **_: Any) -> str:
+    return _json.encode(value).decode()
+
+
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
     as_json = (not sys.stderr.isatty()) if json is None else json
     shared: list[structlog.types.Processor] = [
@@ -41,7 +52,7 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if as_json
         else structlog.dev.ConsoleRenderer(colors=False)
     )

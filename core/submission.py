@@ -102,7 +102,7 @@ def _check_recipient(to: str, errors: list[FieldError]) -> None:
         errors.append(FieldError("to", "must be an E.164 number such as +14155552671"))
         return
     try:
-        number = phonenumbers.parse(to, None)
+        number = phone_numbers.parse_e164(to)
     except phonenumbers.NumberParseException:
         errors.append(FieldError("to", "is not a phone number"))
         return

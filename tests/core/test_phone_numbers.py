@@ -9,7 +9,7 @@ import random
 import phonenumbers
 from phonenumbers import PhoneNumberType
 
-from core import phone_numbers
+from core import phone_numbers, submission
 
 TYPES = [
     PhoneNumberType.FIXED_LINE,
@@ -67,3 +67,51 @@ def test_random_numbers_of_shared_calling_codes_get_the_same_answer() -> None:
             valid += 1
     assert disagree == []
     assert 0 < valid < tried  # both answers were exercised
+
+
+def _parsed(parse, text: str) -> object:
+    """The number parsed, or the kind of error raised."""
+    try:
+        return parse(text)
+    except phonenumbers.NumberParseException as exc:
+        return ("error", exc.error_type)
+
+
+def _e164_texts() -> list[str]:
+    """Every region's example numbers, one digit off, one digit short, with a national
+    prefix written after the calling code (+44 0...), and random digits."""
+    examples = [
+        phonenumbers.format_number(n, phonenumbers.PhoneNumberFormat.E164)
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in TYPES
+        if (n := phonenumbers.example_number_for_type(region, kind)) is not None
+    ]
+    texts = list(examples)
+    texts += [e[:-1] + str((int(e[-1]) + 1) % 10) for e in examples]
+    texts += [e[:-1] for e in examples]
+    for number in map(lambda e: phonenumbers.parse(e, None), examples):
+        national = phonenumbers.national_significant_number(number)
+        texts.append(f"+{number.country_code}0{national}")
+    rng = random.Random(20261127)
+    for _ in range(20_000):
+        texts.append(
+            "+"
+            + rng.choice("123456789")
+            + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 14)))
+        )
+    return [t for t in texts if submission.E164.match(t)]
+
+
+def test_parse_e164_gives_phonenumbers_parse_answer() -> None:
+    texts = _e164_texts()
+    assert len(texts) > 20_000
+    disagree = [
+        t
+        for t in texts
+        if _parsed(phone_numbers.parse_e164, t) != _parsed(lambda x: phonenumbers.parse(x, None), t)
+    ]
+    assert disagree == []
+    # Both outcomes, and a stripped national prefix, were exercised.
+    outcomes = [_parsed(phone_numbers.parse_e164, t) for t in texts]
+    assert any(isinstance(o, tuple) for o in outcomes)
+    assert phone_numbers.parse_e164("+4407400123456") == phonenumbers.parse("+447400123456", None)

@@ -151,7 +151,8 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_INBOUND_PARTS_TIMEOUT_SECONDS": "a long inbound message missing parts is delivered "
     "incomplete after (60) s",
     "SMSGW_AUTH_FAILURES_LIMIT / _WINDOW_SECONDS": "failed auths per address per window (20 / 60)",
-    "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level",
+    "SMSGW_LOG_JSON / SMSGW_LOG_LEVEL": "JSON logs (default: when not a terminal) and level "
+    "(INFO: refused, failed and slow requests; DEBUG: every request)",
     "SMSGW_REPORTING_POOL_MAX": "connections per API process for reports (4)",
     "SMSGW_REPORT_STATEMENT_TIMEOUT_MS": "longest a report statement may run (30000)",
     "SMSGW_METRICS_CACHE_SECONDS": "/metrics and dashboard read the database at most every (1) s",

@@ -129,6 +129,46 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
     assert failed_callback["tenant_id"] == tenant.id
 
 
+async def test_at_info_only_refused_failed_or_slow_requests_are_logged(db_url, tmp_path):
+    """A line per accepted send would repeat the messages table a billion times a day at
+    the mission's peak: at INFO an answered send writes none, a refusal writes its line."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _env(db_url, {"log_level": "INFO"})
+    env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
+    api_log = tmp_path / "api.log"
+    api_proc = _start(["api", "--port", str(port)], env, api_log)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
+
+            async def ready():
+                try:
+                    return (await api.get("/ready")).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            await _until(ready)
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            tenant = await support.make_tenant(api, admin, credit=1_000_000)
+            accepted = await support.send(api, tenant)
+            assert accepted.status_code == 202, accepted.text
+            invalid = await support.send(api, tenant, to="+1")
+            assert invalid.status_code == 422
+            unknown = await api.get("/v1/balance", headers={"Authorization": "Bearer smsgw_x"})
+            assert unknown.status_code == 401
+    finally:
+        _stop(api_proc)
+    records = [json.loads(line) for line in api_log.read_text().splitlines()]
+    logged = {
+        (r["route"], r["status"]): r["request_id"] for r in records if r["event"] == "http.request"
+    }
+    assert logged == {
+        ("/v1/messages", 422): invalid.headers["x-request-id"],
+        ("/v1/balance", 401): unknown.headers["x-request-id"],
+    }
+
+
 def test_request_ids_differ_between_forked_server_processes():
     """granian forks its worker processes from one that imported the app: each must draw
     its own request-id prefix, or two processes would hand out the same ids."""

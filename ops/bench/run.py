@@ -8,9 +8,9 @@ queue), and prints one table, each figure beside its target, all measured in one
   server and process count as the API;
 - ingest alone: single sends at 64 connections, batches of 1,000 at 8 (the load
   generator's concurrency: 4 left the machine a fifth idle);
-- single sends and the trivial endpoint again, interleaved in 10 s slices (T S S T T S),
-  the ratio a median of adjacent pairs, so the machine's drift weighs on both alike
-  (ops/bench/paired.py);
+- single sends and the trivial endpoint again, interleaved in 10 s slices
+  (T S S T T S S T T S), the ratio a median of adjacent pairs, so the machine's drift
+  weighs on both alike (ops/bench/paired.py);
 - end to end, ingest and delivery at once, batch and single sends, simulator at 0 and at
   50 ms: sent msg/s in the window and accept-to-sent (sent_at - created_at);
 - one procrastinate job per message, drained by one worker: the baseline;

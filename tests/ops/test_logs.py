@@ -56,10 +56,24 @@ async def _sleep() -> None:
     await asyncio.sleep(0.1)
 
 
-async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url, tmp_path):
+def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return sock.getsockname()[1]
+
+
+async def _until_ready(api: httpx.AsyncClient) -> None:
+    async def ready():
+        try:
+            return (await api.get("/ready")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await _until(ready)
+
+
+async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url, tmp_path):
+    port = _free_port()
     env = _env(db_url, {"log_level": "DEBUG"})
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
@@ -71,14 +85,7 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
         base = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient(base_url=base, timeout=10) as api:
-
-                async def ready():
-                    try:
-                        return (await api.get("/ready")).status_code == 200
-                    except httpx.HTTPError:
-                        return False
-
-                await _until(ready)
+                await _until_ready(api)
                 admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
                 tenant = await support.make_tenant(api, admin, credit=1_000_000)
                 sent = await support.send(api, tenant, body=body, callback_url=hook.url)
@@ -132,23 +139,14 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
 async def test_at_info_only_refused_failed_or_slow_requests_are_logged(db_url, tmp_path):
     """A line per accepted send would repeat the messages table a billion times a day at
     the mission's peak: at INFO an answered send writes none, a refusal writes its line."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = _free_port()
     env = _env(db_url, {"log_level": "INFO"})
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
     api_log = tmp_path / "api.log"
     api_proc = _start(["api", "--port", str(port)], env, api_log)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as api:
-
-            async def ready():
-                try:
-                    return (await api.get("/ready")).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            await _until(ready)
+            await _until_ready(api)
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
             tenant = await support.make_tenant(api, admin, credit=1_000_000)
             accepted = await support.send(api, tenant)

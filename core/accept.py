@@ -8,13 +8,11 @@ work itself, because an Idempotency-Key replay must be decided inside it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from datetime import timedelta
+from dataclasses import replace
 from typing import Any, NoReturn, Protocol
 
 import msgspec
@@ -22,21 +20,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from core import ids, submission
 from core.coalesce import SendCoalescer
-from core.errors import (
-    FieldError,
-    IdempotencyMismatch,
-    InsufficientCredit,
-    InvalidRequest,
-    RateLimited,
-    RecipientOptedOut,
-)
+from core.errors import InsufficientCredit, RateLimited, RecipientOptedOut
+from core.idempotency import Accepted, Idempotency, stored_answer
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
 from db import Conn
 from db import idempotency as idempotency_db
 from db import messages as messages_db
 
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 OPTED_OUT = (
     "The recipient opted out of messages from this sender (they texted STOP); "
     "they must text START to receive messages again."
@@ -55,50 +46,6 @@ class DispatchScheduler(Protocol):
     (smsgw_queue_tenant_v1)."""
 
     task: str
-
-
-@dataclass(frozen=True, slots=True)
-class Idempotency:
-    key: str
-    request_sha256: bytes
-    ttl_seconds: int
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    """What to answer: the new message(s), or the stored first answer of a replay."""
-
-    body: Any
-    replayed: bool
-
-
-def fingerprint(raw_body: bytes) -> bytes:
-    """SHA-256 of the request's JSON value: key order and whitespace do not matter."""
-    canonical = msgspec.json.encode(msgspec.json.decode(raw_body), order="sorted")
-    return hashlib.sha256(canonical).digest()
-
-
-def idempotency(key: str | None, raw_body: bytes, ttl_seconds: int) -> Idempotency | None:
-    if key is None:
-        return None
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_CHARS or not key.isprintable():
-        raise InvalidRequest(
-            "The Idempotency-Key header is not valid.",
-            [FieldError("Idempotency-Key", "must be 1 to 255 printable characters")],
-        )
-    return Idempotency(key=key, request_sha256=fingerprint(raw_body), ttl_seconds=ttl_seconds)
-
-
-async def stored_answer(conn: Conn, tenant: Tenant, idem: Idempotency) -> Accepted | None:
-    """The first answer given to this Idempotency-Key, while it replays; None if none."""
-    row = await idempotency_db.get_key(conn, tenant_id=tenant.id, key=idem.key)
-    if row is None or row["age"] > timedelta(seconds=idem.ttl_seconds):
-        # Past the replay window the key is free again (claim_key takes the row over;
-        # in one transaction both judge the age by the same now()).
-        return None
-    if bytes(row["request_sha256"]) != idem.request_sha256:
-        raise IdempotencyMismatch("This Idempotency-Key was used with a different request body.")
-    return Accepted(body=row["response"], replayed=True)
 
 
 def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import msgspec
 
 from core import accept, submission
 from core.errors import FieldError, InvalidRequest, RecipientOptedOut
+from core.idempotency import Accepted, Idempotency, stored_answer
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
 from db import Conn
@@ -40,8 +41,8 @@ async def accept_batch(
     tenant: Tenant,
     items: Sequence[submission.SendRequest | InvalidRequest],
     scheduler: accept.DispatchScheduler,
-    idem: accept.Idempotency | None = None,
-) -> accept.Accepted:
+    idem: Idempotency | None = None,
+) -> Accepted:
     """Accept every valid item together, or none when credit does not cover them all.
 
     ``items`` holds, per position, the decoded request or the error that decoding it gave.
@@ -51,7 +52,7 @@ async def accept_batch(
             "A batch holds 1 to 1000 messages.",
             [FieldError("messages", f"must hold 1 to {MAX_BATCH} messages")],
         )
-    if idem is not None and (replay := await accept.stored_answer(conn, tenant, idem)) is not None:
+    if idem is not None and (replay := await stored_answer(conn, tenant, idem)) is not None:
         return replay
     batch_ms = accept.now_ms()
     drafts: list[submission.Draft] = []

@@ -21,9 +21,10 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from core import accept, ids, messages, submission, twilio
-from core.accept import Accepted, DispatchScheduler, Idempotency
+from core.accept import DispatchScheduler
 from core.coalesce import SendCoalescer
 from core.errors import FieldError, InvalidRequest, NotFound
+from core.idempotency import Accepted, Idempotency
 from db import Conn, Row
 from db import inbound as inbound_db
 from db import messages as messages_db

@@ -25,7 +25,7 @@ from app.auth import (
 from app.body import StrictBody, decode, validation_error
 from app.deps import Services, services
 from app.openapi import problems
-from core import accept, batch, inbound, messages
+from core import accept, batch, idempotency, inbound, messages
 from core.batch import BatchResult
 from core.errors import FieldError, InvalidRequest, MalformedRequest
 from core.inbound import InboundMessage, InboundPage
@@ -99,10 +99,10 @@ async def _accept_one(
     svc: Services,
     tenant: Tenant,
     data: SendRequest,
-    idem: accept.Idempotency | None,
+    idem: idempotency.Idempotency | None,
     *,
     key_id: uuid.UUID | None,
-) -> accept.Accepted:
+) -> idempotency.Accepted:
     return await accept.accept_single(
         svc.pool,
         svc.sends,
@@ -114,7 +114,7 @@ async def _accept_one(
     )
 
 
-def _accepted(result: accept.Accepted) -> Response[Any]:
+def _accepted(result: idempotency.Accepted) -> Response[Any]:
     return Response(result.body, status_code=202)
 
 
@@ -143,7 +143,7 @@ class MessagesController(Controller):
         # The hot path takes its connection and tenant itself: two dependencies would be
         # resolved in a task group of their own per request (~6% of the API's CPU).
         svc = services(state)
-        idem = accept.idempotency(
+        idem = idempotency.from_header(
             idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
         )
         try:
@@ -175,7 +175,7 @@ class MessagesController(Controller):
             tenant=tenant,
             items=items,
             scheduler=svc.scheduler,
-            idem=accept.idempotency(
+            idem=idempotency.from_header(
                 idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
             ),
         )

@@ -24,8 +24,8 @@ from app.deps import services
 from app.openapi import twilio_errors
 from app.twilio_errors import TWILIO_EXCEPTION_HANDLERS
 from core import twilio, twilio_api
-from core.accept import Idempotency
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
+from core.idempotency import Idempotency
 from db import Conn
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"

@@ -13,6 +13,7 @@ from psycopg_pool import PoolClosed
 from core import accept, submission, tenants
 from core.coalesce import SendCoalescer
 from core.errors import InsufficientCredit, RateLimited, RecipientOptedOut
+from core.idempotency import Accepted
 from core.submission import SendRequest
 from core.tenants import Tenant
 from db import Row
@@ -88,7 +89,7 @@ async def test_one_call_answers_each_send_as_its_own_call_would(api, admin_heade
     assert isinstance(results[5], RateLimited)
     assert results[5].retry_after == 1
     assert isinstance(results[6], RecipientOptedOut)
-    accepted = [r for r in results if isinstance(r, accept.Accepted)]
+    accepted = [r for r in results if isinstance(r, Accepted)]
     ids = {str(r.body.id) for r in accepted}
     cursor = await conn.execute("SELECT id::text AS id, tenant_id, body FROM messages")
     rows = await cursor.fetchall()
@@ -147,7 +148,7 @@ async def test_concurrent_sends_of_many_tenants_share_calls_and_credit_holds(
     )
     for n in range(8):
         mine = results[n * 15 : (n + 1) * 15]
-        assert sum(isinstance(r, accept.Accepted) for r in mine) == 10
+        assert sum(isinstance(r, Accepted) for r in mine) == 10
         assert sum(isinstance(r, InsufficientCredit) for r in mine) == 5
     assert max(sends.calls) == 16
     assert len(sends.calls) < len(results) / 4

@@ -51,12 +51,13 @@ def parse_e164(text: str) -> PhoneNumber:
     metadata = PhoneMetadata.metadata_for_region_or_calling_code(
         code, util.region_code_for_country_code(code)
     )
-    if metadata is None or len(national) < util._MIN_LENGTH_FOR_NSN:
+    if metadata is None:
         return phonenumbers.parse(text, None)
     _, stripped, _ = util._maybe_strip_national_prefix_carrier_code(national, metadata)
     if util._test_number_length(stripped, metadata) not in _KEEP_AS_WRITTEN:
         national = stripped
     if not util._MIN_LENGTH_FOR_NSN <= len(national) <= util._MAX_LENGTH_FOR_NSN:
+        # Too short (stripping only shortens) or too long: `parse`'s error.
         return phonenumbers.parse(text, None)
     number = PhoneNumber(country_code=code)
     util._set_italian_leading_zeros_for_phone_number(national, number)

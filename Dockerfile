@@ -3,6 +3,10 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /srv/smsgw
+# The locked dependencies first (their own layer, reused while the lock is unchanged),
+# then the project itself with the build backend the lock pinned.
+COPY requirements.txt ./
+RUN pip install --require-hashes -r requirements.txt
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY core ./core
@@ -11,7 +15,7 @@ COPY jobs ./jobs
 COPY providers ./providers
 COPY ops ./ops
 COPY smpp_server ./smpp_server
-RUN pip install . && useradd --system --uid 10001 smsgw
+RUN pip install --no-deps --no-build-isolation . && useradd --system --uid 10001 smsgw
 USER smsgw
 EXPOSE 8000 2775
 HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health').status == 200 else 1)"

@@ -40,7 +40,22 @@ def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> InvalidR
 TOO_DEEP = "The request body is not valid JSON: it is nested too deeply."
 
 
+def require_utf8(raw: bytes) -> None:
+    """JSON text is UTF-8 (RFC 8259). Checked before any decoding, because how a bad
+    sequence inside a string surfaces differs between msgspec releases (0.23 reports it
+    as a schema error of the field, earlier ones as a decode error)."""
+    if not raw.isascii():
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedRequest(NOT_UTF8) from None
+
+
+NOT_UTF8 = "The request body is not valid JSON: it is not UTF-8."
+
+
 def decode(raw: bytes, model: type[T]) -> T:
+    require_utf8(raw)
     try:
         return msgspec.json.decode(raw, type=model, strict=True)
     except msgspec.ValidationError as exc:
@@ -49,13 +64,12 @@ def decode(raw: bytes, model: type[T]) -> T:
         # else is wrong with it.
         try:
             msgspec.json.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError) as malformed:
+        except msgspec.DecodeError as malformed:
             raise MalformedRequest(f"The request body is not valid JSON: {malformed}") from None
         except RecursionError:
             pass  # too deep to read whole; the schema error found first stands
         raise validation_error(exc) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        # msgspec reports bad UTF-8 inside a string as a UnicodeDecodeError.
+    except msgspec.DecodeError as exc:
         raise MalformedRequest(f"The request body is not valid JSON: {exc}") from None
     except RecursionError:
         # Nesting deeper than the interpreter's recursion limit (about 1,000 levels).

@@ -12,7 +12,7 @@ import msgspec
 
 from core import inbound, receipts
 from core.accept import DispatchScheduler
-from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
+from core.errors import FieldError, InvalidRequest, MalformedRequest, NotFound, Unauthorized
 from db import Conn
 from db import providers as providers_db
 from providers import http as http_provider
@@ -195,6 +195,8 @@ async def accept_http_inbound(
         raise Unauthorized("The inbound message is not signed with this provider's secret.")
     try:
         parts = http_provider.parse_inbound(provider, body)
+    except http_provider.MalformedBody as exc:
+        raise MalformedRequest(f"The request body is not valid JSON: {exc}.") from None
     except ValueError as exc:
         raise InvalidRequest(
             "The inbound messages are not valid.", [FieldError("body", str(exc))]
@@ -212,6 +214,8 @@ async def accept_http_receipts(
         raise Unauthorized("The receipt is not signed with this provider's secret.")
     try:
         parsed = http_provider.parse_receipts(provider, body)
+    except http_provider.MalformedBody as exc:
+        raise MalformedRequest(f"The request body is not valid JSON: {exc}.") from None
     except ValueError as exc:
         raise InvalidRequest(
             "The receipts are not valid.", [FieldError("body", str(exc))]

@@ -1,6 +1,7 @@
-# Sourced by ops/run and ops/test: a virtual environment in .venv with the project
-# installed, and PostgreSQL's server binaries on the machine. Re-runs are quick: the
-# install is redone only when pyproject.toml changes.
+# Sourced by ops/run and ops/test: a virtual environment in .venv with the locked
+# dependencies and the project installed, and PostgreSQL's server binaries on the
+# machine. Re-runs are quick: the install is redone only when a lock file or
+# pyproject.toml changes.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,19 +53,38 @@ ensure_chromium() {
     fi
 }
 
+# The environment is exactly what the lock file says: requirements.txt for running,
+# requirements-dev.txt (a superset at the same versions) for the tests and tools. When
+# the lock or pyproject.toml changes, the environment is made again from nothing, so no
+# package the lock no longer names stays behind.
 ensure_venv() {
-    if [ ! -x "$VENV/bin/python" ]; then
-        "$PYTHON" -m venv "$VENV"
+    local lock="$ROOT/requirements.txt" want have
+    if [ "$EXTRAS" = "dev" ]; then
+        lock="$ROOT/requirements-dev.txt"
     fi
-    local stamp="$VENV/.smsgw-installed${EXTRAS:+-$EXTRAS}"
-    local digest
-    digest="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
-    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
-        "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
-        # Editable: the CLI and the tests run this checkout's code.
-        "$VENV/bin/python" -m pip install -q -e "$ROOT${EXTRAS:+[$EXTRAS]}"
-        echo "$digest" > "$stamp"
+    want="$(basename "$lock") $(cat "$lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    have="$(cat "$VENV/.smsgw-lock" 2>/dev/null || true)"
+    if [ "$have" = "$want" ]; then
+        return
     fi
+    if [ -z "$EXTRAS" ] && [ "${have%% *}" = "requirements-dev.txt" ]; then
+        # A test environment serves `ops/run` too, if it is current.
+        local dev
+        dev="$(cat "$ROOT/requirements-dev.txt" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+        if [ "$have" = "requirements-dev.txt $dev" ]; then
+            return
+        fi
+    fi
+    echo "smsgw: installing $(basename "$lock") into $VENV" >&2
+    if [ -f "$VENV/pyvenv.cfg" ]; then
+        rm -rf "$VENV"
+    fi
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install -q --require-hashes -r "$lock"
+    # Editable, so the CLI and the tests run this checkout's code; the build backend
+    # comes from the lock too, hence no build isolation.
+    "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$ROOT"
+    echo "$want" > "$VENV/.smsgw-lock"
 }
 
 ensure_postgres

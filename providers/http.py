@@ -194,13 +194,22 @@ def _receipt(provider: str, item: Any) -> Receipt:
     )
 
 
+class MalformedBody(ValueError):
+    """The body is not JSON at all (not UTF-8, not well formed, nested too deep), as
+    opposed to JSON that says the wrong thing."""
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise MalformedBody("the body is not JSON") from exc
+
+
 def parse_receipts(provider: str, body: bytes) -> list[Receipt]:
     """``{"id", "status", "error_code"?, "timestamp"?}``, a list of them, or
     ``{"receipts": [...]}``. Raises ValueError on anything else."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError("the body is not JSON") from exc
+    data = _json(body)
     if isinstance(data, dict) and "receipts" in data:
         data = data["receipts"]
     items = data if isinstance(data, list) else [data]
@@ -252,10 +261,7 @@ def parse_inbound(provider: str, body: bytes) -> list[InboundPart]:
     ``{"id", "from", "to", "text", "part"?: {"reference", "total", "number"}}`` (a part
     of a long message), a list of them, or ``{"messages": [...]}``. Raises ValueError
     on anything else."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise ValueError("the body is not JSON") from exc
+    data = _json(body)
     if isinstance(data, dict) and "messages" in data:
         data = data["messages"]
     items = data if isinstance(data, list) else [data]

@@ -27,7 +27,7 @@ from app.deps import Services, services
 from app.openapi import problems
 from core import accept, batch, idempotency, inbound, messages
 from core.batch import BatchResult
-from core.errors import FieldError, InvalidRequest, MalformedRequest
+from core.errors import FieldError, InvalidRequest
 from core.inbound import InboundMessage, InboundPage
 from core.messages import Message, Page, Quote
 from core.submission import SendRequest
@@ -62,10 +62,6 @@ class BatchBody(StrictBody[BatchRequest]):
                 items.append(validation_error(exc))
             except msgspec.DecodeError as exc:  # pragma: no cover - the whole body parsed
                 items.append(InvalidRequest(str(exc)))
-            except UnicodeDecodeError:
-                # Skipped over as raw items, strings are only read here: bad UTF-8
-                # makes the whole body something other than JSON, as for a single send.
-                raise MalformedRequest("The request body is not valid JSON: not UTF-8.") from None
         return items
 
 

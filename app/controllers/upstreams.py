@@ -106,7 +106,7 @@ class ReceiptsController(Controller):
     path = "/v1/providers"
     tags = ["providers"]
 
-    @post("/{provider:str}/dlr", status_code=202, responses=problems(401, 413, 422, 503))
+    @post("/{provider:str}/dlr", status_code=202, responses=problems(400, 401, 413, 422, 503))
     async def receive(
         self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], provider: FromPath[str]
     ) -> ReceiptsAccepted:
@@ -120,7 +120,7 @@ class ReceiptsController(Controller):
         )
         return ReceiptsAccepted(accepted=accepted)
 
-    @post("/{provider:str}/inbound", status_code=202, responses=problems(401, 413, 422, 503))
+    @post("/{provider:str}/inbound", status_code=202, responses=problems(400, 401, 413, 422, 503))
     async def receive_inbound(
         self,
         request: Request[Any, Any, Any],

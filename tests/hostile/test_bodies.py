@@ -56,7 +56,7 @@ async def test_deeply_nested_json_is_a_clear_4xx(api, world, conn):
     for endpoint in body_endpoints():
         if endpoint.door == "provider":
             response = await post_raw(api, world, endpoint, deep)
-            assert_refused(response, endpoint, 422, "invalid_request")
+            assert_refused(response, endpoint, 400, "invalid_request")
     assert await snapshot(conn) == before
 
 
@@ -85,7 +85,7 @@ async def test_invalid_utf8_inside_a_string_is_400(api, world, conn):
             body = PROVIDER_BODIES[endpoint.method, endpoint.path]
             raw = json.dumps({**body, "id": "@@"}).encode().replace(b"@@", b"\xff")
             assert_refused(
-                await post_raw(api, world, endpoint, raw), endpoint, 422, "invalid_request"
+                await post_raw(api, world, endpoint, raw), endpoint, 400, "invalid_request"
             )
         if endpoint.door == "twilio":
             raw = b"To=%2B14155552671&From=%2B14155550100&Body=\xff\xfe"

@@ -13,7 +13,7 @@ COPY core ./core
 COPY db ./db
 COPY jobs ./jobs
 COPY providers ./providers
-COPY ops ./ops
+COPY smsgw ./smsgw
 COPY smpp_server ./smpp_server
 RUN pip install --no-deps --no-build-isolation . && useradd --system --uid 10001 smsgw
 USER smsgw

@@ -31,7 +31,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from ops.embedded import find_bindir
+from smsgw.embedded import find_bindir
 
 
 class BackupError(RuntimeError):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 
-from ops.embedded import DATABASE, SUPERUSER, EmbeddedError, EmbeddedPostgres
+from smsgw.embedded import DATABASE, SUPERUSER, EmbeddedError, EmbeddedPostgres
 
 APPLICATION_NAME = "smsgw-replica"
 _HBA_LINE = f"host replication {SUPERUSER} 127.0.0.1/32 scram-sha-256"
@@ -131,7 +131,7 @@ def create_replica(
 
 
 def _next_port(after: int) -> int:
-    from ops.embedded import _free_port
+    from smsgw.embedded import _free_port
 
     return _free_port(after + 1)
 

@@ -29,7 +29,7 @@ from core.settings import Settings
 from db import Conn
 from db import ledger as ledger_db
 from db.pool import open_pool
-from ops.embedded import SUPERUSER, TEST_SETTINGS, EmbeddedPostgres
+from smsgw.embedded import SUPERUSER, TEST_SETTINGS, EmbeddedPostgres
 from tests import support
 
 TEMPLATE = "smsgw_template"

@@ -68,7 +68,7 @@ def process(db_url: str, **overrides: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A real `smsgw worker` process; its log is printed if the test fails."""
     log = tempfile.NamedTemporaryFile(prefix="smsgw-worker-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "worker"],
+        [sys.executable, "-m", "smsgw.cli", "worker"],
         env=_env(db_url, overrides),
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -114,7 +114,7 @@ def api_process(db_url: str, **overrides: Any) -> Iterator[str]:
     env = _env(db_url, overrides)
     env.setdefault("SMSGW_ADMIN_TOKEN", "test-admin-token")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "api", "--port", str(port)],
+        [sys.executable, "-m", "smsgw.cli", "api", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

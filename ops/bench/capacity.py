@@ -34,7 +34,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ops.embedded import EmbeddedPostgres
+from smsgw.embedded import EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
@@ -49,7 +49,7 @@ def _free_port() -> int:
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", *args],
+        [sys.executable, "-m", "smsgw.cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -180,7 +180,7 @@ async def main_async(args: argparse.Namespace) -> None:
     done_q = "SELECT count(*) FROM messages WHERE status = 'delivered'"
     try:
         subprocess.run(
-            [sys.executable, "-m", "ops.cli", "migrate"], env=env, check=True, capture_output=True
+            [sys.executable, "-m", "smsgw.cli", "migrate"], env=env, check=True, capture_output=True
         )
         procs.append(_start(["api", "--port", str(port)], env))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:

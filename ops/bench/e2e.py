@@ -40,7 +40,7 @@ import httpx
 import psycopg
 
 from ops.bench import server_stats
-from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
+from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
 
@@ -70,7 +70,7 @@ def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", *args],
+        [sys.executable, "-m", "smsgw.cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -253,7 +253,7 @@ async def main_async(args: argparse.Namespace) -> None:
     stack = contextlib.ExitStack()
     try:
         subprocess.run(
-            [sys.executable, "-m", "ops.cli", "migrate"],
+            [sys.executable, "-m", "smsgw.cli", "migrate"],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,

@@ -106,7 +106,7 @@ class Bench:
 
     @contextlib.contextmanager
     def gateway(
-        self, url: str, key: str, module: str = "ops.cli", settings: dict[str, str] | None = None
+        self, url: str, key: str, module: str = "smsgw.cli", settings: dict[str, str] | None = None
     ) -> Iterator[Gateway]:
         wanted = {**self.settings, **(settings or {})}
         gateway = Gateway(url, self.cluster.logs, key, self.plan.api_workers, wanted)
@@ -219,7 +219,7 @@ def http_ingest(
     with bench.database(key) as url:
         if trivial:
             scratch_tables(url)
-        module = "ops.bench.trivial" if trivial else "ops.cli"
+        module = "ops.bench.trivial" if trivial else "smsgw.cli"
         settings = {"SMSGW_ACCEPT_CALLS": "0"} if alone else None
         with bench.gateway(url, key, module, settings) as gw:
             if trivial:

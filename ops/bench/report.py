@@ -47,7 +47,7 @@ def header(
         " copied at the start of the run",
         f"machine: {cpus} cores; load average before {loads(load_before)},"
         f" after {loads(load_after)}",
-        f"PostgreSQL {postgres}, embedded (ops/embedded.py settings); a fresh database per"
+        f"PostgreSQL {postgres}, embedded (smsgw/embedded.py settings); a fresh database per"
         " phase, cloned from one migrated template",
         f"API: `smsgw api` under granian, {p.api_workers} process(es); delivery:"
         f" {p.workers} x `smsgw worker` (all queues, {_defaults(settings)}); simulator receipts"

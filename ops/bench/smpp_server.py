@@ -38,7 +38,7 @@ import smpp34
 from psycopg.rows import dict_row
 
 from core import smpp_accounts, tenants
-from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
+from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 CREDIT = 10**12  # enough for any run
 
@@ -114,7 +114,7 @@ async def main_async(args: argparse.Namespace) -> None:
     env.update({"DATABASE_URL": db_url, "SMSGW_LOG_LEVEL": "WARNING"})
     try:
         subprocess.run(
-            [sys.executable, "-m", "ops.cli", "migrate"],
+            [sys.executable, "-m", "smsgw.cli", "migrate"],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -151,7 +151,7 @@ def _listener(env: dict[str, str]) -> Iterator[int]:
     """A `smsgw smpp` process on a free port, once it answers; SIGTERM after."""
     port = _free_port()
     listener = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "smpp", "--port", str(port)],
+        [sys.executable, "-m", "smsgw.cli", "smpp", "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

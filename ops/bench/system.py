@@ -24,8 +24,8 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ops import procnet
-from ops.embedded import SERVER_SETTINGS, EmbeddedPostgres
+from ops.load import procnet
+from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"
 
@@ -73,7 +73,7 @@ class Cluster:
         url = self.server.url(TEMPLATE)
         env = {**gateway_env(url, latency_ms=0), "SMSGW_LOG_LEVEL": "WARNING"}
         subprocess.run(
-            [sys.executable, "-m", "ops.cli", "migrate"],
+            [sys.executable, "-m", "smsgw.cli", "migrate"],
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -155,21 +155,21 @@ class Gateway:
         self._files.append(out)
         return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
 
-    def start_api(self, module: str = "ops.cli") -> None:
+    def start_api(self, module: str = "smsgw.cli") -> None:
         """`smsgw api` (or another module with the same arguments, the trivial endpoint)."""
         env = {**gateway_env(self.db_url, latency_ms=0), **self.settings}
         args = [sys.executable, "-m", module]
-        if module == "ops.cli":
+        if module == "smsgw.cli":
             args.append("api")
         args += ["--port", str(self.port), "--workers", str(self.api_workers)]
         self.api = self._spawn(args, env, "api")
-        wait_http(f"{self.base}/ready" if module == "ops.cli" else self.base, self.api)
+        wait_http(f"{self.base}/ready" if module == "smsgw.cli" else self.base, self.api)
         wait_serving(self.api.pid, self.api_workers, urlsplit(self.db_url).port or 5432)
 
     def start_workers(self, count: int, *, latency_ms: float) -> None:
         env = gateway_env(self.db_url, latency_ms=latency_ms)
         for n in range(count):
-            args = [sys.executable, "-m", "ops.cli", "worker", "--name", f"{self.name}-{n}"]
+            args = [sys.executable, "-m", "smsgw.cli", "worker", "--name", f"{self.name}-{n}"]
             self.workers.append(self._spawn(args, env, f"worker{n}"))
         wait_workers(self.db_url, count, self.workers)
 
@@ -327,9 +327,9 @@ class CpuMeter:
             return "other"
         if pid == me or "py-spy" in cmdline:
             return "harness"
-        if "ops.cli api" in cmdline or "ops.bench.trivial" in cmdline:
+        if "smsgw.cli api" in cmdline or "ops.bench.trivial" in cmdline:
             return "api"
-        if "ops.cli worker" in cmdline or "ops.bench.baseline worker" in cmdline:
+        if "smsgw.cli worker" in cmdline or "ops.bench.baseline worker" in cmdline:
             return "workers"
         return "load"
 

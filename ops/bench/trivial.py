@@ -23,7 +23,7 @@ from litestar import Litestar, post
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from ops.gc_tuning import freeze_startup_objects
+from smsgw.gc_tuning import freeze_startup_objects
 
 INSERT = (
     "INSERT INTO bench_scratch.trivial_messages (tenant_id, status, to_number, body,"
@@ -45,7 +45,7 @@ class Accepted(msgspec.Struct):
 
 def create() -> Litestar:
     """ASGI factory (``ops.bench.trivial:create``); a process entry point, so it reads
-    the environment, as ops/asgi.py does."""
+    the environment, as smsgw/asgi.py does."""
     pool: AsyncConnectionPool[AsyncConnection] = AsyncConnectionPool(
         os.environ["DATABASE_URL"],
         min_size=int(os.environ.get("SMSGW_DB_POOL_MIN", "2")),
@@ -70,7 +70,7 @@ def create() -> Litestar:
         return Accepted(id=row[0], status="queued", to=data.to, created_at=row[1])
 
     app = Litestar([send], on_startup=[open_pool], on_shutdown=[close_pool])
-    # As ops/asgi.py does for the gateway: the comparison is of the endpoints' code, not
+    # As smsgw/asgi.py does for the gateway: the comparison is of the endpoints' code, not
     # of how often the collector walks the process.
     freeze_startup_objects()
     return app
@@ -85,7 +85,7 @@ def main() -> None:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    # The arguments of `smsgw api` (ops/cli.py, cmd_api): keep them in step.
+    # The arguments of `smsgw api` (smsgw/cli.py, cmd_api): keep them in step.
     Granian(
         "ops.bench.trivial:create",
         factory=True,

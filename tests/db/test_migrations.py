@@ -14,7 +14,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from db import migrate
-from ops.embedded import SUPERUSER, find_bindir
+from smsgw.embedded import SUPERUSER, find_bindir
 from tests import support
 
 

@@ -29,7 +29,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ops.embedded import TEST_SETTINGS, EmbeddedPostgres
+from smsgw.embedded import TEST_SETTINGS, EmbeddedPostgres
 
 ADMIN_TOKEN = "chaos-admin-token"
 TEMPLATE = "chaos_template"
@@ -71,7 +71,7 @@ class Cluster:
         await self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
         env = {**os.environ, "DATABASE_URL": self.url(TEMPLATE), "SMSGW_LOG_LEVEL": "WARNING"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ops.cli", "migrate", env=env, stdout=subprocess.DEVNULL
+            sys.executable, "-m", "smsgw.cli", "migrate", env=env, stdout=subprocess.DEVNULL
         )
         if await proc.wait() != 0:
             raise RuntimeError("smsgw migrate failed on the template database")
@@ -196,7 +196,7 @@ class Gateway:
         return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "ops.cli",
+            "smsgw.cli",
             *args,
             env=self.env(),
             stdout=out,

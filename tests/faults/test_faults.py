@@ -8,7 +8,7 @@ once and the tenant's balance says so, the ledger invariant holds, and every req
 the clients made got an answer (a clean problem+json 5xx, a 503 with Retry-After) or a
 connection error within the client timeout. Each test also checks that its fault really
 hit the traffic, so none can pass by missing it. The table of all of them is printed at
-the end of the module (and by `python -m ops.chaos`)."""
+the end of the module (and by `python -m ops.drills.chaos`)."""
 
 from __future__ import annotations
 

@@ -106,7 +106,7 @@ def api_on_loopback(
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", "api", "--port", str(port)],
+            [sys.executable, "-m", "smsgw.cli", "api", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

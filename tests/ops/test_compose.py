@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from jobs.app import QUEUES, TIER_QUEUES
-from ops.cli import build_parser
+from smsgw.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -24,7 +24,7 @@ from tests.workers import _env
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", *args],
+        [sys.executable, "-m", "smsgw.cli", *args],
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,

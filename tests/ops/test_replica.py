@@ -15,8 +15,8 @@ import pytest
 
 from app.factory import create_app
 from core.settings import Settings
-from ops.embedded import DATABASE, TEST_SETTINGS, EmbeddedPostgres
 from ops.replica import APPLICATION_NAME, create_replica
+from smsgw.embedded import DATABASE, TEST_SETTINGS, EmbeddedPostgres
 from tests import support
 from tests.conftest import ADMIN_TOKEN, lifespan
 from tests.workers import eventually

@@ -56,7 +56,7 @@ def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
     env.pop("DATABASE_URL", None)
     env.update({"SMSGW_DATA_DIR": str(data_dir), "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "0.2"})
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "run", "--port", str(port)],
+        [sys.executable, "-m", "smsgw.cli", "run", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

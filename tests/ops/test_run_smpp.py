@@ -30,7 +30,7 @@ def test_run_starts_an_smpp_listener_a_demo_esme_can_bind_to(data_dir):  # noqa:
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "run", "--port", str(port)],
+        [sys.executable, "-m", "smsgw.cli", "run", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

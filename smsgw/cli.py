@@ -27,7 +27,7 @@ from core import logs, smpp_accounts, tenants
 from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
 from db import migrate as migrate_db
 from jobs.app import QUEUES
-from ops.gc_tuning import freeze_startup_objects
+from smsgw.gc_tuning import freeze_startup_objects
 
 log = structlog.get_logger("smsgw.cli")
 
@@ -72,7 +72,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces, Loops
 
     Granian(
-        "ops.asgi:create",
+        "smsgw.asgi:create",
         factory=True,
         address=args.host,
         port=args.port,
@@ -225,7 +225,7 @@ def _wait_listening(
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ops.embedded import EmbeddedError, EmbeddedPostgres
+    from smsgw.embedded import EmbeddedError, EmbeddedPostgres
 
     embedded: EmbeddedPostgres | None = None
     env = dict(os.environ)
@@ -263,7 +263,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(env)
         asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
         api_key = asyncio.run(_seed_demo(settings.database_url))
-        smsgw = [sys.executable, "-m", "ops.cli"]
+        smsgw = [sys.executable, "-m", "smsgw.cli"]
         children.append(
             subprocess.Popen(
                 [*smsgw, "api", "--host", args.host, "--port", str(args.port)], env=env

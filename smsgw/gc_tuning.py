@@ -2,7 +2,7 @@
 
 A full collection walks every object the process tracks. In an API process, with
 Litestar, psycopg, procrastinate and our modules loaded, that is 41 ms (measured after
-`ops.asgi.create()`), during which every request in flight waits: at 64 connections such
+`smsgw.asgi.create()`), during which every request in flight waits: at 64 connections such
 a pause lands in the tail of the latency. Those objects live as long as the process, so
 they are moved to the permanent generation once start-up is done; collections then walk
 only what requests and jobs allocated since.

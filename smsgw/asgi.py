@@ -1,4 +1,4 @@
-"""ASGI entry point for production servers (granian, uvicorn): ``ops.asgi:create``.
+"""ASGI entry point for production servers (granian, uvicorn): ``smsgw.asgi:create``.
 
 This is a process entry point, so it is where the environment is read.
 """
@@ -12,7 +12,7 @@ from litestar import Litestar
 from app.factory import create_app
 from core import logs
 from core.settings import Settings
-from ops.gc_tuning import freeze_startup_objects
+from smsgw.gc_tuning import freeze_startup_objects
 
 
 def create() -> Litestar:

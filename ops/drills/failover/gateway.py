@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from ops.embedded import _free_port
-from ops.failover.formation import FailoverError
+from ops.drills.failover.formation import FailoverError
+from smsgw.embedded import _free_port
 
 CREDIT = 10**12  # micro-units: far more than the run can spend
 
@@ -56,7 +56,7 @@ class Gateway:
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         with (self.logs / f"{args[0]}.log").open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "ops.cli", *args],
+                [sys.executable, "-m", "smsgw.cli", *args],
                 env=gateway_env(self.url, self.admin_token),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -64,7 +64,7 @@ class Gateway:
 
     def start(self) -> None:
         migrate = subprocess.run(
-            [sys.executable, "-m", "ops.cli", "migrate"],
+            [sys.executable, "-m", "smsgw.cli", "migrate"],
             env=gateway_env(self.url, self.admin_token),
             capture_output=True,
             text=True,

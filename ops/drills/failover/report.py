@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import psycopg
 
-from ops.failover.drill import Timeline
-from ops.failover.gateway import Gateway
-from ops.failover.senders import Attempt, Load
+from ops.drills.failover.drill import Timeline
+from ops.drills.failover.gateway import Gateway
+from ops.drills.failover.senders import Attempt, Load
 
 
 def recovery(load: Load) -> tuple[Attempt, Attempt] | None:

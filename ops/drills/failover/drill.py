@@ -8,10 +8,10 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 
-from ops.failover.formation import Formation
-from ops.failover.gateway import Gateway, make_tenant
-from ops.failover.nodes import crash
-from ops.failover.senders import Load
+from ops.drills.failover.formation import Formation
+from ops.drills.failover.gateway import Gateway, make_tenant
+from ops.drills.failover.nodes import crash
+from ops.drills.failover.senders import Load
 
 
 @dataclass

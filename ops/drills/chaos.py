@@ -1,8 +1,8 @@
 """The fault suite as a command: every scenario of tests/faults against real processes
 (an embedded PostgreSQL, `smsgw api`, `smsgw worker`), then the fault table.
 
-    .venv/bin/python -m ops.chaos                    # all faults, then all together
-    .venv/bin/python -m ops.chaos --only workers,api
+    .venv/bin/python -m ops.drills.chaos                    # all faults, then all together
+    .venv/bin/python -m ops.drills.chaos --only workers,api
 
 Exits 1 when any scenario lost a message, billed one twice, let a request hang, answered
 uncleanly or left a message stranded; the logs of the processes are then kept.
@@ -46,7 +46,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ops.chaos", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ops.drills.chaos", description=__doc__)
     parser.add_argument(
         "--only",
         default=",".join(scenarios.SCENARIOS),

@@ -8,8 +8,8 @@ formation's multi-host URL (``target_session_attrs=read-write``), then ``smsgw a
 retrying a failed send with the same key, while the primary's keeper and postgres are
 killed with SIGKILL. It prints what the clients saw and what the new primary holds.
 
-    .venv/bin/python -m ops.failover            # pg_auto_failover's default timeouts
-    .venv/bin/python -m ops.failover --fast     # shorter detection and demote timeout
+    .venv/bin/python -m ops.drills.failover            # pg_auto_failover's default timeouts
+    .venv/bin/python -m ops.drills.failover --fast     # shorter detection and demote timeout
     (--senders 4 --rate 100 --before 5 --after 10 --client-timeout 30 --keep)
 
 Not a test (it takes a minute): its figures go in docs/backup-and-failover.md.

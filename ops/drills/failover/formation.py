@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ops.embedded import _free_port, find_bindir
-from ops.failover.nodes import Node
+from ops.drills.failover.nodes import Node
+from smsgw.embedded import _free_port, find_bindir
 
 DATABASE = "smsgw"
 APP_USER = "smsgw"

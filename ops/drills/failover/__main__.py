@@ -1,4 +1,4 @@
-"""The command line: ``python -m ops.failover [--fast]`` (see the package's docstring)."""
+"""The command line: ``python -m ops.drills.failover [--fast]`` (see the package's docstring)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import ops.failover
-from ops.failover.drill import drive
-from ops.failover.formation import Formation
-from ops.failover.gateway import Gateway
-from ops.failover.report import report, verify
+import ops.drills.failover
+from ops.drills.failover.drill import drive
+from ops.drills.failover.formation import Formation
+from ops.drills.failover.gateway import Gateway
+from ops.drills.failover.report import report, verify
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     # prog: argv[0] is this file's name, "__main__.py", which says nothing.
     parser = argparse.ArgumentParser(
-        prog="python -m ops.failover", description=ops.failover.__doc__.split("\n\n")[0]
+        prog="python -m ops.drills.failover",
+        description=ops.drills.failover.__doc__.split("\n\n")[0],
     )
     parser.add_argument("--senders", type=int, default=4, help="concurrent clients (4)")
     parser.add_argument(

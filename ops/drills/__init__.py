@@ -1,0 +1,1 @@
+"""Drills: the failover drill on pg_auto_failover and the fault table (`chaos`)."""

@@ -27,6 +27,7 @@ from pathlib import Path
 import psycopg
 
 from smsgw.embedded import DATABASE, SUPERUSER, EmbeddedError, EmbeddedPostgres
+from smsgw.processes import free_port
 
 APPLICATION_NAME = "smsgw-replica"
 _HBA_LINE = f"host replication {SUPERUSER} 127.0.0.1/32 scram-sha-256"
@@ -125,15 +126,9 @@ def create_replica(
     replica.port = None
     if replica.port_file.exists():
         replica.port_file.unlink()
-    replica.port = _next_port(primary.port)
+    replica.port = free_port(primary.port + 1)
     replica.start()
     return replica
-
-
-def _next_port(after: int) -> int:
-    from smsgw.embedded import _free_port
-
-    return _free_port(after + 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from core import logs, smpp_accounts, tenants
 from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
 from db import migrate as migrate_db
 from jobs.app import QUEUES
+from smsgw import processes
 from smsgw.gc_tuning import freeze_startup_objects
 
 log = structlog.get_logger("smsgw.cli")
@@ -193,37 +193,6 @@ def _banner(host: str, port: int, admin_token: str, api_key: str, generated: boo
     return "\n".join(lines)
 
 
-def _wait_ready(base: str, children: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children):
-            raise SystemExit("smsgw: a child process exited during start-up; see the log above")
-        try:
-            if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"smsgw: the API was not ready within {timeout:.0f} s")
-
-
-def _wait_listening(
-    host: str, port: int, children: Sequence[subprocess.Popen[bytes]], timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(child.poll() is not None for child in children):
-            raise SystemExit("smsgw: a child process exited during start-up; see the log above")
-        try:
-            socket.create_connection((host, port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"smsgw: the SMPP listener was not up within {timeout:.0f} s")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from smsgw.embedded import EmbeddedError, EmbeddedPostgres
 
@@ -263,29 +232,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = Settings.from_env(env)
         asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
         api_key = asyncio.run(_seed_demo(settings.database_url))
-        smsgw = [sys.executable, "-m", "smsgw.cli"]
-        children.append(
-            subprocess.Popen(
-                [*smsgw, "api", "--host", args.host, "--port", str(args.port)], env=env
-            )
-        )
-        children.append(subprocess.Popen([*smsgw, "worker"], env=env))
+        # The children write to this terminal: their lines are the run's log.
+        api = ["api", "--host", args.host, "--port", str(args.port)]
+        children.append(processes.spawn(processes.smsgw_command(*api), env=env, log=None))
+        children.append(processes.spawn(processes.smsgw_command("worker"), env=env, log=None))
         smpp_login = None
         if settings.smpp_port:
             smpp_login = asyncio.run(_seed_demo_smpp(settings.database_url))
-            children.append(
-                subprocess.Popen(
-                    [*smsgw, "smpp", "--host", args.host, "--port", str(settings.smpp_port)],
-                    env=env,
-                )
-            )
+            smpp = ["smpp", "--host", args.host, "--port", str(settings.smpp_port)]
+            children.append(processes.spawn(processes.smsgw_command(*smpp), env=env, log=None))
         base = f"http://{_shown_host(args.host)}:{args.port}"
-        _wait_ready(base, children, timeout=60)
+        try:
+            processes.wait_http(f"{base}/ready", watch=children, timeout=60)
+        except processes.StartError as exc:
+            raise SystemExit(f"smsgw: the API did not start ({exc}); see the log above") from None
         print(
             _banner(args.host, args.port, env["SMSGW_ADMIN_TOKEN"], api_key, generated), flush=True
         )
         if smpp_login is not None:
-            _wait_listening(_shown_host(args.host), settings.smpp_port, children, timeout=30)
+            try:
+                processes.wait_listening(
+                    _shown_host(args.host), settings.smpp_port, watch=children, timeout=30
+                )
+            except processes.StartError as exc:
+                raise SystemExit(f"smsgw: the SMPP listener did not start ({exc})") from None
             print(
                 f"SMPP 3.4 listener on {_shown_host(args.host)}:{settings.smpp_port}: bind as "
                 f"system_id {smpp_login[0]}, password {smpp_login[1]} (the demo tenant)\n",
@@ -298,14 +268,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         return 0
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        processes.stop_all(children, timeout=30)
         if embedded is not None:
             embedded.stop()
             print("smsgw: stopped API, worker and embedded PostgreSQL")

@@ -15,11 +15,12 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from smsgw.processes import StartError, free_port
 
 DATABASE = "smsgw"
 SUPERUSER = "smsgw"
@@ -76,17 +77,6 @@ def find_bindir() -> Path:
         "PostgreSQL server binaries (initdb, pg_ctl) were not found; `ops/run` installs "
         "them with apt-get when run as root, or install the `postgresql` package."
     )
-
-
-def _free_port(preferred: int) -> int:
-    for port in [preferred, *range(preferred + 1, preferred + 200)]:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(port)
-    raise EmbeddedError(f"no free TCP port near {preferred}")
 
 
 @dataclass
@@ -205,7 +195,10 @@ class EmbeddedPostgres:
             saved = self.port_file.read_text().strip() if self.port_file.exists() else ""
             self.port = int(saved) if saved.isdigit() else None
         if not self._is_running():
-            self.port = _free_port(self.port or DEFAULT_PORT)
+            try:
+                self.port = free_port(self.port or DEFAULT_PORT)
+            except StartError as exc:
+                raise EmbeddedError(str(exc)) from None
             self.port_file.write_text(str(self.port))
             options = " ".join(
                 [

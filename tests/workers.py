@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -20,6 +19,7 @@ import msgspec
 from core.settings import Settings
 from jobs.app import QUEUES
 from jobs.worker import run_worker
+from smsgw import processes
 
 # Fast retries for tests; the simulator answers at once unless a test says otherwise.
 FAST: dict[str, Any] = {
@@ -67,12 +67,7 @@ def _env(db_url: str, overrides: dict[str, Any]) -> dict[str, str]:
 def process(db_url: str, **overrides: Any) -> Iterator[subprocess.Popen[bytes]]:
     """A real `smsgw worker` process; its log is printed if the test fails."""
     log = tempfile.NamedTemporaryFile(prefix="smsgw-worker-", suffix=".log", delete=False)  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", "worker"],
-        env=_env(db_url, overrides),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    proc = processes.spawn(processes.smsgw_command("worker"), env=_env(db_url, overrides), log=log)
     try:
         yield proc
     finally:
@@ -104,36 +99,13 @@ async def eventually(
 @contextlib.contextmanager
 def api_process(db_url: str, **overrides: Any) -> Iterator[str]:
     """A real `smsgw api` on a free loopback port; yields its base URL."""
-    import socket
-
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = processes.free_port()
     env = _env(db_url, overrides)
     env.setdefault("SMSGW_ADMIN_TOKEN", "test-admin-token")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", "api", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = processes.spawn(processes.smsgw_command("api", "--port", str(port)), env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the API did not become ready")
+        processes.wait_http(f"{base}/ready", watch=[proc], timeout=30)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        processes.stop(proc, timeout=20)

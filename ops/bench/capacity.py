@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,34 +32,11 @@ import psycopg
 from psycopg import sql
 
 from smsgw.embedded import EmbeddedPostgres
+from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 
 ADMIN = "bench-admin-token"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 TABLES = ("messages", "message_events", "ledger_message_entries", "callbacks")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _scalar(db_url: str, query: str) -> float:
@@ -174,23 +148,15 @@ async def main_async(args: argparse.Namespace) -> None:
             "SMSGW_METRICS_CACHE_SECONDS": "0",
         }
     )
-    port = _free_port()
+    port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     n = args.messages
     done_q = "SELECT count(*) FROM messages WHERE status = 'delivered'"
     try:
-        subprocess.run(
-            [sys.executable, "-m", "smsgw.cli", "migrate"], env=env, check=True, capture_output=True
-        )
-        procs.append(_start(["api", "--port", str(port)], env))
+        subprocess.run(smsgw_command("migrate"), env=env, check=True, capture_output=True)
+        procs.append(spawn(smsgw_command("api", "--port", str(port)), env=env))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/ready")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+            await await_http(f"{client.base_url}ready", within=30)
             keys = await _tenants(client, args.tenants)
 
             # 1 + 2. One full life per message: WAL, storage and CPU.
@@ -200,7 +166,7 @@ async def main_async(args: argparse.Namespace) -> None:
             wal_0 = _wal(db_url)
             await _ingest(client, keys, n)
             wal_1 = _wal(db_url)
-            worker = _start(["worker"], env)
+            worker = spawn(smsgw_command("worker"), env=env)
             procs.append(worker)
             _wait(db_url, done_q, n)
             await asyncio.sleep(1.0)  # let the last receipts' and jobs' writes land
@@ -227,7 +193,7 @@ async def main_async(args: argparse.Namespace) -> None:
                     rows[table] = int(count[0])
 
             # 3. A scrape with a backlog (no worker), and the reports.
-            _stop(worker)
+            stop(worker, timeout=60)
             await _ingest(client, keys, args.backlog)
             scrape_times = []
             for _ in range(5):
@@ -280,7 +246,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"   {name:<32}{seconds * 1000:>8.1f} ms")
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop(proc, timeout=60)
         server.destroy()
         shutil.rmtree(base, ignore_errors=True)
 

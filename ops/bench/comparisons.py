@@ -7,7 +7,6 @@ accept-to-sent is the figure).
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,8 @@ import psycopg
 from ops.bench import load, measure
 from ops.bench.phases import Bench, Outcome
 from ops.bench.server_stats import per_message
-from ops.bench.system import gateway_env, keys_file, stop
+from ops.bench.system import gateway_env, keys_file
+from smsgw.processes import stop
 
 
 def _backlog(url: str, tenant: str) -> int:
@@ -85,9 +85,7 @@ def fairness(bench: Bench, key: str) -> Outcome:
                 large_left = _backlog(url, large.id)
                 done = measure.drain(url, t0, t1, timeout=p.drain_seconds, tenants=[small.id])
         finally:
-            if feeder.poll() is None:
-                feeder.send_signal(signal.SIGTERM)
-                feeder.wait(timeout=30)
+            stop(feeder)
         lat = measure.latency(url, t0, t1, tenants=[small.id])
         big = measure.window(url, t0, t1, tenants=[large.id])
         s = measure.series(url, t0 - 2, done + 1, latency_tenants=[small.id])

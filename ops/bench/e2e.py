@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,14 +39,9 @@ import psycopg
 
 from ops.bench import server_stats
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
+from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 
 ADMIN = "bench-admin-token"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]:
@@ -68,24 +61,6 @@ def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]
     return env
 
 
-def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @contextlib.contextmanager
 def _peer(kind: str, gateway: str) -> Iterator[dict[str, Any] | None]:
     """The upstream to send through: None for the simulator, else a provider body."""
@@ -93,7 +68,7 @@ def _peer(kind: str, gateway: str) -> Iterator[dict[str, Any] | None]:
         yield None
         return
     if kind == "http":
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "AGG_DLR_URL": f"{gateway}/v1/providers/bench/dlr",
@@ -127,7 +102,7 @@ def _peer(kind: str, gateway: str) -> Iterator[dict[str, Any] | None]:
                 },
             }
         finally:
-            _stop(peer)
+            stop(peer, timeout=60)
         return
     from tests.providers.smsc import Smsc
 
@@ -248,26 +223,20 @@ async def main_async(args: argparse.Namespace) -> None:
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     env = _env(db_url, args.latency_ms, args.concurrency)
-    port = _free_port()
+    port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     stack = contextlib.ExitStack()
     try:
         subprocess.run(
-            [sys.executable, "-m", "smsgw.cli", "migrate"],
+            smsgw_command("migrate"),
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        api = _start(["api", "--port", str(port)], env)
+        api = spawn(smsgw_command("api", "--port", str(port)), env=env)
         procs.append(api)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/ready")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
+            await await_http(f"{client.base_url}ready", within=30)
             keys = await _tenants(client, args.tenants)
             peer = stack.enter_context(_peer(args.provider, f"http://127.0.0.1:{port}"))
             await _use_provider(client, peer)
@@ -275,7 +244,7 @@ async def main_async(args: argparse.Namespace) -> None:
             # 1. Backlog drain.
             await _ingest(client, keys, args.messages, inflight=4)
             for n in range(args.workers):
-                procs.append(_start(["worker", "--name", f"bench-{n}"], env))
+                procs.append(spawn(smsgw_command("worker", "--name", f"bench-{n}"), env=env))
             spy = _spy(procs[-1].pid, args.spy) if args.spy else None
             started = time.monotonic()
             finished = _wait_sent(db_url, args.messages, timeout=600)
@@ -306,7 +275,7 @@ async def main_async(args: argparse.Namespace) -> None:
         )
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            stop(proc, timeout=60)
         stack.close()
         server.destroy()
         shutil.rmtree(base, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ import httpx
 
 from providers.base import Accepted, OutboundMessage
 from providers.http import HttpConfig, HttpProvider
+from smsgw.processes import free_port
 
 BATCH = 200
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def run(url: str, messages: int, window: int, turns: int) -> float:
@@ -59,7 +53,7 @@ async def run(url: str, messages: int, window: int, turns: int) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    port = _free_port()
+    port = free_port()
     peer = subprocess.Popen(
         [
             sys.executable,

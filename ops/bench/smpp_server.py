@@ -24,10 +24,7 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,14 +36,9 @@ from psycopg.rows import dict_row
 
 from core import smpp_accounts, tenants
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
+from smsgw.processes import free_port, smsgw_command, spawn, stop, wait_listening
 
 CREDIT = 10**12  # enough for any run
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _tenant(db_url: str, name: str) -> tuple[str, str]:
@@ -114,7 +106,7 @@ async def main_async(args: argparse.Namespace) -> None:
     env.update({"DATABASE_URL": db_url, "SMSGW_LOG_LEVEL": "WARNING"})
     try:
         subprocess.run(
-            [sys.executable, "-m", "smsgw.cli", "migrate"],
+            smsgw_command("migrate"),
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -149,25 +141,13 @@ async def main_async(args: argparse.Namespace) -> None:
 @contextlib.contextmanager
 def _listener(env: dict[str, str]) -> Iterator[int]:
     """A `smsgw smpp` process on a free port, once it answers; SIGTERM after."""
-    port = _free_port()
-    listener = subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", "smpp", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    port = free_port()
+    listener = spawn(smsgw_command("smpp", "--port", str(port)), env=env)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening("127.0.0.1", port, watch=[listener])
         yield port
     finally:
-        if listener.poll() is None:
-            listener.send_signal(signal.SIGTERM)
-            listener.wait(timeout=60)
+        stop(listener, timeout=60)
 
 
 def main() -> None:

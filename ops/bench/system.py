@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,29 +24,13 @@ from psycopg import sql
 
 from ops.load import procnet
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
+from smsgw.processes import free_port, smsgw_command, stop, stop_all, wait_http
 
 ADMIN = "bench-admin-token"
 
 TEMPLATE = "bench_template"
 CREDIT = 10**13  # micro-units: a billion and more messages per tenant
 TO = "+14155552671"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``: workers settle what they are sending."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 class Cluster:
@@ -73,7 +55,7 @@ class Cluster:
         url = self.server.url(TEMPLATE)
         env = {**gateway_env(url, latency_ms=0), "SMSGW_LOG_LEVEL": "WARNING"}
         subprocess.run(
-            [sys.executable, "-m", "smsgw.cli", "migrate"],
+            smsgw_command("migrate"),
             env=env,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -163,24 +145,24 @@ class Gateway:
             args.append("api")
         args += ["--port", str(self.port), "--workers", str(self.api_workers)]
         self.api = self._spawn(args, env, "api")
-        wait_http(f"{self.base}/ready" if module == "smsgw.cli" else self.base, self.api)
+        if module == "smsgw.cli":
+            wait_http(f"{self.base}/ready", watch=[self.api])
+        else:  # the trivial endpoint has no /ready: any answer means it listens
+            wait_http(self.base, watch=[self.api], any_answer=True)
         wait_serving(self.api.pid, self.api_workers, urlsplit(self.db_url).port or 5432)
 
     def start_workers(self, count: int, *, latency_ms: float) -> None:
         env = gateway_env(self.db_url, latency_ms=latency_ms)
         for n in range(count):
-            args = [sys.executable, "-m", "smsgw.cli", "worker", "--name", f"{self.name}-{n}"]
+            args = smsgw_command("worker", "--name", f"{self.name}-{n}")
             self.workers.append(self._spawn(args, env, f"worker{n}"))
         wait_workers(self.db_url, count, self.workers)
 
     def stop(self) -> None:
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers:
-            stop(proc)
+        # Workers first, side by side (they settle what they are sending), then the API.
+        stop_all(self.workers, timeout=60)
         if self.api is not None:
-            stop(self.api)
+            stop(self.api, timeout=60)
         for out in self._files:
             out.close()
 
@@ -202,22 +184,6 @@ class Gateway:
                 credited.raise_for_status()
                 made.append(Tenant(id=body["id"], key=body["api_key"]))
         return made
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server for {url} exited with {proc.returncode}")
-        try:
-            answer = httpx.get(url, timeout=1)
-            # Any answer from a server without /ready means it is listening.
-            if answer.status_code == 200 or not url.endswith("/ready"):
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} was not ready within {timeout:.0f} s")
 
 
 def _pg_sockets(pg_port: int) -> set[str]:

@@ -31,6 +31,7 @@ import psycopg
 
 from ops.bench.system import TO, Cluster, Gateway, Tenant, gateway_env, wait_workers
 from ops.load import procnet
+from smsgw.processes import smsgw_command
 
 SEND_BODY = json.dumps({"to": TO, "body": "load test message"}).encode()
 
@@ -182,7 +183,7 @@ def start_workers(
     env["SMSGW_SIMULATOR_DLR_DELAY_SECONDS"] = str(dlr_delay_seconds)
     for n in range(count):
         log = (gateway.logs / f"{gateway.name}-worker{n}.log").open("ab")
-        args = [sys.executable, "-m", "smsgw.cli", "worker", "--name", f"{gateway.name}-{n}"]
+        args = smsgw_command("worker", "--name", f"{gateway.name}-{n}")
         gateway.workers.append(subprocess.Popen(args, env=env, stdout=log, stderr=log))
         log.close()  # the child holds its own descriptor
     wait_workers(gateway.db_url, count, gateway.workers)

@@ -17,18 +17,16 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import httpx
 import psycopg
 from psycopg import sql
 
+from smsgw import processes
 from smsgw.embedded import TEST_SETTINGS, EmbeddedPostgres
 
 ADMIN_TOKEN = "chaos-admin-token"
@@ -52,12 +50,6 @@ GATEWAY_SETTINGS: dict[str, str] = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Cluster:
     """One PostgreSQL server for the whole suite, a migrated template database, and a
     fresh clone of it per scenario."""
@@ -71,7 +63,7 @@ class Cluster:
         await self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
         env = {**os.environ, "DATABASE_URL": self.url(TEMPLATE), "SMSGW_LOG_LEVEL": "WARNING"}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smsgw.cli", "migrate", env=env, stdout=subprocess.DEVNULL
+            *processes.smsgw_command("migrate"), env=env, stdout=subprocess.DEVNULL
         )
         if await proc.wait() != 0:
             raise RuntimeError("smsgw migrate failed on the template database")
@@ -173,7 +165,7 @@ class Gateway:
     db_url: str
     logs: Path
     name: str
-    port: int = field(default_factory=free_port)
+    port: int = field(default_factory=processes.free_port)
     api: asyncio.subprocess.Process | None = None
     workers: list[asyncio.subprocess.Process] = field(default_factory=list)
     worker_count: int = 0
@@ -194,10 +186,7 @@ class Gateway:
         out = (self.logs / f"{self.name}-{log}.log").open("ab")
         self._files.append(out)
         return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "smsgw.cli",
-            *args,
+            *processes.smsgw_command(*args),
             env=self.env(),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -208,18 +197,14 @@ class Gateway:
         self.api = await self._spawn("api", "api", "--port", str(self.port))
         await self.wait_ready()
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        async with httpx.AsyncClient(timeout=2) as client:
-            while loop.time() < deadline:
-                if self.api is None or self.api.returncode is not None:
-                    raise RuntimeError(f"the API exited; see {self.logs}/{self.name}-api.log")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{self.base}/ready")).status_code == 200:
-                        return
-                await asyncio.sleep(0.1)
-        raise RuntimeError(f"the API was not ready within {timeout:.0f} s")
+    async def wait_ready(self, within: float = 60.0) -> None:
+        def exited() -> bool:
+            return self.api is None or self.api.returncode is not None
+
+        try:
+            await processes.await_http(f"{self.base}/ready", exited=exited, within=within)
+        except processes.StartError as exc:
+            raise RuntimeError(f"{exc}; see {self.logs}/{self.name}-api.log") from None
 
     async def start_workers(self, count: int) -> None:
         for _ in range(count):

@@ -6,11 +6,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +19,7 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from smsgw import processes
 from tests import support, two_way
 from tests.conftest import ADMIN_TOKEN, Server
 from tests.support import OTHER_TO, VALID_TO, TenantHandle
@@ -46,13 +42,6 @@ class Gateway:
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _tenant(client: httpx.Client, name: str, credit: int) -> dict[str, str]:
@@ -101,28 +90,17 @@ def api_on_loopback(
     janitor = pg_server.janitor(name, template=template_db)
     janitor.init()
     db_url = pg_server.url(name)
-    port = _free_port()
+    port = processes.free_port()
     env = _env(db_url, {"auth_failures_limit": 1_000_000, **settings})
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "smsgw.cli", "api", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    log.unlink(missing_ok=True)
+    proc = processes.spawn(processes.smsgw_command("api", "--port", str(port)), env=env, log=log)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the API did not become ready"
-            time.sleep(0.1)
+        try:
+            processes.wait_http(f"{base}/ready", watch=[proc], timeout=30)
+        except processes.StartError as exc:
+            raise AssertionError(f"{exc}\n{log.read_text(errors='replace')}") from None
         yield base, db_url
         with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
             problems = conn.execute(
@@ -130,12 +108,7 @@ def api_on_loopback(
             ).fetchall()
         assert problems == [], f"ledger invariant broken: {problems}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        processes.stop(proc, timeout=20)
         janitor.drop()
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from ops.drills.failover.nodes import Node
-from smsgw.embedded import _free_port, find_bindir
+from smsgw.embedded import find_bindir
+from smsgw.processes import free_port
 
 DATABASE = "smsgw"
 APP_USER = "smsgw"
@@ -64,12 +65,12 @@ class Formation:
         self.account = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         self.sock = self.base / "sock"
         self.logs = self.base / "logs"
-        port = _free_port(56400)
+        port = free_port(56400)
         self.monitor = Node("monitor", self.base / "monitor", port)
-        first = _free_port(port + 1)
+        first = free_port(port + 1)
         self.nodes = [
             Node("node1", self.base / "node1", first),
-            Node("node2", self.base / "node2", _free_port(first + 1)),
+            Node("node2", self.base / "node2", free_port(first + 1)),
         ]
         self._logs: list[IO[bytes]] = []
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
-import sys
-import time
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from ops.drills.failover.formation import FailoverError
-from smsgw.embedded import _free_port
+from smsgw.processes import StartError, free_port, smsgw_command, stop_all, wait_http
 
 CREDIT = 10**12  # micro-units: far more than the run can spend
 
@@ -44,7 +40,7 @@ class Gateway:
 
     url: str
     logs: Path
-    port: int = field(default_factory=lambda: _free_port(18400))
+    port: int = field(default_factory=lambda: free_port(18400))
     admin_token: str = field(default_factory=secrets.token_urlsafe)
     api: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -56,7 +52,7 @@ class Gateway:
     def _spawn(self, *args: str) -> subprocess.Popen[bytes]:
         with (self.logs / f"{args[0]}.log").open("ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "smsgw.cli", *args],
+                smsgw_command(*args),
                 env=gateway_env(self.url, self.admin_token),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -64,7 +60,7 @@ class Gateway:
 
     def start(self) -> None:
         migrate = subprocess.run(
-            [sys.executable, "-m", "smsgw.cli", "migrate"],
+            smsgw_command("migrate"),
             env=gateway_env(self.url, self.admin_token),
             capture_output=True,
             text=True,
@@ -74,27 +70,13 @@ class Gateway:
             raise FailoverError(f"smsgw migrate failed:\n{migrate.stderr[-2000:]}")
         self.api = self._spawn("api", "--port", str(self.port))
         self.worker = self._spawn("worker")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base}/ready", timeout=2).status_code == 200:
-                    return
-            if self.api.poll() is not None:
-                break
-            time.sleep(0.2)
-        raise FailoverError(f"the API did not become ready; see {self.logs}/api.log")
+        try:
+            wait_http(f"{self.base}/ready", watch=[self.api], timeout=60)
+        except StartError:
+            raise FailoverError(f"the API did not become ready; see {self.logs}/api.log") from None
 
     def stop(self) -> None:
-        for proc in (self.worker, self.api):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in (self.worker, self.api):
-            if proc is not None:
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=10)
+        stop_all([p for p in (self.worker, self.api) if p is not None], timeout=30)
 
 
 async def make_tenant(gateway: Gateway) -> str:

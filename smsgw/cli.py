@@ -26,7 +26,8 @@ from core import logs, smpp_accounts, tenants
 from core.settings import ENVIRONMENT_HELP, Settings, SettingsError
 from db import migrate as migrate_db
 from jobs.app import QUEUES
-from smsgw import processes
+from smsgw import __version__, processes
+from smsgw import doctor as smsgw_doctor
 from smsgw.gc_tuning import freeze_startup_objects
 
 log = structlog.get_logger("smsgw.cli")
@@ -102,6 +103,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     freeze_startup_objects()
     asyncio.run(run_worker(settings, queues=queues, name=args.name))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    _require_database_url()
+    settings = _settings()
+    logs.configure(json=settings.log_json, level="WARNING")
+    return smsgw_doctor.run(settings, args)
 
 
 DEFAULT_SMPP_PORT = 2775
@@ -282,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="environment:\n" + environment,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"smsgw {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser(
         "run", help="API and worker in one command (embedded DB if no DATABASE_URL)"
@@ -309,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     smpp.set_defaults(func=cmd_smpp)
     migrate = sub.add_parser("migrate", help="bring the schema up to date (idempotent)")
     migrate.set_defaults(func=cmd_migrate)
+    doctor = sub.add_parser(
+        "doctor",
+        help="what needs attention: schema, partitions, queues, workers, breakers, replica",
+        description="Checks the gateway's database (DATABASE_URL, REPORTING_DATABASE_URL) "
+        "and prints one line per check. Exit status 0 when all is well, 1 when something "
+        "needs attention, 2 when the database cannot be reached.",
+    )
+    smsgw_doctor.add_arguments(doctor)
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

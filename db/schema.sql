@@ -2102,12 +2102,4 @@ BEGIN
 END;
 $$;
 
-INSERT INTO smsgw_migrations (version, name) VALUES
-    (1, 'initial'), (2, 'delivery'), (3, 'providers'), (4, 'operations'),
-    (5, 'rates_and_retention'), (6, 'accept_in_one_call'),
-    (7, 'two_way'), (8, 'smpp_server'), (9, 'auth_throttle'),
-    (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
-    (13, 'count_with_status_events'), (14, 'accept_batch_parsed_once'),
-    (15, 'accept_sends_together'), (16, 'paced_tier_turns'),
-    (17, 'receipt_requests_in_shared_accept'), (18, 'queue_only_tenants_that_need_it'),
-    (19, 'ledger_entries_without_tenant_index');
+INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline');

@@ -1396,16 +1396,6 @@ BEGIN
 END;
 $$;
 
--- The per-tenant rule of 0006, for processes of the previous release during a deploy.
-CREATE FUNCTION smsgw_ensure_dispatch_v1(
-    p_tenant_id uuid, p_queue text, p_task text, p_due timestamptz)
-    RETURNS text
-    LANGUAGE sql
-AS $$
-    SELECT smsgw_ensure_job_v1('dispatch:' || p_tenant_id, p_queue, p_task,
-                               jsonb_build_object('tenant_id', p_tenant_id::text), p_due)
-$$;
-
 -- A turn of the tier `p_tier` will run no later than `p_due`: one waiting job per tier.
 -- No earlier than the tier's pace (0016): an accept of a tenant new to the queue does
 -- not bring a paced turn forward.
@@ -1582,106 +1572,6 @@ AS $$
     SELECT least(p_rate, coalesce(p_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - p_at)), p_rate))
 $$;
 
--- Accept as smsgw_accept_v2, the work queued as a tenant row of dispatch_queue and its
--- tier's turn (p_queue is the tier). NULL `p_task`: nothing is queued, and `due` tells
--- the caller when the accepted messages are due (smsgw_accept_v2 queues them its way).
-CREATE FUNCTION smsgw_accept_v3(
-    p_tenant_id uuid, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_honour_opt_outs boolean)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
-                   opted_out uuid[], due timestamptz)
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    n integer;
-    wanted integer;
-    total bigint;
-    first_due timestamptz;
-    oldest timestamptz;
-    refused uuid[] := '{}';
-BEGIN
-    IF p_honour_opt_outs THEN
-        SELECT coalesce(array_agg(m.id), '{}') INTO refused
-          FROM json_to_recordset(p_messages) AS m(id uuid, to_number text, sender text)
-         WHERE EXISTS (
-            SELECT 1 FROM suppressions s
-             WHERE s.tenant_id = p_tenant_id AND s.recipient = m.to_number
-               AND (m.sender IS NULL OR s.number IN ('*', m.sender)));
-    END IF;
-    SELECT count(*), coalesce(sum(m.price), 0), min(coalesce(m.send_at, m.created_at)),
-           min(m.created_at)
-      INTO wanted, total, first_due, oldest
-      FROM json_to_recordset(p_messages) AS m(
-        id uuid, created_at timestamptz, price bigint, send_at timestamptz)
-     WHERE m.id <> ALL (refused);
-    IF wanted = 0 THEN
-        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, refused,
-                            NULL::timestamptz;
-        RETURN;
-    END IF;
-    WITH hold AS (
-        UPDATE balances b
-           SET available = b.available - total, held = b.held + total,
-               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
-                   ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
-                        - 1 END,
-               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
-         WHERE b.tenant_id = p_tenant_id AND b.available >= total
-           AND (p_rate IS NULL
-                OR smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate) >= 1)
-        RETURNING b.tenant_id
-    ), inserted AS (
-        INSERT INTO messages (
-            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
-            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
-            updated_at, facade, messaging_service_sid)
-        SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
-               m.encoding, m.segments, m.price, m.callback_url, m.client_reference,
-               m.send_at, m.expires_at, coalesce(m.send_at, m.created_at), m.created_at,
-               m.facade, m.messaging_service_sid
-          FROM hold, json_to_recordset(p_messages) AS m(
-            id uuid, created_at timestamptz, status text, to_number text, sender text,
-            body text, encoding text, segments smallint, price bigint, callback_url text,
-            client_reference text, send_at timestamptz, expires_at timestamptz,
-            facade text, messaging_service_sid text)
-         WHERE m.id <> ALL (refused)
-        RETURNING id, created_at, tenant_id, status, price
-    ), events AS (
-        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
-        SELECT created_at, id, tenant_id, status, created_at FROM inserted
-    ), counted AS (
-        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
-        SELECT pg_backend_pid(), 'accepted', i.status, p_queue, '', count(*)
-          FROM inserted i
-         GROUP BY i.status
-         ORDER BY i.status
-        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
-    ), holds AS (
-        INSERT INTO ledger_message_entries
-            (message_created_at, message_id, tenant_id, kind, amount)
-        SELECT created_at, id, tenant_id, 'hold', price FROM inserted
-    )
-    SELECT count(*) INTO n FROM inserted;
-    IF n = 0 THEN
-        RETURN QUERY
-        SELECT 0, b.available,
-               CASE WHEN p_rate IS NULL THEN NULL::double precision
-                    ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
-               END,
-               refused, NULL::timestamptz
-          FROM balances b WHERE b.tenant_id = p_tenant_id;
-        RETURN;
-    END IF;
-    -- A new statement, so a new snapshot. NULL task: the caller queues the work itself.
-    IF p_task IS NOT NULL THEN
-        PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, first_due, oldest);
-    END IF;
-    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, first_due;
-END;
-$$;
-
--- 0014: v3 with its JSON parsed once into an array, and opt-outs looked for only when
--- the tenant has some. v3 stays for code of the previous release.
 -- One message of a batch as the API sends it (core/accept.py: _rows), by name.
 CREATE TYPE smsgw_draft_v1 AS (
     id uuid, created_at timestamptz, status text, to_number text, sender text,
@@ -1689,6 +1579,16 @@ CREATE TYPE smsgw_draft_v1 AS (
     client_reference text, send_at timestamptz, expires_at timestamptz,
     facade text, messaging_service_sid text);
 
+-- Accept messages for a tenant in one call: the opt-out rule, then the conditional hold
+-- (and, with a rate, one token from the ingest bucket), the messages, their first status
+-- event, the `accepted` counter and their ledger holds, then the tenant's queue row and
+-- its tier's turn (p_queue is the tier). A message to a recipient on the tenant's
+-- suppression list (for its sender, for every number, or for any number when it names
+-- no sender) is refused and named in `opted_out`; the suppression list is read only when
+-- the tenant has one. `p_honour_opt_outs` false: an answer to HELP, which carriers want
+-- answered even after a STOP. Returns the number accepted; when 0, nothing was written
+-- and `available` and `tokens` say why (short of credit, or over the rate). NULL
+-- `p_task`: nothing is queued, and `due` says when the accepted messages are due.
 CREATE FUNCTION smsgw_accept_v4(
     p_tenant_id uuid, p_rate double precision, p_messages json,
     p_queue text, p_task text, p_honour_opt_outs boolean)
@@ -1951,7 +1851,7 @@ BEGIN
 END;
 $$;
 
--- One message: the same rules as smsgw_accept_v3 (opt-out, hold, ingest bucket, the row,
+-- One message: the same rules as smsgw_accept_v4 (opt-out, hold, ingest bucket, the row,
 -- its hold entry, its first status event, the `accepted` counter, the tenant's queue
 -- row), without JSON. p_queue is the tenant's tier. `stale`: p_key_id (when given) is
 -- revoked or the tenant's settings changed, nothing written. `opted_out`: refused for
@@ -2053,46 +1953,5 @@ BEGIN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, due, p_created_at);
     END IF;
     RETURN QUERY SELECT 1, NULL::bigint, NULL::double precision, false, false;
-END;
-$$;
-
--- The accept of two releases back (0006): the same as smsgw_accept_v3 without opt-outs,
--- then its per-tenant job. (Its callers compute the total and due time themselves; they
--- equal what smsgw_accept_v3 computes from the messages.)
-CREATE FUNCTION smsgw_accept_v1(
-    p_tenant_id uuid, p_total bigint, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_due timestamptz)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision)
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    r record;
-BEGIN
-    SELECT * INTO r FROM smsgw_accept_v3(
-        p_tenant_id, p_rate, p_messages, p_queue, NULL, false) AS a;
-    IF r.accepted > 0 THEN
-        PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, p_due);
-    END IF;
-    RETURN QUERY SELECT r.accepted, r.available, r.tokens;
-END;
-$$;
-
--- The previous release's accept: the same, then its per-tenant job.
-CREATE FUNCTION smsgw_accept_v2(
-    p_tenant_id uuid, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_honour_opt_outs boolean)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
-                   opted_out uuid[])
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    r record;
-BEGIN
-    SELECT * INTO r FROM smsgw_accept_v3(
-        p_tenant_id, p_rate, p_messages, p_queue, NULL, p_honour_opt_outs) AS a;
-    IF r.accepted > 0 THEN
-        PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, r.due);
-    END IF;
-    RETURN QUERY SELECT r.accepted, r.available, r.tokens, r.opted_out;
 END;
 $$;

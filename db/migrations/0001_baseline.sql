@@ -39,7 +39,7 @@ CREATE TABLE balances (
     available bigint NOT NULL DEFAULT 0 CHECK (available >= 0),
     held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
     captured bigint NOT NULL DEFAULT 0 CHECK (captured >= 0),
-    -- Ingest limit: a token bucket on the row every accept locks anyway (0005).
+    -- Ingest limit: a token bucket on the row every accept locks anyway.
     ingest_tokens double precision,
     ingest_at timestamptz,
     CHECK (credits = available + held + captured)
@@ -181,8 +181,7 @@ CREATE INDEX callbacks_due_idx ON callbacks (next_attempt_at) WHERE next_attempt
 CREATE INDEX callbacks_message_idx ON callbacks (message_id);
 
 -- Daily partitions from `p_from` for `p_days` more days, for every partitioned table.
--- Boundaries are UTC midnights. Safe to run concurrently and repeatedly. Inbound
--- messages joined the daily set in 0007.
+-- Boundaries are UTC midnights. Safe to run concurrently and repeatedly.
 CREATE FUNCTION smsgw_ensure_partitions_v1(p_from date, p_days integer)
     RETURNS integer
     LANGUAGE plpgsql
@@ -382,11 +381,11 @@ $$;
 -- no code path (nor an operator's manual UPDATE) can change a status without leaving its
 -- trace. It is statement-level with transition tables: one set-based INSERT of each per
 -- statement, however many messages it touched, from one join of the old and new rows
--- (0013: the counters had a trigger and a join of their own). A message's first status (queued or scheduled) is written by
--- the accept functions, the only writers of new messages, in their own statement (0012:
--- an insert trigger cost a single send more than the event row itself).
--- A message made through the Twilio facade gets a 'twilio_status' callback carrying
--- what Twilio's format needs (to, from) (0007).
+-- (one trigger for all three: a trigger each would join them again). A message's first
+-- status (queued or scheduled) is written by the accept functions, the only writers of
+-- new messages, in their own statement (an insert trigger cost a single send more than
+-- the event row itself). A message made through the Twilio facade gets a
+-- 'twilio_status' callback carrying what Twilio's format needs (to, from).
 CREATE FUNCTION smsgw_messages_changed_v2()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -496,7 +495,7 @@ CREATE TABLE ledger_rollups (
 -- Drop the daily partitions of days before `p_before`, rolling their ledger entries up
 -- first. A day that still holds a message not yet settled (scheduled, queued, sending)
 -- is kept and reported instead: dropping it would lose a hold. Returns one row per day.
--- Inbound messages (no money in them) go with their day (0007).
+-- Inbound messages (no money in them) go with their day.
 CREATE FUNCTION smsgw_drop_partitions_v1(p_before date)
     RETURNS TABLE (day date, dropped boolean, detail text)
     LANGUAGE plpgsql
@@ -641,7 +640,7 @@ AS $$
        AND e.kind = 'hold';
 $$;
 
--- Operations (0004): counters for /metrics, and destination countries for reports.
+-- Operations: counters for /metrics, and destination countries for reports.
 -- Running totals of message status changes, read by /metrics and the dashboard: kept by
 -- the accept functions (kind 'accepted') and the status-change trigger on messages,
 -- smsgw_messages_changed_v2 (one upsert per group per statement, however many rows it
@@ -1028,7 +1027,7 @@ ALTER TABLE receipts_inbox SET (autovacuum_vacuum_scale_factor = 0,
 ALTER TABLE provider_health SET (autovacuum_vacuum_scale_factor = 0,
                                  autovacuum_vacuum_threshold = 1000);
 
--- Two-way messaging (0007, issue 8). Numbers a tenant owns, inbound messages (MO)
+-- Two-way messaging. Numbers a tenant owns, inbound messages (MO)
 -- matched to them and posted to the tenant's inbound webhook, opt-out keywords and the
 -- suppression list that accept honours, and the Twilio-compatible facade (credentials,
 -- Twilio-format status callbacks).
@@ -1137,10 +1136,10 @@ CREATE TABLE inbound_seen (
 CREATE INDEX inbound_seen_at_idx ON inbound_seen (seen_at);
 
 
--- The SMPP server (0008, issue 9). Tenants bind to smsgw as ESMEs: their credentials,
+-- The SMPP server. Tenants bind to smsgw as ESMEs: their credentials,
 -- their bind slots, long messages waiting for their last part, which messages want a
 -- delivery receipt, and the outbox of deliver_sm waiting for a receiver bind. Messages
--- submitted over SMPP carry `facade` 'smpp' (0007's column).
+-- submitted over SMPP carry `facade` 'smpp'.
 
 -- One SMPP account per tenant. The password (8 characters at most, SMPP 3.4) is shown
 -- once and kept only as an scrypt hash: 8 characters are too few for a fast hash.
@@ -1295,7 +1294,7 @@ CREATE TRIGGER messages_smpp_receipts AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_receipts_v1();
 
--- Inbound messages (0007) to a tenant with an SMPP account go to its receiver binds as
+-- Inbound messages to a tenant with an SMPP account go to its receiver binds as
 -- well as to its inbound webhook.
 CREATE FUNCTION smsgw_smpp_inbound_v1()
     RETURNS trigger
@@ -1315,14 +1314,14 @@ CREATE TRIGGER inbound_messages_smpp AFTER INSERT ON inbound_messages
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_inbound_v1();
 
--- Failed authentications per client address (0009).
+-- Failed authentications per client address.
 CREATE UNLOGGED TABLE auth_failures (
     client text PRIMARY KEY,
     window_started_at timestamptz NOT NULL DEFAULT now(),
     failures integer NOT NULL DEFAULT 0
 );
 
--- Dispatch turns per tier (0011).
+-- Dispatch turns per tier.
 -- The tenants with scheduled or queued messages, one row each (deleted when nothing is
 -- left). Written only under the tenant's balance row lock (accepts hold it already),
 -- so an accept and a dispatcher's recount never miss each other's messages.
@@ -1339,7 +1338,7 @@ CREATE TABLE dispatch_queue (
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 CREATE INDEX dispatch_queue_due_idx ON dispatch_queue (tier, due_at);
 
--- The earliest time a turn of the tier is queued to start (0016). Set by the claim of a
+-- The earliest time a turn of the tier is queued to start. Set by the claim of a
 -- small turn and at the start of the turn after it (core/delivery.py), put back to now
 -- by a full one; a tier without a row, or whose time has passed, is served at once.
 CREATE TABLE tier_pace (
@@ -1378,7 +1377,7 @@ BEGIN
                                   json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
                 RETURN 'brought_forward';
             END IF;
-            -- A worker took it meanwhile (0016), and may look before this transaction's
+            -- A worker took it meanwhile, and may look before this transaction's
             -- rows are visible: queue another, as if none had been waiting.
         ELSE
             RETURN 'waiting';
@@ -1397,7 +1396,7 @@ END;
 $$;
 
 -- A turn of the tier `p_tier` will run no later than `p_due`: one waiting job per tier.
--- No earlier than the tier's pace (0016): an accept of a tenant new to the queue does
+-- No earlier than the tier's pace: an accept of a tenant new to the queue does
 -- not bring a paced turn forward.
 CREATE FUNCTION smsgw_ensure_tier_turn_v1(p_tier text, p_task text, p_due timestamptz)
     RETURNS text
@@ -1498,9 +1497,9 @@ BEGIN
          WHERE m.tenant_id = t.tenant_id AND m.status IN ('scheduled', 'queued')
            AND m.created_at >= bound;
         IF next_due IS NULL THEN
-            -- Drained. Its tier still gets its next turn if other tenants wait there
-            -- (0016): a turn serves at most so many tenants, and when all of those it
-            -- served drained, the others waited for the safety net.
+            -- Drained. Its tier still gets its next turn if other tenants wait there:
+            -- a turn serves at most so many tenants, and when all of those it served
+            -- drained, the others would wait for the safety net.
             DELETE FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id
             RETURNING q.tier INTO tenant_tier;
             IF FOUND AND NOT tenant_tier = ANY (tiers) THEN
@@ -1562,7 +1561,7 @@ END;
 $$;
 
 -- The tokens in a tenant's ingest bucket now: refilled at `p_rate` per second since
--- `p_at`, up to one second's worth (the rule of 0005 and 0010, written once). NULL when
+-- `p_at`, up to one second's worth (the rule of every accept, written once). NULL when
 -- the tenant has no rate limit.
 CREATE FUNCTION smsgw_ingest_tokens_v1(
     p_tokens double precision, p_at timestamptz, p_rate double precision)
@@ -1685,8 +1684,8 @@ BEGIN
 END;
 $$;
 
--- 0015: single sends that arrive together, from any tenants, in one call; each
--- still gets its own answer.
+-- Single sends that arrive together, from any tenants, in one call; each still gets
+-- its own answer.
 -- One single send as the API sends it (core/coalesce.py), by name: the tenant's
 -- settings it was priced with (tier, rate), the cached key it came with (NULL when
 -- looked up in this request), and the message.
@@ -1696,7 +1695,7 @@ CREATE TYPE smsgw_send_v1 AS (
     body text, encoding text, segments smallint, price bigint, callback_url text,
     client_reference text, send_at timestamptz, expires_at timestamptz,
     facade text, messaging_service_sid text,
-    -- 0017: an SMPP submit's registered_delivery (1, 2), NULL for none.
+    -- An SMPP submit's registered_delivery (1, 2), NULL for none.
     receipt smallint);
 
 -- A row per send, in no particular order: `outcome` is 'accepted', 'stale' (the key
@@ -1804,7 +1803,7 @@ BEGIN
      GROUP BY i.status, s.tier
      ORDER BY i.status, s.tier
     ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
-    -- An SMPP submit's receipt request (0017), for the messages written only.
+    -- An SMPP submit's receipt request, for the messages written only.
     INSERT INTO smpp_receipt_requests (message_created_at, message_id, tenant_id, mode)
     SELECT s.created_at, s.id, s.tenant_id, s.receipt FROM unnest(kept) AS s
      WHERE s.receipt IS NOT NULL

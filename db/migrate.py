@@ -2,6 +2,17 @@
 
 Idempotent: applied versions are recorded in ``smsgw_migrations``, and concurrent runs
 (several api processes starting at once) queue on an advisory lock.
+
+``0001_baseline`` is the schema of 1.0.0; every later change is a migration numbered
+after it (never edit one that has been released) and the same change to
+``db/schema.sql``, whose last statement records the migrations it contains. A database
+built by the pre-release history (``0001_initial`` .. ``0019``, the same numbers under
+other names) is refused (PreReleaseDatabase): it must be recreated.
+
+Versioning: a database function or type carries a ``_vN`` suffix. When its signature or
+contract changes, bump N and create the new one beside the old, which stays so that
+processes of the release before can run beside new ones during a deploy; a later
+release's migration drops the old one once no code that may still run calls it.
 """
 
 from __future__ import annotations

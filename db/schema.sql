@@ -1,7 +1,14 @@
 -- smsgw: the whole current schema (procrastinate's own schema is applied beside it by
--- `smsgw migrate`). Forward-only migrations live in db/migrations/; a test checks that a
--- database built from them equals one built from this file. Functions carry a version
--- suffix so that old and new code can run side by side during a deploy.
+-- `smsgw migrate`). Every change to it is also a migration in db/migrations/,
+-- forward-only and numbered after 0001_baseline (the schema of 1.0.0), and a row of the
+-- INSERT at the end, which records every migration this file contains under its name.
+-- A test checks that a database built by the migrations equals one built from this file.
+--
+-- Versioning: a database function or type carries a `_vN` suffix. When its signature or
+-- its contract (what it does, returns or needs from its caller) changes, bump N: the new
+-- one is created beside the old, which stays, so that during a deploy processes of the
+-- release before keep calling the old one while new ones call the new one. A later
+-- release's migration drops the old one, once no code that may still run calls it.
 
 CREATE TABLE smsgw_migrations (
     version integer PRIMARY KEY,

@@ -133,7 +133,7 @@ async def _hold_insert_enqueue(
     rows = _rows(drafts)
     if len(rows) == 1:
         # A single send has its own call: typed arguments cost PostgreSQL much less than
-        # the batch call's JSON (migration 0012).
+        # the batch call's JSON.
         outcome = await messages_db.accept_one(
             conn,
             tenant_id=tenant.id,

@@ -306,8 +306,7 @@ async def requeue(
     pool: AsyncConnectionPool[Conn], *, tenants: Sequence[uuid.UUID], task: str
 ) -> int:
     """Recount the tenants' work from their messages (oldest unknown: every partition is
-    read) and make sure their tiers have a turn coming. For the safety net, a tier
-    change and the previous release's per-tenant jobs."""
+    read) and make sure their tiers have a turn coming. For the safety net."""
     if not tenants:
         return 0
     async with pool.connection() as conn, conn.transaction():

@@ -43,7 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     dispatch_tenants_per_turn: int = 128
     # While a tier's turns come back small, its next turn starts at least this long after
     # the last one claimed, so that under a stream of single sends each turn carries more
-    # than a handful (0: none). The turn waits as a scheduled job (migration 0016), not
+    # than a handful (0: none). The turn waits as a scheduled job, not
     # inside a running one. 250 ms made a stream of single sends cheaper to deliver
     # (ops/bench e2e single: 2,524 msg/s at 100 ms, 2,742-2,765 at 250 ms; workers' CPU
     # per message ~116 -> ~66 us; p99 accept-to-sent 0.17 -> 0.51-0.61 s).

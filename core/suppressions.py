@@ -2,9 +2,10 @@
 
 Entries are per (tenant, our number, their number). ``number`` None (stored as '*')
 covers every number of the tenant: STOPALL, or an entry added through the API without
-a number. A send is checked inside the accept call (smsgw_accept_v2): refused when an
-entry names its sender or every number; a send without a sender is refused when any
-entry names its recipient, since the number it will go out from is not known.
+a number. A send is checked inside its accept call (smsgw_accept_one_v1,
+smsgw_accept_sends_v1, smsgw_accept_v4): refused when an entry names its sender or every
+number; a send without a sender is refused when any entry names its recipient, since the
+number it will go out from is not known.
 """
 
 from __future__ import annotations

@@ -2,6 +2,17 @@
 
 Idempotent: applied versions are recorded in ``smsgw_migrations``, and concurrent runs
 (several api processes starting at once) queue on an advisory lock.
+
+``0001_baseline`` is the schema of 1.0.0; every later change is a migration numbered
+after it (never edit one that has been released) and the same change to
+``db/schema.sql``, whose last statement records the migrations it contains. A database
+built by the pre-release history (``0001_initial`` .. ``0019``, the same numbers under
+other names) is refused (PreReleaseDatabase): it must be recreated.
+
+Versioning: a database function or type carries a ``_vN`` suffix. When its signature or
+contract changes, bump N and create the new one beside the old, which stays so that
+processes of the release before can run beside new ones during a deploy; a later
+release's migration drops the old one once no code that may still run calls it.
 """
 
 from __future__ import annotations
@@ -50,34 +61,62 @@ def latest_version() -> int:
     return migrations()[-1].version
 
 
+class PreReleaseDatabase(RuntimeError):
+    """The database's recorded migrations are not this code's under the same numbers: it
+    was built by a pre-release smsgw (0001_initial .. 0019), whose history the baseline
+    replaced. Nothing can bring it up to date; it must be recreated."""
+
+
+def _check_history(applied: dict[int, str]) -> None:
+    """Raise PreReleaseDatabase unless every applied version this code knows has its name.
+    Versions newer than this code's (a later release's, during a deploy) are not judged."""
+    known = {m.version: m.name for m in migrations()}
+    if all(known.get(version, name) == name for version, name in applied.items()):
+        return
+    recorded = [f"{v:04d}_{applied[v]}" for v in sorted(applied)]
+    shown = recorded[0] if len(recorded) == 1 else f"{recorded[0]} .. {recorded[-1]}"
+    raise PreReleaseDatabase(
+        f"the database was made by a pre-release smsgw (its migrations {shown} are not "
+        f"this release's 0001_{known[1]}) and must be recreated: migrate an empty database "
+        "instead (for the embedded database of `smsgw run`, remove its data folder)"
+    )
+
+
+async def _applied(conn: Conn) -> dict[int, str]:
+    cursor = await conn.execute("SELECT version, name FROM smsgw_migrations")
+    return {row["version"]: row["name"] for row in await cursor.fetchall()}
+
+
 async def current_version(conn: Conn) -> int | None:
-    """The newest applied migration, or None on a database never migrated."""
+    """The newest applied migration, or None on a database never migrated. Raises
+    PreReleaseDatabase on a database whose history is not this code's."""
     cursor = await conn.execute("SELECT to_regclass('smsgw_migrations') IS NOT NULL AS ok")
     row = await cursor.fetchone()
     if row is None or not row["ok"]:
         return None
-    cursor = await conn.execute("SELECT max(version) AS version FROM smsgw_migrations")
-    row = await cursor.fetchone()
-    return None if row is None else row["version"]
+    applied = await _applied(conn)
+    _check_history(applied)
+    return max(applied, default=None)
 
 
 async def migrate(conn: Conn, *, partitions_ahead_days: int = 7) -> list[str]:
     """Bring the database to the latest schema; returns what was applied.
 
-    ``conn`` must be in autocommit mode: each migration commits on its own.
+    ``conn`` must be in autocommit mode: each migration commits on its own. Raises
+    PreReleaseDatabase, having changed nothing, on a database of the pre-release history.
     """
     applied: list[str] = []
     await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK,))
     try:
         await conn.execute(_BOOKKEEPING)
+        done = await _applied(conn)
+        _check_history(done)
         cursor = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NULL AS missing")
         row = await cursor.fetchone()
         if row is not None and row["missing"]:
             async with conn.transaction():
                 await conn.execute(SchemaManager.get_schema())
             applied.append("procrastinate schema")
-        cursor = await conn.execute("SELECT version FROM smsgw_migrations")
-        done = {r["version"] for r in await cursor.fetchall()}
         for migration in migrations():
             if migration.version in done:
                 continue

@@ -1,7 +1,14 @@
 -- smsgw: the whole current schema (procrastinate's own schema is applied beside it by
--- `smsgw migrate`). Forward-only migrations live in db/migrations/; a test checks that a
--- database built from them equals one built from this file. Functions carry a version
--- suffix so that old and new code can run side by side during a deploy.
+-- `smsgw migrate`). Every change to it is also a migration in db/migrations/,
+-- forward-only and numbered after 0001_baseline (the schema of 1.0.0), and a row of the
+-- INSERT at the end, which records every migration this file contains under its name.
+-- A test checks that a database built by the migrations equals one built from this file.
+--
+-- Versioning: a database function or type carries a `_vN` suffix. When its signature or
+-- its contract (what it does, returns or needs from its caller) changes, bump N: the new
+-- one is created beside the old, which stays, so that during a deploy processes of the
+-- release before keep calling the old one while new ones call the new one. A later
+-- release's migration drops the old one, once no code that may still run calls it.
 
 CREATE TABLE smsgw_migrations (
     version integer PRIMARY KEY,
@@ -44,7 +51,7 @@ CREATE TABLE balances (
     available bigint NOT NULL DEFAULT 0 CHECK (available >= 0),
     held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
     captured bigint NOT NULL DEFAULT 0 CHECK (captured >= 0),
-    -- Ingest limit: a token bucket on the row every accept locks anyway (0005).
+    -- Ingest limit: a token bucket on the row every accept locks anyway.
     ingest_tokens double precision,
     ingest_at timestamptz,
     CHECK (credits = available + held + captured)
@@ -186,8 +193,7 @@ CREATE INDEX callbacks_due_idx ON callbacks (next_attempt_at) WHERE next_attempt
 CREATE INDEX callbacks_message_idx ON callbacks (message_id);
 
 -- Daily partitions from `p_from` for `p_days` more days, for every partitioned table.
--- Boundaries are UTC midnights. Safe to run concurrently and repeatedly. Inbound
--- messages joined the daily set in 0007.
+-- Boundaries are UTC midnights. Safe to run concurrently and repeatedly.
 CREATE FUNCTION smsgw_ensure_partitions_v1(p_from date, p_days integer)
     RETURNS integer
     LANGUAGE plpgsql
@@ -387,11 +393,11 @@ $$;
 -- no code path (nor an operator's manual UPDATE) can change a status without leaving its
 -- trace. It is statement-level with transition tables: one set-based INSERT of each per
 -- statement, however many messages it touched, from one join of the old and new rows
--- (0013: the counters had a trigger and a join of their own). A message's first status (queued or scheduled) is written by
--- the accept functions, the only writers of new messages, in their own statement (0012:
--- an insert trigger cost a single send more than the event row itself).
--- A message made through the Twilio facade gets a 'twilio_status' callback carrying
--- what Twilio's format needs (to, from) (0007).
+-- (one trigger for all three: a trigger each would join them again). A message's first
+-- status (queued or scheduled) is written by the accept functions, the only writers of
+-- new messages, in their own statement (an insert trigger cost a single send more than
+-- the event row itself). A message made through the Twilio facade gets a
+-- 'twilio_status' callback carrying what Twilio's format needs (to, from).
 CREATE FUNCTION smsgw_messages_changed_v2()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -501,7 +507,7 @@ CREATE TABLE ledger_rollups (
 -- Drop the daily partitions of days before `p_before`, rolling their ledger entries up
 -- first. A day that still holds a message not yet settled (scheduled, queued, sending)
 -- is kept and reported instead: dropping it would lose a hold. Returns one row per day.
--- Inbound messages (no money in them) go with their day (0007).
+-- Inbound messages (no money in them) go with their day.
 CREATE FUNCTION smsgw_drop_partitions_v1(p_before date)
     RETURNS TABLE (day date, dropped boolean, detail text)
     LANGUAGE plpgsql
@@ -646,7 +652,7 @@ AS $$
        AND e.kind = 'hold';
 $$;
 
--- Operations (0004): counters for /metrics, and destination countries for reports.
+-- Operations: counters for /metrics, and destination countries for reports.
 -- Running totals of message status changes, read by /metrics and the dashboard: kept by
 -- the accept functions (kind 'accepted') and the status-change trigger on messages,
 -- smsgw_messages_changed_v2 (one upsert per group per statement, however many rows it
@@ -1033,7 +1039,7 @@ ALTER TABLE receipts_inbox SET (autovacuum_vacuum_scale_factor = 0,
 ALTER TABLE provider_health SET (autovacuum_vacuum_scale_factor = 0,
                                  autovacuum_vacuum_threshold = 1000);
 
--- Two-way messaging (0007, issue 8). Numbers a tenant owns, inbound messages (MO)
+-- Two-way messaging. Numbers a tenant owns, inbound messages (MO)
 -- matched to them and posted to the tenant's inbound webhook, opt-out keywords and the
 -- suppression list that accept honours, and the Twilio-compatible facade (credentials,
 -- Twilio-format status callbacks).
@@ -1142,10 +1148,10 @@ CREATE TABLE inbound_seen (
 CREATE INDEX inbound_seen_at_idx ON inbound_seen (seen_at);
 
 
--- The SMPP server (0008, issue 9). Tenants bind to smsgw as ESMEs: their credentials,
+-- The SMPP server. Tenants bind to smsgw as ESMEs: their credentials,
 -- their bind slots, long messages waiting for their last part, which messages want a
 -- delivery receipt, and the outbox of deliver_sm waiting for a receiver bind. Messages
--- submitted over SMPP carry `facade` 'smpp' (0007's column).
+-- submitted over SMPP carry `facade` 'smpp'.
 
 -- One SMPP account per tenant. The password (8 characters at most, SMPP 3.4) is shown
 -- once and kept only as an scrypt hash: 8 characters are too few for a fast hash.
@@ -1300,7 +1306,7 @@ CREATE TRIGGER messages_smpp_receipts AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_receipts_v1();
 
--- Inbound messages (0007) to a tenant with an SMPP account go to its receiver binds as
+-- Inbound messages to a tenant with an SMPP account go to its receiver binds as
 -- well as to its inbound webhook.
 CREATE FUNCTION smsgw_smpp_inbound_v1()
     RETURNS trigger
@@ -1320,14 +1326,14 @@ CREATE TRIGGER inbound_messages_smpp AFTER INSERT ON inbound_messages
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_inbound_v1();
 
--- Failed authentications per client address (0009).
+-- Failed authentications per client address.
 CREATE UNLOGGED TABLE auth_failures (
     client text PRIMARY KEY,
     window_started_at timestamptz NOT NULL DEFAULT now(),
     failures integer NOT NULL DEFAULT 0
 );
 
--- Dispatch turns per tier (0011).
+-- Dispatch turns per tier.
 -- The tenants with scheduled or queued messages, one row each (deleted when nothing is
 -- left). Written only under the tenant's balance row lock (accepts hold it already),
 -- so an accept and a dispatcher's recount never miss each other's messages.
@@ -1344,7 +1350,7 @@ CREATE TABLE dispatch_queue (
 ) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
 CREATE INDEX dispatch_queue_due_idx ON dispatch_queue (tier, due_at);
 
--- The earliest time a turn of the tier is queued to start (0016). Set by the claim of a
+-- The earliest time a turn of the tier is queued to start. Set by the claim of a
 -- small turn and at the start of the turn after it (core/delivery.py), put back to now
 -- by a full one; a tier without a row, or whose time has passed, is served at once.
 CREATE TABLE tier_pace (
@@ -1383,7 +1389,7 @@ BEGIN
                                   json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
                 RETURN 'brought_forward';
             END IF;
-            -- A worker took it meanwhile (0016), and may look before this transaction's
+            -- A worker took it meanwhile, and may look before this transaction's
             -- rows are visible: queue another, as if none had been waiting.
         ELSE
             RETURN 'waiting';
@@ -1401,18 +1407,8 @@ BEGIN
 END;
 $$;
 
--- The per-tenant rule of 0006, for processes of the previous release during a deploy.
-CREATE FUNCTION smsgw_ensure_dispatch_v1(
-    p_tenant_id uuid, p_queue text, p_task text, p_due timestamptz)
-    RETURNS text
-    LANGUAGE sql
-AS $$
-    SELECT smsgw_ensure_job_v1('dispatch:' || p_tenant_id, p_queue, p_task,
-                               jsonb_build_object('tenant_id', p_tenant_id::text), p_due)
-$$;
-
 -- A turn of the tier `p_tier` will run no later than `p_due`: one waiting job per tier.
--- No earlier than the tier's pace (0016): an accept of a tenant new to the queue does
+-- No earlier than the tier's pace: an accept of a tenant new to the queue does
 -- not bring a paced turn forward.
 CREATE FUNCTION smsgw_ensure_tier_turn_v1(p_tier text, p_task text, p_due timestamptz)
     RETURNS text
@@ -1513,9 +1509,9 @@ BEGIN
          WHERE m.tenant_id = t.tenant_id AND m.status IN ('scheduled', 'queued')
            AND m.created_at >= bound;
         IF next_due IS NULL THEN
-            -- Drained. Its tier still gets its next turn if other tenants wait there
-            -- (0016): a turn serves at most so many tenants, and when all of those it
-            -- served drained, the others waited for the safety net.
+            -- Drained. Its tier still gets its next turn if other tenants wait there:
+            -- a turn serves at most so many tenants, and when all of those it served
+            -- drained, the others would wait for the safety net.
             DELETE FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id
             RETURNING q.tier INTO tenant_tier;
             IF FOUND AND NOT tenant_tier = ANY (tiers) THEN
@@ -1577,7 +1573,7 @@ END;
 $$;
 
 -- The tokens in a tenant's ingest bucket now: refilled at `p_rate` per second since
--- `p_at`, up to one second's worth (the rule of 0005 and 0010, written once). NULL when
+-- `p_at`, up to one second's worth (the rule of every accept, written once). NULL when
 -- the tenant has no rate limit.
 CREATE FUNCTION smsgw_ingest_tokens_v1(
     p_tokens double precision, p_at timestamptz, p_rate double precision)
@@ -1587,106 +1583,6 @@ AS $$
     SELECT least(p_rate, coalesce(p_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - p_at)), p_rate))
 $$;
 
--- Accept as smsgw_accept_v2, the work queued as a tenant row of dispatch_queue and its
--- tier's turn (p_queue is the tier). NULL `p_task`: nothing is queued, and `due` tells
--- the caller when the accepted messages are due (smsgw_accept_v2 queues them its way).
-CREATE FUNCTION smsgw_accept_v3(
-    p_tenant_id uuid, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_honour_opt_outs boolean)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
-                   opted_out uuid[], due timestamptz)
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    n integer;
-    wanted integer;
-    total bigint;
-    first_due timestamptz;
-    oldest timestamptz;
-    refused uuid[] := '{}';
-BEGIN
-    IF p_honour_opt_outs THEN
-        SELECT coalesce(array_agg(m.id), '{}') INTO refused
-          FROM json_to_recordset(p_messages) AS m(id uuid, to_number text, sender text)
-         WHERE EXISTS (
-            SELECT 1 FROM suppressions s
-             WHERE s.tenant_id = p_tenant_id AND s.recipient = m.to_number
-               AND (m.sender IS NULL OR s.number IN ('*', m.sender)));
-    END IF;
-    SELECT count(*), coalesce(sum(m.price), 0), min(coalesce(m.send_at, m.created_at)),
-           min(m.created_at)
-      INTO wanted, total, first_due, oldest
-      FROM json_to_recordset(p_messages) AS m(
-        id uuid, created_at timestamptz, price bigint, send_at timestamptz)
-     WHERE m.id <> ALL (refused);
-    IF wanted = 0 THEN
-        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, refused,
-                            NULL::timestamptz;
-        RETURN;
-    END IF;
-    WITH hold AS (
-        UPDATE balances b
-           SET available = b.available - total, held = b.held + total,
-               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
-                   ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
-                        - 1 END,
-               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
-         WHERE b.tenant_id = p_tenant_id AND b.available >= total
-           AND (p_rate IS NULL
-                OR smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate) >= 1)
-        RETURNING b.tenant_id
-    ), inserted AS (
-        INSERT INTO messages (
-            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
-            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
-            updated_at, facade, messaging_service_sid)
-        SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
-               m.encoding, m.segments, m.price, m.callback_url, m.client_reference,
-               m.send_at, m.expires_at, coalesce(m.send_at, m.created_at), m.created_at,
-               m.facade, m.messaging_service_sid
-          FROM hold, json_to_recordset(p_messages) AS m(
-            id uuid, created_at timestamptz, status text, to_number text, sender text,
-            body text, encoding text, segments smallint, price bigint, callback_url text,
-            client_reference text, send_at timestamptz, expires_at timestamptz,
-            facade text, messaging_service_sid text)
-         WHERE m.id <> ALL (refused)
-        RETURNING id, created_at, tenant_id, status, price
-    ), events AS (
-        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
-        SELECT created_at, id, tenant_id, status, created_at FROM inserted
-    ), counted AS (
-        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
-        SELECT pg_backend_pid(), 'accepted', i.status, p_queue, '', count(*)
-          FROM inserted i
-         GROUP BY i.status
-         ORDER BY i.status
-        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
-    ), holds AS (
-        INSERT INTO ledger_message_entries
-            (message_created_at, message_id, tenant_id, kind, amount)
-        SELECT created_at, id, tenant_id, 'hold', price FROM inserted
-    )
-    SELECT count(*) INTO n FROM inserted;
-    IF n = 0 THEN
-        RETURN QUERY
-        SELECT 0, b.available,
-               CASE WHEN p_rate IS NULL THEN NULL::double precision
-                    ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
-               END,
-               refused, NULL::timestamptz
-          FROM balances b WHERE b.tenant_id = p_tenant_id;
-        RETURN;
-    END IF;
-    -- A new statement, so a new snapshot. NULL task: the caller queues the work itself.
-    IF p_task IS NOT NULL THEN
-        PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, first_due, oldest);
-    END IF;
-    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, first_due;
-END;
-$$;
-
--- 0014: v3 with its JSON parsed once into an array, and opt-outs looked for only when
--- the tenant has some. v3 stays for code of the previous release.
 -- One message of a batch as the API sends it (core/accept.py: _rows), by name.
 CREATE TYPE smsgw_draft_v1 AS (
     id uuid, created_at timestamptz, status text, to_number text, sender text,
@@ -1694,6 +1590,16 @@ CREATE TYPE smsgw_draft_v1 AS (
     client_reference text, send_at timestamptz, expires_at timestamptz,
     facade text, messaging_service_sid text);
 
+-- Accept messages for a tenant in one call: the opt-out rule, then the conditional hold
+-- (and, with a rate, one token from the ingest bucket), the messages, their first status
+-- event, the `accepted` counter and their ledger holds, then the tenant's queue row and
+-- its tier's turn (p_queue is the tier). A message to a recipient on the tenant's
+-- suppression list (for its sender, for every number, or for any number when it names
+-- no sender) is refused and named in `opted_out`; the suppression list is read only when
+-- the tenant has one. `p_honour_opt_outs` false: an answer to HELP, which carriers want
+-- answered even after a STOP. Returns the number accepted; when 0, nothing was written
+-- and `available` and `tokens` say why (short of credit, or over the rate). NULL
+-- `p_task`: nothing is queued, and `due` says when the accepted messages are due.
 CREATE FUNCTION smsgw_accept_v4(
     p_tenant_id uuid, p_rate double precision, p_messages json,
     p_queue text, p_task text, p_honour_opt_outs boolean)
@@ -1790,8 +1696,8 @@ BEGIN
 END;
 $$;
 
--- 0015: single sends that arrive together, from any tenants, in one call; each
--- still gets its own answer.
+-- Single sends that arrive together, from any tenants, in one call; each still gets
+-- its own answer.
 -- One single send as the API sends it (core/coalesce.py), by name: the tenant's
 -- settings it was priced with (tier, rate), the cached key it came with (NULL when
 -- looked up in this request), and the message.
@@ -1801,7 +1707,7 @@ CREATE TYPE smsgw_send_v1 AS (
     body text, encoding text, segments smallint, price bigint, callback_url text,
     client_reference text, send_at timestamptz, expires_at timestamptz,
     facade text, messaging_service_sid text,
-    -- 0017: an SMPP submit's registered_delivery (1, 2), NULL for none.
+    -- An SMPP submit's registered_delivery (1, 2), NULL for none.
     receipt smallint);
 
 -- A row per send, in no particular order: `outcome` is 'accepted', 'stale' (the key
@@ -1909,7 +1815,7 @@ BEGIN
      GROUP BY i.status, s.tier
      ORDER BY i.status, s.tier
     ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
-    -- An SMPP submit's receipt request (0017), for the messages written only.
+    -- An SMPP submit's receipt request, for the messages written only.
     INSERT INTO smpp_receipt_requests (message_created_at, message_id, tenant_id, mode)
     SELECT s.created_at, s.id, s.tenant_id, s.receipt FROM unnest(kept) AS s
      WHERE s.receipt IS NOT NULL
@@ -1956,7 +1862,7 @@ BEGIN
 END;
 $$;
 
--- One message: the same rules as smsgw_accept_v3 (opt-out, hold, ingest bucket, the row,
+-- One message: the same rules as smsgw_accept_v4 (opt-out, hold, ingest bucket, the row,
 -- its hold entry, its first status event, the `accepted` counter, the tenant's queue
 -- row), without JSON. p_queue is the tenant's tier. `stale`: p_key_id (when given) is
 -- revoked or the tenant's settings changed, nothing written. `opted_out`: refused for
@@ -2061,53 +1967,4 @@ BEGIN
 END;
 $$;
 
--- The accept of two releases back (0006): the same as smsgw_accept_v3 without opt-outs,
--- then its per-tenant job. (Its callers compute the total and due time themselves; they
--- equal what smsgw_accept_v3 computes from the messages.)
-CREATE FUNCTION smsgw_accept_v1(
-    p_tenant_id uuid, p_total bigint, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_due timestamptz)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision)
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    r record;
-BEGIN
-    SELECT * INTO r FROM smsgw_accept_v3(
-        p_tenant_id, p_rate, p_messages, p_queue, NULL, false) AS a;
-    IF r.accepted > 0 THEN
-        PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, p_due);
-    END IF;
-    RETURN QUERY SELECT r.accepted, r.available, r.tokens;
-END;
-$$;
-
--- The previous release's accept: the same, then its per-tenant job.
-CREATE FUNCTION smsgw_accept_v2(
-    p_tenant_id uuid, p_rate double precision, p_messages json,
-    p_queue text, p_task text, p_honour_opt_outs boolean)
-    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
-                   opted_out uuid[])
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    r record;
-BEGIN
-    SELECT * INTO r FROM smsgw_accept_v3(
-        p_tenant_id, p_rate, p_messages, p_queue, NULL, p_honour_opt_outs) AS a;
-    IF r.accepted > 0 THEN
-        PERFORM smsgw_ensure_dispatch_v1(p_tenant_id, p_queue, p_task, r.due);
-    END IF;
-    RETURN QUERY SELECT r.accepted, r.available, r.tokens, r.opted_out;
-END;
-$$;
-
-INSERT INTO smsgw_migrations (version, name) VALUES
-    (1, 'initial'), (2, 'delivery'), (3, 'providers'), (4, 'operations'),
-    (5, 'rates_and_retention'), (6, 'accept_in_one_call'),
-    (7, 'two_way'), (8, 'smpp_server'), (9, 'auth_throttle'),
-    (10, 'ingest_bucket_clock'), (11, 'tier_turns'), (12, 'lean_accept'),
-    (13, 'count_with_status_events'), (14, 'accept_batch_parsed_once'),
-    (15, 'accept_sends_together'), (16, 'paced_tier_turns'),
-    (17, 'receipt_requests_in_shared_accept'), (18, 'queue_only_tenants_that_need_it'),
-    (19, 'ledger_entries_without_tenant_index');
+INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline');

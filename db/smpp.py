@@ -1,5 +1,5 @@
 """The SMPP server's tables: accounts, bind slots, parts of long messages, receipt
-requests and the outbox of deliver_sm (migration 0008)."""
+requests and the outbox of deliver_sm."""
 
 from __future__ import annotations
 

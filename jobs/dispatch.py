@@ -3,8 +3,6 @@ of the tier's longest-waiting tenants and sends them (core/delivery.py)."""
 
 from __future__ import annotations
 
-import uuid
-
 import procrastinate
 import structlog
 
@@ -16,17 +14,9 @@ from jobs.scheduler import DISPATCH_TASK
 def register(app: procrastinate.App) -> None:
     # The queue is chosen per job at defer time: the tier.
     @app.task(name=DISPATCH_TASK, pass_context=True)
-    async def dispatch(
-        context: procrastinate.JobContext, tier: str | None = None, tenant_id: str | None = None
-    ) -> None:
+    async def dispatch(context: procrastinate.JobContext, tier: str) -> None:
         deps = deps_of(context)
         job_id = context.job.id if context.job else None
-        if tier is None:
-            # A per-tenant job of the previous release (migration 0011): queue the
-            # tenant, and its tier's turn does the rest.
-            assert tenant_id is not None
-            await delivery.requeue(deps.pool, tenants=[uuid.UUID(tenant_id)], task=DISPATCH_TASK)
-            return
         with structlog.contextvars.bound_contextvars(tier=tier, job_id=job_id):
             await delivery.dispatch_turn(
                 deps.pool,

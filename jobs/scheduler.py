@@ -5,7 +5,7 @@ has at most one waiting dispatch job (procrastinate queueing lock
 ``dispatch:tier:<tier>``, queue = the tier), and a turn serves many tenants. So most
 accepts find their tenant queued and a turn waiting, insert nothing into
 procrastinate_jobs and send no NOTIFY (DESIGN.md, "Throughput design"). The rule itself
-is SQL (smsgw_queue_tenant_v1, smsgw_requeue_tenants_v1, migration 0011), applied by an
+is SQL (smsgw_queue_tenant_v1, smsgw_requeue_tenants_v1), applied by an
 accept inside its single database call and by a dispatcher at the end of its claim.
 """
 

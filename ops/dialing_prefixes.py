@@ -1,6 +1,8 @@
-"""Generates the rows of ``dialing_prefixes`` (db/migrations/0004_operations.sql) from the
-`phonenumbers` metadata: the E.164 prefix that names a destination's country, for
-reports that group by country in SQL.
+"""Generates the rows of ``dialing_prefixes`` (the INSERT in db/schema.sql and in the
+baseline migration, db/migrations/0001_baseline.sql) from the `phonenumbers` metadata:
+the E.164 prefix that names a destination's country, for reports that group by country
+in SQL. New rows after 1.0.0 (a newer phonenumbers) go in a migration of their own and
+in schema.sql; the baseline stays as released.
 
 Every country calling code maps to its main region; where several regions share a code,
 the finer prefixes that phonenumbers knows are added: the `leading_digits` of a region

@@ -337,11 +337,14 @@ class Listener:
 
 
 async def _require_schema(pool: AsyncConnectionPool[Conn]) -> None:
-    """Refuse to start on a schema older than this code: a submit's receipt request is
-    written by the accept call of migration 0017, and an older one would drop it without
-    a word."""
+    """Refuse to start on a schema older than this code, or of the pre-release history:
+    there, the accept call of a submit may not be the one this code expects (one that
+    drops the receipt request without a word, say)."""
     async with pool.connection() as conn:
-        version = await migrate.current_version(conn)
+        try:
+            version = await migrate.current_version(conn)
+        except migrate.PreReleaseDatabase as exc:
+            raise SchemaBehind(str(exc)) from None
     expected = migrate.latest_version()
     if version is None or version < expected:
         raise SchemaBehind(f"schema at {version}, code expects {expected}: run `smsgw migrate`")

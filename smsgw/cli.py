@@ -60,7 +60,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     _require_database_url()
     settings = _settings()
     logs.configure(json=settings.log_json, level=settings.log_level)
-    applied = asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
+    try:
+        applied = asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
+    except migrate_db.PreReleaseDatabase as exc:
+        raise SystemExit(f"smsgw: {exc}") from None
     print("applied: " + ", ".join(applied) if applied else "schema is current; nothing applied")
     return 0
 
@@ -238,7 +241,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, stop)
     try:
         settings = Settings.from_env(env)
-        asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
+        try:
+            asyncio.run(_migrate(settings.database_url, settings.partitions_ahead_days))
+        except migrate_db.PreReleaseDatabase as exc:
+            where = f"; its data folder is {embedded.root}" if embedded is not None else ""
+            raise SystemExit(f"smsgw: {exc}{where}") from None
         api_key = asyncio.run(_seed_demo(settings.database_url))
         # The children write to this terminal: their lines are the run's log.
         api = ["api", "--host", args.host, "--port", str(args.port)]

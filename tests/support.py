@@ -17,6 +17,29 @@ from db import ledger as ledger_db
 VALID_TO = "+14155552671"  # a valid US number per libphonenumber
 OTHER_TO = "+447911123456"  # a valid UK mobile
 
+# What a database built before 1.0.0 recorded: the history the baseline replaced.
+PRE_RELEASE_HISTORY = [
+    (1, "initial"),
+    (2, "delivery"),
+    (3, "providers"),
+    (4, "operations"),
+    (5, "rates_and_retention"),
+    (6, "accept_in_one_call"),
+    (7, "two_way"),
+    (8, "smpp_server"),
+    (9, "auth_throttle"),
+    (10, "ingest_bucket_clock"),
+    (11, "tier_turns"),
+    (12, "lean_accept"),
+    (13, "count_with_status_events"),
+    (14, "accept_batch_parsed_once"),
+    (15, "accept_sends_together"),
+    (16, "paced_tier_turns"),
+    (17, "receipt_requests_in_shared_accept"),
+    (18, "queue_only_tenants_that_need_it"),
+    (19, "ledger_entries_without_tenant_index"),
+]
+
 
 def load_schema(conn: psycopg.Connection[Any]) -> None:
     """procrastinate's schema, then ours from db/schema.sql, then today's partitions."""

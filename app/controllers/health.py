@@ -31,6 +31,8 @@ async def ready(state: State) -> Response[Health]:
         async with asyncio.timeout(2):
             async with services(state).pool.connection() as conn:
                 version = await migrate.current_version(conn)
+    except migrate.PreReleaseDatabase as exc:
+        return Response(Health(status="unavailable", detail=str(exc)), status_code=503)
     except Exception as exc:  # any failure to reach the database means "not ready"
         return Response(
             Health(status="unavailable", detail=f"database unreachable: {type(exc).__name__}"),

@@ -195,7 +195,7 @@ UPDATE tier_pace SET not_before = now() + make_interval(secs => %(gap_seconds)s)
 
 -- name: pace_tier
 -- The claim of a small turn: the tier's next turn is queued to start no earlier than
--- `gap_seconds` from now (smsgw_ensure_tier_turn_v1, migration 0016).
+-- `gap_seconds` from now (smsgw_ensure_tier_turn_v1).
 INSERT INTO tier_pace AS p (tier, not_before, small)
 VALUES (%(tier)s, now() + make_interval(secs => %(gap_seconds)s), true)
 ON CONFLICT (tier) DO UPDATE SET not_before = excluded.not_before, small = true

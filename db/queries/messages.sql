@@ -1,12 +1,12 @@
 -- name: accept
 -- Opt-outs, hold, messages, ledger and the tenant's queue row in one call
--- (smsgw_accept_v4, 0014).
+-- (smsgw_accept_v4).
 SELECT accepted, available, tokens, opted_out
   FROM smsgw_accept_v4(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: accept_one
--- One message: the same as `accept` with typed arguments (smsgw_accept_one_v1, 0012).
+-- One message: the same as `accept` with typed arguments (smsgw_accept_one_v1).
 SELECT accepted, available, tokens, opted_out, stale
   FROM smsgw_accept_one_v1(
     %(tenant_id)s, %(rate)s, %(queue)s, %(task)s, %(honour_opt_outs)s, %(id)s,
@@ -15,7 +15,7 @@ SELECT accepted, available, tokens, opted_out, stale
     %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s)
 
 -- name: accept_sends
--- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v1, 0015).
+-- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v1).
 SELECT id, outcome, available, tokens
   FROM smsgw_accept_sends_v1(%(sends)s::json, %(task)s)
 

@@ -1,6 +1,7 @@
-"""The cost of the status-change trigger on messages (migration 0013) against the pair it
-replaced: the events-and-callbacks trigger of 0007 and the counter trigger of 0004, each
-joining the statement's old and new rows on its own.
+"""The cost of the status-change trigger on messages (smsgw_messages_changed_v2) against
+the pair it replaced before 1.0.0: an events-and-callbacks trigger and a counter trigger,
+each joining the statement's old and new rows on its own (their last pre-release
+definitions are in triggers_replaced.sql, beside this file).
 
 One embedded server and database; both versions installed, one enabled at a time,
 alternating rounds; each round flips the status of ``--messages`` messages in UPDATEs of
@@ -14,12 +15,10 @@ changes each counted in its last round (both: one per message).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -29,19 +28,11 @@ from ops.bench.system import Cluster
 BATCH = 1_000
 
 
-def _old_function(migration: str, name: str) -> str:
-    """The last definition of ``name`` in a migration, renamed so it sits beside today's."""
-    text = resources.files("db").joinpath("migrations", migration).read_text()
-    start = max(
-        m.end() for m in re.finditer(rf"CREATE (OR REPLACE )?FUNCTION (?={name}\(\))", text)
-    )
-    end = text.index("$$;", text.index("AS $$", start)) + len("$$;")
-    return "CREATE FUNCTION old_" + text[start:end]
+REPLACED = Path(__file__).with_name("triggers_replaced.sql")
 
 
 def _install_old_pair(conn: psycopg.Connection) -> None:
-    conn.execute(_old_function("0007_two_way.sql", "smsgw_messages_changed_v1"))
-    conn.execute(_old_function("0004_operations.sql", "smsgw_count_changed_v1"))
+    conn.execute(REPLACED.read_text("utf-8"))
     for trigger, function in (
         ("old_changed", "old_smsgw_messages_changed_v1"),
         ("old_counted", "old_smsgw_count_changed_v1"),
@@ -123,8 +114,8 @@ def main() -> None:
                 conn.execute("VACUUM messages, message_events")
         new_ms, old_ms = (statistics.median(times[v]) * 1000 for v in (True, False))
         print(f"UPDATE of {BATCH:,} messages, median of {len(times[True])} each:")
-        print(f"  one trigger (0013):          {new_ms:6.2f} ms")
-        print(f"  two triggers (0007 + 0004):  {old_ms:6.2f} ms")
+        print(f"  one trigger (today's):       {new_ms:6.2f} ms")
+        print(f"  two triggers (replaced):     {old_ms:6.2f} ms")
         print(f"  ratio new / old:             {new_ms / old_ms:6.2f}")
         # Each round flips every message once per version (to `sending`, then back).
         print(f"  changes counted in a round:  {counted[True]:,} / {counted[False]:,}")

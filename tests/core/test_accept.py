@@ -148,7 +148,7 @@ async def test_every_accepted_message_is_held_once_at_its_price(api, tenant, con
 async def test_a_send_that_loses_the_last_credit_to_a_concurrent_one_leaves_nothing(
     api, admin_headers, conn, pool
 ):
-    """A single send looks at the balance unlocked and holds last (migration 0012): when
+    """A single send looks at the balance unlocked and holds last: when
     another send takes the last credit in between, it is a 402 and its rows are undone."""
     tenant = await support.make_tenant(api, admin_headers, credit=PRICE)
     async with pool.connection() as first, first.transaction():

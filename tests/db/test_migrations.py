@@ -1,8 +1,10 @@
-"""Migrations: idempotent, and a migrated database equals one built from db/schema.sql."""
+"""Migrations: idempotent, a migrated database equals one built from db/schema.sql, and a
+database of the pre-release history is refused, not taken for the baseline."""
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import subprocess
 import uuid
@@ -15,7 +17,19 @@ from psycopg.rows import dict_row
 
 from db import migrate
 from smsgw.embedded import SUPERUSER, find_bindir
+from smsgw.processes import smsgw_command
 from tests import support
+
+
+def record_pre_release_history(url: str) -> None:
+    """Make a database look like one migrated by a pre-release smsgw (a developer's
+    ./data from `smsgw run`): its tables are today's, its history is the old one."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM smsgw_migrations")
+        conn.cursor().executemany(
+            "INSERT INTO smsgw_migrations (version, name) VALUES (%s, %s)",
+            support.PRE_RELEASE_HISTORY,
+        )
 
 
 @pytest.fixture
@@ -108,3 +122,40 @@ async def test_migrated_database_equals_schema_sql(pg_server, empty_db, schema_d
     # schema.sql also records itself as the latest migration, so `migrate` leaves it be.
     assert await version(schema_db) == migrate.latest_version()
     assert await run_migrate(schema_db) == []
+
+
+async def test_a_database_of_the_pre_release_history_is_refused_not_taken_for_the_baseline(
+    schema_db,
+):
+    # Versions 1..19 are recorded, so a migrator going by numbers alone would take it
+    # for a baseline database and skip every migration numbered up to 19.
+    record_pre_release_history(schema_db)
+    with pytest.raises(migrate.PreReleaseDatabase, match=r"pre-release smsgw .* recreated"):
+        await run_migrate(schema_db)
+    with pytest.raises(migrate.PreReleaseDatabase):
+        await version(schema_db)
+    with psycopg.connect(schema_db) as conn:
+        recorded = conn.execute("SELECT version, name FROM smsgw_migrations ORDER BY 1")
+        assert recorded.fetchall() == support.PRE_RELEASE_HISTORY  # nothing was applied
+
+
+def test_smsgw_migrate_stops_on_a_database_of_the_pre_release_history(schema_db):
+    record_pre_release_history(schema_db)
+    env = {**os.environ, "DATABASE_URL": schema_db, "SMSGW_LOG_LEVEL": "WARNING"}
+    result = subprocess.run(
+        smsgw_command("migrate"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "made by a pre-release smsgw" in result.stderr
+    assert "0001_initial .. 0019_ledger_entries_without_tenant_index" in result.stderr
+    assert "remove its data folder" in result.stderr  # the embedded one of `smsgw run`
+    assert "Traceback" not in result.stderr
+
+
+async def test_versions_newer_than_the_code_are_not_taken_for_a_foreign_history(schema_db):
+    # A later release migrated the database while this code still runs (a deploy): it
+    # is ahead, not foreign; migrate applies nothing and the version says how far.
+    with psycopg.connect(schema_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO smsgw_migrations (version, name) VALUES (2, 'from_the_future')")
+    assert await run_migrate(schema_db) == []
+    assert await version(schema_db) == migrate.latest_version() + 1

@@ -8,7 +8,7 @@ import uuid
 from core import delivery
 from core.retry import Backoff
 from db import dispatch as dispatch_db
-from jobs.scheduler import DISPATCH_TASK
+from jobs.scheduler import DISPATCH_TASK, tier_lock
 from providers.base import Accepted
 from tests import support, workers
 
@@ -126,17 +126,18 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
     assert balance["held"] == 0
 
 
-async def test_a_per_tenant_job_of_the_previous_release_still_gets_its_tenant_served(
-    api, conn, settings, tenant
+async def test_a_tenant_whose_queue_row_and_turn_were_lost_is_found_and_served(
+    api, conn, pool, settings, tenant
 ):
     sent = await support.send(api, tenant)
-    # As the previous release left things during a deploy: no queue row, no turn of the
-    # tier, only the tenant's own job (made by its accept, smsgw_ensure_dispatch_v1).
+    # Whatever lost them (an operator's DELETE, a bug), the message itself is still
+    # queued: the safety net queues its tenant and a turn of its tier again.
     await conn.execute("DELETE FROM dispatch_queue")
     await conn.execute("DELETE FROM procrastinate_jobs")
-    await conn.execute(
-        "SELECT smsgw_ensure_dispatch_v1(%s, 'standard', 'smsgw.dispatch', now())", (tenant.id,)
-    )
+    assert await delivery.wake_stranded(pool, task=DISPATCH_TASK) == 1
+    assert await _count(conn, "SELECT count(*) AS n FROM dispatch_queue") == 1
+    turns = "SELECT count(*) AS n FROM procrastinate_jobs WHERE queueing_lock = %s"
+    assert await _count(conn, turns, tier_lock("standard")) == 1
     async with workers.in_process(settings):
         await workers.eventually(
             lambda: _count(

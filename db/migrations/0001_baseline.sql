@@ -1,0 +1,1956 @@
+-- 0001: the baseline, the schema of smsgw 1.0.0 as db/schema.sql has it (its tables,
+-- functions and triggers, and the rows it starts with: the dialing prefixes). It replaces
+-- the pre-release history (0001_initial .. 0019): `smsgw migrate` refuses a database
+-- built by that history rather than take it for this one. smsgw_migrations itself is
+-- made by the migrator (db/migrate.py) before any migration runs.
+
+CREATE TABLE tenants (
+    id uuid PRIMARY KEY,
+    name text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+    tier text NOT NULL DEFAULT 'standard' CHECK (tier IN ('vip', 'premium', 'standard')),
+    -- NULL: unlimited. Caps accepted sends per second and paces dispatch.
+    rate_limit_mps integer CHECK (rate_limit_mps > 0),
+    -- Micro-units of `currency` (1,000,000 = 1 unit) per segment.
+    price_per_segment bigint NOT NULL CHECK (price_per_segment >= 0),
+    currency text NOT NULL DEFAULT 'USD' CHECK (currency ~ '^[A-Z]{3}$'),
+    -- Kept in clear: it keys the HMAC of every status callback.
+    webhook_secret text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- A key is shown once as `smsgw_<prefix>_<secret>`; only the SHA-256 of the secret is
+-- kept. The prefix finds the row, the digest is compared in constant time by the caller.
+CREATE TABLE api_keys (
+    id uuid PRIMARY KEY,
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    prefix text NOT NULL UNIQUE,
+    secret_sha256 bytea NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz
+);
+CREATE INDEX api_keys_tenant_idx ON api_keys (tenant_id);
+
+-- Running totals of the ledger, one row per tenant. Every money movement is a single
+-- conditional UPDATE of this row plus an append to the ledger, in one transaction.
+-- The row lock also orders a tenant's accepts against its dispatcher (see jobs/dispatch).
+CREATE TABLE balances (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    credits bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
+    available bigint NOT NULL DEFAULT 0 CHECK (available >= 0),
+    held bigint NOT NULL DEFAULT 0 CHECK (held >= 0),
+    captured bigint NOT NULL DEFAULT 0 CHECK (captured >= 0),
+    -- Ingest limit: a token bucket on the row every accept locks anyway.
+    ingest_tokens double precision,
+    ingest_at timestamptz,
+    CHECK (credits = available + held + captured)
+) WITH (fillfactor = 50, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+
+-- The append-only ledger, in two tables: credits are few and need a unique reference per
+-- tenant; message entries are many and live in daily partitions beside their messages.
+CREATE TABLE ledger_credits (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    amount bigint NOT NULL CHECK (amount > 0),
+    reference text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, reference)
+);
+
+-- `phase` makes the key (message, phase): a message is held at most once and settled at
+-- most once, so a capture and a release of the same message cannot both exist.
+CREATE TABLE ledger_message_entries (
+    message_created_at timestamptz NOT NULL,
+    message_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('hold', 'capture', 'release')),
+    phase text NOT NULL GENERATED ALWAYS AS (
+        CASE WHEN kind = 'hold' THEN 'hold' ELSE 'settle' END
+    ) STORED,
+    amount bigint NOT NULL CHECK (amount >= 0),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (message_created_at, message_id, phase)
+) PARTITION BY RANGE (message_created_at);
+
+CREATE VIEW ledger AS
+    SELECT tenant_id, 'credit'::text AS kind, amount, NULL::uuid AS message_id,
+           reference, created_at
+      FROM ledger_credits
+    UNION ALL
+    SELECT tenant_id, kind, amount, message_id, NULL::text AS reference, created_at
+      FROM ledger_message_entries;
+
+-- The durable queue. Message ids are UUIDv7: `created_at` is the millisecond inside the
+-- id, so a lookup by id alone is pruned to one partition (core/ids.py).
+CREATE TABLE messages (
+    id uuid NOT NULL,
+    created_at timestamptz NOT NULL,
+    tenant_id uuid NOT NULL,
+    status text NOT NULL CHECK (status IN (
+        'scheduled', 'queued', 'sending', 'sent', 'delivered', 'undelivered',
+        'failed', 'expired', 'canceled')),
+    to_number text NOT NULL,
+    sender text,
+    body text NOT NULL,
+    encoding text NOT NULL CHECK (encoding IN ('GSM-7', 'UCS-2')),
+    segments smallint NOT NULL CHECK (segments BETWEEN 1 AND 10),
+    price bigint NOT NULL CHECK (price >= 0),
+    callback_url text,
+    client_reference text,
+    send_at timestamptz,
+    expires_at timestamptz NOT NULL,
+    -- When a scheduled or queued message is next due (send_at, or a retry's backoff).
+    next_attempt_at timestamptz,
+    -- While `sending`: when the claim lapses and the message goes back to the queue.
+    lease_expires_at timestamptz,
+    attempts smallint NOT NULL DEFAULT 0,
+    provider text,
+    provider_message_id text,
+    error_code text,
+    error_message text,
+    updated_at timestamptz NOT NULL,
+    sent_at timestamptz,
+    delivered_at timestamptz,
+    PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
+CREATE INDEX messages_tenant_created_idx ON messages (tenant_id, created_at DESC, id DESC);
+CREATE INDEX messages_due_idx ON messages (tenant_id, next_attempt_at)
+    WHERE status IN ('scheduled', 'queued');
+CREATE INDEX messages_lease_idx ON messages (lease_expires_at) WHERE status = 'sending';
+CREATE INDEX messages_provider_ref_idx ON messages (provider, provider_message_id)
+    WHERE provider_message_id IS NOT NULL;
+
+-- Every status a message takes, with when; partitioned like messages so they age out together.
+CREATE TABLE message_events (
+    message_created_at timestamptz NOT NULL,
+    message_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    status text NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    error_code text
+) PARTITION BY RANGE (message_created_at);
+CREATE INDEX message_events_message_idx ON message_events (message_id, at);
+
+-- The first 202 answer to a (tenant, Idempotency-Key), replayed for 24 h. The row is
+-- inserted first in the accept transaction, so a concurrent duplicate blocks on the
+-- unique key until the first commits (then replays) or rolls back (then proceeds).
+CREATE TABLE idempotency_keys (
+    tenant_id uuid NOT NULL,
+    key text NOT NULL,
+    request_sha256 bytea NOT NULL,
+    response jsonb NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, key)
+);
+CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
+
+-- Receipts from every upstream (HTTP webhook, SMPP deliver_sm, the simulator) land here
+-- first: a receipt may arrive before the submit response that names its message has
+-- been stored, so it waits and is retried instead of being lost.
+CREATE TABLE receipts_inbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    provider text NOT NULL,
+    provider_message_id text NOT NULL,
+    status text NOT NULL CHECK (status IN ('delivered', 'undelivered')),
+    error_code text,
+    occurred_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    available_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL DEFAULT 0
+);
+CREATE INDEX receipts_inbox_due_idx ON receipts_inbox (available_at);
+
+-- One row per status change of a message that has a callback_url. `next_attempt_at` is
+-- NULL once the callback is delivered or abandoned; while a sender works on a row it is
+-- pushed ahead by the lease, so a crashed sender's rows come back by themselves.
+CREATE TABLE callbacks (
+    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    tenant_id uuid NOT NULL,
+    message_id uuid NOT NULL,
+    url text NOT NULL,
+    payload jsonb NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz DEFAULT now(),
+    last_status_code integer,
+    last_error text,
+    delivered_at timestamptz,
+    abandoned_at timestamptz,
+    PRIMARY KEY (id, created_at)
+) PARTITION BY RANGE (created_at);
+CREATE INDEX callbacks_due_idx ON callbacks (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
+CREATE INDEX callbacks_message_idx ON callbacks (message_id);
+
+-- Daily partitions from `p_from` for `p_days` more days, for every partitioned table.
+-- Boundaries are UTC midnights. Safe to run concurrently and repeatedly.
+CREATE FUNCTION smsgw_ensure_partitions_v1(p_from date, p_days integer)
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    day date;
+    parent text;
+    child text;
+    options text;
+    created integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
+    FOR day IN SELECT generate_series(p_from, p_from + p_days, interval '1 day')::date LOOP
+        FOREACH parent IN ARRAY ARRAY[
+            'messages', 'message_events', 'ledger_message_entries', 'callbacks',
+            'inbound_messages'] LOOP
+            child := parent || '_' || to_char(day, 'YYYYMMDD');
+            options := CASE parent
+                WHEN 'messages' THEN 'fillfactor = 85, autovacuum_vacuum_scale_factor = 0.02,'
+                                     ' autovacuum_analyze_scale_factor = 0.05'
+                WHEN 'callbacks' THEN 'fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05'
+                ELSE 'autovacuum_vacuum_insert_scale_factor = 0.05' END;
+            IF to_regclass(quote_ident(child)) IS NULL THEN
+                EXECUTE format(
+                    'CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L) WITH (%s)',
+                    child, parent,
+                    (day::timestamp AT TIME ZONE 'UTC'),
+                    ((day + 1)::timestamp AT TIME ZONE 'UTC'),
+                    options);
+                created := created + 1;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END;
+$$;
+
+CREATE TABLE providers (
+    name text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,31}$'),
+    kind text NOT NULL CHECK (kind IN ('simulator', 'http', 'smpp')),
+    -- Adapter settings (URL, credentials, window...): see README, "Providers".
+    config jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- Submits per second across all workers; NULL: no limit.
+    mps integer CHECK (mps > 0),
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Candidates for a message: enabled routes whose prefix starts its number and whose
+-- tier is its tenant's (or NULL, any tier). The lowest priority wins, then the lowest
+-- cost; a route whose provider is unhealthy is skipped for the next.
+CREATE TABLE routes (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    prefix text NOT NULL DEFAULT '+' CHECK (prefix ~ '^\+[0-9]{0,15}$'),
+    tier text CHECK (tier IN ('vip', 'premium', 'standard')),
+    provider text NOT NULL REFERENCES providers (name) ON UPDATE CASCADE ON DELETE CASCADE,
+    priority integer NOT NULL DEFAULT 100,
+    cost_per_segment bigint NOT NULL DEFAULT 0 CHECK (cost_per_segment >= 0),
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX routes_provider_idx ON routes (provider);
+
+-- One row per provider that has been used. The breaker counts outcomes over a rolling
+-- window; `throttled_until` is set when the upstream asks us to slow down; `tokens`
+-- is a token bucket refilled at the provider's mps.
+CREATE TABLE provider_health (
+    provider text PRIMARY KEY,
+    state text NOT NULL DEFAULT 'closed' CHECK (state IN ('closed', 'open', 'half_open')),
+    window_started_at timestamptz NOT NULL DEFAULT now(),
+    window_successes integer NOT NULL DEFAULT 0,
+    window_failures integer NOT NULL DEFAULT 0,
+    opened_at timestamptz,
+    probes_granted integer NOT NULL DEFAULT 0,
+    latency_ms double precision,
+    throttled_until timestamptz,
+    tokens double precision NOT NULL DEFAULT 0,
+    tokens_at timestamptz NOT NULL DEFAULT now(),
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    sent_total bigint NOT NULL DEFAULT 0,
+    failed_total bigint NOT NULL DEFAULT 0
+) WITH (fillfactor = 50);
+
+-- Outcomes of one batch sent to a provider, and the breaker's transitions:
+-- closed -> open when the window holds at least p_min_requests outcomes and the failure
+-- share reaches p_error_rate; half_open -> closed on a success, -> open on a failure.
+-- (open -> half_open happens in smsgw_provider_health_v1 when the cool-down is over.)
+CREATE FUNCTION smsgw_record_outcomes_v1(
+    p_provider text, p_successes integer, p_failures integer, p_latency_ms double precision,
+    p_window_seconds double precision, p_min_requests integer, p_error_rate double precision,
+    p_throttle_seconds double precision)
+    RETURNS TABLE (old_state text, new_state text)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    h provider_health;
+    successes integer;
+    failures integer;
+    next_state text;
+BEGIN
+    INSERT INTO provider_health (provider) VALUES (p_provider) ON CONFLICT DO NOTHING;
+    SELECT * INTO h FROM provider_health WHERE provider = p_provider FOR UPDATE;
+    IF h.window_started_at < now() - make_interval(secs => p_window_seconds) THEN
+        successes := p_successes;
+        failures := p_failures;
+        h.window_started_at := now();
+    ELSE
+        successes := h.window_successes + p_successes;
+        failures := h.window_failures + p_failures;
+    END IF;
+    next_state := h.state;
+    IF h.state = 'closed' AND successes + failures >= p_min_requests
+       AND failures::double precision / (successes + failures) >= p_error_rate THEN
+        next_state := 'open';
+    ELSIF h.state = 'half_open' AND p_failures > 0 THEN
+        next_state := 'open';
+    ELSIF h.state = 'half_open' AND p_successes > 0 THEN
+        next_state := 'closed';
+    END IF;
+    UPDATE provider_health
+       SET state = next_state,
+           window_started_at = CASE WHEN next_state <> h.state THEN now()
+                                    ELSE h.window_started_at END,
+           window_successes = CASE WHEN next_state <> h.state THEN 0 ELSE successes END,
+           window_failures = CASE WHEN next_state <> h.state THEN 0 ELSE failures END,
+           opened_at = CASE WHEN next_state = 'open' AND h.state <> 'open' THEN now()
+                            ELSE h.opened_at END,
+           probes_granted = CASE WHEN next_state <> h.state THEN 0 ELSE h.probes_granted END,
+           latency_ms = CASE WHEN p_latency_ms IS NULL THEN h.latency_ms
+                             WHEN h.latency_ms IS NULL THEN p_latency_ms
+                             ELSE 0.8 * h.latency_ms + 0.2 * p_latency_ms END,
+           throttled_until = CASE WHEN p_throttle_seconds > 0
+                                  THEN greatest(coalesce(h.throttled_until, now()),
+                                                now() + make_interval(secs => p_throttle_seconds))
+                                  ELSE h.throttled_until END,
+           changed_at = CASE WHEN next_state <> h.state THEN now() ELSE h.changed_at END,
+           sent_total = h.sent_total + p_successes,
+           failed_total = h.failed_total + p_failures
+     WHERE provider = p_provider;
+    RETURN QUERY SELECT h.state, next_state;
+END;
+$$;
+
+-- The health of every provider as a dispatcher sees it, moving breakers whose cool-down
+-- is over to half_open first.
+CREATE FUNCTION smsgw_provider_health_v1(p_cooldown_seconds double precision)
+    RETURNS SETOF provider_health
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE provider_health
+       SET state = 'half_open', probes_granted = 0, changed_at = now()
+     WHERE state = 'open' AND opened_at < now() - make_interval(secs => p_cooldown_seconds);
+    RETURN QUERY SELECT * FROM provider_health;
+END;
+$$;
+
+-- Permission to send `p_wanted` messages now: probes while half-open, and the
+-- sends-per-second budget (a token bucket holding at most one second of sends).
+CREATE FUNCTION smsgw_take_sends_v1(
+    p_provider text, p_wanted integer, p_mps double precision, p_probes integer)
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    h provider_health;
+    allowed integer := p_wanted;
+    refilled double precision;
+BEGIN
+    INSERT INTO provider_health (provider, tokens) VALUES (p_provider, coalesce(p_mps, 0))
+    ON CONFLICT DO NOTHING;
+    SELECT * INTO h FROM provider_health WHERE provider = p_provider FOR UPDATE;
+    IF h.state = 'open' THEN
+        RETURN 0;
+    END IF;
+    IF h.state = 'half_open' THEN
+        allowed := least(allowed, greatest(0, p_probes - h.probes_granted));
+    END IF;
+    IF p_mps IS NOT NULL THEN
+        refilled := least(p_mps, h.tokens
+                          + p_mps * extract(epoch FROM clock_timestamp() - h.tokens_at));
+        allowed := least(allowed, floor(refilled)::integer);
+        UPDATE provider_health
+           SET tokens = refilled - allowed, tokens_at = clock_timestamp()
+         WHERE provider = p_provider;
+    END IF;
+    IF h.state = 'half_open' AND allowed > 0 THEN
+        UPDATE provider_health SET probes_granted = probes_granted + allowed
+         WHERE provider = p_provider;
+    END IF;
+    RETURN allowed;
+END;
+$$;
+
+-- Status history, callbacks and the change counters are written by a trigger, so that
+-- no code path (nor an operator's manual UPDATE) can change a status without leaving its
+-- trace. It is statement-level with transition tables: one set-based INSERT of each per
+-- statement, however many messages it touched, from one join of the old and new rows
+-- (one trigger for all three: a trigger each would join them again). A message's first
+-- status (queued or scheduled) is written by the accept functions, the only writers of
+-- new messages, in their own statement (an insert trigger cost a single send more than
+-- the event row itself). A message made through the Twilio facade gets a
+-- 'twilio_status' callback carrying what Twilio's format needs (to, from).
+CREATE FUNCTION smsgw_messages_changed_v2()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    WITH changes AS (
+        -- A scheduled message claimed for sending passes through `queued` at its send_at.
+        SELECT n.created_at, n.id, n.tenant_id, 'queued' AS status,
+               coalesce(o.next_attempt_at, n.updated_at) AS at, NULL::text AS error_code,
+               n.callback_url, n.segments, n.price, n.client_reference, 0 AS step,
+               n.facade, n.to_number, n.sender, n.messaging_service_sid, n.provider
+          FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
+         WHERE o.status = 'scheduled' AND n.status = 'sending'
+        UNION ALL
+        SELECT n.created_at, n.id, n.tenant_id, n.status, n.updated_at,
+               -- The error explains a retry or an end; `sending` and `sent` carry none.
+               CASE WHEN n.status IN ('queued', 'failed', 'expired', 'undelivered')
+                    THEN n.error_code END,
+               n.callback_url, n.segments, n.price, n.client_reference, 1 AS step,
+               n.facade, n.to_number, n.sender, n.messaging_service_sid, n.provider
+          FROM new_rows n JOIN old_rows o ON o.created_at = n.created_at AND o.id = n.id
+         WHERE n.status <> o.status
+    ), events AS (
+        INSERT INTO message_events
+            (message_created_at, message_id, tenant_id, status, at, error_code)
+        SELECT created_at, id, tenant_id, status, at, error_code FROM changes
+    ), counted AS (
+        -- The status a row changed to, once per row (the implied `queued` of a claimed
+        -- scheduled message is an event, not a change of the row).
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT pg_backend_pid(), 'changed', ch.status, t.tier, coalesce(ch.provider, ''),
+               count(*)
+          FROM changes ch JOIN tenants t ON t.id = ch.tenant_id
+         WHERE ch.step = 1
+         GROUP BY ch.status, t.tier, coalesce(ch.provider, '')
+         ORDER BY ch.status, t.tier, coalesce(ch.provider, '')
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
+    )
+    -- Tenants hear of every change after acceptance, one callback each.
+    INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
+    SELECT tenant_id, id, callback_url,
+           CASE WHEN facade = 'twilio' THEN
+               jsonb_build_object(
+                   'id', id, 'status', status, 'error_code', error_code,
+                   'to', to_number, 'from', sender,
+                   'messaging_service_sid', messaging_service_sid)
+           ELSE
+               jsonb_build_object(
+                   'id', id, 'status', status, 'error_code', error_code,
+                   'segments', segments, 'price', price, 'client_reference', client_reference,
+                   'timestamp', to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+           END,
+           CASE WHEN facade = 'twilio' THEN 'twilio_status' ELSE 'status' END
+      FROM changes
+     WHERE callback_url IS NOT NULL
+     ORDER BY id, at, step;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER messages_changed AFTER UPDATE ON messages
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_messages_changed_v2();
+
+-- Delivery pace: segments per second, spent by dispatchers (a row of its own, so
+-- dispatch never waits on an accept's balance lock for it).
+CREATE TABLE tenant_pace (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    tokens double precision NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+) WITH (fillfactor = 50);
+
+-- Up to `p_wanted` segments the tenant may send now at `p_rate` segments per second;
+-- the bucket holds one second of sends. A negative `p_wanted` gives segments back.
+CREATE FUNCTION smsgw_take_tenant_segments_v1(
+    p_tenant_id uuid, p_wanted integer, p_rate double precision)
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    available double precision;
+    granted integer;
+BEGIN
+    INSERT INTO tenant_pace (tenant_id, tokens) VALUES (p_tenant_id, p_rate)
+    ON CONFLICT DO NOTHING;
+    SELECT least(p_rate, tokens + p_rate * extract(epoch FROM clock_timestamp() - at))
+      INTO available
+      FROM tenant_pace WHERE tenant_id = p_tenant_id FOR UPDATE;
+    granted := least(p_wanted, floor(available)::integer);
+    UPDATE tenant_pace SET tokens = available - granted, at = clock_timestamp()
+     WHERE tenant_id = p_tenant_id;
+    RETURN granted;
+END;
+$$;
+
+-- What the ledger held in partitions that retention dropped, so the invariant can still
+-- be checked: holds, captures and releases per tenant and day.
+CREATE TABLE ledger_rollups (
+    tenant_id uuid NOT NULL,
+    day date NOT NULL,
+    holds bigint NOT NULL DEFAULT 0,
+    captures bigint NOT NULL DEFAULT 0,
+    releases bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant_id, day)
+);
+
+-- Drop the daily partitions of days before `p_before`, rolling their ledger entries up
+-- first. A day that still holds a message not yet settled (scheduled, queued, sending)
+-- is kept and reported instead: dropping it would lose a hold. Returns one row per day.
+-- Inbound messages (no money in them) go with their day.
+CREATE FUNCTION smsgw_drop_partitions_v1(p_before date)
+    RETURNS TABLE (day date, dropped boolean, detail text)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    child record;
+    suffix text;
+    pending bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('smsgw_ensure_partitions'));
+    FOR child IN
+        SELECT c.relname, to_date(right(c.relname, 8), 'YYYYMMDD') AS d
+          FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname = 'messages' AND c.relname ~ '^messages_[0-9]{8}$'
+           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
+         ORDER BY 2
+    LOOP
+        suffix := to_char(child.d, 'YYYYMMDD');
+        EXECUTE format(
+            'SELECT count(*) FROM %I WHERE status IN (''scheduled'', ''queued'', ''sending'')',
+            'messages_' || suffix) INTO pending;
+        IF pending > 0 THEN
+            day := child.d; dropped := false;
+            detail := pending || ' message(s) not settled yet';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+        EXECUTE format(
+            'INSERT INTO ledger_rollups AS r (tenant_id, day, holds, captures, releases)
+             SELECT tenant_id, %L::date,
+                    coalesce(sum(amount) FILTER (WHERE kind = ''hold''), 0),
+                    coalesce(sum(amount) FILTER (WHERE kind = ''capture''), 0),
+                    coalesce(sum(amount) FILTER (WHERE kind = ''release''), 0)
+               FROM %I GROUP BY tenant_id
+             ON CONFLICT (tenant_id, day) DO UPDATE
+                SET holds = r.holds + excluded.holds,
+                    captures = r.captures + excluded.captures,
+                    releases = r.releases + excluded.releases',
+            child.d, 'ledger_message_entries_' || suffix);
+        EXECUTE format('DROP TABLE IF EXISTS %I, %I, %I',
+            'messages_' || suffix, 'message_events_' || suffix,
+            'ledger_message_entries_' || suffix);
+        day := child.d; dropped := true; detail := 'dropped';
+        RETURN NEXT;
+    END LOOP;
+    -- Callbacks and inbound messages are partitioned by their own day; they go with it.
+    FOR child IN
+        SELECT c.relname
+          FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid
+          JOIN pg_class p ON p.oid = i.inhparent
+         WHERE p.relname IN ('callbacks', 'inbound_messages')
+           AND c.relname ~ '^(callbacks|inbound_messages)_[0-9]{8}$'
+           AND to_date(right(c.relname, 8), 'YYYYMMDD') < p_before
+    LOOP
+        EXECUTE format('DROP TABLE %I', child.relname);
+    END LOOP;
+END;
+$$;
+
+
+
+-- The ledger invariant. Returns one row per violation; an empty result means, for every
+-- tenant, credits = available + held + captured and the totals equal the ledger's sums,
+-- and every message is held once, at its price, and settled as its status requires:
+-- captured when sent/delivered/undelivered, released when failed/expired/canceled,
+-- not yet settled otherwise.
+CREATE FUNCTION smsgw_ledger_violations_v1()
+    RETURNS TABLE (tenant_id uuid, message_id uuid, problem text)
+    LANGUAGE sql STABLE
+AS $$
+    WITH entry_totals AS (
+        SELECT t.tenant_id, sum(t.holds) AS holds, sum(t.captures) AS captures,
+               sum(t.releases) AS releases
+          FROM (
+            SELECT e.tenant_id,
+                   sum(e.amount) FILTER (WHERE e.kind = 'hold') AS holds,
+                   sum(e.amount) FILTER (WHERE e.kind = 'capture') AS captures,
+                   sum(e.amount) FILTER (WHERE e.kind = 'release') AS releases
+              FROM ledger_message_entries e GROUP BY e.tenant_id
+            UNION ALL
+            SELECT r.tenant_id, sum(r.holds), sum(r.captures), sum(r.releases)
+              FROM ledger_rollups r GROUP BY r.tenant_id
+          ) AS t
+         GROUP BY t.tenant_id
+    ), credit_totals AS (
+        SELECT c.tenant_id, sum(c.amount) AS credits FROM ledger_credits c GROUP BY c.tenant_id
+    ), tenant_checks AS (
+        SELECT b.tenant_id,
+               b.credits <> b.available + b.held + b.captured AS unbalanced,
+               b.credits <> coalesce(ct.credits, 0) AS credits_off,
+               b.held <> coalesce(et.holds, 0) - coalesce(et.captures, 0)
+                         - coalesce(et.releases, 0) AS held_off,
+               b.captured <> coalesce(et.captures, 0) AS captured_off
+          FROM balances b
+          LEFT JOIN credit_totals ct ON ct.tenant_id = b.tenant_id
+          LEFT JOIN entry_totals et ON et.tenant_id = b.tenant_id
+    ), per_message AS (
+        SELECT m.tenant_id, m.id, m.status, m.price,
+               count(e.*) FILTER (WHERE e.kind = 'hold') AS holds,
+               sum(e.amount) FILTER (WHERE e.kind = 'hold') AS held_amount,
+               count(e.*) FILTER (WHERE e.kind = 'capture') AS captures,
+               count(e.*) FILTER (WHERE e.kind = 'release') AS releases,
+               sum(e.amount) FILTER (WHERE e.kind <> 'hold') AS settled_amount
+          FROM messages m
+          LEFT JOIN ledger_message_entries e
+                 ON e.message_created_at = m.created_at AND e.message_id = m.id
+         GROUP BY m.tenant_id, m.id, m.status, m.price
+    )
+    SELECT tenant_id, NULL::uuid, 'credits <> available + held + captured'
+      FROM tenant_checks WHERE unbalanced
+    UNION ALL
+    SELECT tenant_id, NULL::uuid, 'credits differ from the sum of credit entries'
+      FROM tenant_checks WHERE credits_off
+    UNION ALL
+    SELECT tenant_id, NULL::uuid, 'held differs from holds minus settlements'
+      FROM tenant_checks WHERE held_off
+    UNION ALL
+    SELECT tenant_id, NULL::uuid, 'captured differs from the sum of captures'
+      FROM tenant_checks WHERE captured_off
+    UNION ALL
+    SELECT tenant_id, id, 'message not held exactly once at its price'
+      FROM per_message WHERE holds <> 1 OR held_amount <> price
+    UNION ALL
+    SELECT tenant_id, id, 'settlement amount differs from the hold'
+      FROM per_message WHERE settled_amount IS NOT NULL AND settled_amount <> held_amount
+    UNION ALL
+    SELECT tenant_id, id, 'status ' || status || ' but hold '
+           || CASE WHEN captures > 0 THEN 'captured'
+                   WHEN releases > 0 THEN 'released' ELSE 'unsettled' END
+      FROM per_message
+     WHERE (status IN ('sent', 'delivered', 'undelivered') AND (captures <> 1 OR releases <> 0))
+        OR (status IN ('failed', 'expired', 'canceled') AND (releases <> 1 OR captures <> 0))
+        OR (status IN ('scheduled', 'queued', 'sending') AND captures + releases <> 0)
+    UNION ALL
+    SELECT e.tenant_id, e.message_id, 'ledger entry without a message'
+      FROM ledger_message_entries e
+     WHERE NOT EXISTS (SELECT 1 FROM messages m
+                        WHERE m.created_at = e.message_created_at AND m.id = e.message_id)
+       AND e.kind = 'hold';
+$$;
+
+-- Operations: counters for /metrics, and destination countries for reports.
+-- Running totals of message status changes, read by /metrics and the dashboard: kept by
+-- the accept functions (kind 'accepted') and the status-change trigger on messages,
+-- smsgw_messages_changed_v2 (one upsert per group per statement, however many rows it
+-- touched). `slot` is the writing backend's pid, so two transactions never update the
+-- same row: no lock waits and no deadlocks on the hot path. Rows of backends
+-- that have exited are folded into slot 0 by smsgw_fold_message_counters_v1(), so the
+-- table stays small; sums over slots only ever grow (Prometheus counters).
+-- kind 'accepted': a message inserted (status queued or scheduled); kind 'changed': a
+-- message entered `status` (sending, sent, delivered, undelivered, failed, expired,
+-- canceled, or queued again for a retry).
+CREATE TABLE message_counters (
+    slot integer NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('accepted', 'changed')),
+    status text NOT NULL,
+    tier text NOT NULL,
+    provider text NOT NULL DEFAULT '',
+    n bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (slot, kind, status, tier, provider)
+) WITH (fillfactor = 50);
+
+-- Moves the counts of backends that have exited into slot 0, in one statement, so no
+-- count is lost or doubled whatever runs beside it. One caller at a time (the others
+-- return 0 at once); returns how many rows were folded.
+CREATE FUNCTION smsgw_fold_message_counters_v1()
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    folded integer;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('smsgw_fold_message_counters')) THEN
+        RETURN 0;
+    END IF;
+    WITH gone AS (
+        DELETE FROM message_counters c
+         WHERE c.slot <> 0
+           AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = c.slot)
+        RETURNING c.kind, c.status, c.tier, c.provider, c.n
+    ), moved AS (
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT 0, kind, status, tier, provider, sum(n)
+          FROM gone
+         GROUP BY kind, status, tier, provider
+         ORDER BY kind, status, tier, provider
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
+    )
+    SELECT count(*) INTO folded FROM gone;
+    RETURN folded;
+END;
+$$;
+
+-- The E.164 prefix that names a destination's country (ISO 3166 alpha-2), for reports
+-- grouped by country. Generated from the phonenumbers metadata by ops/dialing_prefixes.py:
+-- each calling code's main country, plus the finer prefixes of regions that share a code
+-- (Canada's area codes in +1, Kazakhstan's +77...). The longest matching prefix wins.
+CREATE TABLE dialing_prefixes (
+    prefix text PRIMARY KEY CHECK (prefix ~ '^\+[0-9]{1,8}$'),
+    country text NOT NULL CHECK (country ~ '^[A-Z]{2}$')
+);
+
+-- The country of an E.164 number, or NULL when no prefix matches.
+CREATE FUNCTION smsgw_country_v1(p_number text)
+    RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT country FROM dialing_prefixes
+     WHERE prefix IN (left(p_number, 2), left(p_number, 3), left(p_number, 4),
+                      left(p_number, 5), left(p_number, 6), left(p_number, 7),
+                      left(p_number, 8), left(p_number, 9))
+     ORDER BY length(prefix) DESC
+     LIMIT 1
+$$;
+
+INSERT INTO dialing_prefixes (prefix, country) VALUES
+    ('+1', 'US'),
+    ('+1204', 'CA'),
+    ('+1226', 'CA'),
+    ('+1236', 'CA'),
+    ('+1242', 'BS'),
+    ('+1246', 'BB'),
+    ('+1249', 'CA'),
+    ('+1250', 'CA'),
+    ('+1257', 'CA'),
+    ('+1263', 'CA'),
+    ('+1264', 'AI'),
+    ('+1268', 'AG'),
+    ('+1273', 'CA'),
+    ('+1284', 'VG'),
+    ('+1289', 'CA'),
+    ('+1306', 'CA'),
+    ('+1340', 'VI'),
+    ('+1343', 'CA'),
+    ('+1345', 'KY'),
+    ('+1354', 'CA'),
+    ('+1365', 'CA'),
+    ('+1367', 'CA'),
+    ('+1368', 'CA'),
+    ('+1382', 'CA'),
+    ('+1403', 'CA'),
+    ('+1416', 'CA'),
+    ('+1418', 'CA'),
+    ('+1428', 'CA'),
+    ('+1431', 'CA'),
+    ('+1437', 'CA'),
+    ('+1438', 'CA'),
+    ('+1441', 'BM'),
+    ('+1450', 'CA'),
+    ('+1468', 'CA'),
+    ('+1473', 'GD'),
+    ('+1474', 'CA'),
+    ('+1506', 'CA'),
+    ('+1514', 'CA'),
+    ('+1519', 'CA'),
+    ('+1548', 'CA'),
+    ('+1579', 'CA'),
+    ('+1581', 'CA'),
+    ('+1584', 'CA'),
+    ('+1587', 'CA'),
+    ('+1600', 'CA'),
+    ('+1604', 'CA'),
+    ('+1613', 'CA'),
+    ('+1622', 'CA'),
+    ('+1633', 'CA'),
+    ('+1639', 'CA'),
+    ('+1647', 'CA'),
+    ('+1649', 'TC'),
+    ('+1658', 'JM'),
+    ('+1664', 'MS'),
+    ('+1670', 'MP'),
+    ('+1671', 'GU'),
+    ('+1672', 'CA'),
+    ('+1683', 'CA'),
+    ('+1684', 'AS'),
+    ('+1705', 'CA'),
+    ('+1709', 'CA'),
+    ('+1721', 'SX'),
+    ('+1742', 'CA'),
+    ('+1753', 'CA'),
+    ('+1758', 'LC'),
+    ('+1767', 'DM'),
+    ('+1778', 'CA'),
+    ('+1780', 'CA'),
+    ('+1782', 'CA'),
+    ('+1784', 'VC'),
+    ('+1787', 'PR'),
+    ('+18001', 'DO'),
+    ('+1807', 'CA'),
+    ('+1809', 'DO'),
+    ('+1819', 'CA'),
+    ('+1825', 'CA'),
+    ('+1829', 'DO'),
+    ('+1849', 'DO'),
+    ('+1867', 'CA'),
+    ('+1868', 'TT'),
+    ('+1869', 'KN'),
+    ('+1873', 'CA'),
+    ('+1876', 'JM'),
+    ('+1879', 'CA'),
+    ('+1902', 'CA'),
+    ('+1905', 'CA'),
+    ('+1939', 'PR'),
+    ('+1942', 'CA'),
+    ('+20', 'EG'),
+    ('+211', 'SS'),
+    ('+212', 'MA'),
+    ('+213', 'DZ'),
+    ('+216', 'TN'),
+    ('+218', 'LY'),
+    ('+220', 'GM'),
+    ('+221', 'SN'),
+    ('+222', 'MR'),
+    ('+223', 'ML'),
+    ('+224', 'GN'),
+    ('+225', 'CI'),
+    ('+226', 'BF'),
+    ('+227', 'NE'),
+    ('+228', 'TG'),
+    ('+229', 'BJ'),
+    ('+230', 'MU'),
+    ('+231', 'LR'),
+    ('+232', 'SL'),
+    ('+233', 'GH'),
+    ('+234', 'NG'),
+    ('+235', 'TD'),
+    ('+236', 'CF'),
+    ('+237', 'CM'),
+    ('+238', 'CV'),
+    ('+239', 'ST'),
+    ('+240', 'GQ'),
+    ('+241', 'GA'),
+    ('+242', 'CG'),
+    ('+243', 'CD'),
+    ('+244', 'AO'),
+    ('+245', 'GW'),
+    ('+246', 'IO'),
+    ('+247', 'AC'),
+    ('+248', 'SC'),
+    ('+249', 'SD'),
+    ('+250', 'RW'),
+    ('+251', 'ET'),
+    ('+252', 'SO'),
+    ('+253', 'DJ'),
+    ('+254', 'KE'),
+    ('+255', 'TZ'),
+    ('+256', 'UG'),
+    ('+257', 'BI'),
+    ('+258', 'MZ'),
+    ('+260', 'ZM'),
+    ('+261', 'MG'),
+    ('+262', 'RE'),
+    ('+263', 'ZW'),
+    ('+264', 'NA'),
+    ('+265', 'MW'),
+    ('+266', 'LS'),
+    ('+267', 'BW'),
+    ('+268', 'SZ'),
+    ('+269', 'KM'),
+    ('+27', 'ZA'),
+    ('+290', 'SH'),
+    ('+2908', 'TA'),
+    ('+291', 'ER'),
+    ('+297', 'AW'),
+    ('+298', 'FO'),
+    ('+299', 'GL'),
+    ('+30', 'GR'),
+    ('+31', 'NL'),
+    ('+32', 'BE'),
+    ('+33', 'FR'),
+    ('+34', 'ES'),
+    ('+350', 'GI'),
+    ('+351', 'PT'),
+    ('+352', 'LU'),
+    ('+353', 'IE'),
+    ('+354', 'IS'),
+    ('+355', 'AL'),
+    ('+356', 'MT'),
+    ('+357', 'CY'),
+    ('+358', 'FI'),
+    ('+35818', 'AX'),
+    ('+359', 'BG'),
+    ('+36', 'HU'),
+    ('+370', 'LT'),
+    ('+371', 'LV'),
+    ('+372', 'EE'),
+    ('+373', 'MD'),
+    ('+374', 'AM'),
+    ('+375', 'BY'),
+    ('+376', 'AD'),
+    ('+377', 'MC'),
+    ('+378', 'SM'),
+    ('+380', 'UA'),
+    ('+381', 'RS'),
+    ('+382', 'ME'),
+    ('+383', 'XK'),
+    ('+385', 'HR'),
+    ('+386', 'SI'),
+    ('+387', 'BA'),
+    ('+389', 'MK'),
+    ('+39', 'IT'),
+    ('+3906698', 'VA'),
+    ('+40', 'RO'),
+    ('+41', 'CH'),
+    ('+420', 'CZ'),
+    ('+421', 'SK'),
+    ('+423', 'LI'),
+    ('+43', 'AT'),
+    ('+44', 'GB'),
+    ('+441624', 'IM'),
+    ('+4474576', 'IM'),
+    ('+447524', 'IM'),
+    ('+447624', 'IM'),
+    ('+45', 'DK'),
+    ('+46', 'SE'),
+    ('+47', 'NO'),
+    ('+4779', 'SJ'),
+    ('+48', 'PL'),
+    ('+49', 'DE'),
+    ('+500', 'FK'),
+    ('+501', 'BZ'),
+    ('+502', 'GT'),
+    ('+503', 'SV'),
+    ('+504', 'HN'),
+    ('+505', 'NI'),
+    ('+506', 'CR'),
+    ('+507', 'PA'),
+    ('+508', 'PM'),
+    ('+509', 'HT'),
+    ('+51', 'PE'),
+    ('+52', 'MX'),
+    ('+53', 'CU'),
+    ('+54', 'AR'),
+    ('+55', 'BR'),
+    ('+56', 'CL'),
+    ('+57', 'CO'),
+    ('+58', 'VE'),
+    ('+590', 'GP'),
+    ('+591', 'BO'),
+    ('+592', 'GY'),
+    ('+593', 'EC'),
+    ('+594', 'GF'),
+    ('+595', 'PY'),
+    ('+596', 'MQ'),
+    ('+597', 'SR'),
+    ('+598', 'UY'),
+    ('+599', 'CW'),
+    ('+5993', 'BQ'),
+    ('+5994', 'BQ'),
+    ('+5997', 'BQ'),
+    ('+60', 'MY'),
+    ('+61', 'AU'),
+    ('+62', 'ID'),
+    ('+63', 'PH'),
+    ('+64', 'NZ'),
+    ('+65', 'SG'),
+    ('+66', 'TH'),
+    ('+670', 'TL'),
+    ('+672', 'NF'),
+    ('+673', 'BN'),
+    ('+674', 'NR'),
+    ('+675', 'PG'),
+    ('+676', 'TO'),
+    ('+677', 'SB'),
+    ('+678', 'VU'),
+    ('+679', 'FJ'),
+    ('+680', 'PW'),
+    ('+681', 'WF'),
+    ('+682', 'CK'),
+    ('+683', 'NU'),
+    ('+685', 'WS'),
+    ('+686', 'KI'),
+    ('+687', 'NC'),
+    ('+688', 'TV'),
+    ('+689', 'PF'),
+    ('+690', 'TK'),
+    ('+691', 'FM'),
+    ('+692', 'MH'),
+    ('+7', 'RU'),
+    ('+77', 'KZ'),
+    ('+81', 'JP'),
+    ('+82', 'KR'),
+    ('+84', 'VN'),
+    ('+850', 'KP'),
+    ('+852', 'HK'),
+    ('+853', 'MO'),
+    ('+855', 'KH'),
+    ('+856', 'LA'),
+    ('+86', 'CN'),
+    ('+880', 'BD'),
+    ('+886', 'TW'),
+    ('+90', 'TR'),
+    ('+91', 'IN'),
+    ('+92', 'PK'),
+    ('+93', 'AF'),
+    ('+94', 'LK'),
+    ('+95', 'MM'),
+    ('+960', 'MV'),
+    ('+961', 'LB'),
+    ('+962', 'JO'),
+    ('+963', 'SY'),
+    ('+964', 'IQ'),
+    ('+965', 'KW'),
+    ('+966', 'SA'),
+    ('+967', 'YE'),
+    ('+968', 'OM'),
+    ('+970', 'PS'),
+    ('+971', 'AE'),
+    ('+972', 'IL'),
+    ('+973', 'BH'),
+    ('+974', 'QA'),
+    ('+975', 'BT'),
+    ('+976', 'MN'),
+    ('+977', 'NP'),
+    ('+98', 'IR'),
+    ('+992', 'TJ'),
+    ('+993', 'TM'),
+    ('+994', 'AZ'),
+    ('+995', 'GE'),
+    ('+996', 'KG'),
+    ('+998', 'UZ');
+
+
+ALTER TABLE receipts_inbox SET (autovacuum_vacuum_scale_factor = 0,
+                                autovacuum_vacuum_threshold = 5000);
+ALTER TABLE provider_health SET (autovacuum_vacuum_scale_factor = 0,
+                                 autovacuum_vacuum_threshold = 1000);
+
+-- Two-way messaging. Numbers a tenant owns, inbound messages (MO)
+-- matched to them and posted to the tenant's inbound webhook, opt-out keywords and the
+-- suppression list that accept honours, and the Twilio-compatible facade (credentials,
+-- Twilio-format status callbacks).
+
+-- Where a tenant hears of inbound messages, and what it answers to HELP (NULL: no
+-- automatic answer).
+ALTER TABLE tenants ADD COLUMN inbound_url text;
+ALTER TABLE tenants ADD COLUMN help_reply text;
+
+-- Numbers (E.164, short codes) and sender ids a tenant owns. One owner per number:
+-- an inbound message is matched to its tenant by destination.
+CREATE TABLE owned_numbers (
+    number text PRIMARY KEY CHECK (length(number) BETWEEN 1 AND 16),
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX owned_numbers_tenant_idx ON owned_numbers (tenant_id, created_at);
+
+-- Recipients who opted out: per (tenant, our number, their number); `number` '*' means
+-- every number of the tenant (STOPALL, or an entry added through the API without one).
+-- The accept path looks a recipient up by the primary key's prefix.
+CREATE TABLE suppressions (
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    recipient text NOT NULL,
+    number text NOT NULL,
+    source text NOT NULL CHECK (source IN ('keyword', 'api')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, recipient, number)
+);
+
+-- The Twilio facade's credentials, one account per tenant. The auth token is compared
+-- by its SHA-256; it is also kept itself, like webhook_secret, because Twilio's
+-- X-Twilio-Signature is an HMAC keyed by the token, which the gateway must compute.
+CREATE TABLE twilio_accounts (
+    account_sid text PRIMARY KEY CHECK (account_sid ~ '^AC[0-9a-f]{32}$'),
+    tenant_id uuid NOT NULL UNIQUE REFERENCES tenants (id),
+    token_sha256 bytea NOT NULL,
+    auth_token text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    rotated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Messages created through the Twilio facade ('twilio'; NULL: the REST API), so their
+-- status callbacks go out in Twilio's format. Nullable without default: adding them
+-- rewrites no partition.
+ALTER TABLE messages ADD COLUMN facade text;
+ALTER TABLE messages ADD COLUMN messaging_service_sid text;
+
+-- What an outbox row is: 'status' (JSON status callback), 'twilio_status' (Twilio's
+-- form-encoded status callback) or 'inbound' (an inbound message for inbound_url).
+-- No CHECK: validating one would scan every partition of the outbox.
+ALTER TABLE callbacks ADD COLUMN kind text NOT NULL DEFAULT 'status';
+
+-- Inbound messages, whole (parts reassembled), partitioned by day like messages. Ids
+-- are UUIDv7 whose millisecond is `received_at`.
+CREATE TABLE inbound_messages (
+    id uuid NOT NULL,
+    received_at timestamptz NOT NULL,
+    tenant_id uuid NOT NULL,
+    -- The tenant's number it was sent to, and the sender's.
+    to_number text NOT NULL,
+    from_number text NOT NULL,
+    body text NOT NULL,
+    encoding text NOT NULL,
+    -- Parts that arrived, and parts the sender's UDH announced; fewer arrived when the
+    -- rest never came (delivered after the reassembly timeout, `complete` false).
+    parts smallint NOT NULL DEFAULT 1,
+    parts_expected smallint NOT NULL DEFAULT 1,
+    complete boolean NOT NULL DEFAULT true,
+    provider text NOT NULL,
+    provider_message_id text,
+    -- The opt-out keyword it carried: opt_out, opt_out_all, opt_in or help.
+    keyword text,
+    PRIMARY KEY (id, received_at)
+) PARTITION BY RANGE (received_at);
+CREATE INDEX inbound_messages_tenant_idx
+    ON inbound_messages (tenant_id, received_at DESC, id DESC);
+
+-- Parts of long inbound messages waiting for their siblings (UDH concatenation).
+CREATE TABLE inbound_parts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    provider text NOT NULL,
+    from_number text NOT NULL,
+    to_number text NOT NULL,
+    reference integer NOT NULL,
+    total smallint NOT NULL CHECK (total BETWEEN 2 AND 255),
+    number smallint NOT NULL CHECK (number BETWEEN 1 AND 255),
+    data_coding smallint,
+    payload bytea,
+    text text,
+    provider_message_id text,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    UNIQUE (tenant_id, provider, from_number, to_number, reference, total, number)
+);
+CREATE INDEX inbound_parts_received_idx ON inbound_parts (received_at);
+
+-- Provider message ids of inbound messages already taken, so a provider retrying its
+-- webhook stores nothing twice; purged after a week.
+CREATE TABLE inbound_seen (
+    provider text NOT NULL,
+    provider_message_id text NOT NULL,
+    seen_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, provider_message_id)
+);
+CREATE INDEX inbound_seen_at_idx ON inbound_seen (seen_at);
+
+
+-- The SMPP server. Tenants bind to smsgw as ESMEs: their credentials,
+-- their bind slots, long messages waiting for their last part, which messages want a
+-- delivery receipt, and the outbox of deliver_sm waiting for a receiver bind. Messages
+-- submitted over SMPP carry `facade` 'smpp'.
+
+-- One SMPP account per tenant. The password (8 characters at most, SMPP 3.4) is shown
+-- once and kept only as an scrypt hash: 8 characters are too few for a fast hash.
+-- `allowed_networks` NULL: binds from anywhere. A new password moves
+-- `password_changed_at`, and binds made before it are closed.
+CREATE TABLE smpp_accounts (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    system_id text NOT NULL UNIQUE CHECK (system_id ~ '^[!-~]{1,15}$'),
+    password_hash text NOT NULL,
+    max_binds integer NOT NULL DEFAULT 4 CHECK (max_binds BETWEEN 1 AND 64),
+    allowed_networks cidr[],
+    created_at timestamptz NOT NULL DEFAULT now(),
+    password_changed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Bind slots: a bind holds one of its tenant's `max_binds` session-level advisory locks
+-- on the listener's slots connection, so the limit holds across listener processes and
+-- a crashed listener's binds free their slots with its connection.
+CREATE FUNCTION smsgw_smpp_slot_key_v1(p_tenant_id uuid, p_slot integer)
+    RETURNS bigint
+    LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT hashtextextended('smsgw-smpp-bind:' || p_tenant_id || ':' || p_slot, 0)
+$$;
+
+-- The first free slot of the tenant, now held by this session; NULL when all are taken.
+-- `p_held`: the slots this session holds already (advisory locks are re-entrant, so
+-- the session must not take its own again).
+CREATE FUNCTION smsgw_smpp_take_slot_v1(
+    p_tenant_id uuid, p_max_binds integer, p_held integer[])
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    FOR slot IN 0 .. p_max_binds - 1 LOOP
+        IF slot <> ALL (p_held)
+           AND pg_try_advisory_lock(smsgw_smpp_slot_key_v1(p_tenant_id, slot)) THEN
+            RETURN slot;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
+-- How many of the tenant's slots (0 .. 63) some listener holds: its binds right now.
+CREATE FUNCTION smsgw_smpp_binds_v1(p_tenant_id uuid)
+    RETURNS integer
+    LANGUAGE sql STABLE
+AS $$
+    SELECT count(*)::integer
+      FROM generate_series(0, 63) AS s(slot)
+      JOIN pg_locks l
+        ON l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+       AND l.classid = ((smsgw_smpp_slot_key_v1(p_tenant_id, s.slot) >> 32)
+                        & x'ffffffff'::bigint)::oid
+       AND l.objid = (smsgw_smpp_slot_key_v1(p_tenant_id, s.slot) & x'ffffffff'::bigint)::oid
+$$;
+
+-- Parts of a long message (UDH or SAR) waiting for the rest. Every part is answered
+-- with the id the whole message gets, which the first part to arrive draws; the part
+-- that completes the set is accepted with the others in one transaction, and they go.
+-- Parts of a message that never completes are dropped after the reassembly timeout.
+CREATE TABLE smpp_parts (
+    tenant_id uuid NOT NULL,
+    source text NOT NULL,
+    destination text NOT NULL,
+    reference integer NOT NULL,
+    total smallint NOT NULL CHECK (total BETWEEN 2 AND 255),
+    number smallint NOT NULL CHECK (number BETWEEN 1 AND total),
+    message_id uuid NOT NULL,
+    data_coding smallint NOT NULL,
+    payload bytea NOT NULL,
+    registered_delivery smallint NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, source, destination, reference, total, number)
+);
+CREATE INDEX smpp_parts_received_idx ON smpp_parts (received_at);
+
+-- Messages whose ESME asked for a receipt: mode 1 (registered_delivery 1) for any final
+-- state, 2 for failures only. Written in the accept's transaction, consumed by the
+-- trigger below when the message reaches its final state.
+CREATE TABLE smpp_receipt_requests (
+    message_created_at timestamptz NOT NULL,
+    message_id uuid NOT NULL,
+    tenant_id uuid NOT NULL,
+    mode smallint NOT NULL CHECK (mode IN (1, 2)),
+    PRIMARY KEY (message_id, message_created_at)
+);
+CREATE INDEX smpp_receipt_requests_created_idx ON smpp_receipt_requests (message_created_at);
+
+-- deliver_sm waiting for one of the tenant's receiver or transceiver binds: receipts
+-- ('receipt') and mobile-originated messages ('mo'). A listener holding such a bind
+-- claims rows (pushing `next_attempt_at` ahead as a lease), sends them, and deletes
+-- each one on its deliver_sm_resp; while no bind is up they wait here.
+CREATE TABLE smpp_outbox (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id uuid NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('receipt', 'mo')),
+    message_id uuid,
+    -- deliver_sm source_addr and destination_addr: for a receipt, the handset and the
+    -- message's sender; for an inbound message, the handset and the tenant's number.
+    source text NOT NULL,
+    destination text NOT NULL DEFAULT '',
+    -- Receipts: the message's final status and error; its first 20 characters.
+    status text,
+    error_code text,
+    body text NOT NULL DEFAULT '',
+    submitted_at timestamptz,
+    done_at timestamptz NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now()
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000);
+CREATE INDEX smpp_outbox_due_idx ON smpp_outbox (tenant_id, next_attempt_at);
+CREATE INDEX smpp_outbox_created_idx ON smpp_outbox (created_at);
+
+-- Receipts are queued by the transaction that gives a message its final status,
+-- whichever code path (receipt, dispatch settle, expiry, cancel) or operator did it.
+CREATE FUNCTION smsgw_smpp_receipts_v1()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    -- Most statements (claims, settles to `sent`) finish nothing: leave at once.
+    IF NOT EXISTS (SELECT 1 FROM new_rows
+                    WHERE status IN ('delivered', 'undelivered', 'failed', 'expired',
+                                     'canceled')) THEN
+        RETURN NULL;
+    END IF;
+    WITH finished AS (
+        DELETE FROM smpp_receipt_requests r
+         USING new_rows n, old_rows o
+         WHERE r.message_id = n.id AND r.message_created_at = n.created_at
+           AND o.id = n.id AND o.created_at = n.created_at
+           AND n.status <> o.status
+           AND n.status IN ('delivered', 'undelivered', 'failed', 'expired', 'canceled')
+        RETURNING r.mode, n.tenant_id, n.id, n.to_number, n.sender, n.status, n.error_code,
+                  n.body, n.created_at, n.delivered_at, n.updated_at
+    )
+    INSERT INTO smpp_outbox (tenant_id, kind, message_id, source, destination, status,
+                             error_code, body, submitted_at, done_at)
+    SELECT tenant_id, 'receipt', id, to_number, coalesce(sender, ''), status, error_code,
+           left(body, 20), created_at, coalesce(delivered_at, updated_at)
+      FROM finished
+     WHERE mode = 1 OR status <> 'delivered'
+     ORDER BY created_at, id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER messages_smpp_receipts AFTER UPDATE ON messages
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_receipts_v1();
+
+-- Inbound messages to a tenant with an SMPP account go to its receiver binds as
+-- well as to its inbound webhook.
+CREATE FUNCTION smsgw_smpp_inbound_v1()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    INSERT INTO smpp_outbox (tenant_id, kind, message_id, source, destination, body, done_at)
+    SELECT n.tenant_id, 'mo', n.id, n.from_number, n.to_number, n.body, n.received_at
+      FROM new_rows n
+     WHERE EXISTS (SELECT 1 FROM smpp_accounts a WHERE a.tenant_id = n.tenant_id)
+     ORDER BY n.received_at, n.id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER inbound_messages_smpp AFTER INSERT ON inbound_messages
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_inbound_v1();
+
+-- Failed authentications per client address.
+CREATE UNLOGGED TABLE auth_failures (
+    client text PRIMARY KEY,
+    window_started_at timestamptz NOT NULL DEFAULT now(),
+    failures integer NOT NULL DEFAULT 0
+);
+
+-- Dispatch turns per tier.
+-- The tenants with scheduled or queued messages, one row each (deleted when nothing is
+-- left). Written only under the tenant's balance row lock (accepts hold it already),
+-- so an accept and a dispatcher's recount never miss each other's messages.
+CREATE TABLE dispatch_queue (
+    tenant_id uuid PRIMARY KEY REFERENCES tenants (id),
+    tier text NOT NULL,
+    -- When the tenant next has something due; a tenant just served goes to the back of
+    -- the line (no earlier than that turn), so turns rotate among waiting tenants.
+    due_at timestamptz NOT NULL,
+    -- No scheduled or queued message of the tenant was created before this. The claim
+    -- bounds created_at by it, so PostgreSQL reads only the daily partitions that can
+    -- hold one (without it, each tenant's claim probed every partition's index).
+    oldest timestamptz NOT NULL
+) WITH (fillfactor = 70, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+CREATE INDEX dispatch_queue_due_idx ON dispatch_queue (tier, due_at);
+
+-- The earliest time a turn of the tier is queued to start. Set by the claim of a
+-- small turn and at the start of the turn after it (core/delivery.py), put back to now
+-- by a full one; a tier without a row, or whose time has passed, is served at once.
+CREATE TABLE tier_pace (
+    tier text PRIMARY KEY,
+    not_before timestamptz NOT NULL,
+    -- The tier's last turn was small: the next one sets the pace as it starts, so that
+    -- what is queued during its claim waits for the gap too.
+    small boolean NOT NULL DEFAULT false
+);
+
+-- A waiting procrastinate job under the queueing lock `p_lock` that runs no later than
+-- `p_due` (NULL or past: now). Inserting through procrastinate's own versioned function
+-- keeps its trigger (the NOTIFY) and defaults. Returns what it took: waiting,
+-- brought_forward, deferred or raced.
+CREATE FUNCTION smsgw_ensure_job_v1(
+    p_lock text, p_queue text, p_task text, p_args jsonb, p_due timestamptz)
+    RETURNS text
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    run_at timestamptz := CASE WHEN p_due > now() THEN p_due END;
+    waiting record;
+BEGIN
+    SELECT id, queue_name, scheduled_at INTO waiting
+      FROM procrastinate_jobs WHERE queueing_lock = p_lock AND status = 'todo';
+    IF FOUND THEN
+        IF waiting.scheduled_at IS NOT NULL AND (run_at IS NULL OR waiting.scheduled_at > run_at)
+        THEN
+            -- Bring it forward, and wake the queue's workers as an insert would.
+            UPDATE procrastinate_jobs SET scheduled_at = run_at
+             WHERE id = waiting.id AND status = 'todo';
+            IF FOUND THEN
+                PERFORM pg_notify('procrastinate_queue_v1#' || waiting.queue_name,
+                                  json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+                PERFORM pg_notify('procrastinate_any_queue_v1',
+                                  json_build_object('type', 'job_inserted', 'job_id', waiting.id)::text);
+                RETURN 'brought_forward';
+            END IF;
+            -- A worker took it meanwhile, and may look before this transaction's
+            -- rows are visible: queue another, as if none had been waiting.
+        ELSE
+            RETURN 'waiting';
+        END IF;
+    END IF;
+    BEGIN
+        PERFORM procrastinate_defer_jobs_v1(ARRAY[ROW(
+            p_queue, p_task, 0, NULL, p_lock, p_args, run_at
+        )::procrastinate_job_to_defer_v1]);
+    EXCEPTION WHEN unique_violation THEN
+        -- Another transaction queued one first: that one will do.
+        RETURN 'raced';
+    END;
+    RETURN 'deferred';
+END;
+$$;
+
+-- A turn of the tier `p_tier` will run no later than `p_due`: one waiting job per tier.
+-- No earlier than the tier's pace: an accept of a tenant new to the queue does
+-- not bring a paced turn forward.
+CREATE FUNCTION smsgw_ensure_tier_turn_v1(p_tier text, p_task text, p_due timestamptz)
+    RETURNS text
+    LANGUAGE sql
+AS $$
+    SELECT smsgw_ensure_job_v1(
+        'dispatch:tier:' || p_tier, p_tier, p_task, jsonb_build_object('tier', p_tier),
+        greatest(p_due, (SELECT p.not_before FROM tier_pace p WHERE p.tier = p_tier)))
+$$;
+
+-- The accept side: the tenant has messages due from `p_due`, none created before
+-- `p_oldest`. The caller holds the tenant's balance row lock. Under load the row is
+-- usually there already, due as early: then this only reads.
+CREATE FUNCTION smsgw_queue_tenant_v1(
+    p_tenant_id uuid, p_tier text, p_task text, p_due timestamptz, p_oldest timestamptz)
+    RETURNS text
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    queued record;
+    turn_coming boolean;
+BEGIN
+    SELECT q.tier, q.due_at, q.oldest INTO queued
+      FROM dispatch_queue q WHERE q.tenant_id = p_tenant_id;
+    turn_coming := FOUND AND queued.tier = p_tier AND queued.due_at <= p_due;
+    IF turn_coming AND queued.oldest <= p_oldest THEN
+        RETURN 'queued';
+    END IF;
+    INSERT INTO dispatch_queue AS q (tenant_id, tier, due_at, oldest)
+    VALUES (p_tenant_id, p_tier, p_due, p_oldest)
+    ON CONFLICT (tenant_id) DO UPDATE
+       SET tier = excluded.tier,
+           due_at = least(q.due_at, excluded.due_at),
+           oldest = least(q.oldest, excluded.oldest);
+    IF turn_coming THEN
+        RETURN 'queued';
+    END IF;
+    -- A row due this early already had its turn coming (see smsgw_requeue_tenants_v1).
+    RETURN smsgw_ensure_tier_turn_v1(p_tier, p_task, least(p_due, queued.due_at));
+END;
+$$;
+
+-- The dispatcher side: recount the queue rows of `p_tenants` from their messages, then
+-- make sure each tier concerned has a turn coming for its earliest due tenant. Tenant by
+-- tenant, in id order (the order of every statement that locks several balance rows),
+-- the balance row is locked first, so an accept of that tenant commits before the
+-- recount (which sees its messages) or after it (and queues them itself). Messages that
+-- are `sending` are not counted: the turn that sends them recounts when it settles.
+-- A tenant the caller made nothing due for is skipped while an accept holds its row.
+-- `p_oldest[i]`: the oldest created_at among messages of p_tenants[i] the caller has
+-- just made due again (a retry, a lapsed lease), NULL if none; '-infinity' when not
+-- known. `p_back_of_line`: the tenants were just served, so they are due no earlier than
+-- now, behind those already waiting. Returns how many of them stay queued.
+CREATE FUNCTION smsgw_requeue_tenants_v1(
+    p_tenants uuid[], p_oldest timestamptz[], p_task text, p_back_of_line boolean)
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    t record;
+    bound timestamptz;
+    next_due timestamptz;
+    tenant_tier text;
+    tiers text[] := '{}';
+    queued integer := 0;
+BEGIN
+    FOR t IN
+        SELECT u.tenant_id, min(u.oldest) AS oldest
+          FROM unnest(p_tenants, p_oldest) AS u(tenant_id, oldest)
+         GROUP BY u.tenant_id
+         ORDER BY u.tenant_id
+    LOOP
+        IF t.oldest IS NULL THEN
+            -- Nothing made due by the caller: a tenant whose accept is in flight keeps
+            -- its row as it is (due, so a turn comes back to it) rather than have this
+            -- recount wait, holding the rows it locked before, for the accept.
+            PERFORM 1 FROM balances b WHERE b.tenant_id = t.tenant_id
+               FOR NO KEY UPDATE SKIP LOCKED;
+            IF NOT FOUND THEN
+                SELECT q.tier INTO tenant_tier FROM dispatch_queue q
+                 WHERE q.tenant_id = t.tenant_id;
+                IF FOUND AND NOT tenant_tier = ANY (tiers) THEN
+                    tiers := tiers || tenant_tier;
+                END IF;
+                CONTINUE;
+            END IF;
+        ELSE
+            PERFORM 1 FROM balances b WHERE b.tenant_id = t.tenant_id FOR NO KEY UPDATE;
+        END IF;
+        SELECT least(q.oldest, t.oldest) INTO bound
+          FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id;
+        IF NOT FOUND THEN
+            bound := t.oldest;
+        END IF;
+        CONTINUE WHEN bound IS NULL;  -- no row and nothing made due: nothing to count
+        SELECT min(m.next_attempt_at) INTO next_due
+          FROM messages m
+         WHERE m.tenant_id = t.tenant_id AND m.status IN ('scheduled', 'queued')
+           AND m.created_at >= bound;
+        IF next_due IS NULL THEN
+            -- Drained. Its tier still gets its next turn if other tenants wait there:
+            -- a turn serves at most so many tenants, and when all of those it served
+            -- drained, the others would wait for the safety net.
+            DELETE FROM dispatch_queue q WHERE q.tenant_id = t.tenant_id
+            RETURNING q.tier INTO tenant_tier;
+            IF FOUND AND NOT tenant_tier = ANY (tiers) THEN
+                tiers := tiers || tenant_tier;
+            END IF;
+            CONTINUE;
+        END IF;
+        IF p_back_of_line THEN
+            next_due := greatest(next_due, now());
+        END IF;
+        SELECT tn.tier INTO tenant_tier FROM tenants tn WHERE tn.id = t.tenant_id;
+        INSERT INTO dispatch_queue AS q (tenant_id, tier, due_at, oldest)
+        VALUES (t.tenant_id, tenant_tier, next_due, bound)
+        ON CONFLICT (tenant_id) DO UPDATE
+           SET tier = excluded.tier, due_at = excluded.due_at, oldest = excluded.oldest;
+        IF NOT tenant_tier = ANY (tiers) THEN
+            tiers := tiers || tenant_tier;
+        END IF;
+        queued := queued + 1;
+    END LOOP;
+    FOREACH tenant_tier IN ARRAY tiers LOOP
+        SELECT min(q.due_at) INTO next_due FROM dispatch_queue q WHERE q.tier = tenant_tier;
+        IF next_due IS NOT NULL THEN
+            PERFORM smsgw_ensure_tier_turn_v1(tenant_tier, p_task, next_due);
+        END IF;
+    END LOOP;
+    RETURN queued;
+END;
+$$;
+
+-- A settle's captures and releases applied to the balances, tenant by tenant in id
+-- order: two transactions that settle for the same tenants lock their balance rows in
+-- the same order, so they never deadlock. Returns how many balances changed.
+CREATE FUNCTION smsgw_apply_settlement_v1(
+    p_tenants uuid[], p_captured bigint[], p_released bigint[])
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    t record;
+    changed integer := 0;
+BEGIN
+    FOR t IN
+        SELECT u.tenant_id, sum(u.captured) AS captured, sum(u.released) AS released
+          FROM unnest(p_tenants, p_captured, p_released) AS u(tenant_id, captured, released)
+         GROUP BY u.tenant_id
+         ORDER BY u.tenant_id
+    LOOP
+        CONTINUE WHEN t.captured = 0 AND t.released = 0;
+        UPDATE balances b
+           SET held = b.held - t.captured - t.released,
+               captured = b.captured + t.captured,
+               available = b.available + t.released
+         WHERE b.tenant_id = t.tenant_id;
+        changed := changed + 1;
+    END LOOP;
+    RETURN changed;
+END;
+$$;
+
+-- The tokens in a tenant's ingest bucket now: refilled at `p_rate` per second since
+-- `p_at`, up to one second's worth (the rule of every accept, written once). NULL when
+-- the tenant has no rate limit.
+CREATE FUNCTION smsgw_ingest_tokens_v1(
+    p_tokens double precision, p_at timestamptz, p_rate double precision)
+    RETURNS double precision
+    LANGUAGE sql
+AS $$
+    SELECT least(p_rate, coalesce(p_tokens + p_rate * greatest(0, extract(epoch FROM clock_timestamp() - p_at)), p_rate))
+$$;
+
+-- One message of a batch as the API sends it (core/accept.py: _rows), by name.
+CREATE TYPE smsgw_draft_v1 AS (
+    id uuid, created_at timestamptz, status text, to_number text, sender text,
+    body text, encoding text, segments smallint, price bigint, callback_url text,
+    client_reference text, send_at timestamptz, expires_at timestamptz,
+    facade text, messaging_service_sid text);
+
+-- Accept messages for a tenant in one call: the opt-out rule, then the conditional hold
+-- (and, with a rate, one token from the ingest bucket), the messages, their first status
+-- event, the `accepted` counter and their ledger holds, then the tenant's queue row and
+-- its tier's turn (p_queue is the tier). A message to a recipient on the tenant's
+-- suppression list (for its sender, for every number, or for any number when it names
+-- no sender) is refused and named in `opted_out`; the suppression list is read only when
+-- the tenant has one. `p_honour_opt_outs` false: an answer to HELP, which carriers want
+-- answered even after a STOP. Returns the number accepted; when 0, nothing was written
+-- and `available` and `tokens` say why (short of credit, or over the rate). NULL
+-- `p_task`: nothing is queued, and `due` says when the accepted messages are due.
+CREATE FUNCTION smsgw_accept_v4(
+    p_tenant_id uuid, p_rate double precision, p_messages json,
+    p_queue text, p_task text, p_honour_opt_outs boolean)
+    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
+                   opted_out uuid[], due timestamptz)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    drafts smsgw_draft_v1[];
+    n integer;
+    wanted integer;
+    total bigint;
+    first_due timestamptz;
+    oldest timestamptz;
+    refused uuid[] := '{}';
+BEGIN
+    -- Fields are matched by name; a missing one is NULL, as with json_to_recordset.
+    SELECT array_agg(m) INTO drafts
+      FROM json_populate_recordset(NULL::smsgw_draft_v1, p_messages) AS m;
+    IF p_honour_opt_outs
+       AND EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = p_tenant_id) THEN
+        SELECT coalesce(array_agg(m.id), '{}') INTO refused
+          FROM unnest(drafts) AS m
+         WHERE EXISTS (
+            SELECT 1 FROM suppressions s
+             WHERE s.tenant_id = p_tenant_id AND s.recipient = m.to_number
+               AND (m.sender IS NULL OR s.number IN ('*', m.sender)));
+        IF cardinality(refused) > 0 THEN
+            drafts := ARRAY(SELECT m FROM unnest(drafts) AS m WHERE m.id <> ALL (refused));
+        END IF;
+    END IF;
+    SELECT count(*), coalesce(sum(m.price), 0), min(coalesce(m.send_at, m.created_at)),
+           min(m.created_at)
+      INTO wanted, total, first_due, oldest
+      FROM unnest(drafts) AS m;
+    IF wanted = 0 THEN
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, refused,
+                            NULL::timestamptz;
+        RETURN;
+    END IF;
+    WITH hold AS (
+        UPDATE balances b
+           SET available = b.available - total, held = b.held + total,
+               ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
+                   ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
+                        - 1 END,
+               ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
+         WHERE b.tenant_id = p_tenant_id AND b.available >= total
+           AND (p_rate IS NULL
+                OR smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate) >= 1)
+        RETURNING b.tenant_id
+    ), inserted AS (
+        INSERT INTO messages (
+            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
+            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
+            updated_at, facade, messaging_service_sid)
+        SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
+               m.encoding, m.segments, m.price, m.callback_url, m.client_reference,
+               m.send_at, m.expires_at, coalesce(m.send_at, m.created_at), m.created_at,
+               m.facade, m.messaging_service_sid
+          FROM hold, unnest(drafts) AS m
+        RETURNING id, created_at, tenant_id, status, price
+    ), events AS (
+        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
+        SELECT created_at, id, tenant_id, status, created_at FROM inserted
+    ), counted AS (
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        SELECT pg_backend_pid(), 'accepted', i.status, p_queue, '', count(*)
+          FROM inserted i
+         GROUP BY i.status
+         ORDER BY i.status
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
+    ), holds AS (
+        INSERT INTO ledger_message_entries
+            (message_created_at, message_id, tenant_id, kind, amount)
+        SELECT created_at, id, tenant_id, 'hold', price FROM inserted
+    )
+    SELECT count(*) INTO n FROM inserted;
+    IF n = 0 THEN
+        RETURN QUERY
+        SELECT 0, b.available,
+               CASE WHEN p_rate IS NULL THEN NULL::double precision
+                    ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
+               END,
+               refused, NULL::timestamptz
+          FROM balances b WHERE b.tenant_id = p_tenant_id;
+        RETURN;
+    END IF;
+    -- A new statement, so a new snapshot. NULL task: the caller queues the work itself.
+    IF p_task IS NOT NULL THEN
+        PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, first_due, oldest);
+    END IF;
+    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, first_due;
+END;
+$$;
+
+-- Single sends that arrive together, from any tenants, in one call; each still gets
+-- its own answer.
+-- One single send as the API sends it (core/coalesce.py), by name: the tenant's
+-- settings it was priced with (tier, rate), the cached key it came with (NULL when
+-- looked up in this request), and the message.
+CREATE TYPE smsgw_send_v1 AS (
+    tenant_id uuid, tier text, rate double precision, key_id uuid,
+    id uuid, created_at timestamptz, status text, to_number text, sender text,
+    body text, encoding text, segments smallint, price bigint, callback_url text,
+    client_reference text, send_at timestamptz, expires_at timestamptz,
+    facade text, messaging_service_sid text,
+    -- An SMPP submit's registered_delivery (1, 2), NULL for none.
+    receipt smallint);
+
+-- A row per send, in no particular order: `outcome` is 'accepted', 'stale' (the key
+-- was revoked or the tenant's tier, rate or price changed: nothing written),
+-- 'opted_out', or 'refused' (credit or the ingest bucket: `available` and `tokens` say
+-- what was left for it, after the tenant's sends accepted before it in this call).
+--
+-- Locks, in the order every writer of these rows takes them: the balance rows of all
+-- the tenants first, in tenant-id order (as recounts and settles do), so the decision
+-- reads values no one else can change before the commit; the tier turns last, tier by
+-- tier, so two of these calls never wait for each other's turn in opposite orders.
+CREATE FUNCTION smsgw_accept_sends_v1(p_sends json, p_task text)
+    RETURNS TABLE (id uuid, outcome text, available bigint, tokens double precision)
+    LANGUAGE plpgsql
+AS $$
+#variable_conflict use_column
+DECLARE
+    sends smsgw_send_v1[];
+    kept smsgw_send_v1[];
+    stale uuid[];
+    opted_out uuid[];
+    set_aside uuid[];
+    refused uuid[] := '{}';
+    refused_credit bigint[] := '{}';
+    refused_tokens double precision[] := '{}';
+    r record;
+    current_tenant uuid;
+    left_credit bigint;
+    left_tokens double precision;
+BEGIN
+    SELECT array_agg(s) INTO sends
+      FROM json_populate_recordset(NULL::smsgw_send_v1, p_sends) AS s;
+    -- Stale keys, then opt-outs (smsgw_accept_one_v1's order).
+    SELECT coalesce(array_agg(s.id), '{}') INTO stale FROM unnest(sends) AS s
+     WHERE s.key_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+         WHERE k.id = s.key_id AND k.revoked_at IS NULL AND t.id = s.tenant_id
+           AND t.tier = s.tier
+           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM s.rate
+           AND t.price_per_segment * s.segments = s.price);
+    SELECT coalesce(array_agg(s.id), '{}') INTO opted_out FROM unnest(sends) AS s
+     WHERE s.id <> ALL (stale)
+       AND EXISTS (
+        SELECT 1 FROM suppressions x
+         WHERE x.tenant_id = s.tenant_id AND x.recipient = s.to_number
+           AND (s.sender IS NULL OR x.number IN ('*', s.sender)));
+    set_aside := stale || opted_out;
+    PERFORM 1 FROM balances b
+     WHERE b.tenant_id IN (SELECT s.tenant_id FROM unnest(sends) AS s
+                            WHERE s.id <> ALL (set_aside))
+     ORDER BY b.tenant_id
+       FOR NO KEY UPDATE;
+    -- Each tenant's sends in the order they came: each takes its price and a token from
+    -- what the ones before it left.
+    FOR r IN
+        SELECT s.id, s.tenant_id, s.price, b.available,
+               CASE WHEN s.rate IS NULL THEN NULL::double precision
+                    ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, s.rate)
+               END AS tokens
+          FROM unnest(sends) WITH ORDINALITY AS s
+          LEFT JOIN balances b ON b.tenant_id = s.tenant_id
+         WHERE s.id <> ALL (set_aside)
+         ORDER BY s.tenant_id, s.ordinality
+    LOOP
+        IF r.tenant_id IS DISTINCT FROM current_tenant THEN
+            current_tenant := r.tenant_id;
+            left_credit := r.available;
+            left_tokens := r.tokens;
+        END IF;
+        IF left_credit IS NULL OR left_credit < r.price OR left_tokens < 1 THEN
+            refused := refused || r.id;
+            refused_credit := refused_credit || left_credit;
+            refused_tokens := refused_tokens || left_tokens;
+        ELSE
+            left_credit := left_credit - r.price;
+            left_tokens := left_tokens - 1;
+        END IF;
+    END LOOP;
+    set_aside := set_aside || refused;
+    -- The sends to write, picked out once.
+    kept := ARRAY(SELECT s FROM unnest(sends) AS s WHERE s.id <> ALL (set_aside));
+    WITH inserted AS (
+        INSERT INTO messages (
+            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
+            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
+            updated_at, facade, messaging_service_sid)
+        SELECT s.id, s.created_at, s.tenant_id, s.status, s.to_number, s.sender, s.body,
+               s.encoding, s.segments, s.price, s.callback_url, s.client_reference,
+               s.send_at, s.expires_at, coalesce(s.send_at, s.created_at), s.created_at,
+               s.facade, s.messaging_service_sid
+          FROM unnest(kept) AS s
+        RETURNING messages.id, messages.created_at, messages.tenant_id, messages.status,
+                  messages.price
+    ), events AS (
+        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
+        SELECT i.created_at, i.id, i.tenant_id, i.status, i.created_at FROM inserted i
+    ), holds AS (
+        INSERT INTO ledger_message_entries
+            (message_created_at, message_id, tenant_id, kind, amount)
+        SELECT i.created_at, i.id, i.tenant_id, 'hold', i.price FROM inserted i
+    )
+    INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+    SELECT pg_backend_pid(), 'accepted', i.status, s.tier, '', count(*)
+      FROM inserted i JOIN unnest(kept) AS s ON s.id = i.id
+     GROUP BY i.status, s.tier
+     ORDER BY i.status, s.tier
+    ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
+    -- An SMPP submit's receipt request, for the messages written only.
+    INSERT INTO smpp_receipt_requests (message_created_at, message_id, tenant_id, mode)
+    SELECT s.created_at, s.id, s.tenant_id, s.receipt FROM unnest(kept) AS s
+     WHERE s.receipt IS NOT NULL
+    ON CONFLICT DO NOTHING;
+    UPDATE balances b
+       SET available = b.available - t.total, held = b.held + t.total,
+           ingest_tokens = CASE WHEN t.rate IS NULL THEN b.ingest_tokens
+               ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, t.rate) - t.n END,
+           ingest_at = CASE WHEN t.rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
+      FROM (SELECT s.tenant_id, sum(s.price) AS total, count(*) AS n, min(s.rate) AS rate
+              FROM unnest(kept) AS s
+             GROUP BY s.tenant_id) AS t
+     WHERE b.tenant_id = t.tenant_id;
+    IF p_task IS NOT NULL THEN
+        -- Only the tenants whose queue row is missing, of another tier, or due later
+        -- than these sends: for the others smsgw_queue_tenant_v1 would only read the row
+        -- (as it usually does under load), and a call per tenant cost ~8 us a send.
+        -- The rows are read under the balance locks taken above, which every writer of
+        -- dispatch_queue takes first.
+        FOR r IN
+            SELECT g.tenant_id, g.tier, g.due, g.oldest
+              FROM (SELECT s.tenant_id, s.tier,
+                           min(coalesce(s.send_at, s.created_at)) AS due,
+                           min(s.created_at) AS oldest
+                      FROM unnest(kept) AS s
+                     GROUP BY s.tenant_id, s.tier) AS g
+              LEFT JOIN dispatch_queue q ON q.tenant_id = g.tenant_id
+             WHERE NOT coalesce(q.tier = g.tier AND q.due_at <= g.due
+                                AND q.oldest <= g.oldest, false)
+             ORDER BY g.tier, g.tenant_id
+        LOOP
+            PERFORM smsgw_queue_tenant_v1(r.tenant_id, r.tier, p_task, r.due, r.oldest);
+        END LOOP;
+    END IF;
+    RETURN QUERY SELECT u.id, 'stale', NULL::bigint, NULL::double precision
+                   FROM unnest(stale) AS u(id);
+    RETURN QUERY SELECT u.id, 'opted_out', NULL::bigint, NULL::double precision
+                   FROM unnest(opted_out) AS u(id);
+    RETURN QUERY SELECT u.id, 'refused', u.available, u.tokens
+                   FROM unnest(refused, refused_credit, refused_tokens)
+                        AS u(id, available, tokens);
+    RETURN QUERY SELECT s.id, 'accepted', NULL::bigint, NULL::double precision
+                   FROM unnest(kept) AS s;
+END;
+$$;
+
+-- One message: the same rules as smsgw_accept_v4 (opt-out, hold, ingest bucket, the row,
+-- its hold entry, its first status event, the `accepted` counter, the tenant's queue
+-- row), without JSON. p_queue is the tenant's tier. `stale`: p_key_id (when given) is
+-- revoked or the tenant's settings changed, nothing written. `opted_out`: refused for
+-- an opt-out, nothing written; otherwise `accepted` 0 means short credit or an empty
+-- ingest bucket, and `available` and `tokens` say which. The same refusal, when a
+-- concurrent send of the tenant took the last of it between the look and the hold, is
+-- an error (SQLSTATE SMG01, DETAIL {"available", "tokens"}) that undoes the rows.
+CREATE FUNCTION smsgw_accept_one_v1(
+    p_tenant_id uuid, p_rate double precision, p_queue text, p_task text,
+    p_honour_opt_outs boolean, p_id uuid, p_created_at timestamptz, p_status text,
+    p_to_number text, p_sender text, p_body text, p_encoding text, p_segments smallint,
+    p_price bigint, p_callback_url text, p_client_reference text, p_send_at timestamptz,
+    p_expires_at timestamptz, p_facade text, p_messaging_service_sid text,
+    p_key_id uuid)
+    RETURNS TABLE (accepted integer, available bigint, tokens double precision,
+                   opted_out boolean, stale boolean)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    n integer;
+    due timestamptz := coalesce(p_send_at, p_created_at);
+    bal record;
+BEGIN
+    IF p_key_id IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
+         WHERE k.id = p_key_id AND k.revoked_at IS NULL AND t.id = p_tenant_id
+           AND t.tier = p_queue
+           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM p_rate
+           AND t.price_per_segment * p_segments = p_price) THEN
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, true;
+        RETURN;
+    END IF;
+    IF p_honour_opt_outs AND EXISTS (
+        SELECT 1 FROM suppressions s
+         WHERE s.tenant_id = p_tenant_id AND s.recipient = p_to_number
+           AND (p_sender IS NULL OR s.number IN ('*', p_sender))) THEN
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, true, false;
+        RETURN;
+    END IF;
+    -- The balance row is locked last, so it stays locked only for the hold, the queue
+    -- row and the commit, not the inserts. An unlocked look first: a refusal writes
+    -- nothing and waits for no one.
+    SELECT bb.available,
+           CASE WHEN p_rate IS NULL THEN NULL::double precision
+                ELSE smsgw_ingest_tokens_v1(bb.ingest_tokens, bb.ingest_at, p_rate)
+           END AS tokens
+      INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
+    IF NOT FOUND OR bal.available < p_price OR (p_rate IS NOT NULL AND bal.tokens < 1) THEN
+        RETURN QUERY SELECT 0, bal.available, bal.tokens, false, false;
+        RETURN;
+    END IF;
+    WITH inserted AS (
+        INSERT INTO messages (
+            id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
+            price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
+            updated_at, facade, messaging_service_sid)
+        VALUES (p_id, p_created_at, p_tenant_id, p_status, p_to_number, p_sender, p_body,
+               p_encoding, p_segments, p_price, p_callback_url, p_client_reference,
+               p_send_at, p_expires_at, due, p_created_at, p_facade, p_messaging_service_sid)
+    ), event AS (
+        INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
+        VALUES (p_created_at, p_id, p_tenant_id, p_status, p_created_at)
+    ), counted AS (
+        INSERT INTO message_counters AS c (slot, kind, status, tier, provider, n)
+        VALUES (pg_backend_pid(), 'accepted', p_status, p_queue, '', 1)
+        ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + 1
+    )
+    INSERT INTO ledger_message_entries
+        (message_created_at, message_id, tenant_id, kind, amount)
+    VALUES (p_created_at, p_id, p_tenant_id, 'hold', p_price);
+    UPDATE balances b
+       SET available = b.available - p_price, held = b.held + p_price,
+           ingest_tokens = CASE WHEN p_rate IS NULL THEN b.ingest_tokens
+               ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
+                    - 1 END,
+           ingest_at = CASE WHEN p_rate IS NULL THEN b.ingest_at ELSE clock_timestamp() END
+     WHERE b.tenant_id = p_tenant_id AND b.available >= p_price
+       AND (p_rate IS NULL
+            OR smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate) >= 1);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        -- A concurrent send spent the credit or the bucket since the look above: undo
+        -- the rows (the whole call fails) and say what is left, as a refusal would.
+        SELECT bb.available,
+               CASE WHEN p_rate IS NULL THEN NULL::double precision
+                    ELSE smsgw_ingest_tokens_v1(bb.ingest_tokens, bb.ingest_at, p_rate)
+               END AS tokens
+          INTO bal FROM balances bb WHERE bb.tenant_id = p_tenant_id;
+        RAISE EXCEPTION 'smsgw: refused by a concurrent send'
+              USING ERRCODE = 'SMG01',
+                    -- With credit left, the bucket was what ran out: say so even
+                    -- if it has refilled since.
+                    DETAIL = json_build_object(
+                        'available', bal.available,
+                        'tokens', CASE WHEN bal.available >= p_price
+                                       THEN least(bal.tokens, 0) ELSE bal.tokens END)::text;
+    END IF;
+    IF p_task IS NOT NULL THEN
+        PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, due, p_created_at);
+    END IF;
+    RETURN QUERY SELECT 1, NULL::bigint, NULL::double precision, false, false;
+END;
+$$;

@@ -41,7 +41,11 @@ def needs_attention(findings: Sequence[Finding]) -> bool:
 
 
 async def schema(conn: Conn) -> Finding:
-    version, expected = await migrate.current_version(conn), migrate.latest_version()
+    try:
+        version = await migrate.current_version(conn)
+    except migrate.PreReleaseDatabase as exc:
+        return Finding(check="schema", status="fail", detail=str(exc))
+    expected = migrate.latest_version()
     if version is None:
         return Finding(check="schema", status="fail", detail="never migrated: run smsgw migrate")
     if version < expected:

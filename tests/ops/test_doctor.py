@@ -110,6 +110,21 @@ async def test_a_database_never_migrated_fails_on_its_schema(pg_server):
     assert "smsgw migrate" in line(output, "schema")
 
 
+async def test_a_database_of_the_pre_release_history_must_be_recreated(db_url, conn):
+    await conn.execute("DELETE FROM smsgw_migrations")
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO smsgw_migrations (version, name) VALUES (%s, %s)",
+            support.PRE_RELEASE_HISTORY,
+        )
+    status, output = await doctor(db_url)
+    assert status == 1
+    schema = line(output, "schema")
+    assert schema.startswith("fail")
+    assert "pre-release smsgw" in schema
+    assert "recreated" in schema
+
+
 @pytest.mark.parametrize("broken", ["primary", "reporting"])
 async def test_an_unreachable_database_is_said_plainly(db_url, broken):
     nowhere = f"postgresql://smsgw:x@127.0.0.1:{processes.free_port()}/smsgw"

@@ -26,7 +26,6 @@ Status = Literal[
     "canceled",
 ]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
-TERMINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "expired", "canceled"})
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 

@@ -34,3 +34,15 @@ def created_at(message_id: uuid.UUID) -> datetime:
 
 def is_uuid7(value: uuid.UUID) -> bool:
     return value.version == 7 and value.variant == uuid.RFC_4122
+
+
+def is_message_id(value: uuid.UUID) -> bool:
+    """Could be one of our message ids: a UUIDv7 whose time a datetime can hold (one can
+    carry a millisecond past year 9999)."""
+    if not is_uuid7(value):
+        return False
+    try:
+        created_at(value)
+    except (ValueError, OverflowError):
+        return False
+    return True

@@ -345,7 +345,8 @@ async def list_inbound(
     cursor: str | None = None,
 ) -> InboundPage:
     """The tenant's inbound messages, newest first (``GET /v1/messages?direction=inbound``)."""
-    before = cursors.decode(cursor) if cursor else None
+    limit = cursors.size(limit, default=DEFAULT_PAGE, maximum=MAX_PAGE)
+    before = cursors.decode_id(cursor) if cursor else None
     rows = await inbound_db.list_messages(
         conn,
         tenant_id=tenant.id,
@@ -356,7 +357,5 @@ async def list_inbound(
         before_id=before,
         limit=limit + 1,
     )
-    page = [message_from_row(row) for row in rows[:limit]]
-    return InboundPage(
-        messages=page, next_cursor=cursors.encode(page[-1].id) if len(rows) > limit else None
-    )
+    page, next_cursor = cursors.page(rows, limit, item=message_from_row, key=lambda m: m.id)
+    return InboundPage(messages=page, next_cursor=next_cursor)

@@ -26,7 +26,6 @@ Status = Literal[
     "canceled",
 ]
 STATUSES: tuple[str, ...] = Status.__args__  # type: ignore[attr-defined]
-TERMINAL_STATUSES = frozenset({"delivered", "undelivered", "failed", "expired", "canceled"})
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 
@@ -125,18 +124,9 @@ def parse_message_id(raw: str) -> uuid.UUID:
         value = uuid.UUID(raw)
     except ValueError:
         raise NotFound("No message has this id.") from None
-    if not ids.is_uuid7(value) or not _has_valid_time(value):
+    if not ids.is_message_id(value):
         raise NotFound("No message has this id.")
     return value
-
-
-def _has_valid_time(value: uuid.UUID) -> bool:
-    # A UUIDv7 can carry a millisecond past year 9999, which no datetime can hold.
-    try:
-        ids.created_at(value)
-    except (ValueError, OverflowError):
-        return False
-    return True
 
 
 def quote(request: submission.SendRequest, *, tenant: Tenant, now_ms: int) -> Quote:
@@ -178,11 +168,10 @@ async def list_messages(
     limit: int = DEFAULT_PAGE,
     cursor: str | None = None,
 ) -> Page:
+    limit = cursors.size(limit, default=DEFAULT_PAGE, maximum=MAX_PAGE)
     errors: list[FieldError] = []
     if status is not None and status not in STATUSES:
         errors.append(FieldError("status", "must be one of " + ", ".join(STATUSES)))
-    if not 1 <= limit <= MAX_PAGE:
-        errors.append(FieldError("limit", f"must be between 1 and {MAX_PAGE}"))
     for name, value in (("created_after", created_after), ("created_before", created_before)):
         if value is not None and value.tzinfo is None:
             errors.append(FieldError(name, "must carry a time zone offset (RFC 3339)"))
@@ -190,7 +179,7 @@ async def list_messages(
         errors.append(FieldError("to", "must not contain NUL characters"))
     if errors:
         raise InvalidRequest("The filters are not valid.", errors)
-    before = cursors.decode(cursor) if cursor else None
+    before = cursors.decode_id(cursor) if cursor else None
     rows = await messages_db.list_messages(
         conn,
         tenant_id=tenant.id,
@@ -202,6 +191,5 @@ async def list_messages(
         before_id=before,
         limit=limit + 1,
     )
-    page = [message_from_row(row) for row in rows[:limit]]
-    next_cursor = cursors.encode(page[-1].id) if len(rows) > limit else None
+    page, next_cursor = cursors.page(rows, limit, item=message_from_row, key=lambda m: m.id)
     return Page(messages=page, next_cursor=next_cursor)

@@ -13,14 +13,13 @@ nothing. So the ``spent`` of every message equals the ledger's captures for it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 
+from core import cursors
 from core.errors import FieldError, InvalidRequest
 from db import Conn, Row
 from db import reports as reports_db
@@ -153,32 +152,6 @@ def window(from_: str | None, to: str | None, *, now: datetime | None = None) ->
     return Window(starts, ends)
 
 
-def _limit(value: int | None, *, default: int, maximum: int) -> int:
-    if value is None:
-        return default
-    if not 1 <= value <= maximum:
-        raise InvalidRequest(
-            "The request parameters are not valid.",
-            [FieldError("limit", f"must be between 1 and {maximum}")],
-        )
-    return value
-
-
-def encode_cursor(key: list[Any]) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, types: type[Any]) -> Any:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=types)
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        raise InvalidRequest(
-            "The request parameters are not valid.",
-            [FieldError("cursor", "is not a cursor this report returned")],
-        ) from None
-
-
 def _usage_row(row: Row) -> UsageRow:
     return UsageRow(
         key=row["key"], messages=row["messages"], segments=row["segments"], spent=row["spent"]
@@ -226,10 +199,8 @@ async def top_tenants(
 ) -> TopTenantsReport:
     """Tenants by number of messages in the window, busiest first."""
     span = window(from_, to)
-    size = _limit(limit, default=20, maximum=100)
-    after: tuple[int, uuid.UUID] | None = (
-        decode_cursor(cursor, tuple[int, uuid.UUID]) if cursor else None
-    )
+    size = cursors.size(limit, default=20, maximum=100)
+    after = cursors.decode(cursor, tuple[int, uuid.UUID]) if cursor else None
     rows = await reports_db.top_tenants(
         conn,
         starts=span.starts,
@@ -238,22 +209,37 @@ async def top_tenants(
         after_messages=after[0] if after else None,
         after_tenant_id=after[1] if after else None,
     )
-    page = [
-        TenantVolume(
-            tenant_id=r["tenant_id"],
-            name=r["name"],
-            tier=r["tier"],
-            currency=r["currency"],
-            messages=r["messages"],
-            segments=r["segments"],
-            spent=r["spent"],
-        )
-        for r in rows[:size]
-    ]
-    next_cursor = (
-        encode_cursor([page[-1].messages, str(page[-1].tenant_id)]) if len(rows) > size else None
+    page, next_cursor = cursors.page(
+        rows, size, item=_tenant_volume, key=lambda row: (row.messages, row.tenant_id)
     )
     return TopTenantsReport(from_=span.starts, to=span.ends, rows=page, next_cursor=next_cursor)
+
+
+def _tenant_volume(row: Row) -> TenantVolume:
+    return TenantVolume(
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        tier=row["tier"],
+        currency=row["currency"],
+        messages=row["messages"],
+        segments=row["segments"],
+        spent=row["spent"],
+    )
+
+
+def _delivery_row(row: Row) -> DeliveryRow:
+    return DeliveryRow(
+        provider=row["provider"],
+        country=row["country"],
+        messages=row["messages"],
+        delivered=row["delivered"],
+        undelivered=row["undelivered"],
+        failed=row["failed"],
+        expired=row["expired"],
+        awaiting_receipt=row["awaiting_receipt"],
+        in_progress=row["in_progress"],
+        delivery_rate=delivery_rate(row),
+    )
 
 
 def delivery_rate(row: Row) -> float | None:
@@ -273,15 +259,13 @@ async def delivery(
     """Delivery outcomes per provider and destination country (ISO 3166 code from the
     number's dialing prefix; ZZ when unknown), largest volume first."""
     span = window(from_, to)
-    size = _limit(limit, default=100, maximum=500)
+    size = cursors.size(limit, default=100, maximum=500)
     if provider is not None and "\x00" in provider:
         raise InvalidRequest(
             "The request parameters are not valid.",
             [FieldError("provider", "must not contain NUL")],
         )
-    after: tuple[int, str, str] | None = (
-        decode_cursor(cursor, tuple[int, str, str]) if cursor else None
-    )
+    after = cursors.decode(cursor, tuple[int, str, str]) if cursor else None
     rows = await reports_db.delivery(
         conn,
         starts=span.starts,
@@ -292,25 +276,8 @@ async def delivery(
         after_provider=after[1] if after else None,
         after_country=after[2] if after else None,
     )
-    page = [
-        DeliveryRow(
-            provider=r["provider"],
-            country=r["country"],
-            messages=r["messages"],
-            delivered=r["delivered"],
-            undelivered=r["undelivered"],
-            failed=r["failed"],
-            expired=r["expired"],
-            awaiting_receipt=r["awaiting_receipt"],
-            in_progress=r["in_progress"],
-            delivery_rate=delivery_rate(r),
-        )
-        for r in rows[:size]
-    ]
-    next_cursor = (
-        encode_cursor([page[-1].messages, page[-1].provider, page[-1].country])
-        if len(rows) > size
-        else None
+    page, next_cursor = cursors.page(
+        rows, size, item=_delivery_row, key=lambda row: (row.messages, row.provider, row.country)
     )
     return DeliveryReport(from_=span.starts, to=span.ends, rows=page, next_cursor=next_cursor)
 

@@ -6,7 +6,7 @@ turn), so the rules are easy to test and every worker applies the same ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,7 +81,3 @@ def choose(
         return Choice(None, wait=True)
     preferred = [r for r in usable if r.provider != avoid] or usable
     return Choice(preferred[0].provider, wait=False)
-
-
-def providers_in(choices: Sequence[Choice]) -> set[str]:
-    return {c.provider for c in choices if c.provider is not None}

@@ -31,7 +31,6 @@ from db import tenants as tenants_db
 
 MAX_SYSTEM_ID_CHARS = 15  # SMPP 3.4, 5.2.1
 PASSWORD_CHARS = 8  # SMPP 3.4, 5.2.2
-DEFAULT_MAX_BINDS = 4
 MAX_BINDS = 64
 MAX_NETWORKS = 100
 _PASSWORD_ALPHABET = string.ascii_letters + string.digits

@@ -76,10 +76,6 @@ class Draft:
     def status(self) -> str:
         return "scheduled" if self.send_at is not None else "queued"
 
-    @property
-    def due_at(self) -> datetime:
-        return self.send_at or self.created_at
-
 
 def _clean_text(value: str, field: str, errors: list[FieldError]) -> bool:
     # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded as UTF-8:

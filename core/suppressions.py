@@ -10,14 +10,11 @@ number it will go out from is not known.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 
 import msgspec
 
-from core import submission
+from core import cursors, submission
 from core.errors import FieldError, InvalidRequest, NotFound
 from core.tenants import Tenant
 from db import Conn, Row
@@ -86,24 +83,6 @@ async def remove(conn: Conn, *, tenant: Tenant, recipient: str, number: str | No
     return len(removed)
 
 
-def _cursor(row: Suppression) -> str:
-    raw = json.dumps([row.recipient, row.number or ALL]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[str, str]:
-    try:
-        recipient, number = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(recipient, str) or not isinstance(number, str):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidRequest(
-            "The cursor is not one this API gave out.",
-            [FieldError("cursor", "is not a cursor from next_cursor")],
-        ) from None
-    return recipient, number
-
-
 async def list_entries(
     conn: Conn,
     *,
@@ -112,15 +91,12 @@ async def list_entries(
     limit: int = DEFAULT_PAGE,
     cursor: str | None = None,
 ) -> SuppressionPage:
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequest(
-            "The filters are not valid.", [FieldError("limit", f"must be 1 to {MAX_PAGE}")]
-        )
+    limit = cursors.size(limit, default=DEFAULT_PAGE, maximum=MAX_PAGE)
     if recipient is not None and "\x00" in recipient:
         raise InvalidRequest(
             "The filters are not valid.", [FieldError("recipient", "must not contain NUL")]
         )
-    after = _decode(cursor) if cursor else (None, None)
+    after = cursors.decode(cursor, tuple[str, str]) if cursor else (None, None)
     rows = await suppressions_db.list_entries(
         conn,
         tenant_id=tenant.id,
@@ -129,7 +105,7 @@ async def list_entries(
         after_number=after[1],
         limit=limit + 1,
     )
-    page = [_view(row) for row in rows[:limit]]
-    return SuppressionPage(
-        suppressions=page, next_cursor=_cursor(page[-1]) if len(rows) > limit else None
+    page, next_cursor = cursors.page(
+        rows, limit, item=_view, key=lambda entry: (entry.recipient, entry.number or ALL)
     )
+    return SuppressionPage(suppressions=page, next_cursor=next_cursor)

@@ -134,11 +134,7 @@ def parse_sid(sid: str) -> uuid.UUID:
     if not MESSAGE_SID.match(sid):
         raise NotFound(f"The requested resource {sid} was not found.")
     value = uuid.UUID(hex=sid[2:])
-    try:
-        ids.created_at(value)
-    except (ValueError, OverflowError):
-        raise NotFound(f"The requested resource {sid} was not found.") from None
-    if not ids.is_uuid7(value):
+    if not ids.is_message_id(value):
         raise NotFound(f"The requested resource {sid} was not found.")
     return value
 

@@ -9,8 +9,6 @@ app/twilio_errors.py turns into Twilio's numeric codes.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,7 +18,7 @@ from urllib.parse import urlencode
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import accept, ids, messages, submission, twilio
+from core import accept, cursors, ids, messages, submission, twilio
 from core.accept import DispatchScheduler
 from core.coalesce import SendCoalescer
 from core.errors import FieldError, InvalidRequest, NotFound
@@ -188,19 +186,18 @@ def _day_or_time(name: str, raw: str, *, end: bool) -> datetime:
 
 
 def _encode_token(direction: str, message_id: uuid.UUID) -> str:
-    return direction + base64.urlsafe_b64encode(message_id.bytes).decode().rstrip("=")
+    return direction + cursors.encode(message_id)
 
 
 def _decode_token(token: str) -> tuple[bool, uuid.UUID]:
     """(newer, cursor id) of a PageToken: PA pages go back in time, PB forward."""
+    refused = _invalid("PageToken", "is not a token from a page URI")
+    if token[:2] not in ("PA", "PB"):
+        raise refused
     try:
-        if token[:2] not in ("PA", "PB"):
-            raise ValueError(token)
-        raw = token[2:]
-        value = uuid.UUID(bytes=base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        ids.created_at(value)
-    except (ValueError, OverflowError, binascii.Error):
-        raise _invalid("PageToken", "is not a token from a page URI") from None
+        value = cursors.decode_id(token[2:])
+    except InvalidRequest:
+        raise refused from None
     return token.startswith("PB"), value
 
 

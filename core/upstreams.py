@@ -3,10 +3,9 @@ receipts that HTTP providers post back."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
@@ -16,12 +15,9 @@ from core.errors import FieldError, InvalidRequest, MalformedRequest, NotFound, 
 from db import Conn
 from db import providers as providers_db
 from providers import http as http_provider
-from providers.simulator import SimulatorConfig
+from providers import kinds
 
-Kind = Literal["simulator", "http", "smpp"]
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-# Settings that are secrets: accepted on write, never shown back.
-SECRET_KEYS = frozenset({"api_key", "password", "dlr_secret"})
 
 
 class ProviderStatus(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,21 +47,15 @@ class RouteView(msgspec.Struct, frozen=True, kw_only=True):
     enabled: bool
 
 
-def _config_type(kind: str) -> type[Any]:
-    if kind == "simulator":
-        return SimulatorConfig
-    if kind == "http":
-        return http_provider.HttpConfig
-    from providers.smpp import SmppConfig
-
-    return SmppConfig
-
-
-def validate_config(kind: str, config: dict[str, Any]) -> None:
+def validate_config(kind_name: str, config: dict[str, Any]) -> None:
     """Refuse a configuration the adapter could not be built from."""
-    config_type = _config_type(kind)
-    known = {f.name for f in dataclasses.fields(config_type)}
-    unknown = sorted(set(config) - known)
+    if kind_name not in kinds.KINDS:
+        raise InvalidRequest(
+            "The provider is not valid.",
+            [FieldError("kind", "must be one of " + ", ".join(kinds.KINDS))],
+        )
+    kind = kinds.KINDS[kind_name]
+    unknown = kind.unknown(config)
     if unknown:
         raise InvalidRequest(
             "The provider configuration is not valid.",
@@ -78,7 +68,7 @@ def validate_config(kind: str, config: dict[str, Any]) -> None:
             [FieldError("config", "must not contain NUL characters")],
         )
     try:
-        config_type(**config)
+        kind.config(config)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(
             "The provider configuration is not valid.", [FieldError("config", str(exc))]
@@ -86,7 +76,7 @@ def validate_config(kind: str, config: dict[str, Any]) -> None:
 
 
 async def put_provider(
-    conn: Conn, *, name: str, kind: Kind, config: dict[str, Any], mps: int | None, enabled: bool
+    conn: Conn, *, name: str, kind: str, config: dict[str, Any], mps: int | None, enabled: bool
 ) -> ProviderStatus:
     if not NAME.match(name):
         raise InvalidRequest(

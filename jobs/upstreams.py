@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,19 +22,18 @@ from core.routing import Route, RouteTable
 from core.settings import Settings
 from db import Conn
 from db import providers as providers_db
-from providers.base import InboundPart, Provider, ReceiptSink
-from providers.http import HttpConfig, HttpProvider
-from providers.simulator import Simulator, SimulatorConfig
+from providers import kinds
+from providers.base import Provider, ReceiptSink
 
 log = structlog.get_logger("smsgw.upstreams")
 
 REFRESH_SECONDS = 5.0
 
 
-def simulator_config(
-    settings: Settings, overrides: dict[str, Any] | None = None
-) -> SimulatorConfig:
-    base: dict[str, Any] = {
+def _simulator_defaults(settings: Settings) -> dict[str, Any]:
+    """The simulator's settings from SMSGW_SIMULATOR_*; a provider row's config
+    overrides them."""
+    return {
         "seed": settings.simulator_seed,
         "latency_ms": settings.simulator_latency_ms,
         "latency_jitter_ms": settings.simulator_latency_jitter_ms,
@@ -44,69 +42,19 @@ def simulator_config(
         "dlr_delay_seconds": settings.simulator_dlr_delay_seconds,
         "delivery_rate": settings.simulator_delivery_rate,
     }
-    return SimulatorConfig(**{**base, **(overrides or {})})
-
-
-def _only_known(config_type: type, values: dict[str, Any]) -> dict[str, Any]:
-    known = {f.name for f in fields(config_type)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
-    return values
-
-
-InboundSink = Callable[[InboundPart], Awaitable[None]]
-
-
-def _smpp_inbound(sink: InboundSink) -> Callable[[Any], Awaitable[None]]:
-    """SmppProvider's ``inbound`` callback: a deliver_sm that is not a receipt, as the
-    octets and UDH concatenation it came with (core/inbound.py reassembles)."""
-
-    async def handler(message: Any) -> None:
-        parts = message.concatenation
-        await sink(
-            InboundPart(
-                provider=message.provider,
-                source=message.source,
-                destination=message.destination,
-                text=message.text,
-                received_at=message.received_at,
-                data_coding=message.data_coding,
-                payload=message.payload,
-                reference=None if parts is None else parts.reference,
-                total=None if parts is None else parts.total,
-                number=None if parts is None else parts.number,
-            )
-        )
-
-    return handler
 
 
 def build_adapter(
-    kind: str,
+    kind: kinds.Kind[Any],
     name: str,
     config: dict[str, Any],
     *,
     settings: Settings,
-    sink: ReceiptSink,
-    inbound: InboundSink | None = None,
+    sinks: kinds.Sinks,
 ) -> Provider:
-    if kind == "simulator":
-        return Simulator(
-            simulator_config(settings, _only_known(SimulatorConfig, config)), sink=sink, name=name
-        )
-    if kind == "http":
-        return HttpProvider(HttpConfig(**_only_known(HttpConfig, config)), name=name)
-    if kind == "smpp":
-        from providers.smpp import SmppConfig, SmppProvider
-
-        return SmppProvider(
-            SmppConfig(**_only_known(SmppConfig, config)),
-            name=name,
-            sink=sink,
-            inbound=None if inbound is None else _smpp_inbound(inbound),
-        )
-    raise ValueError(f"unknown provider kind {kind!r}")
+    """ValueError or TypeError when the row's config is not one the kind can run with."""
+    defaults = _simulator_defaults(settings) if kind is kinds.SIMULATOR else {}
+    return kind.build(name, kind.config({**defaults, **config}), sinks)
 
 
 @dataclass
@@ -122,13 +70,10 @@ class DatabaseUpstreams:
         settings: Settings,
         sink: ReceiptSink,
         *,
-        inbound: InboundSink | None = None,
-        builder: Callable[..., Provider] = build_adapter,
+        inbound: kinds.InboundSink | None = None,
     ) -> None:
         self._settings = settings
-        self._sink = sink
-        self._inbound = inbound
-        self._build = builder
+        self._sinks = kinds.Sinks(sink, inbound)
         self._starting: set[asyncio.Task[None]] = set()
         self._adapters: dict[str, _Adapter] = {}
         self._table = RouteTable(routes=(), available=frozenset())
@@ -171,22 +116,18 @@ class DatabaseUpstreams:
             if not row["enabled"] or name in self._adapters:
                 continue
             try:
-                adapter = self._build(
-                    row["kind"],
-                    name,
-                    dict(row["config"]),
-                    settings=self._settings,
-                    sink=self._sink,
-                    **({"inbound": self._inbound} if self._inbound is not None else {}),
+                kind = kinds.get(row["kind"])
+                adapter = build_adapter(
+                    kind, name, dict(row["config"]), settings=self._settings, sinks=self._sinks
                 )
             except (TypeError, ValueError) as exc:
                 log.error("provider.misconfigured", provider=name, error=str(exc))
                 continue
             self._adapters[name] = _Adapter(adapter, row["updated_at"], row["mps"])
-            if self._inbound is not None and row["kind"] == "smpp":
-                # Bound now, not at the first send: mobile-originated messages arrive
+            if self._sinks.inbound is not None and kind.start is not None:
+                # Started now, not at the first send: mobile-originated messages arrive
                 # whether or not anything is being sent.
-                task = asyncio.create_task(self._bind(adapter), name=f"bind-{name}")
+                task = asyncio.create_task(kind.start(adapter), name=f"start-{name}")
                 self._starting.add(task)
                 task.add_done_callback(self._starting.discard)
         routes = tuple(
@@ -203,19 +144,6 @@ class DatabaseUpstreams:
         if not routes:
             routes = (Route("+", None, default, 100, 0),)
         self._table = RouteTable(routes=routes, available=frozenset(self._adapters))
-
-    @staticmethod
-    async def _bind(adapter: Provider) -> None:
-        from providers.smpp import SmppBindError, SmppProvider
-
-        if isinstance(adapter, SmppProvider):
-            try:
-                await adapter.start()
-            except SmppBindError as exc:
-                # It keeps trying in the background.
-                log.warning("provider.bind_failed", provider=adapter.name, error=str(exc))
-            except RuntimeError:
-                pass  # closed by a reload before it bound
 
     async def keep_current(self, pool: AsyncConnectionPool[Conn]) -> None:
         """Reload providers every REFRESH_SECONDS even when nothing is being sent, so

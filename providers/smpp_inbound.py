@@ -15,7 +15,7 @@ import structlog
 
 from providers import smpp_codec as codec
 from providers import smpp_receipts as receipts
-from providers.base import Receipt, ReceiptSink
+from providers.base import InboundPart, Receipt, ReceiptSink
 
 log = structlog.get_logger("smsgw.providers.smpp")
 
@@ -36,6 +36,23 @@ class InboundMessage:
     payload: bytes
     concatenation: codec.Concatenation | None
     received_at: datetime
+
+    def as_part(self) -> InboundPart:
+        """As the gateway takes any upstream's inbound message: the octets and the UDH
+        concatenation it came with (core/inbound.py reassembles the parts)."""
+        parts = self.concatenation
+        return InboundPart(
+            provider=self.provider,
+            source=self.source,
+            destination=self.destination,
+            text=self.text,
+            received_at=self.received_at,
+            data_coding=self.data_coding,
+            payload=self.payload,
+            reference=None if parts is None else parts.reference,
+            total=None if parts is None else parts.total,
+            number=None if parts is None else parts.number,
+        )
 
 
 InboundHandler = Callable[[InboundMessage], Awaitable[None]]

@@ -47,7 +47,6 @@ DELIVER_SM = 0x00000005
 UNBIND = 0x00000006
 ENQUIRE_LINK = 0x00000015
 GENERIC_NACK = 0x80000000
-DELIVER_SM_RESP = 0x80000005
 UNBIND_RESP = 0x80000006
 ENQUIRE_LINK_RESP = 0x80000015
 RESPONSE_BIT = 0x80000000
@@ -215,11 +214,6 @@ def unbind(sequence: int) -> bytes:
 
 def unbind_resp(sequence: int) -> bytes:
     return bytes(UnbindResp(sequence_num=sequence).pdu())
-
-
-def response_status(command_id: int, sequence: int, status: int) -> bytes:
-    """A body-less response to ``command_id`` (SMPP 3.4 sends none with an error)."""
-    return HEADER.pack(HEADER.size, command_id | RESPONSE_BIT, status, sequence)
 
 
 def address(value: str) -> PhoneNumber:

@@ -16,7 +16,7 @@ import pwd
 import secrets
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -258,13 +258,3 @@ class EmbeddedPostgres:
     def destroy(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def running(root: Path, **kwargs: object) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(root, **kwargs)  # type: ignore[arg-type]
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
@@ -27,7 +26,6 @@ from pytest_postgresql.janitor import DatabaseJanitor
 from app.factory import create_app
 from core.settings import Settings
 from db import Conn
-from db import ledger as ledger_db
 from db.pool import open_pool
 from smsgw.embedded import SUPERUSER, TEST_SETTINGS, EmbeddedPostgres
 from tests import support
@@ -201,10 +199,6 @@ def admin_headers() -> dict[str, str]:
 async def tenant(api: httpx.AsyncClient, admin_headers: dict[str, str]) -> support.TenantHandle:
     """A standard-tier tenant with 10 units of credit."""
     return await support.make_tenant(api, admin_headers, credit=10_000_000)
-
-
-async def violations(conn: Conn) -> list[dict[str, Any]]:
-    return await ledger_db.violations(conn)
 
 
 os.environ.setdefault("SMSGW_TESTING", "1")

@@ -96,6 +96,24 @@ async def send(
     )
 
 
+async def send_batch(api: httpx.AsyncClient, tenant: TenantHandle, count: int) -> None:
+    """``count`` messages to VALID_TO (bodies m0, m1, ...), 1,000 a batch, all accepted."""
+    for start in range(0, count, 1000):
+        batch = [{"to": VALID_TO, "body": f"m{i}"} for i in range(start, min(start + 1000, count))]
+        response = await api.post(
+            "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
+        )
+        assert response.status_code == 202, response.text
+
+
+async def message(api: httpx.AsyncClient, tenant: TenantHandle, message_id: str) -> dict[str, Any]:
+    """The message as ``GET /v1/messages/{id}`` shows it to its tenant."""
+    response = await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 async def balance(api: httpx.AsyncClient, tenant: TenantHandle) -> dict[str, Any]:
     response = await api.get("/v1/balance", headers=tenant.headers)
     assert response.status_code == 200, response.text
@@ -133,6 +151,13 @@ async def stored(conn: Any) -> dict[str, int]:
         row = await cursor.fetchone()
         counts[table] = row["n"]
     return counts
+
+
+async def count(conn: Any, query: str, *params: Any) -> int:
+    """The ``n`` of ``query`` (``SELECT count(*) AS n ...``)."""
+    cursor = await conn.execute(query, params)
+    row = await cursor.fetchone()
+    return int(row["n"])
 
 
 NOTHING_STORED = {

@@ -1,5 +1,5 @@
-"""Helpers for the two-way tests: an HTTP provider that posts inbound messages, owned
-numbers, the tenant's inbound webhook."""
+"""Helpers for the two-way tests: an HTTP provider that posts inbound messages (and
+receipts), owned numbers, the tenant's inbound webhook."""
 
 from __future__ import annotations
 
@@ -54,9 +54,25 @@ async def inbound(
     secret: str = SECRET,
     provider: str = "agg",
 ) -> httpx.Response:
+    """Inbound messages as the HTTP provider posts them, signed with ``secret``."""
+    return await _signed(api, f"/v1/providers/{provider}/inbound", body, secret)
+
+
+async def receipts(
+    api: httpx.AsyncClient,
+    body: Any,
+    *,
+    secret: str = SECRET,
+    provider: str = "agg",
+) -> httpx.Response:
+    """Delivery receipts as the HTTP provider posts them, signed with ``secret``."""
+    return await _signed(api, f"/v1/providers/{provider}/dlr", body, secret)
+
+
+async def _signed(api: httpx.AsyncClient, path: str, body: Any, secret: str) -> httpx.Response:
     raw = json.dumps(body).encode()
     return await api.post(
-        f"/v1/providers/{provider}/inbound",
+        path,
         content=raw,
         headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, raw)},
     )

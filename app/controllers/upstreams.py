@@ -3,7 +3,7 @@ providers post delivery receipts back."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, delete, get, post, put
@@ -19,15 +19,32 @@ from core import upstreams
 from core.errors import NotFound
 from core.upstreams import ProviderStatus, RouteView
 from db import Conn
+from providers import kinds
 from providers.http import SIGNATURE_HEADER
 
 Tier = Literal["vip", "premium", "standard"]
+if TYPE_CHECKING:
+    KindName = str
+else:
+    KindName = Literal[tuple(kinds.KINDS)]
+
+
+def _settings_by_kind() -> str:
+    return "; ".join(
+        f"{kind.name}: "
+        + ", ".join(f"{name} (secret)" if name in kind.secrets else name for name in kind.settings)
+        for kind in kinds.KINDS.values()
+    )
 
 
 class ProviderRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    kind: Literal["simulator", "http", "smpp"]
+    kind: KindName
     config: Annotated[
-        dict[str, Any], msgspec.Meta(description="Adapter settings; see README, Providers")
+        dict[str, Any],
+        msgspec.Meta(
+            description=f"Adapter settings, by kind ({_settings_by_kind()}). Secrets are"
+            " accepted and never shown back. See README, Providers."
+        ),
     ] = msgspec.field(default_factory=dict)
     mps: Annotated[int, msgspec.Meta(ge=1)] | None = None
     enabled: bool = True

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import structlog
 
 from providers.base import Accepted, OutboundMessage, Receipt
-from providers.smpp import SmppConfig, SmppProvider
+from providers.smpp import SmppProvider
+from providers.smpp_config import SmppConfig
 from tests.providers.smsc import Smsc
 
 BATCH = 200

@@ -8,28 +8,7 @@ import uuid
 
 from core import receipts
 from db import dispatch as dispatch_db
-from providers.http import SIGNATURE_HEADER, signature
-from tests import support
-
-SECRET = "dlr-secret-of-agg"
-
-
-async def _agg(api, admin_headers):
-    response = await api.put(
-        "/v1/admin/providers/agg",
-        json={"kind": "http", "config": {"url": "http://127.0.0.1:9/", "dlr_secret": SECRET}},
-        headers=admin_headers,
-    )
-    assert response.status_code == 200, response.text
-
-
-async def _post(api, body: dict | list, secret=SECRET, provider="agg"):
-    raw = json.dumps(body).encode()
-    return await api.post(
-        f"/v1/providers/{provider}/dlr",
-        content=raw,
-        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, raw)},
-    )
+from tests import support, two_way
 
 
 async def _sent_message(api, conn, tenant, provider_message_id):
@@ -64,19 +43,15 @@ async def _sent_message(api, conn, tenant, provider_message_id):
     return sent.json()["id"]
 
 
-async def _status(api, tenant, message_id):
-    return (await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)).json()
-
-
 async def test_a_signed_receipt_delivers_the_message_once(api, conn, admin_headers, tenant):
-    await _agg(api, admin_headers)
+    await two_way.http_provider(api, admin_headers)
     message_id = await _sent_message(api, conn, tenant, "AGG-1")
     for _ in range(2):  # the provider retries its webhook: the second changes nothing
-        response = await _post(api, {"id": "AGG-1", "status": "delivered"})
+        response = await two_way.receipts(api, {"id": "AGG-1", "status": "delivered"})
         assert response.status_code == 202
         assert response.json() == {"accepted": 1}
         await receipts.apply_due(conn)
-    message = await _status(api, tenant, message_id)
+    message = await support.message(api, tenant, message_id)
     assert message["status"] == "delivered"
     assert message["delivered_at"] is not None
     cursor = await conn.execute(
@@ -89,8 +64,8 @@ async def test_a_signed_receipt_delivers_the_message_once(api, conn, admin_heade
 
 
 async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admin_headers, tenant):
-    await _agg(api, admin_headers)
-    early = await _post(
+    await two_way.http_provider(api, admin_headers)
+    early = await two_way.receipts(
         api,
         {"receipts": [{"id": "AGG-7", "status": "undelivered", "error_code": "absent_subscriber"}]},
     )
@@ -100,7 +75,7 @@ async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admi
     message_id = await _sent_message(api, conn, tenant, "AGG-7")
     await conn.execute("UPDATE receipts_inbox SET available_at = now()")
     await receipts.apply_due(conn)
-    message = await _status(api, tenant, message_id)
+    message = await support.message(api, tenant, message_id)
     assert message["status"] == "undelivered"
     assert message["error_code"] == "absent_subscriber"
     # Undelivered after sent stays billed: the provider carried it.
@@ -110,25 +85,25 @@ async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admi
 async def test_a_receipt_held_back_is_applied_when_due_and_not_before(
     api, conn, admin_headers, tenant
 ):
-    await _agg(api, admin_headers)
+    await two_way.http_provider(api, admin_headers)
     message_id = await _sent_message(api, conn, tenant, "AGG-9")
-    assert (await _post(api, {"id": "AGG-9", "status": "delivered"})).status_code == 202
+    assert (await two_way.receipts(api, {"id": "AGG-9", "status": "delivered"})).status_code == 202
     await conn.execute("UPDATE receipts_inbox SET available_at = now() + interval '1 hour'")
     assert await receipts.apply_due(conn) == {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
-    assert (await _status(api, tenant, message_id))["status"] == "sent"
+    assert (await support.message(api, tenant, message_id))["status"] == "sent"
     await conn.execute("UPDATE receipts_inbox SET available_at = now()")
     counts = await receipts.apply_due(conn)
     assert (counts["applied"], counts["consumed"]) == (1, 1)
-    assert (await _status(api, tenant, message_id))["status"] == "delivered"
+    assert (await support.message(api, tenant, message_id))["status"] == "delivered"
 
 
 async def test_unsigned_or_wrongly_signed_receipts_are_refused(api, conn, admin_headers):
-    await _agg(api, admin_headers)
+    await two_way.http_provider(api, admin_headers)
     raw = json.dumps({"id": "X", "status": "delivered"}).encode()
     attempts = [
         await api.post("/v1/providers/agg/dlr", content=raw),
-        await _post(api, {"id": "X", "status": "delivered"}, secret="guess"),
-        await _post(api, {"id": "X", "status": "delivered"}, provider="nobody"),
+        await two_way.receipts(api, {"id": "X", "status": "delivered"}, secret="guess"),
+        await two_way.receipts(api, {"id": "X", "status": "delivered"}, provider="nobody"),
     ]
     for response in attempts:
         support.assert_problem(response, 401, "unauthorized")
@@ -137,9 +112,9 @@ async def test_unsigned_or_wrongly_signed_receipts_are_refused(api, conn, admin_
 
 
 async def test_malformed_receipts_are_refused_and_store_nothing(api, conn, admin_headers):
-    await _agg(api, admin_headers)
+    await two_way.http_provider(api, admin_headers)
     for body in ({"status": "delivered"}, {"id": "X", "status": "lost-in-space"}, []):
-        response = await _post(api, body)
+        response = await two_way.receipts(api, body)
         support.assert_problem(response, 422, "invalid_request")
     cursor = await conn.execute("SELECT count(*) AS n FROM receipts_inbox")
     assert (await cursor.fetchone())["n"] == 0

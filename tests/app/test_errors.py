@@ -129,6 +129,23 @@ async def test_cursors_that_were_never_given_out_are_refused(api, tenant):
         assert_problem(response, 422, "invalid_request")
 
 
+async def test_a_cursor_of_one_list_is_refused_by_the_others(api, tenant):
+    for recipient in (support.VALID_TO, support.OTHER_TO):
+        added = await api.post(
+            "/v1/suppressions", json={"recipient": recipient}, headers=tenant.headers
+        )
+        assert added.status_code == 201, added.text
+    paged = await api.get("/v1/suppressions", params={"limit": 1}, headers=tenant.headers)
+    cursor = paged.json()["next_cursor"]
+    for path, params in (
+        ("/v1/messages", {}),
+        ("/v1/messages", {"direction": "inbound"}),
+        ("/v1/suppressions", {"cursor": "garbage"}),
+    ):
+        response = await api.get(path, params={"cursor": cursor, **params}, headers=tenant.headers)
+        assert_problem(response, 422, "invalid_request")
+
+
 async def test_cancelling_a_canceled_message_is_a_conflict(api, tenant):
     sent = await support.send(api, tenant)
     message_id = sent.json()["id"]

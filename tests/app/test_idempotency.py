@@ -14,11 +14,6 @@ def keyed(tenant: support.TenantHandle, key: str) -> dict[str, str]:
     return {**tenant.headers, "Idempotency-Key": key, "Content-Type": "application/json"}
 
 
-async def count_messages(conn) -> int:
-    cursor = await conn.execute("SELECT count(*) AS n FROM messages")
-    return (await cursor.fetchone())["n"]
-
-
 async def test_same_key_and_same_json_value_replays_the_first_answer(api, tenant, conn):
     first = await api.post(
         "/v1/messages",
@@ -35,7 +30,7 @@ async def test_same_key_and_same_json_value_replays_the_first_answer(api, tenant
     assert again.status_code == 202, again.text
     assert again.json() == first.json()
     assert again.json()["id"] == first.json()["id"]
-    assert await count_messages(conn) == 1
+    assert (await support.stored(conn))["messages"] == 1
     assert (await support.balance(api, tenant))["held"] == PRICE
 
 
@@ -75,7 +70,7 @@ async def test_same_key_with_another_body_is_a_mismatch(api, tenant, conn):
         headers={**tenant.headers, "Idempotency-Key": "k"},
     )
     assert_problem(batch, 422, "idempotency_mismatch")
-    assert await count_messages(conn) == 1
+    assert (await support.stored(conn))["messages"] == 1
     assert (await support.balance(api, tenant))["held"] == PRICE
 
 
@@ -83,14 +78,14 @@ async def test_without_a_key_every_send_is_new(api, tenant, conn):
     first = await support.send(api, tenant)
     second = await support.send(api, tenant)
     assert first.json()["id"] != second.json()["id"]
-    assert await count_messages(conn) == 2
+    assert (await support.stored(conn))["messages"] == 2
 
 
 async def test_different_keys_are_different_messages(api, tenant, conn):
     first = await support.send(api, tenant, headers={"Idempotency-Key": "a"})
     second = await support.send(api, tenant, headers={"Idempotency-Key": "b"})
     assert first.json()["id"] != second.json()["id"]
-    assert await count_messages(conn) == 2
+    assert (await support.stored(conn))["messages"] == 2
 
 
 async def test_keys_are_scoped_per_tenant(api, admin_headers, tenant, conn):
@@ -113,7 +108,7 @@ async def test_keys_are_scoped_per_tenant(api, admin_headers, tenant, conn):
         api, tenant, body="different", headers={"Idempotency-Key": "shared-2"}
     )
     assert mine_again.status_code == 202
-    assert await count_messages(conn) == 4
+    assert (await support.stored(conn))["messages"] == 4
     assert (await support.balance(api, tenant))["held"] == 2 * PRICE
     assert (await support.balance(api, other))["held"] == 2 * PRICE
 
@@ -125,7 +120,7 @@ async def test_concurrent_requests_with_one_key_create_one_message(api, tenant, 
     assert [r.status_code for r in responses] == [202] * 10, [r.text for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1
     assert all(r.json() == responses[0].json() for r in responses)
-    assert await count_messages(conn) == 1
+    assert (await support.stored(conn))["messages"] == 1
     assert (await support.balance(api, tenant))["held"] == PRICE
 
 
@@ -143,7 +138,7 @@ async def test_concurrent_batches_with_one_key_accept_once(api, tenant, conn):
     )
     assert [r.status_code for r in responses] == [202] * 6
     assert all(r.json() == responses[0].json() for r in responses)
-    assert await count_messages(conn) == 5
+    assert (await support.stored(conn))["messages"] == 5
     assert (await support.balance(api, tenant))["held"] == 5 * PRICE
 
 
@@ -161,7 +156,7 @@ async def test_a_refused_send_is_not_stored_under_its_key(api, admin_headers, co
     assert accepted.status_code == 202, accepted.text
     replayed = await support.send(api, poor, headers={"Idempotency-Key": "topup"})
     assert replayed.json() == accepted.json()
-    assert await count_messages(conn) == 1
+    assert (await support.stored(conn))["messages"] == 1
 
 
 async def test_an_invalid_send_is_not_stored_under_its_key(api, tenant, conn):
@@ -170,7 +165,7 @@ async def test_an_invalid_send_is_not_stored_under_its_key(api, tenant, conn):
     # The key is free: a corrected body under it is accepted (not a mismatch).
     accepted = await support.send(api, tenant, headers={"Idempotency-Key": "fix-me"})
     assert accepted.status_code == 202, accepted.text
-    assert await count_messages(conn) == 1
+    assert (await support.stored(conn))["messages"] == 1
 
 
 async def test_bad_keys_are_refused(api, tenant, conn):
@@ -208,7 +203,7 @@ async def test_batch_replay_ignores_key_order_inside_items(api, tenant, conn):
         headers=keyed(tenant, "nested"),
     )
     assert_problem(swapped, 422, "idempotency_mismatch")
-    assert await count_messages(conn) == 2
+    assert (await support.stored(conn))["messages"] == 2
 
 
 async def test_a_key_older_than_the_replay_window_is_free_again(api, tenant, conn):
@@ -224,7 +219,7 @@ async def test_a_key_older_than_the_replay_window_is_free_again(api, tenant, con
     # ... and it replays the new answer from now on.
     again = await support.send(api, tenant, headers={"Idempotency-Key": "old"}, body="two")
     assert again.json() == later.json()
-    assert await count_messages(conn) == 2
+    assert (await support.stored(conn))["messages"] == 2
 
 
 async def test_a_key_inside_the_replay_window_still_replays(api, tenant, conn):
@@ -236,4 +231,4 @@ async def test_a_key_inside_the_replay_window_still_replays(api, tenant, conn):
     assert again.json() == first.json()
     mismatch = await support.send(api, tenant, headers={"Idempotency-Key": "recent"}, body="other")
     assert_problem(mismatch, 422, "idempotency_mismatch")
-    assert await count_messages(conn) == 1
+    assert (await support.stored(conn))["messages"] == 1

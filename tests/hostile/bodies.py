@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from providers.http import SIGNATURE_HEADER, signature
-from tests import two_way
+from tests import support, two_way
 from tests.hostile.conftest import World
 from tests.isolation.routes import Endpoint, endpoints
 from tests.support import VALID_TO
@@ -100,8 +100,4 @@ def assert_refused(response: httpx.Response, endpoint: Endpoint, status: int, co
         assert body["status"] == status, context
         assert body["message"], context
         return
-    assert response.headers["content-type"].startswith("application/problem+json"), context
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code), context
-    assert body["title"], context
-    assert body["detail"], context
+    support.assert_problem(response, status, code)

@@ -16,11 +16,6 @@ BREAKER = {
 }
 
 
-async def _count(conn, sql, *params):
-    cursor = await conn.execute(sql, params)
-    return (await cursor.fetchone())["n"]
-
-
 async def _providers(api, admin_headers):
     response = await api.get("/v1/admin/providers", headers=admin_headers)
     assert response.status_code == 200
@@ -52,14 +47,6 @@ async def _configure(api, admin_headers, name, peer, cost):
     assert route.status_code == 201, route.text
 
 
-async def _send_batch(api, tenant, count):
-    batch = [{"to": support.VALID_TO, "body": f"m{i}"} for i in range(count)]
-    response = await api.post(
-        "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
-    )
-    assert response.status_code == 202, response.text
-
-
 async def test_an_outage_moves_traffic_to_the_next_route_and_the_breaker_recovers(
     api, conn, db_url, settings, admin_headers, tenant
 ):
@@ -72,13 +59,13 @@ async def test_an_outage_moves_traffic_to_the_next_route_and_the_breaker_recover
         backup.dlr_url = f"{gateway}/v1/providers/backup/dlr"
         await _configure(api, admin_headers, "cheap", cheap, cost=100)
         await _configure(api, admin_headers, "backup", backup, cost=300)
-        await _send_batch(api, tenant, 200)
+        await support.send_batch(api, tenant, 200)
 
         async with workers.in_process(settings, **BREAKER):
 
             async def all_delivered(expected):
                 return (
-                    await _count(
+                    await support.count(
                         conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'"
                     )
                     == expected
@@ -92,14 +79,16 @@ async def test_an_outage_moves_traffic_to_the_next_route_and_the_breaker_recover
             # (At-least-once upstream: a submit that timed out under load may be resent.)
             assert len({m["reference"] for m in backup.accepted}) == 200
             assert (
-                await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'failed'")
+                await support.count(
+                    conn, "SELECT count(*) AS n FROM messages WHERE status = 'failed'"
+                )
                 == 0
             )
 
             # The cheap aggregator recovers: probes pass, the breaker closes, and new
             # traffic goes back to the cheapest route.
             cheap.mode = "accept"
-            await _send_batch(api, tenant, 100)
+            await support.send_batch(api, tenant, 100)
             await workers.eventually(lambda: all_delivered(300), timeout=60)
 
             async def closed():

@@ -13,51 +13,45 @@ from providers.base import Accepted
 from tests import support, workers
 
 
-async def _count(conn, sql, *params):
-    cursor = await conn.execute(sql, params)
-    return (await cursor.fetchone())["n"]
-
-
-async def _send_many(api, tenant, count):
-    batch = [{"to": support.VALID_TO, "body": f"m{i}"} for i in range(count)]
-    response = await api.post(
-        "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
-    )
-    assert response.status_code == 202, response.text
-
-
 async def test_sigkill_mid_batch_loses_nothing_and_bills_once(api, conn, db_url, tenant):
-    await _send_many(api, tenant, 40)
+    await support.send_batch(api, tenant, 40)
     # The first worker claims everything, then hangs in the provider and is killed.
     with workers.process(db_url, simulator_latency_ms=60_000, lease_seconds=2) as first:
         await workers.eventually(
-            lambda: _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'"),
+            lambda: support.count(
+                conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'"
+            ),
             timeout=30,
         )
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'") == 40
+    assert (
+        await support.count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'")
+        == 40
+    )
 
     with workers.process(db_url, lease_seconds=2):
 
         async def all_delivered():
             return (
-                await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'")
+                await support.count(
+                    conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'"
+                )
                 == 40
             )
 
         await workers.eventually(all_delivered, timeout=60)
 
-    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE attempts = 2") == 40
+    assert await support.count(conn, "SELECT count(*) AS n FROM messages WHERE attempts = 2") == 40
     assert (
-        await _count(
+        await support.count(
             conn,
             "SELECT count(*) AS n FROM message_events WHERE error_code = 'lease_expired'",
         )
         == 40
     )
     assert (
-        await _count(
+        await support.count(
             conn, "SELECT count(*) AS n FROM ledger_message_entries WHERE kind = 'capture'"
         )
         == 40
@@ -66,17 +60,22 @@ async def test_sigkill_mid_batch_loses_nothing_and_bills_once(api, conn, db_url,
 
 
 async def test_sigterm_lets_the_batch_finish_and_settle(api, conn, db_url, tenant):
-    await _send_many(api, tenant, 20)
+    await support.send_batch(api, tenant, 20)
     with workers.process(db_url, simulator_latency_ms=1_500) as worker:
         await workers.eventually(
-            lambda: _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'"),
+            lambda: support.count(
+                conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'"
+            ),
             timeout=30,
         )
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
-    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'") == 0
     assert (
-        await _count(
+        await support.count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'sending'")
+        == 0
+    )
+    assert (
+        await support.count(
             conn, "SELECT count(*) AS n FROM messages WHERE status IN ('sent', 'delivered')"
         )
         == 20
@@ -116,7 +115,7 @@ async def test_a_repeated_or_stale_settle_never_bills_twice(api, conn, pool, ten
             await dispatch_db.settle(conn, results=plan(rows))
 
     assert (
-        await _count(
+        await support.count(
             conn, "SELECT count(*) AS n FROM ledger_message_entries WHERE kind = 'capture'"
         )
         == 1
@@ -140,7 +139,7 @@ async def test_a_tenant_whose_queue_row_and_turn_were_lost_is_found_and_served(
     assert await _count(conn, turns, tier_lock("standard")) == 1
     async with workers.in_process(settings):
         await workers.eventually(
-            lambda: _count(
+            lambda: support.count(
                 conn,
                 "SELECT count(*) AS n FROM messages WHERE id = %s AND sent_at IS NOT NULL",
                 sent.json()["id"],

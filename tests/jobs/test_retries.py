@@ -7,10 +7,6 @@ from datetime import UTC, datetime
 from tests import support, workers
 
 
-async def _message(api, tenant, message_id):
-    return (await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)).json()
-
-
 async def test_transient_failures_are_retried_with_growing_jittered_delays(
     api, conn, settings, tenant
 ):
@@ -50,7 +46,7 @@ async def test_transient_failures_are_retried_with_growing_jittered_delays(
         assert len({round(d, 4) for d in delays}) > len(delays) * 0.8  # jittered
     mean = {a: sum(by_attempt[a]) / len(by_attempt[a]) for a in (1, 3)}
     assert mean[3] > 2 * mean[1]  # the ceiling quadruples from attempt 1 to 3
-    row = await _message(api, tenant, sent[0].json()["id"])
+    row = await support.message(api, tenant, sent[0].json()["id"])
     assert row["attempts"] >= 4
     assert row["status"] in ("queued", "sending")
 
@@ -69,7 +65,7 @@ async def test_a_message_whose_validity_ends_expires_and_releases_its_hold(
         retry_jitter=0.0,
     ):
         await workers.eventually(lambda: _status_is(api, tenant, message_id, "expired"), timeout=30)
-    row = await _message(api, tenant, message_id)
+    row = await support.message(api, tenant, message_id)
     assert row["error_code"] == "validity_expired"
     assert await support.balance(api, tenant) == {
         "available": 10_000_000,
@@ -88,11 +84,11 @@ async def test_a_message_that_waited_past_its_validity_expires_unsent(api, conn,
     )
     async with workers.in_process(settings):
         await workers.eventually(lambda: _status_is(api, tenant, message_id, "expired"), timeout=30)
-    row = await _message(api, tenant, message_id)
+    row = await support.message(api, tenant, message_id)
     assert row["attempts"] == 0
     assert row["provider"] is None
     assert (await support.balance(api, tenant))["held"] == 0
 
 
 async def _status_is(api, tenant, message_id, status):
-    return (await _message(api, tenant, message_id))["status"] == status
+    return (await support.message(api, tenant, message_id))["status"] == status

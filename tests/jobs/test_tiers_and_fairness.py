@@ -10,30 +10,14 @@ VIP_POOL = ["vip", "receipts", "maintenance"]
 SENT_OF_TENANT = "SELECT count(*) AS n FROM messages WHERE tenant_id = %s AND sent_at IS NOT NULL"
 
 
-async def _count(conn, sql, *params):
-    cursor = await conn.execute(sql, params)
-    return (await cursor.fetchone())["n"]
-
-
-async def _batch(api, tenant, count, body="m"):
-    for start in range(0, count, 1000):
-        size = min(1000, count - start)
-        response = await api.post(
-            "/v1/messages/batch",
-            json={"messages": [{"to": support.VALID_TO, "body": body}] * size},
-            headers=tenant.headers,
-        )
-        assert response.status_code == 202, response.text
-
-
 async def test_a_vip_worker_pool_serves_vip_tenants_only(api, conn, settings, admin_headers):
     vip = await support.make_tenant(api, admin_headers, credit=10_000_000, tier="vip", name="v")
     standard = await support.make_tenant(api, admin_headers, credit=10_000_000, name="s")
-    await _batch(api, standard, 500)
+    await support.send_batch(api, standard, 500)
     sent = await support.send(api, vip)
     async with workers.in_process(settings, queues=VIP_POOL):
         await workers.eventually(
-            lambda: _count(
+            lambda: support.count(
                 conn,
                 "SELECT count(*) AS n FROM messages WHERE id = %s AND status = 'delivered'",
                 sent.json()["id"],
@@ -41,7 +25,7 @@ async def test_a_vip_worker_pool_serves_vip_tenants_only(api, conn, settings, ad
         )
         # The standard flood is not this pool's business: it has not touched it.
         assert (
-            await _count(
+            await support.count(
                 conn,
                 "SELECT count(*) AS n FROM messages WHERE tenant_id = %s AND status = 'queued'",
                 standard.id,
@@ -54,7 +38,7 @@ async def test_a_tier_change_moves_the_waiting_work_to_the_new_pool(
     api, conn, settings, admin_headers
 ):
     tenant = await support.make_tenant(api, admin_headers, credit=10_000_000, name="up")
-    await _batch(api, tenant, 50)
+    await support.send_batch(api, tenant, 50)
     patched = await api.patch(
         f"/v1/admin/tenants/{tenant.id}", json={"tier": "vip"}, headers=admin_headers
     )
@@ -62,16 +46,22 @@ async def test_a_tier_change_moves_the_waiting_work_to_the_new_pool(
     assert patched.json()["tier"] == "vip"
     async with workers.in_process(settings, queues=VIP_POOL):
         await workers.eventually(
-            lambda: _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'"),
+            lambda: support.count(
+                conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'"
+            ),
         )
         assert (
-            await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'")
+            await support.count(
+                conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'"
+            )
             <= 50
         )
 
         async def all_delivered():
             return (
-                await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'")
+                await support.count(
+                    conn, "SELECT count(*) AS n FROM messages WHERE status = 'delivered'"
+                )
                 == 50
             )
 
@@ -83,15 +73,15 @@ async def test_a_small_tenant_is_served_while_a_large_backlog_drains(
 ):
     big = await support.make_tenant(api, admin_headers, credit=10**12, name="big")
     small = await support.make_tenant(api, admin_headers, credit=10_000_000, name="small")
-    await _batch(api, big, 20_000)
+    await support.send_batch(api, big, 20_000)
     small_ids = [(await support.send(api, small, body=f"s{i}")).json()["id"] for i in range(5)]
     async with workers.in_process(settings, dispatch_batch_size=200):
 
         async def small_sent():
-            return await _count(conn, SENT_OF_TENANT, small.id) == 5
+            return await support.count(conn, SENT_OF_TENANT, small.id) == 5
 
         await workers.eventually(small_sent, timeout=60)
-        big_sent = await _count(conn, SENT_OF_TENANT, big.id)
+        big_sent = await support.count(conn, SENT_OF_TENANT, big.id)
     # The small tenant's turn came within the first turns, not after 20,000 messages.
     assert big_sent < 20_000 / 2
     cursor = await conn.execute(
@@ -104,12 +94,14 @@ async def test_a_tenants_delivery_pace_holds(api, conn, settings, admin_headers)
     tenant = await support.make_tenant(
         api, admin_headers, credit=10_000_000, rate_limit_mps=20, name="paced"
     )
-    await _batch(api, tenant, 60)
+    await support.send_batch(api, tenant, 60)
     async with workers.in_process(settings):
 
         async def all_sent():
             return (
-                await _count(conn, "SELECT count(*) AS n FROM messages WHERE sent_at IS NOT NULL")
+                await support.count(
+                    conn, "SELECT count(*) AS n FROM messages WHERE sent_at IS NOT NULL"
+                )
                 == 60
             )
 
@@ -124,7 +116,9 @@ async def test_a_tenants_delivery_pace_holds(api, conn, settings, admin_headers)
     # A one-second bucket: a burst of 20, then 20 segments a second.
     support.assert_token_bucket(times, rate=20, burst=20)
     assert times[-1] - times[0] >= (60 - 20) / 20 * 0.9
-    assert await _count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'failed'") == 0
+    assert (
+        await support.count(conn, "SELECT count(*) AS n FROM messages WHERE status = 'failed'") == 0
+    )
 
 
 async def test_many_small_tenants_share_one_turn_and_leave_no_queue_behind(
@@ -138,9 +132,9 @@ async def test_many_small_tenants_share_one_turn_and_leave_no_queue_behind(
         assert (await support.send(api, tenant)).status_code == 202
     # Twenty tenants waiting, one turn of their tier queued for all of them: the job count
     # follows the load, not the number of tenants.
-    assert await _count(conn, "SELECT count(*) AS n FROM dispatch_queue") == 20
+    assert await support.count(conn, "SELECT count(*) AS n FROM dispatch_queue") == 20
     assert (
-        await _count(
+        await support.count(
             conn,
             "SELECT count(*) AS n FROM procrastinate_jobs"
             " WHERE task_name = 'smsgw.dispatch' AND status = 'todo'",
@@ -149,13 +143,15 @@ async def test_many_small_tenants_share_one_turn_and_leave_no_queue_behind(
     )
 
     async def all_sent():
-        return await _count(conn, "SELECT count(*) AS n FROM messages WHERE sent_at IS NOT NULL")
+        return await support.count(
+            conn, "SELECT count(*) AS n FROM messages WHERE sent_at IS NOT NULL"
+        )
 
     async with workers.in_process(settings):
         await workers.eventually(lambda: _at_least(all_sent, 20))
         # Nothing is left to send, so no tenant stays queued for a turn.
         await workers.eventually(
-            lambda: _count(conn, "SELECT (count(*) = 0)::int AS n FROM dispatch_queue")
+            lambda: support.count(conn, "SELECT (count(*) = 0)::int AS n FROM dispatch_queue")
         )
     assert await support.violations(conn) == []
 

@@ -12,7 +12,8 @@ from typing import Any
 
 from core import segments
 from providers.base import Accepted, OutboundMessage, Receipt, TransientError
-from providers.smpp import SmppConfig, SmppProvider
+from providers.smpp import SmppProvider
+from providers.smpp_config import SmppConfig
 from tests.providers.smsc import Smsc
 
 

@@ -5,15 +5,12 @@ in the database while no bind is up; and inbound messages the same way."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
 
 import msgspec
 
 from jobs.scheduler import ProcrastinateScheduler
 from smpp_server.server import Listener
-from tests import support, workers
+from tests import support, two_way, workers
 from tests.smpp_server import esme as e
 from tests.smpp_server.conftest import smpp_tenant
 from tests.workers import eventually
@@ -158,35 +155,12 @@ async def test_inbound_messages_to_the_tenants_numbers_reach_its_receiver_binds(
 ):
     """An inbound message (issue 8's HTTP inbound webhook, a real provider's path) to a
     number the tenant owns arrives on its receiver bind as a deliver_sm."""
-    secret = "inbound-secret"
-    put = await api.put(
-        "/v1/admin/providers/agg",
-        json={
-            "kind": "http",
-            "config": {"url": "http://127.0.0.1:9/sms", "api_key": "k", "dlr_secret": secret},
-        },
-        headers=admin_headers,
-    )
-    assert put.status_code == 200, put.text
+    await two_way.http_provider(api, admin_headers)
     tenant = await smpp_tenant(api, admin_headers)
-    owned = await api.post(
-        f"/v1/admin/tenants/{tenant.tenant.id}/numbers",
-        json={"number": "+14155550100"},
-        headers=admin_headers,
-    )
-    assert owned.status_code == 201, owned.text
+    await two_way.own(api, admin_headers, tenant.tenant, two_way.OUR_NUMBER)
     receiver = tenant.esme(listener, bind_as="receiver")
     await run(receiver.bind)
-    body = json.dumps(
-        {"id": "mo-1", "from": support.VALID_TO, "to": "+14155550100", "text": "Hi! Ünïcode ✓"}
-    ).encode()
-    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    posted = await api.post(
-        "/v1/providers/agg/inbound",
-        content=body,
-        headers={"X-Signature": f"sha256={signature}", "Content-Type": "application/json"},
-    )
-    assert posted.status_code == 202, posted.text
+    await two_way.text_in(api, "Hi! Ünïcode ✓", id="mo-1", frm=support.VALID_TO)
     await run(receiver.read_until, lambda: len(receiver.received) == 1, 30)
     (mobile,) = receiver.received
     assert not mobile.is_receipt

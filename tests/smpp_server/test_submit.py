@@ -20,12 +20,6 @@ TO = "14155552671"  # support.VALID_TO without the +
 LONG_GSM = "".join(f"Line {i:03d} of a long message about your order. " for i in range(12))
 
 
-async def _message(api, tenant, message_id: str) -> dict:
-    found = await api.get(f"/v1/messages/{message_id}", headers=tenant.tenant.headers)
-    assert found.status_code == 200, found.text
-    return found.json()
-
-
 async def test_a_submit_is_accepted_as_the_api_would_and_answered_with_its_id(
     api, admin_headers, listener
 ):
@@ -37,7 +31,7 @@ async def test_a_submit_is_accepted_as_the_api_would_and_answered_with_its_id(
     )
     assert status == e.ESME_ROK
     assert len(message_id) == 32  # the message's UUID in hex
-    message = await _message(api, tenant, message_id)
+    message = await support.message(api, tenant.tenant, message_id)
     assert uuid.UUID(message["id"]).hex == message_id
     assert message["to"] == support.VALID_TO
     assert message["from"] == "ACME"
@@ -54,7 +48,7 @@ async def test_a_submit_is_accepted_as_the_api_would_and_answered_with_its_id(
         short_message="Привет 📦".encode("utf-16-be"),
     )
     assert status == e.ESME_ROK
-    message = await _message(api, tenant, message_id)
+    message = await support.message(api, tenant.tenant, message_id)
     assert (message["body"], message["encoding"]) == ("Привет 📦", "UCS-2")
     assert message["from"] == "+14155550100"
     balance = await support.balance(api, tenant.tenant)
@@ -213,7 +207,7 @@ async def test_a_long_udh_message_is_one_message_of_n_segments(api, admin_header
     assert {status for status, _ in answers} == {e.ESME_ROK}
     ids = {message_id for _, message_id in answers}
     assert len(ids) == 1  # every part answered with the id of the whole
-    message = await _message(api, tenant, ids.pop())
+    message = await support.message(api, tenant.tenant, ids.pop())
     assert message["body"] == LONG_GSM
     assert (message["segments"], message["price"]) == (4, 4 * 7_900)
     cursor = await conn.execute("SELECT count(*) AS n FROM messages")
@@ -250,7 +244,7 @@ async def test_sar_parts_over_two_binds_and_out_of_order_make_one_message(
     rest = await run(two.submit_many, sar[:2], window=2)
     assert {status for status, _ in [last, *rest]} == {e.ESME_ROK}
     assert {message_id for _, message_id in [last, *rest]} == {last[1]}
-    message = await _message(api, tenant, last[1])
+    message = await support.message(api, tenant.tenant, last[1])
     assert message["body"] == text
     assert (message["encoding"], message["segments"]) == ("UCS-2", 3)
     for client in (one, two):
@@ -274,6 +268,6 @@ async def test_a_throttled_last_part_completes_the_message_when_resent(
     await asyncio.sleep(1.1)
     status, message_id = await run(client.submit, **parts[-1])
     assert (status, message_id) == (e.ESME_ROK, answers[0][1])
-    message = await _message(api, tenant, message_id)
+    message = await support.message(api, tenant.tenant, message_id)
     assert (message["body"], message["segments"]) == (LONG_GSM, 4)
     await run(client.unbind)

@@ -134,9 +134,9 @@ async def test_a_tenant_whose_queue_row_and_turn_were_lost_is_found_and_served(
     await conn.execute("DELETE FROM dispatch_queue")
     await conn.execute("DELETE FROM procrastinate_jobs")
     assert await delivery.wake_stranded(pool, task=DISPATCH_TASK) == 1
-    assert await _count(conn, "SELECT count(*) AS n FROM dispatch_queue") == 1
+    assert await support.count(conn, "SELECT count(*) AS n FROM dispatch_queue") == 1
     turns = "SELECT count(*) AS n FROM procrastinate_jobs WHERE queueing_lock = %s"
-    assert await _count(conn, turns, tier_lock("standard")) == 1
+    assert await support.count(conn, turns, tier_lock("standard")) == 1
     async with workers.in_process(settings):
         await workers.eventually(
             lambda: support.count(

@@ -310,7 +310,12 @@ async def _store(
     )
     if keyword is not None:
         await keywords.apply(
-            conn, tenant=tenant, keyword=keyword, message=message, scheduler=scheduler
+            conn,
+            tenant=tenant,
+            keyword=keyword,
+            sender=from_number,
+            number=to_number,
+            scheduler=scheduler,
         )
     if tenant.inbound_url:
         payload = msgspec.to_builtins(message)

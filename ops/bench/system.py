@@ -24,7 +24,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ops.load import procnet
+from ops import procnet
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 
 ADMIN = "bench-admin-token"

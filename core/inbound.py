@@ -33,6 +33,7 @@ from db import callbacks as callbacks_db
 from db import inbound as inbound_db
 from db import numbers as numbers_db
 from providers.base import InboundPart
+from providers.sms_text import decode_text
 
 log = structlog.get_logger("smsgw.inbound")
 
@@ -182,8 +183,6 @@ def _text(
     """The whole text and its encoding. Octets are joined before decoding, so a
     character split across two parts (a UCS-2 surrogate pair, a GSM escape) survives."""
     if payloads and all(p is not None for p in payloads) and len(set(codings)) == 1:
-        from providers.smpp_codec import decode_text
-
         coding = codings[0] if codings[0] is not None else 0
         octets = b"".join(bytes(p) for p in payloads if p is not None)
         decoded = decode_text(coding, octets)

@@ -93,19 +93,20 @@ def message_from_row(row: Row) -> InboundMessage:
 
 
 async def receive(
-    conn: Conn, parts: Sequence[InboundPart], *, scheduler: DispatchScheduler
+    pool: AsyncConnectionPool[Conn], parts: Sequence[InboundPart], *, scheduler: DispatchScheduler
 ) -> Received:
-    """Take ``parts`` (``conn`` in autocommit), each in a transaction of its own."""
+    """Take ``parts``, each in a transaction of its own, on a connection of ``pool``."""
     accepted = duplicates = unrouted = 0
-    for part in parts:
-        async with conn.transaction():
-            outcome = await _receive_one(conn, part, scheduler)
-        if outcome == "duplicate":
-            duplicates += 1
-        elif outcome == "unrouted":
-            unrouted += 1
-        else:
-            accepted += 1
+    async with pool.connection() as conn:
+        for part in parts:
+            async with conn.transaction():
+                outcome = await _receive_one(conn, part, scheduler)
+            if outcome == "duplicate":
+                duplicates += 1
+            elif outcome == "unrouted":
+                unrouted += 1
+            else:
+                accepted += 1
     return Received(accepted=accepted, duplicates=duplicates, unrouted=unrouted)
 
 
@@ -115,8 +116,7 @@ def sink_for(
     """What a worker hands SMPP mobile-originated parts to."""
 
     async def sink(part: InboundPart) -> None:
-        async with pool.connection() as conn:
-            await receive(conn, [part], scheduler=scheduler)
+        await receive(pool, [part], scheduler=scheduler)
 
     return sink
 

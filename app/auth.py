@@ -7,6 +7,8 @@ than 401."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from typing import Any
 
@@ -17,7 +19,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.handlers.base import BaseRouteHandler
 
 from app.deps import services
-from core import tenants
+from core import tenants, twilio
 from core.errors import Forbidden, Unauthorized
 
 
@@ -136,6 +138,28 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
         if token.startswith("smsgw_"):
             raise Forbidden("Tenant API keys cannot use the admin API.")
         raise Unauthorized("The admin token is not valid.")
+
+
+def _basic(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str]:
+    scheme, _, encoded = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise Unauthorized("Send HTTP Basic auth with your account SID and auth token.")
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("The Authorization header is not valid Basic auth.") from None
+    return username, password
+
+
+async def twilio_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    # Failed attempts count towards the same per-address throttle as bearer keys.
+    async with throttled(connection):
+        username, password = _basic(connection)
+        async with services(connection.app.state).pool.connection() as conn:
+            account = await twilio.authenticate(conn, account_sid=username, auth_token=password)
+        if connection.path_params.get("account_sid") != account.account_sid:
+            raise Unauthorized("These credentials are not valid for this account.")
+    request_state(connection)["twilio_account"] = account
 
 
 def provide_tenant(request: Request[Any, Any, Any]) -> tenants.Tenant:

@@ -22,7 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.routes import HTTPRoute
 
-from app.auth import admin_guard, tenant_guard
+from app.auth import admin_guard, tenant_guard, twilio_guard
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -127,8 +127,6 @@ _Guard = Callable[..., Any]
 
 def _guarded(guard: _Guard) -> tuple[str | None, tuple[int, ...]]:
     """The security scheme a guard enforces, and what it refuses with."""
-    from app.controllers.twilio import twilio_guard  # it imports this module
-
     known: dict[_Guard, tuple[str, tuple[int, ...]]] = {
         tenant_guard: ("tenantKey", (401, 429, 503)),
         admin_guard: ("adminToken", (401, 403, 429, 503)),

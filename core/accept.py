@@ -2,8 +2,12 @@
 transaction (DESIGN.md: "A credit hold, the message row and the work enqueue commit in ONE
 transaction, or none of them does").
 
-The caller passes a connection with no transaction open; this module opens the unit of
-work itself, because an Idempotency-Key replay must be decided inside it.
+Who opens the transaction can be read from a signature. ``accept_request`` and
+``accept_single`` take the pool: they take a connection and open the unit of work
+themselves, because an Idempotency-Key replay must be decided inside it; without a key
+the accept is one statement in autocommit, its own transaction, with no BEGIN/COMMIT
+round trips. The functions that take a connection (``accept_drafts``, ``accept_keyed``,
+``accept_message``, ``accept_reply``) run in whatever their caller opened.
 """
 
 from __future__ import annotations
@@ -73,6 +77,45 @@ def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
 
 # What to answer, given the ids of the drafts refused because their recipient opted out.
 Respond = Callable[[frozenset[uuid.UUID]], Any]
+# A request's drafts and how to answer them.
+Prepared = tuple[Sequence[submission.Draft], Respond]
+
+
+async def accept_request(
+    pool: AsyncConnectionPool[Conn],
+    *,
+    tenant: Tenant,
+    prepare: Callable[[], Prepared],
+    scheduler: DispatchScheduler,
+    idem: Idempotency | None,
+    key_id: uuid.UUID | None = None,
+) -> Accepted:
+    """A front door's request (one message or a batch) in a unit of work of its own, on
+    a connection of ``pool``. ``prepare`` judges the request and builds its drafts, once
+    an Idempotency-Key replay is ruled out: a replay is not judged again (its send_at may
+    have passed since)."""
+    if key_id is not None and idem is not None:
+        # A replay answers from the key row before any accept call could check the key.
+        raise ValueError("an Idempotency-Key request authenticates without the cache")
+    async with pool.connection() as conn:
+        if idem is None:
+            drafts, respond = prepare()
+            # One statement in autocommit: it is its own transaction.
+            return await accept_drafts(
+                conn,
+                tenant=tenant,
+                drafts=drafts,
+                respond=respond,
+                scheduler=scheduler,
+                key_id=key_id,
+            )
+        if (replay := await stored_answer(conn, tenant, idem)) is not None:
+            return replay
+        drafts, respond = prepare()
+        async with conn.transaction():
+            return await accept_keyed(
+                conn, tenant=tenant, drafts=drafts, respond=respond, scheduler=scheduler, idem=idem
+            )
 
 
 async def accept_drafts(
@@ -82,39 +125,48 @@ async def accept_drafts(
     drafts: Sequence[submission.Draft],
     respond: Respond,
     scheduler: DispatchScheduler,
-    idem: Idempotency | None,
     key_id: uuid.UUID | None = None,
 ) -> Accepted:
-    if idem is None:
-        # One statement in autocommit: it is its own transaction.
-        opted_out = await _hold_insert_enqueue(
-            conn, tenant=tenant, drafts=drafts, scheduler=scheduler, key_id=key_id
+    """Without an Idempotency-Key: one accept call, in the caller's transaction, or in
+    autocommit its own."""
+    opted_out = await _hold_insert_enqueue(
+        conn, tenant=tenant, drafts=drafts, scheduler=scheduler, key_id=key_id
+    )
+    return Accepted(body=respond(opted_out), replayed=False)
+
+
+async def accept_keyed(
+    conn: Conn,
+    *,
+    tenant: Tenant,
+    drafts: Sequence[submission.Draft],
+    respond: Respond,
+    scheduler: DispatchScheduler,
+    idem: Idempotency,
+) -> Accepted:
+    """With an Idempotency-Key, inside the caller's transaction: the key row and the
+    accept call commit together, or neither does."""
+    body = respond(frozenset())
+    claimed = await idempotency_db.claim_key(
+        conn,
+        tenant_id=tenant.id,
+        key=idem.key,
+        request_sha256=idem.request_sha256,
+        response=msgspec.to_builtins(body),
+        ttl_seconds=idem.ttl_seconds,
+    )
+    if not claimed:
+        # A concurrent request with this key committed first: answer as it did.
+        replay = await stored_answer(conn, tenant, idem)
+        assert replay is not None
+        return replay
+    opted_out = await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
+    if opted_out:
+        # The key row was claimed before the accept decided; store the real answer.
+        body = respond(opted_out)
+        await idempotency_db.set_response(
+            conn, tenant_id=tenant.id, key=idem.key, response=msgspec.to_builtins(body)
         )
-        return Accepted(body=respond(opted_out), replayed=False)
-    async with conn.transaction():
-        body = respond(frozenset())
-        claimed = await idempotency_db.claim_key(
-            conn,
-            tenant_id=tenant.id,
-            key=idem.key,
-            request_sha256=idem.request_sha256,
-            response=msgspec.to_builtins(body),
-            ttl_seconds=idem.ttl_seconds,
-        )
-        if not claimed:
-            # A concurrent request with this key committed first: answer as it did.
-            replay = await stored_answer(conn, tenant, idem)
-            assert replay is not None
-            return replay
-        opted_out = await _hold_insert_enqueue(
-            conn, tenant=tenant, drafts=drafts, scheduler=scheduler
-        )
-        if opted_out:
-            # The key row was claimed before the accept decided; store the real answer.
-            body = respond(opted_out)
-            await idempotency_db.set_response(
-                conn, tenant_id=tenant.id, key=idem.key, response=msgspec.to_builtins(body)
-            )
     return Accepted(body=body, replayed=False)
 
 
@@ -212,39 +264,45 @@ def _draft(
     return draft
 
 
+def _one(
+    tenant: Tenant,
+    request: submission.SendRequest,
+    render: Callable[[Message], Any] | None,
+    facade: str | None,
+    messaging_service_sid: str | None,
+    message_id: uuid.UUID | None,
+) -> Prepared:
+    draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
+    message = message_from_draft(draft)
+    body = render(message) if render is not None else message
+    return [draft], lambda _opted_out: body
+
+
 async def accept_message(
     conn: Conn,
     *,
     tenant: Tenant,
     request: submission.SendRequest,
     scheduler: DispatchScheduler,
-    idem: Idempotency | None = None,
     render: Callable[[Message], Any] | None = None,
     facade: str | None = None,
     messaging_service_sid: str | None = None,
     message_id: uuid.UUID | None = None,
     key_id: uuid.UUID | None = None,
 ) -> Accepted:
-    """Accept one message. ``render`` shapes the answer (and what an Idempotency-Key
-    replays) for another front door; ``facade`` marks the message as that door's.
-    ``message_id``: an id drawn earlier (the SMPP door answers the first parts of a long
-    message with the id the whole will have). ``key_id``: ``tenant`` came from the cache
-    of keys (core/key_cache.py); raises ``StaleKey`` when it no longer holds."""
-    if key_id is not None and idem is not None:
-        # A replay answers from the key row before any accept call could check the key.
-        raise ValueError("an Idempotency-Key request authenticates without the cache")
-    if idem is not None and (replay := await stored_answer(conn, tenant, idem)) is not None:
-        return replay
-    draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
-    message = message_from_draft(draft)
-    body = render(message) if render is not None else message
+    """Accept one message without an Idempotency-Key, in the caller's transaction (or in
+    autocommit, one statement). ``render`` shapes the answer for another front door;
+    ``facade`` marks the message as that door's. ``message_id``: an id drawn earlier
+    (the SMPP door answers the first parts of a long message with the id the whole will
+    have). ``key_id``: ``tenant`` came from the cache of keys (core/key_cache.py); raises
+    ``StaleKey`` when it no longer holds."""
+    drafts, respond = _one(tenant, request, render, facade, messaging_service_sid, message_id)
     return await accept_drafts(
         conn,
         tenant=tenant,
-        drafts=[draft],
-        respond=lambda _opted_out: body,
+        drafts=drafts,
+        respond=respond,
         scheduler=scheduler,
-        idem=idem,
         key_id=key_id,
     )
 
@@ -305,7 +363,7 @@ async def accept_single(
     """One message from a front door: in the shared call of the single sends that arrive
     with it (``accept_together``), unless it carries an idempotency key, whose row must
     share its transaction, or ``sends`` is None (SMSGW_ACCEPT_CALLS=0); then in an accept
-    call of its own (``accept_message``) on a connection of ``pool``."""
+    call of its own (``accept_request``) on a connection of ``pool``."""
     if idem is None and sends is not None:
         return await accept_together(
             sends,
@@ -316,18 +374,14 @@ async def accept_single(
             facade=facade,
             messaging_service_sid=messaging_service_sid,
         )
-    async with pool.connection() as conn:
-        return await accept_message(
-            conn,
-            tenant=tenant,
-            request=request,
-            scheduler=scheduler,
-            idem=idem,
-            render=render,
-            facade=facade,
-            messaging_service_sid=messaging_service_sid,
-            key_id=key_id,
-        )
+    return await accept_request(
+        pool,
+        tenant=tenant,
+        prepare=lambda: _one(tenant, request, render, facade, messaging_service_sid, None),
+        scheduler=scheduler,
+        idem=idem,
+        key_id=key_id,
+    )
 
 
 async def accept_reply(

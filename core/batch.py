@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Sequence
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from core import accept, submission
 from core.errors import FieldError, InvalidRequest, RecipientOptedOut
-from core.idempotency import Accepted, Idempotency, stored_answer
+from core.idempotency import Accepted, Idempotency
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
 from db import Conn
@@ -36,14 +37,15 @@ def _item_error(index: int, exc: InvalidRequest) -> BatchItemError:
 
 
 async def accept_batch(
-    conn: Conn,
+    pool: AsyncConnectionPool[Conn],
     *,
     tenant: Tenant,
     items: Sequence[submission.SendRequest | InvalidRequest],
     scheduler: accept.DispatchScheduler,
     idem: Idempotency | None = None,
 ) -> Accepted:
-    """Accept every valid item together, or none when credit does not cover them all.
+    """Accept every valid item together, or none when credit does not cover them all,
+    in a unit of work of its own on a connection of ``pool``.
 
     ``items`` holds, per position, the decoded request or the error that decoding it gave.
     """
@@ -52,8 +54,18 @@ async def accept_batch(
             "A batch holds 1 to 1000 messages.",
             [FieldError("messages", f"must hold 1 to {MAX_BATCH} messages")],
         )
-    if idem is not None and (replay := await stored_answer(conn, tenant, idem)) is not None:
-        return replay
+    return await accept.accept_request(
+        pool,
+        tenant=tenant,
+        prepare=lambda: _prepare(tenant, items),
+        scheduler=scheduler,
+        idem=idem,
+    )
+
+
+def _prepare(
+    tenant: Tenant, items: Sequence[submission.SendRequest | InvalidRequest]
+) -> accept.Prepared:
     batch_ms = accept.now_ms()
     drafts: list[submission.Draft] = []
     indexes: dict[uuid.UUID, int] = {}
@@ -92,6 +104,4 @@ async def accept_batch(
             errors=sorted([*errors, *refused], key=lambda e: e.index),
         )
 
-    return await accept.accept_drafts(
-        conn, tenant=tenant, drafts=drafts, respond=respond, scheduler=scheduler, idem=idem
-    )
+    return drafts, respond

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from core import observability
 from core.delivery import WORKER_ALIVE_SECONDS
@@ -148,19 +149,25 @@ async def ledger(conn: Conn) -> Finding:
 
 
 async def examine(
-    primary: Conn, reporting: Conn | None, *, limits: Limits, with_ledger: bool = False
+    primary: AsyncConnectionPool[Conn],
+    reporting: Conn | None,
+    *,
+    limits: Limits,
+    with_ledger: bool = False,
 ) -> list[Finding]:
     """Every check, in the order an operator reads them. The schema comes first: on a
     database that is not migrated, the rest cannot be read."""
-    found = [await schema(primary)]
-    if found[0].status == "fail":
-        return found
+    async with primary.connection() as conn:
+        found = [await schema(conn)]
+        if found[0].status == "fail":
+            return found
     snapshot = await observability.read_snapshot(primary)
-    found.append(await partitions(primary, limits))
-    found.append(queue(snapshot, limits))
-    found.extend(await workers(primary, limits))
-    found.append(providers(snapshot))
-    found.append(await replica(primary, reporting, limits))
-    if with_ledger:
-        found.append(await ledger(primary))
+    async with primary.connection() as conn:
+        found.append(await partitions(conn, limits))
+        found.append(queue(snapshot, limits))
+        found.extend(await workers(conn, limits))
+        found.append(providers(snapshot))
+        found.append(await replica(conn, reporting, limits))
+        if with_ledger:
+            found.append(await ledger(conn))
     return found

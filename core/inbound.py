@@ -33,6 +33,7 @@ from db import callbacks as callbacks_db
 from db import inbound as inbound_db
 from db import numbers as numbers_db
 from providers.base import InboundPart
+from providers.sms_text import decode_text
 
 log = structlog.get_logger("smsgw.inbound")
 
@@ -92,19 +93,20 @@ def message_from_row(row: Row) -> InboundMessage:
 
 
 async def receive(
-    conn: Conn, parts: Sequence[InboundPart], *, scheduler: DispatchScheduler
+    pool: AsyncConnectionPool[Conn], parts: Sequence[InboundPart], *, scheduler: DispatchScheduler
 ) -> Received:
-    """Take ``parts`` (``conn`` in autocommit), each in a transaction of its own."""
+    """Take ``parts``, each in a transaction of its own, on a connection of ``pool``."""
     accepted = duplicates = unrouted = 0
-    for part in parts:
-        async with conn.transaction():
-            outcome = await _receive_one(conn, part, scheduler)
-        if outcome == "duplicate":
-            duplicates += 1
-        elif outcome == "unrouted":
-            unrouted += 1
-        else:
-            accepted += 1
+    async with pool.connection() as conn:
+        for part in parts:
+            async with conn.transaction():
+                outcome = await _receive_one(conn, part, scheduler)
+            if outcome == "duplicate":
+                duplicates += 1
+            elif outcome == "unrouted":
+                unrouted += 1
+            else:
+                accepted += 1
     return Received(accepted=accepted, duplicates=duplicates, unrouted=unrouted)
 
 
@@ -114,8 +116,7 @@ def sink_for(
     """What a worker hands SMPP mobile-originated parts to."""
 
     async def sink(part: InboundPart) -> None:
-        async with pool.connection() as conn:
-            await receive(conn, [part], scheduler=scheduler)
+        await receive(pool, [part], scheduler=scheduler)
 
     return sink
 
@@ -182,8 +183,6 @@ def _text(
     """The whole text and its encoding. Octets are joined before decoding, so a
     character split across two parts (a UCS-2 surrogate pair, a GSM escape) survives."""
     if payloads and all(p is not None for p in payloads) and len(set(codings)) == 1:
-        from providers.smpp_codec import decode_text
-
         coding = codings[0] if codings[0] is not None else 0
         octets = b"".join(bytes(p) for p in payloads if p is not None)
         decoded = decode_text(coding, octets)
@@ -310,7 +309,12 @@ async def _store(
     )
     if keyword is not None:
         await keywords.apply(
-            conn, tenant=tenant, keyword=keyword, message=message, scheduler=scheduler
+            conn,
+            tenant=tenant,
+            keyword=keyword,
+            sender=from_number,
+            number=to_number,
+            scheduler=scheduler,
         )
     if tenant.inbound_url:
         payload = msgspec.to_builtins(message)

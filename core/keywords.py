@@ -15,8 +15,6 @@ The message itself still reaches the tenant's webhook, with its ``keyword``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import structlog
 
 from core import accept, submission
@@ -24,9 +22,6 @@ from core.errors import InvalidRequest
 from core.tenants import Tenant
 from db import Conn
 from db import suppressions as suppressions_db
-
-if TYPE_CHECKING:
-    from core.inbound import InboundMessage
 
 log = structlog.get_logger("smsgw.inbound")
 
@@ -55,23 +50,22 @@ async def apply(
     *,
     tenant: Tenant,
     keyword: str,
-    message: InboundMessage,
+    sender: str,
+    number: str,
     scheduler: accept.DispatchScheduler,
 ) -> None:
-    """Inside the transaction that stores ``message``."""
+    """Inside the transaction that stores the message ``sender`` wrote to ``number``."""
     if keyword in ("opt_out", "opt_out_all"):
         await suppressions_db.add(
             conn,
             tenant_id=tenant.id,
-            recipient=message.sender,
-            number=message.to if keyword == "opt_out" else suppressions_db.ALL_NUMBERS,
+            recipient=sender,
+            number=number if keyword == "opt_out" else suppressions_db.ALL_NUMBERS,
             source="keyword",
         )
         log.info("suppression.opted_out", tenant_id=str(tenant.id), all=keyword == "opt_out_all")
     elif keyword == "opt_in":
-        await suppressions_db.opt_in(
-            conn, tenant_id=tenant.id, recipient=message.sender, number=message.to
-        )
+        await suppressions_db.opt_in(conn, tenant_id=tenant.id, recipient=sender, number=number)
         log.info("suppression.opted_in", tenant_id=str(tenant.id))
     elif keyword == "help" and tenant.help_reply:
         try:
@@ -79,9 +73,9 @@ async def apply(
                 conn,
                 tenant=tenant,
                 request=submission.SendRequest(
-                    to=message.sender,
+                    to=sender,
                     body=tenant.help_reply,
-                    sender=message.to,
+                    sender=number,
                     client_reference=HELP_REFERENCE,
                 ),
                 scheduler=scheduler,

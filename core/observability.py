@@ -104,19 +104,23 @@ def parse_lsn(lsn: str) -> int:
     return (int(high, 16) << 32) + int(low, 16)
 
 
-async def read_snapshot(conn: Conn, *, now: datetime | None = None) -> Snapshot:
+async def read_snapshot(
+    pool: AsyncConnectionPool[Conn], *, now: datetime | None = None
+) -> Snapshot:
+    """Read on a connection of ``pool``, the counts in a transaction of their own."""
     started = time.perf_counter()
-    async with conn.transaction():
-        # A scrape must never hang on a busy server: every statement gets two seconds.
-        await conn.execute("SELECT set_config('statement_timeout', '2000', true)")
-        counters = await obs_db.message_counters(conn)
-        queue = {r["tier"]: r for r in await obs_db.queue_depth(conn, cap=CAP)}
-        in_flight = await obs_db.in_flight(conn, cap=CAP)
-        ledger = await obs_db.ledger_totals(conn)
-        jobs = await obs_db.jobs(conn)
-        callbacks_due = await obs_db.callbacks_due(conn, cap=CAP)
-        receipts_waiting = await obs_db.receipts_waiting(conn, cap=CAP)
-    providers = await upstreams.provider_status(conn)
+    async with pool.connection() as conn:
+        async with conn.transaction():
+            # A scrape must never hang on a busy server: every statement gets two seconds.
+            await conn.execute("SELECT set_config('statement_timeout', '2000', true)")
+            counters = await obs_db.message_counters(conn)
+            queue = {r["tier"]: r for r in await obs_db.queue_depth(conn, cap=CAP)}
+            in_flight = await obs_db.in_flight(conn, cap=CAP)
+            ledger = await obs_db.ledger_totals(conn)
+            jobs = await obs_db.jobs(conn)
+            callbacks_due = await obs_db.callbacks_due(conn, cap=CAP)
+            receipts_waiting = await obs_db.receipts_waiting(conn, cap=CAP)
+        providers = await upstreams.provider_status(conn)
     at = now or datetime.now(UTC)
     return Snapshot(
         at=at,
@@ -199,13 +203,13 @@ class Observer:
             now = time.monotonic()
             if self._snapshot and now - self._snapshot[0] < self._ttl:
                 return self._snapshot[1]
-            async with self._primary.connection() as conn:
-                if now - self._folded_at >= FOLD_EVERY_SECONDS:
-                    # Keeps message_counters small (rows of exited backends fold into
-                    # one); the counts, and so the metrics, do not change.
+            if now - self._folded_at >= FOLD_EVERY_SECONDS:
+                # Keeps message_counters small (rows of exited backends fold into one);
+                # the counts, and so the metrics, do not change.
+                async with self._primary.connection() as conn:
                     await obs_db.fold_message_counters(conn)
-                    self._folded_at = now
-                snapshot = await read_snapshot(conn)
+                self._folded_at = now
+            snapshot = await read_snapshot(self._primary)
             self._snapshot = (now, snapshot)
             return snapshot
 

@@ -45,13 +45,14 @@ def sink_for(pool: AsyncConnectionPool[Conn]) -> ReceiptSink:
     return sink
 
 
-async def apply_due(conn: Conn, *, limit: int = 1000) -> dict[str, int]:
-    """One batch of due receipts; returns counts (due, applied, consumed, waiting).
+async def apply_due(pool: AsyncConnectionPool[Conn], *, limit: int = 1000) -> dict[str, int]:
+    """One batch of due receipts, in a transaction of its own on a connection of
+    ``pool``; returns counts (due, applied, consumed, waiting).
 
     A matched receipt is consumed whether it changed anything or not (a duplicate finds
     the message final already); an unmatched one waits with backoff, since its submit
     response may not be stored yet, and is dropped once older than the horizon."""
-    async with conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         # Nothing due: one probe of the inbox's due index, and nothing else runs.
         rows = await receipts_db.take_due(conn, limit=limit, horizon_seconds=HORIZON_SECONDS)
         matched = [row for row in rows if row["id"] is not None]

@@ -192,17 +192,17 @@ async def issue_credentials(
     password = new_password()
     password_hash = await asyncio.to_thread(hash_password, password)
     try:
-        async with conn.transaction():
-            row = await smpp_db.save_account(
-                conn,
-                tenant_id=tenant_id,
-                system_id=system_id or "smsgw" + secrets.token_hex(5),
-                new_system_id=system_id,
-                password_hash=password_hash,
-                max_binds=max_binds,
-                set_networks=not isinstance(allowed_networks, msgspec.UnsetType),
-                allowed_networks=networks,
-            )
+        # One statement: in autocommit, its own transaction.
+        row = await smpp_db.save_account(
+            conn,
+            tenant_id=tenant_id,
+            system_id=system_id or "smsgw" + secrets.token_hex(5),
+            new_system_id=system_id,
+            password_hash=password_hash,
+            max_binds=max_binds,
+            set_networks=not isinstance(allowed_networks, msgspec.UnsetType),
+            allowed_networks=networks,
+        )
     except psycopg.errors.UniqueViolation:
         raise Conflict("Another tenant's SMPP account has this system_id.") from None
     return account_from_row(row), password

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from psycopg_pool import AsyncConnectionPool
 
 from core import inbound, receipts
 from core.accept import DispatchScheduler
@@ -171,7 +172,7 @@ def _dlr_secret(rows: list[dict[str, Any]], provider: str) -> str:
 
 
 async def accept_http_inbound(
-    conn: Conn,
+    pool: AsyncConnectionPool[Conn],
     *,
     provider: str,
     body: bytes,
@@ -179,8 +180,10 @@ async def accept_http_inbound(
     scheduler: DispatchScheduler,
 ) -> inbound.Received:
     """Inbound messages an HTTP provider posts: signed like its receipts, a repeated
-    provider id stored once; each is matched to the tenant owning its destination."""
-    secret = _dlr_secret(await providers_db.list_providers(conn), provider)
+    provider id stored once; each is matched to the tenant owning its destination, in a
+    transaction of its own."""
+    async with pool.connection() as conn:
+        secret = _dlr_secret(await providers_db.list_providers(conn), provider)
     if not http_provider.verify_signature(secret, body, signature):
         raise Unauthorized("The inbound message is not signed with this provider's secret.")
     try:
@@ -191,7 +194,7 @@ async def accept_http_inbound(
         raise InvalidRequest(
             "The inbound messages are not valid.", [FieldError("body", str(exc))]
         ) from None
-    return await inbound.receive(conn, parts, scheduler=scheduler)
+    return await inbound.receive(pool, parts, scheduler=scheduler)
 
 
 async def accept_http_receipts(
@@ -210,6 +213,6 @@ async def accept_http_receipts(
         raise InvalidRequest(
             "The receipts are not valid.", [FieldError("body", str(exc))]
         ) from None
-    async with conn.transaction():
-        await receipts.record(conn, parsed)
+    # One statement: in autocommit, its own transaction.
+    await receipts.record(conn, parsed)
     return len(parsed)

@@ -21,7 +21,9 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 
+import psycopg
 from procrastinate.schema import SchemaManager
+from psycopg.rows import dict_row
 
 from db import Conn
 from db.partitions import ensure_partitions
@@ -99,15 +101,19 @@ async def current_version(conn: Conn) -> int | None:
     return max(applied, default=None)
 
 
-async def migrate(conn: Conn, *, partitions_ahead_days: int = 7) -> list[str]:
+async def migrate(database_url: str, *, partitions_ahead_days: int = 7) -> list[str]:
     """Bring the database to the latest schema; returns what was applied.
 
-    ``conn`` must be in autocommit mode: each migration commits on its own. Raises
+    On a connection of its own, in autocommit: each migration commits on its own, and
+    the advisory lock that queues concurrent runs is the session's. Raises
     PreReleaseDatabase, having changed nothing, on a database of the pre-release history.
     """
     applied: list[str] = []
-    await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK,))
+    conn = await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, row_factory=dict_row
+    )
     try:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK,))
         await conn.execute(_BOOKKEEPING)
         done = await _applied(conn)
         _check_history(done)
@@ -130,5 +136,6 @@ async def migrate(conn: Conn, *, partitions_ahead_days: int = 7) -> list[str]:
         async with conn.transaction():
             await ensure_partitions(conn, days_ahead=partitions_ahead_days)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK,))
+        # Ends the session, and with it the advisory lock.
+        await conn.close()
     return applied

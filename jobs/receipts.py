@@ -23,12 +23,11 @@ def register(app: procrastinate.App) -> None:
     async def apply_receipts(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
         deadline = time.monotonic() + RUN_SECONDS
-        async with deps.pool.connection() as conn:
-            while time.monotonic() < deadline:
-                counts = await receipts.apply_due(conn, limit=BATCH)
-                if counts["applied"] or counts["waiting"]:
-                    log.info("receipts.applied", **counts)
-                if counts["due"] < BATCH:
-                    return
+        while time.monotonic() < deadline:
+            counts = await receipts.apply_due(deps.pool, limit=BATCH)
+            if counts["applied"] or counts["waiting"]:
+                log.info("receipts.applied", **counts)
+            if counts["due"] < BATCH:
+                return
 
     del apply_receipts

@@ -67,7 +67,9 @@ ReceiptSink = Callable[[Sequence[Receipt]], Awaitable[None]]
 @dataclass(frozen=True, slots=True)
 class InboundPart:
     """A mobile-originated message, or one part of a long one, as an upstream hands it
-    over: by text (HTTP webhook) or as the octets and data_coding of a deliver_sm."""
+    over: by text (HTTP webhook) or as the octets and data_coding of a deliver_sm (the
+    SMS codings of providers/sms_text.py, decoded once a long message's parts are
+    joined)."""
 
     provider: str
     source: str

@@ -345,16 +345,3 @@ def split_udh(short_message: bytes) -> tuple[Concatenation | None, bytes]:
             return Concatenation((data[0] << 8) | data[1], data[2], data[3]), payload
         index += 2 + size
     return None, payload
-
-
-def decode_text(data_coding: int, payload: bytes) -> str | None:
-    """Text of a payload in the codings handsets use; None for binary or unknown ones."""
-    if data_coding == 0:
-        return str(_GSM.decode(payload, "replace")[0])
-    if data_coding == 8:
-        return payload.decode("utf-16-be", "replace")
-    if data_coding == 1:
-        return payload.decode("ascii", "replace")
-    if data_coding == 3:
-        return payload.decode("latin-1")
-    return None

@@ -15,6 +15,7 @@ import structlog
 
 from providers import smpp_codec as codec
 from providers import smpp_receipts as receipts
+from providers import sms_text
 from providers.base import InboundPart, Receipt, ReceiptSink
 
 log = structlog.get_logger("smsgw.providers.smpp")
@@ -130,7 +131,7 @@ class Incoming:
                     source=deliver.source,
                     destination=deliver.destination,
                     data_coding=deliver.data_coding,
-                    text=codec.decode_text(deliver.data_coding, payload),
+                    text=sms_text.decode_text(deliver.data_coding, payload),
                     payload=payload,
                     concatenation=concatenation,
                     received_at=now,

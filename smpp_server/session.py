@@ -17,16 +17,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
 from core.smpp_accounts import Binding
+from core.tenants import Tenant
 from smpp_server import pdu, status, submit, submit_sm
 from smpp_server.intake import Intake
-
-if TYPE_CHECKING:
-    from smpp_server.server import Listener
 
 log = structlog.get_logger("smsgw.smpp_server")
 
@@ -37,10 +35,22 @@ class SessionClosed(Exception):
     """The bind ended before the ESME answered."""
 
 
+class Host(Protocol):
+    """What a session needs of the listener that accepted it (smpp_server/server.py)."""
+
+    intake: Intake
+
+    async def admit(self, session: Session, request: pdu.BindRequest) -> int: ...
+
+    async def release(self, session: Session) -> None: ...
+
+    def tenant(self, tenant_id: uuid.UUID) -> Tenant | None: ...
+
+
 class Session:
     def __init__(
         self,
-        listener: Listener,
+        listener: Host,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         *,

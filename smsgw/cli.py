@@ -50,10 +50,7 @@ def _require_database_url() -> None:
 
 
 async def _migrate(database_url: str, partitions_ahead_days: int) -> list[str]:
-    async with await psycopg.AsyncConnection.connect(
-        database_url, autocommit=True, row_factory=dict_row
-    ) as conn:
-        return await migrate_db.migrate(conn, partitions_ahead_days=partitions_ahead_days)
+    return await migrate_db.migrate(database_url, partitions_ahead_days=partitions_ahead_days)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:

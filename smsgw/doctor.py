@@ -17,6 +17,7 @@ from core import doctor
 from core.settings import Settings
 from db import Conn
 from db import doctor as doctor_db
+from db.pool import open_pool
 
 CONNECT_TIMEOUT = 5
 
@@ -54,11 +55,11 @@ async def _examine(
             except psycopg.Error as exc:
                 detail = f"REPORTING_DATABASE_URL: cannot connect: {_first_line(exc)}"
                 unreachable = doctor.Finding(check="replica", status="fail", detail=detail)
+        pool = await open_pool(settings.database_url, min_size=1, max_size=2, name="doctor")
         try:
-            checks = await doctor.examine(
-                primary, reporting, limits=limits, with_ledger=with_ledger
-            )
+            checks = await doctor.examine(pool, reporting, limits=limits, with_ledger=with_ledger)
         finally:
+            await pool.close()
             if reporting is not None:
                 await reporting.close()
     if unreachable is not None:

@@ -159,7 +159,6 @@ class MessagesController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        conn: NamedDependency[Conn],
         tenant: NamedDependency[Tenant],
         data: JSONBody[BatchRequest],
         idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
@@ -167,7 +166,7 @@ class MessagesController(Controller):
         svc = services(state)
         items: list[SendRequest | InvalidRequest] = data  # type: ignore[assignment]
         result = await batch.accept_batch(
-            conn,
+            svc.pool,
             tenant=tenant,
             items=items,
             scheduler=svc.scheduler,

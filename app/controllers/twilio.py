@@ -5,52 +5,26 @@ and credentials (README, "Twilio-compatible API")."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qs
 
 from litestar import Controller, Request, Response, get, post
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
-from app.auth import request_state, throttled
+from app.auth import request_state, twilio_guard
 from app.deps import services
 from app.openapi import twilio_errors
 from app.twilio_errors import TWILIO_EXCEPTION_HANDLERS
 from core import twilio, twilio_api
-from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
+from core.errors import FieldError, InvalidRequest, NotFound
 from core.idempotency import Idempotency
 from db import Conn
 
 IDEMPOTENCY_HEADER = "I-Twilio-Idempotency-Token"
-
-
-def _basic(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, str]:
-    scheme, _, encoded = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        raise Unauthorized("Send HTTP Basic auth with your account SID and auth token.")
-    try:
-        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise Unauthorized("The Authorization header is not valid Basic auth.") from None
-    return username, password
-
-
-async def twilio_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    # Failed attempts count towards the same per-address throttle as bearer keys.
-    async with throttled(connection):
-        username, password = _basic(connection)
-        async with services(connection.app.state).pool.connection() as conn:
-            account = await twilio.authenticate(conn, account_sid=username, auth_token=password)
-        if connection.path_params.get("account_sid") != account.account_sid:
-            raise Unauthorized("These credentials are not valid for this account.")
-    request_state(connection)["twilio_account"] = account
 
 
 def provide_account(request: Request[Any, Any, Any]) -> twilio.Account:

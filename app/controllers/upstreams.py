@@ -142,7 +142,6 @@ class ReceiptsController(Controller):
         self,
         request: Request[Any, Any, Any],
         state: State,
-        conn: NamedDependency[Conn],
         provider: FromPath[str],
     ) -> InboundAccepted:
         """Inbound (mobile-originated) messages from an HTTP provider, signed like its
@@ -151,7 +150,7 @@ class ReceiptsController(Controller):
         `{messages: [...]}`. A repeated `id` is counted in `duplicates` and stored once;
         a destination no tenant owns in `unrouted`."""
         received = await upstreams.accept_http_inbound(
-            conn,
+            services(state).pool,
             provider=provider,
             body=await request.body(),
             signature=request.headers.get(SIGNATURE_HEADER),

@@ -138,7 +138,7 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
     ]
 
 
-PACKAGES = ("app", "core", "db", "jobs", "providers", "ops")
+PACKAGES = ("app", "core", "db", "jobs", "providers", "smpp_server", "smsgw", "ops")
 
 
 def snapshot(root: Path) -> Path:

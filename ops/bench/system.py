@@ -22,7 +22,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ops.load import procnet
+from ops import procnet
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import free_port, smsgw_command, stop, stop_all, wait_http
 

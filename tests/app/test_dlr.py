@@ -43,14 +43,14 @@ async def _sent_message(api, conn, tenant, provider_message_id):
     return sent.json()["id"]
 
 
-async def test_a_signed_receipt_delivers_the_message_once(api, conn, admin_headers, tenant):
+async def test_a_signed_receipt_delivers_the_message_once(api, conn, pool, admin_headers, tenant):
     await two_way.http_provider(api, admin_headers)
     message_id = await _sent_message(api, conn, tenant, "AGG-1")
     for _ in range(2):  # the provider retries its webhook: the second changes nothing
         response = await two_way.receipts(api, {"id": "AGG-1", "status": "delivered"})
         assert response.status_code == 202
         assert response.json() == {"accepted": 1}
-        await receipts.apply_due(conn)
+        await receipts.apply_due(pool)
     message = await support.message(api, tenant, message_id)
     assert message["status"] == "delivered"
     assert message["delivered_at"] is not None
@@ -63,18 +63,20 @@ async def test_a_signed_receipt_delivers_the_message_once(api, conn, admin_heade
     assert (await cursor.fetchone())["n"] == 0
 
 
-async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admin_headers, tenant):
+async def test_a_receipt_before_the_submit_response_waits_for_it(
+    api, conn, pool, admin_headers, tenant
+):
     await two_way.http_provider(api, admin_headers)
     early = await two_way.receipts(
         api,
         {"receipts": [{"id": "AGG-7", "status": "undelivered", "error_code": "absent_subscriber"}]},
     )
     assert early.status_code == 202
-    counts = await receipts.apply_due(conn)
+    counts = await receipts.apply_due(pool)
     assert counts["waiting"] == 1  # no message carries AGG-7 yet
     message_id = await _sent_message(api, conn, tenant, "AGG-7")
     await conn.execute("UPDATE receipts_inbox SET available_at = now()")
-    await receipts.apply_due(conn)
+    await receipts.apply_due(pool)
     message = await support.message(api, tenant, message_id)
     assert message["status"] == "undelivered"
     assert message["error_code"] == "absent_subscriber"
@@ -83,16 +85,16 @@ async def test_a_receipt_before_the_submit_response_waits_for_it(api, conn, admi
 
 
 async def test_a_receipt_held_back_is_applied_when_due_and_not_before(
-    api, conn, admin_headers, tenant
+    api, conn, pool, admin_headers, tenant
 ):
     await two_way.http_provider(api, admin_headers)
     message_id = await _sent_message(api, conn, tenant, "AGG-9")
     assert (await two_way.receipts(api, {"id": "AGG-9", "status": "delivered"})).status_code == 202
     await conn.execute("UPDATE receipts_inbox SET available_at = now() + interval '1 hour'")
-    assert await receipts.apply_due(conn) == {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
+    assert await receipts.apply_due(pool) == {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
     assert (await support.message(api, tenant, message_id))["status"] == "sent"
     await conn.execute("UPDATE receipts_inbox SET available_at = now()")
-    counts = await receipts.apply_due(conn)
+    counts = await receipts.apply_due(pool)
     assert (counts["applied"], counts["consumed"]) == (1, 1)
     assert (await support.message(api, tenant, message_id))["status"] == "delivered"
 

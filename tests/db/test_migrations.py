@@ -58,9 +58,7 @@ def schema_db(pg_server) -> Iterator[str]:
 
 
 async def run_migrate(url: str) -> list[str]:
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
-    async with conn:
-        return await migrate.migrate(conn)
+    return await migrate.migrate(url)
 
 
 async def version(url: str) -> int | None:

@@ -9,8 +9,7 @@ from typing import Literal
 
 from litestar.routes import HTTPRoute
 
-from app.auth import admin_guard, tenant_guard
-from app.controllers.twilio import twilio_guard
+from app.auth import admin_guard, tenant_guard, twilio_guard
 from app.factory import create_app
 from core.settings import Settings
 

@@ -43,8 +43,56 @@ def _dumps(value: Any, **_: Any) -> str:
     return _json.encode(value).decode()
 
 
+# procrastinate's records that repeat for every job, by their `action` extra: the periodic
+# tasks (receipts and callbacks every second, upkeep every few) would write about eight
+# lines a second into an idle gateway's log. They are DEBUG lines here. What a job did is
+# our own INFO line (`receipts.applied`, `partitions.created`, ...); a failed job
+# (`job_error`, `job_error_retry`), a worker's start and stop, and every warning and
+# error of procrastinate keep their level.
+ROUTINE_ACTIONS = frozenset(
+    {
+        "start_job",  # "Starting job ..." (procrastinate.worker.<name>)
+        "job_success",  # "Job ... ended with status: Success" (procrastinate.worker)
+        "periodic_task_deferred",  # "Periodic job ... deferred" (procrastinate.periodic)
+        "jobs_deferred",  # "Deferred 1 job" (procrastinate.jobs, Task.defer_async)
+        # The task table read at every worker start: the code, not the running system.
+        "registering_periodic_task",  # procrastinate.periodic
+        "loading_blueprint",  # procrastinate.blueprints
+    }
+)
+
+
+class _RoutineToDebug(logging.Filter):
+    """Rewrites procrastinate's per-job INFO records to DEBUG, then lets them through
+    only when the process logs DEBUG. A handler filter, not a logger one: the records
+    come from procrastinate.worker's child loggers too, which a logger filter misses."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.levelno == logging.INFO
+            and record.name.startswith("procrastinate.")
+            and getattr(record, "action", None) in ROUTINE_ACTIONS
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.level <= logging.DEBUG
+        return True
+
+
+def wants_json(json: bool | None, stream: TextIO | None = None) -> bool:
+    """JSON lines unless they go to a terminal (``stream``, by default stderr, where
+    every process writes its log); ``json`` (SMSGW_LOG_JSON), when set, decides."""
+    if json is not None:
+        return json
+    return not (stream if stream is not None else sys.stderr).isatty()
+
+
 def configure(*, json: bool | None = None, level: str = "INFO") -> None:
-    as_json = (not sys.stderr.isatty()) if json is None else json
+    as_json = wants_json(json)
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -60,12 +108,11 @@ def configure(*, json: bool | None = None, level: str = "INFO") -> None:
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         logger_factory=_logger_factory,
         # A line below the level costs a method call that returns at once.
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler()
+    handler.addFilter(_RoutineToDebug(numeric_level))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

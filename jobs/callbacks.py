@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -81,8 +82,9 @@ async def _post(
     return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
 
 
-async def deliver_batch(deps: WorkerDeps) -> int:
-    """Claim and attempt one batch; returns how many were attempted."""
+async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) -> int:
+    """Claim and attempt one batch; returns how many were attempted, and counts each
+    attempt's outcome (delivered, retry, abandoned) in ``outcomes``."""
     async with deps.pool.connection() as conn, conn.transaction():
         rows = await callbacks_db.claim(conn, limit=BATCH, lease_seconds=LEASE_SECONDS)
     if not rows:
@@ -118,6 +120,8 @@ async def deliver_batch(deps: WorkerDeps) -> int:
         results["status_codes"].append(status_code)
         results["errors"].append(error)
         results["next_attempt_ats"].append(decision.next_attempt_at)
+        if outcomes is not None:
+            outcomes[decision.outcome] += 1
         if decision.outcome != "delivered":
             log.info(
                 "callback.failed",
@@ -139,8 +143,18 @@ def register(app: procrastinate.App) -> None:
     async def deliver_callbacks(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
         deadline = time.monotonic() + RUN_SECONDS
+        outcomes: Counter[str] = Counter()
         while time.monotonic() < deadline:
-            if await deliver_batch(deps) < BATCH:
-                return
+            if await deliver_batch(deps, outcomes) < BATCH:
+                break
+        # One line a run that attempted callbacks (a failed one has its own
+        # `callback.failed` line too); none when idle.
+        if outcomes:
+            log.info(
+                "callbacks.delivered",
+                delivered=outcomes["delivered"],
+                retrying=outcomes["retry"],
+                abandoned=outcomes["abandoned"],
+            )
 
     del deliver_callbacks

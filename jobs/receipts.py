@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import procrastinate
 import structlog
@@ -23,11 +24,20 @@ def register(app: procrastinate.App) -> None:
     async def apply_receipts(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
         deadline = time.monotonic() + RUN_SECONDS
+        totals: Counter[str] = Counter()
         while time.monotonic() < deadline:
             counts = await receipts.apply_due(deps.pool, limit=BATCH)
-            if counts["applied"] or counts["waiting"]:
-                log.info("receipts.applied", **counts)
+            totals.update(counts)
             if counts["due"] < BATCH:
-                return
+                break
+        # One line a run that found receipts, its batches added up; none when idle.
+        if totals["applied"] or totals["waiting"]:
+            log.info(
+                "receipts.applied",
+                due=totals["due"],
+                applied=totals["applied"],
+                consumed=totals["consumed"],
+                waiting=totals["waiting"],
+            )
 
     del apply_receipts

@@ -78,11 +78,17 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     async def purge_idempotency_keys(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
         async with deps.pool.connection() as conn:
-            await idempotency_db.purge_keys(conn, ttl_seconds=deps.settings.idempotency_ttl_seconds)
+            keys = await idempotency_db.purge_keys(
+                conn, ttl_seconds=deps.settings.idempotency_ttl_seconds
+            )
             # Providers retry an inbound webhook for hours, not a week.
-            await inbound_db.purge_seen(conn, seconds=INBOUND_SEEN_SECONDS)
-            await auth_db.purge_failures(
+            seen = await inbound_db.purge_seen(conn, seconds=INBOUND_SEEN_SECONDS)
+            failures = await auth_db.purge_failures(
                 conn, window_seconds=deps.settings.auth_failures_window_seconds
+            )
+        if keys or seen or failures:
+            log.info(
+                "upkeep.purged", idempotency_keys=keys, inbound_seen=seen, auth_failures=failures
             )
 
     @app.periodic(cron="* * * * * */5", periodic_id="inbound-parts")

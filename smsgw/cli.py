@@ -206,7 +206,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     embedded: EmbeddedPostgres | None = None
     env = dict(os.environ)
-    logs.configure(json=None, level=env.get("SMSGW_LOG_LEVEL", "INFO"))
+    # One decision for this process and the children it starts, which write to the same
+    # stderr: SMSGW_LOG_JSON when set, else human-readable lines on a terminal, JSON
+    # elsewhere. Handed down explicitly, so the API and the worker never disagree.
+    log_json = logs.wants_json(_settings(database_url="").log_json)
+    logs.configure(json=log_json, level=env.get("SMSGW_LOG_LEVEL", "INFO"))
+    env["SMSGW_LOG_JSON"] = "true" if log_json else "false"
     if not env.get("DATABASE_URL"):
         data_dir = Path(env.get("SMSGW_DATA_DIR", "data")) / "postgres"
         try:

@@ -1,5 +1,6 @@
-"""`smsgw run` as a newcomer uses it: start, paste the printed curl, see the message
-delivered, Ctrl-C stops everything it started."""
+"""`smsgw run` as a newcomer uses it, on a terminal: start, paste the printed curl, see
+the message delivered, read the log lines (not JSON), Ctrl-C stops everything it
+started."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -50,18 +52,36 @@ def _read_banner(proc: subprocess.Popen[str], deadline: float) -> str:
     raise AssertionError("no banner; output was:\n" + "".join(lines))
 
 
+def _read_all(controller: int, into: bytearray) -> None:
+    """What the processes write to the terminal, until the last of them closes it."""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: no process holds the terminal any more
+            return
+        if not chunk:
+            return
+        into += chunk
+
+
 def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.pop("DATABASE_URL", None)
     env.update({"SMSGW_DATA_DIR": str(data_dir), "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "0.2"})
+    # The log (stderr, the children's too) goes to a terminal, as when a person runs it.
+    controller, terminal = os.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "smsgw.cli", "run", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=terminal,
         text=True,
     )
+    os.close(terminal)
+    log = bytearray()
+    reader = threading.Thread(target=_read_all, args=(controller, log), daemon=True)
+    reader.start()
     try:
         banner = _read_banner(proc, time.monotonic() + 120)
         curl = re.search(r"^  (curl -s -X POST .*?)\n\n", banner, re.MULTILINE | re.DOTALL)
@@ -91,7 +111,14 @@ def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
+        reader.join(timeout=10)
+        os.close(controller)
     assert code == 0
+    # Human-readable lines on a terminal, from the API and the worker it started too.
+    lines = log.decode(errors="replace").splitlines()
+    assert any("worker.started" in line for line in lines), lines
+    assert any("Listening at" in line for line in lines), lines
+    assert not [line for line in lines if line.lstrip().startswith("{")], lines
     # Everything it started is gone: the port is free and PostgreSQL is stopped.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))

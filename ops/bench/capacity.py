@@ -156,7 +156,7 @@ async def main_async(args: argparse.Namespace) -> None:
         subprocess.run(smsgw_command("migrate"), env=env, check=True, capture_output=True)
         procs.append(spawn(smsgw_command("api", "--port", str(port)), env=env))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-            await await_http(f"{client.base_url}ready", within=30)
+            await await_http(str(client.base_url.join("/ready")), within=30)
             keys = await _tenants(client, args.tenants)
 
             # 1 + 2. One full life per message: WAL, storage and CPU.

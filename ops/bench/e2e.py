@@ -236,7 +236,7 @@ async def main_async(args: argparse.Namespace) -> None:
         api = spawn(smsgw_command("api", "--port", str(port)), env=env)
         procs.append(api)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            await await_http(f"{client.base_url}ready", within=30)
+            await await_http(str(client.base_url.join("/ready")), within=30)
             keys = await _tenants(client, args.tenants)
             peer = stack.enter_context(_peer(args.provider, f"http://127.0.0.1:{port}"))
             await _use_provider(client, peer)

@@ -7,11 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,63 +15,22 @@ import httpx
 import psycopg
 
 from app.observability import new_request_id
+from smsgw import processes
 from tests import httpd, support
 from tests.conftest import ADMIN_TOKEN
-from tests.workers import _env
+from tests.workers import _env, eventually
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", *args],
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-async def _until(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await _sleep()
-    raise AssertionError("condition not met")
-
-
-async def _sleep() -> None:
-    import asyncio
-
-    await asyncio.sleep(0.1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return processes.spawn(processes.smsgw_command(*args), env=env, log=log)
 
 
 async def _until_ready(api: httpx.AsyncClient) -> None:
-    async def ready():
-        try:
-            return (await api.get("/ready")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await _until(ready)
+    await processes.await_http(str(api.base_url.join("/ready")), within=30)
 
 
 async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url, tmp_path):
-    port = _free_port()
+    port = processes.free_port()
     env = _env(db_url, {"log_level": "DEBUG"})
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
@@ -107,10 +62,10 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
                     statuses = [json.loads(r.body)["status"] for r in hook.received]
                     return "delivered" in statuses
 
-                await _until(delivered_callbacks)
+                await eventually(delivered_callbacks)
         finally:
-            _stop(api_proc)
-            _stop(worker_proc)
+            processes.stop(api_proc, timeout=20)
+            processes.stop(worker_proc, timeout=20)
 
     lines = api_log.read_text().splitlines() + worker_log.read_text().splitlines()
     assert lines
@@ -145,7 +100,7 @@ async def test_a_workloads_logs_are_json_with_context_and_without_secrets(db_url
 async def test_at_info_only_refused_failed_or_slow_requests_are_logged(db_url, tmp_path):
     """A line per accepted send would repeat the messages table a billion times a day at
     the mission's peak: at INFO an answered send writes none, a refusal writes its line."""
-    port = _free_port()
+    port = processes.free_port()
     env = _env(db_url, {"log_level": "INFO"})
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
     api_log = tmp_path / "api.log"
@@ -162,7 +117,7 @@ async def test_at_info_only_refused_failed_or_slow_requests_are_logged(db_url, t
             unknown = await api.get("/v1/balance", headers={"Authorization": "Bearer smsgw_x"})
             assert unknown.status_code == 401
     finally:
-        _stop(api_proc)
+        processes.stop(api_proc, timeout=20)
     records = [json.loads(line) for line in api_log.read_text().splitlines()]
     logged = {
         (r["route"], r["status"]): r["request_id"] for r in records if r["event"] == "http.request"
@@ -201,7 +156,7 @@ async def _periodic_jobs_ran(conn: psycopg.AsyncConnection, *, seconds: int) -> 
         )
         return dict(await cursor.fetchall())
 
-    first = await _until(deferred)
+    first = await eventually(deferred)
 
     async def ran():
         latest = await deferred()
@@ -216,13 +171,13 @@ async def _periodic_jobs_ran(conn: psycopg.AsyncConnection, *, seconds: int) -> 
         assert "failed" not in left, left
         return sum(left.values()) <= 2
 
-    await _until(ran)
+    await eventually(ran)
 
 
 async def test_an_idle_gateway_writes_its_start_lines_only_and_work_writes_a_line(db_url, tmp_path):
     """At INFO, procrastinate's lines for each run of the periodic jobs are not written;
     a run that did something writes one line with its counts."""
-    port = _free_port()
+    port = processes.free_port()
     env = _env(db_url, {"log_level": "INFO"})
     env["SMSGW_ADMIN_TOKEN"] = ADMIN_TOKEN
     api_log, worker_log = tmp_path / "api.log", tmp_path / "worker.log"
@@ -248,11 +203,11 @@ async def test_an_idle_gateway_writes_its_start_lines_only_and_work_writes_a_lin
                     done = _total(_records(worker_log), "receipts.applied", "applied")
                     return done and _total(_records(worker_log), "callbacks.delivered", "delivered")
 
-                await _until(did_work)
+                await eventually(did_work)
                 worked = _records(worker_log)[idle_worker_lines:]
         finally:
-            _stop(api_proc)
-            _stop(worker_proc)
+            processes.stop(api_proc, timeout=20)
+            processes.stop(worker_proc, timeout=20)
 
     for record in idle:
         assert record["level"] == "info", record

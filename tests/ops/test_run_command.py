@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,11 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from smsgw import processes
 
 
 @pytest.fixture
@@ -65,14 +60,14 @@ def _read_all(controller: int, into: bytearray) -> None:
 
 
 def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
-    port = _free_port()
+    port = processes.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.pop("DATABASE_URL", None)
     env.update({"SMSGW_DATA_DIR": str(data_dir), "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "0.2"})
     # The log (stderr, the children's too) goes to a terminal, as when a person runs it.
     controller, terminal = os.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", "run", "--port", str(port)],
+        processes.smsgw_command("run", "--port", str(port)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=terminal,

@@ -9,17 +9,17 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.ops.test_run_command import _free_port, _read_banner, data_dir  # noqa: F401
+from smsgw import processes
+from tests.ops.test_run_command import _read_banner, data_dir  # noqa: F401
 from tests.smpp_server import esme as e
 
 
 def test_run_starts_an_smpp_listener_a_demo_esme_can_bind_to(data_dir):  # noqa: F811
-    port, smpp_port = _free_port(), _free_port()
+    port, smpp_port = processes.free_port(), processes.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.pop("DATABASE_URL", None)
     env.update(
@@ -30,7 +30,7 @@ def test_run_starts_an_smpp_listener_a_demo_esme_can_bind_to(data_dir):  # noqa:
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", "run", "--port", str(port)],
+        processes.smsgw_command("run", "--port", str(port)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

@@ -90,7 +90,11 @@ def providers(snapshot: observability.Snapshot) -> Finding:
         detail = f"breaker open: {', '.join(opened)} (their messages go elsewhere or wait)"
         return Finding(check="providers", status="warn", detail=detail)
     count = len(snapshot.providers)
-    detail = f"{count} provider(s), no breaker open" if count else "none configured yet"
+    detail = (
+        f"{count} provider(s), no breaker open"
+        if count
+        else "none configured: messages go to the default one (SMSGW_PROVIDER)"
+    )
     return Finding(check="providers", status="ok", detail=detail)
 
 

@@ -272,3 +272,28 @@ async def test_the_bind_limit_survives_losing_the_slots_connection(
     # The first bind never noticed: it still submits.
     assert (await run(first.submit, destination_addr="14155552671", text="still here"))[0] == 0
     await run(first.unbind)
+
+
+async def test_the_listener_stops_even_when_a_background_loop_missed_its_cancel(settings, pool):
+    """Seen once: the upkeep loop went on after close() cancelled it (a cancel lost in a
+    race inside a wait), and the shutdown waited for it for good."""
+    server = Listener(settings, pool, scheduler=ProcrastinateScheduler(), refresh_seconds=0.2)
+    await server.start("127.0.0.1", 0)
+    cancels = 0
+
+    async def loses_its_first_cancel() -> None:
+        nonlocal cancels
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cancels += 1
+                if cancels > 1:
+                    raise
+
+    server._background.append(asyncio.create_task(loses_its_first_cancel()))
+    await asyncio.sleep(0)  # it is in its loop
+    async with asyncio.timeout(30):  # a deadline for the wait, not a measurement
+        await server.close()
+    assert cancels == 2
+    assert all(task.done() for task in server._background)

@@ -1,7 +1,8 @@
 """Test fixtures: one real PostgreSQL server per test session (in memory when there is
 room), a template database built from db/schema.sql plus procrastinate's schema, and a
 fresh clone of it per test that needs one, made ahead while the tests before run. After
-every test that used a database, the ledger invariant must hold."""
+every test that used a database, the ledger invariant must hold. Tests that take seconds
+by design are marked `slow` (SLOW below)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,54 @@ from tests import support
 
 TEMPLATE = "smsgw_template"
 ADMIN_TOKEN = "test-admin-token"
+
+# Tests that take seconds by design, marked `slow` here in one place (a folder, a file
+# or a test): `ops/test -m "not slow"` is the quick run while working, .ci/run and a
+# plain `ops/test` run everything.
+SLOW = (
+    # Servers of their own: the fault suite's (restarted), `smsgw run`'s embedded one, a
+    # streaming replica, a restored dump, the load scripts' whole system.
+    "faults/",
+    "ops/test_run_command.py",
+    "ops/test_run_smpp.py",
+    "ops/test_replica.py",
+    "ops/test_backup.py",
+    "ops/test_load_scripts.py",
+    # Real `smsgw api` / `smsgw worker` processes driven from outside: schemathesis and
+    # hostile input, headless Chromium, the twilio package, the logs, kill and signal.
+    "hostile/",
+    "app/test_dashboard_browser.py",
+    "app/test_twilio_client.py",
+    "ops/test_logs.py",
+    "jobs/test_recovery.py::test_sigkill_",
+    "jobs/test_recovery.py::test_sigterm_",
+    "isolation/test_keys_and_secrets.py::test_no_secret_reaches_the_logs_of_a_real_api_",
+    # Volume, and behaviour over real time (paces, backoff, timeouts, an outage).
+    "jobs/test_failover.py",
+    "jobs/test_provider_pacing.py",
+    "jobs/test_smpp_delivery.py",
+    "smpp_server/test_receipts.py::test_five_thousand_",
+    "providers/test_smpp.py::test_two_thousand_messages_",
+    "jobs/test_delivery.py::test_a_thousand_messages_",
+    "jobs/test_delivery.py::test_a_scheduled_message_waits_",
+    "jobs/test_tiers_and_fairness.py::test_a_tenants_delivery_pace_holds",
+    "jobs/test_tiers_and_fairness.py::test_a_small_tenant_is_served_while_",
+    "jobs/test_turn_pace.py::test_a_small_turn_spaces_",
+    "jobs/test_callbacks.py::test_a_failing_endpoint_",
+    "jobs/test_callbacks.py::test_a_hanging_endpoint_",
+    "providers/test_http.py::test_a_hanging_or_absent_",
+    "smpp_server/test_receipts.py::test_a_receipt_the_esme_refuses_for_now_comes_again",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if not item.path.is_relative_to(tests):
+            continue
+        node = item.path.relative_to(tests).as_posix() + "::" + item.name
+        if node.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass(frozen=True)

@@ -42,20 +42,17 @@ ADMIN_TOKEN = "test-admin-token"
 # or a test): `ops/test -m "not slow"` is the quick run while working, .ci/run and a
 # plain `ops/test` run everything.
 SLOW = (
-    # Servers of their own: the fault suite's (restarted), `smsgw run`'s embedded one, a
-    # streaming replica, a restored dump, the load scripts' whole system.
+    # The operator's tools run as an operator runs them: `smsgw run` (its embedded
+    # PostgreSQL), `smsgw doctor`, a streaming replica, backup and restore, the load
+    # scripts, the wheel built and installed, the logs of real processes.
+    "ops/",
+    # Servers of their own, restarted one fault at a time.
     "faults/",
-    "ops/test_run_command.py",
-    "ops/test_run_smpp.py",
-    "ops/test_replica.py",
-    "ops/test_backup.py",
-    "ops/test_load_scripts.py",
     # Real `smsgw api` / `smsgw worker` processes driven from outside: schemathesis and
-    # hostile input, headless Chromium, the twilio package, the logs, kill and signal.
+    # hostile input, headless Chromium, the twilio package, kill and signal.
     "hostile/",
     "app/test_dashboard_browser.py",
     "app/test_twilio_client.py",
-    "ops/test_logs.py",
     "jobs/test_recovery.py::test_sigkill_",
     "jobs/test_recovery.py::test_sigterm_",
     "isolation/test_keys_and_secrets.py::test_no_secret_reaches_the_logs_of_a_real_api_",

@@ -1,15 +1,20 @@
-"""Test fixtures: one real PostgreSQL server per test session, a template database built
-from db/schema.sql plus procrastinate's schema, and a fresh clone of it per test that
-needs one. After every test that used a database, the ledger invariant must hold."""
+"""Test fixtures: one real PostgreSQL server per test session (in memory when there is
+room), a template database built from db/schema.sql plus procrastinate's schema, and a
+fresh clone of it per test that needs one, made ahead while the tests before run. After
+every test that used a database, the ledger invariant must hold. Tests that take seconds
+by design are marked `slow` (SLOW below)."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import os
 import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +38,51 @@ from tests import support
 TEMPLATE = "smsgw_template"
 ADMIN_TOKEN = "test-admin-token"
 
+# Tests that take seconds by design, marked `slow` here in one place (a folder, a file
+# or a test): `ops/test -m "not slow"` is the quick run while working, .ci/run and a
+# plain `ops/test` run everything.
+SLOW = (
+    # The operator's tools run as an operator runs them: `smsgw run` (its embedded
+    # PostgreSQL), `smsgw doctor`, a streaming replica, backup and restore, the load
+    # scripts, the wheel built and installed, the logs of real processes.
+    "ops/",
+    # Servers of their own, restarted one fault at a time.
+    "faults/",
+    # Real `smsgw api` / `smsgw worker` processes driven from outside: schemathesis and
+    # hostile input, headless Chromium, the twilio package, kill and signal.
+    "hostile/",
+    "app/test_dashboard_browser.py",
+    "app/test_twilio_client.py",
+    "jobs/test_recovery.py::test_sigkill_",
+    "jobs/test_recovery.py::test_sigterm_",
+    "isolation/test_keys_and_secrets.py::test_no_secret_reaches_the_logs_of_a_real_api_",
+    # Volume, and behaviour over real time (paces, backoff, timeouts, an outage).
+    "jobs/test_failover.py",
+    "jobs/test_provider_pacing.py",
+    "jobs/test_smpp_delivery.py",
+    "smpp_server/test_receipts.py::test_five_thousand_",
+    "providers/test_smpp.py::test_two_thousand_messages_",
+    "jobs/test_delivery.py::test_a_thousand_messages_",
+    "jobs/test_delivery.py::test_a_scheduled_message_waits_",
+    "jobs/test_tiers_and_fairness.py::test_a_tenants_delivery_pace_holds",
+    "jobs/test_tiers_and_fairness.py::test_a_small_tenant_is_served_while_",
+    "jobs/test_turn_pace.py::test_a_small_turn_spaces_",
+    "jobs/test_callbacks.py::test_a_failing_endpoint_",
+    "jobs/test_callbacks.py::test_a_hanging_endpoint_",
+    "providers/test_http.py::test_a_hanging_or_absent_",
+    "smpp_server/test_receipts.py::test_a_receipt_the_esme_refuses_for_now_comes_again",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if not item.path.is_relative_to(tests):
+            continue
+        node = item.path.relative_to(tests).as_posix() + "::" + item.name
+        if node.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
 
 @dataclass(frozen=True)
 class Server:
@@ -55,11 +105,24 @@ class Server:
         )
 
 
+# Where the session's PostgreSQL keeps its data (mkdtemp makes a private folder there).
+# Not pytest's tmp dir: when we are root the server runs as `postgres`, which must be
+# able to reach it.
+MEMORY, DISK = "/dev/shm", "/tmp"  # noqa: S108
+
+
+def _data_parent() -> str:
+    """Memory when there is room: the data is thrown away after the session (and the
+    server runs with fsync off anyway). On a small machine's disk, cloning the template
+    for each test took half the time of the quick run."""
+    if os.path.isdir(MEMORY) and shutil.disk_usage(MEMORY).free >= 2 * 1024**3:
+        return MEMORY
+    return DISK
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Server]:
-    # Not under pytest's tmp dir: when we are root the server runs as `postgres`, which
-    # must be able to reach its data folder.
-    base = Path(tempfile.mkdtemp(prefix="smsgw-tests-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="smsgw-tests-", dir=_data_parent()))
     base.chmod(0o755)
     embedded = EmbeddedPostgres(base / "pg", settings=dict(TEST_SETTINGS))
     embedded.start()
@@ -83,12 +146,49 @@ def template_db(pg_server: Server) -> str:
     return TEMPLATE
 
 
+class Clones:
+    """Fresh databases cloned from the template, made ahead in threads while tests run:
+    cloning the template (some 800 relations) takes 0.3 to 0.7 s on a small machine,
+    more than most tests take themselves."""
+
+    AHEAD = 2
+
+    def __init__(self, server: Server, template: str) -> None:
+        self.server, self.template = server, template
+        self.threads = ThreadPoolExecutor(max_workers=self.AHEAD, thread_name_prefix="clones")
+        self.ready: collections.deque[Future[str]] = collections.deque()
+
+    def make(self) -> str:
+        name = f"t_{uuid.uuid4().hex[:16]}"
+        self.server.janitor(name, template=self.template).init()
+        return name
+
+    def take(self) -> str:
+        while len(self.ready) <= self.AHEAD:
+            self.ready.append(self.threads.submit(self.make))
+        return self.ready.popleft().result()
+
+    def close(self) -> None:
+        for made in self.ready:
+            with contextlib.suppress(Exception):
+                self.server.janitor(made.result()).drop()
+        self.threads.shutdown()
+
+
+@pytest.fixture(scope="session")
+def clones(pg_server: Server, template_db: str) -> Iterator[Clones]:
+    clones = Clones(pg_server, template_db)
+    try:
+        yield clones
+    finally:
+        clones.close()
+
+
 @pytest.fixture
-def db_url(pg_server: Server, template_db: str) -> Iterator[str]:
+def db_url(pg_server: Server, clones: Clones) -> Iterator[str]:
     """A fresh database cloned from the template; the ledger invariant is checked after."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    janitor = pg_server.janitor(name, template=template_db)
-    janitor.init()
+    name = clones.take()
+    janitor = pg_server.janitor(name)
     url = pg_server.url(name)
     try:
         yield url

@@ -57,7 +57,7 @@ class Backlog:
 
 async def batch(args: argparse.Namespace) -> dict[str, int]:
     keys = Path(args.keys).read_text().split()
-    body = json_body(args.size)
+    body = json_body(args.size, args.callback_url)
     deadline = time.monotonic() + args.seconds
     backlog = Backlog(args.db_url, args.max_backlog, args.tenant, args.poll)
     statuses: Counter[int] = Counter()
@@ -145,6 +145,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--inflight", type=int, default=4)
     parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--callback-url", default=None, help="every message's callback_url")
     parser.add_argument("--total", type=int, default=None, help="stop after N messages")
     parser.add_argument("--max-backlog", type=int, default=0)
     parser.add_argument("--db-url", default=None, help="where to read the backlog")

@@ -41,6 +41,9 @@ QUEUE_DEPTH_SQL = (
     "  FROM message_counters"
 )
 
+# Receipts stored and due, not yet applied (through receipts_inbox_due_idx).
+RECEIPTS_DUE_SQL = "SELECT count(*) FROM receipts_inbox WHERE available_at <= now()"
+
 # Tenant filters (`tenants`) are arrays of ids, or NULL for every tenant of the database.
 
 
@@ -49,6 +52,13 @@ class Window:
     accepted: int  # messages created in the window
     sent: int  # messages whose sent_at falls in the window
     seconds: float
+    # Messages whose receipt was applied in the window: `delivered`, updated then (the
+    # time the tenant could see it; delivered_at is the carrier's own claim).
+    delivered: int = 0
+
+    @property
+    def delivered_rate(self) -> float:
+        return self.delivered / self.seconds
 
     @property
     def sent_rate(self) -> float:
@@ -95,28 +105,46 @@ def window(db_url: str, t0: float, t1: float, tenants: list[str] | None = None) 
             "SELECT count(*) FILTER (WHERE created_at >= to_timestamp(%(t0)s)"
             "                          AND created_at < to_timestamp(%(t1)s)),"
             "       count(*) FILTER (WHERE sent_at >= to_timestamp(%(t0)s)"
-            "                          AND sent_at < to_timestamp(%(t1)s))"
+            "                          AND sent_at < to_timestamp(%(t1)s)),"
+            "       count(*) FILTER (WHERE status = 'delivered'"
+            "                          AND updated_at >= to_timestamp(%(t0)s)"
+            "                          AND updated_at < to_timestamp(%(t1)s))"
             "  FROM messages WHERE created_at >= to_timestamp(%(t0)s) - interval '1 hour'"
             "   AND (%(tenants)s::uuid[] IS NULL OR tenant_id = ANY(%(tenants)s::uuid[]))",
             _params(t0, t1, tenants),
         ).fetchone()
     assert row is not None
-    return Window(accepted=int(row[0]), sent=int(row[1]), seconds=t1 - t0)
+    return Window(accepted=int(row[0]), sent=int(row[1]), seconds=t1 - t0, delivered=int(row[2]))
 
 
-def latency(db_url: str, t0: float, t1: float, tenants: list[str] | None = None) -> Latency:
+# When a message reached the end a latency is measured to: `sent`, or its receipt
+# applied (a message not there yet counts as never).
+_UNTIL = {
+    "sent": "sent_at",
+    "delivered": "CASE WHEN status = 'delivered' THEN updated_at END",
+}
+
+
+def latency(
+    db_url: str, t0: float, t1: float, tenants: list[str] | None = None, *, until: str = "sent"
+) -> Latency:
+    """Accept-to-``until`` (sent, or delivered: its receipt applied) of the messages
+    created in [t0, t1)."""
+    end = sql.SQL(_UNTIL[until])
     with psycopg.connect(db_url, autocommit=True) as conn:
         row = conn.execute(
-            "WITH l AS (SELECT coalesce(extract(epoch FROM sent_at - created_at)::float8,"
-            "                           'Infinity') AS s"
-            "             FROM messages"
-            "            WHERE created_at >= to_timestamp(%(t0)s)"
-            "              AND created_at < to_timestamp(%(t1)s)"
-            "              AND (%(tenants)s::uuid[] IS NULL"
-            "                   OR tenant_id = ANY(%(tenants)s::uuid[])))"
-            " SELECT count(*), count(*) FILTER (WHERE s = 'Infinity'),"
-            "        percentile_disc(0.5) WITHIN GROUP (ORDER BY s),"
-            "        percentile_disc(0.99) WITHIN GROUP (ORDER BY s), max(s) FROM l",
+            sql.SQL(
+                "WITH l AS (SELECT coalesce(extract(epoch FROM {} - created_at)::float8,"
+                "                           'Infinity') AS s"
+                "             FROM messages"
+                "            WHERE created_at >= to_timestamp(%(t0)s)"
+                "              AND created_at < to_timestamp(%(t1)s)"
+                "              AND (%(tenants)s::uuid[] IS NULL"
+                "                   OR tenant_id = ANY(%(tenants)s::uuid[])))"
+                " SELECT count(*), count(*) FILTER (WHERE s = 'Infinity'),"
+                "        percentile_disc(0.5) WITHIN GROUP (ORDER BY s),"
+                "        percentile_disc(0.99) WITHIN GROUP (ORDER BY s), max(s) FROM l"
+            ).format(end),
             _params(t0, t1, tenants),
         ).fetchone()
     assert row is not None
@@ -156,6 +184,56 @@ def drain(
                 break
             time.sleep(0.25)
     return time.time()
+
+
+def receipts_due(db_url: str) -> int:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(RECEIPTS_DUE_SQL).fetchone()
+    return int(row[0]) if row else 0
+
+
+def settle(db_url: str, timeout: float, *, callbacks: bool = False) -> float:
+    """After the sends have drained: waits until every receipt in the inbox has been
+    applied (and, with ``callbacks``, every callback delivered), or ``timeout``; returns
+    when that was (Unix seconds). The simulator stores a message's receipt with its
+    `sent` mark, so an empty inbox after the drain is every message's life ended."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT (SELECT count(*) FROM receipts_inbox)"
+                "     + CASE WHEN %(callbacks)s THEN (SELECT count(*) FROM callbacks"
+                "                                     WHERE next_attempt_at IS NOT NULL)"
+                "            ELSE 0 END",
+                {"callbacks": callbacks},
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                break
+            time.sleep(0.25)
+    return time.time()
+
+
+@dataclass(frozen=True)
+class Callbacks:
+    delivered: int  # callbacks answered 2xx in the window
+    made: int  # callbacks made for the messages of the window (one per status change)
+    left: int  # not yet delivered when measured
+
+    def rate(self, seconds: float) -> float:
+        return self.delivered / seconds
+
+
+def callbacks(db_url: str, t0: float, t1: float) -> Callbacks:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE delivered_at >= to_timestamp(%(t0)s)"
+            "                          AND delivered_at < to_timestamp(%(t1)s)),"
+            "       count(*), count(*) FILTER (WHERE delivered_at IS NULL)"
+            "  FROM callbacks WHERE created_at >= to_timestamp(%(t0)s) - interval '1 hour'",
+            _params(t0, t1, None),
+        ).fetchone()
+    assert row is not None
+    return Callbacks(delivered=int(row[0]), made=int(row[1]), left=int(row[2]))
 
 
 def series(
@@ -226,6 +304,8 @@ class Sampler:
     def __init__(self, db_url: str, *, waits: bool = False) -> None:
         self.db_url = db_url
         self.samples: list[tuple[float, int]] = []
+        # Receipts due and not yet applied: a backlog that must not grow.
+        self.receipts: list[tuple[float, int]] = []
         self.waits: Counter[str] = Counter()
         self._watch_waits = waits
         self._stop = threading.Event()
@@ -247,6 +327,8 @@ class Sampler:
                 if now >= next_depth:
                     row = conn.execute(QUEUE_DEPTH_SQL).fetchone()
                     self.samples.append((now, int(row[0]) if row else 0))
+                    row = conn.execute(RECEIPTS_DUE_SQL).fetchone()
+                    self.receipts.append((now, int(row[0]) if row else 0))
                     next_depth = now + 1.0
                 if self._watch_waits:
                     for kind, event, count in conn.execute(

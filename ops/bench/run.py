@@ -12,7 +12,10 @@ queue), and prints one table, each figure beside its target, all measured in one
   (T S S T T S S T T S), the ratio a median of adjacent pairs, so the machine's drift
   weighs on both alike (ops/bench/paired.py);
 - end to end, ingest and delivery at once, batch and single sends, simulator at 0 and at
-  50 ms: sent msg/s in the window and accept-to-sent (sent_at - created_at);
+  50 ms, its receipts after 1 s applied as they arrive (a message's whole life): sent and
+  delivered msg/s in the window, accept-to-sent and accept-to-delivered; the same with
+  receipts held back (accept -> sent only, a second row), and with status callbacks on
+  (every message with a callback_url on a loopback receiver);
 - one procrastinate job per message, drained by one worker: the baseline;
 - fairness: a small tenant's accept-to-sent behind a large tenant's 100,000 backlog;
 - growth: end to end again over millions of historic messages.
@@ -112,6 +115,18 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             lambda: end_to_end(bench, "e2e_batch_0", batch=True, latency_ms=0),
         ),
         (
+            "e2e_batch_0_held",
+            "e2e batch 0 ms, receipts held back",
+            lambda: end_to_end(bench, "e2e_batch_0_held", batch=True, latency_ms=0, receipts=False),
+        ),
+        (
+            "e2e_batch_0_callbacks",
+            "e2e batch 0 ms, status callbacks on",
+            lambda: end_to_end(
+                bench, "e2e_batch_0_callbacks", batch=True, latency_ms=0, callbacks=True
+            ),
+        ),
+        (
             "e2e_batch_50",
             "e2e batch 50 ms",
             lambda: end_to_end(bench, "e2e_batch_50", batch=True, latency_ms=50),
@@ -120,6 +135,13 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             "e2e_single_0",
             "e2e single 0 ms",
             lambda: end_to_end(bench, "e2e_single_0", batch=False, latency_ms=0),
+        ),
+        (
+            "e2e_single_0_held",
+            "e2e single 0 ms, receipts held back",
+            lambda: end_to_end(
+                bench, "e2e_single_0_held", batch=False, latency_ms=0, receipts=False
+            ),
         ),
         (
             "e2e_single_50",

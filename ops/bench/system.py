@@ -89,7 +89,16 @@ class Cluster:
         self.server.destroy()
 
 
-def gateway_env(db_url: str, *, latency_ms: float) -> dict[str, str]:
+# When the simulator's receipts come back: after 1 s (the product's default), applied as
+# they arrive, so a phase measures a message's whole life; or an hour later, which keeps
+# them out of a phase (the "receipts held back" rows: accept -> sent only).
+RECEIPTS_AFTER = 1.0
+HELD_BACK = 3600.0
+
+
+def gateway_env(
+    db_url: str, *, latency_ms: float, receipts_after: float = RECEIPTS_AFTER
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.update(
         {
@@ -98,9 +107,7 @@ def gateway_env(db_url: str, *, latency_ms: float) -> dict[str, str]:
             "SMSGW_LOG_LEVEL": "WARNING",
             "SMSGW_LOG_JSON": "true",
             "SMSGW_SIMULATOR_LATENCY_MS": str(latency_ms),
-            # Receipts would add a second write per message that is not part of
-            # accept -> sent; an hour keeps them out of every phase.
-            "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": "3600",
+            "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": f"{receipts_after:g}",
             "SMSGW_SIMULATOR_SEED": "1",
         }
     )
@@ -151,8 +158,10 @@ class Gateway:
             wait_http(self.base, watch=[self.api], any_answer=True)
         wait_serving(self.api.pid, self.api_workers, urlsplit(self.db_url).port or 5432)
 
-    def start_workers(self, count: int, *, latency_ms: float) -> None:
-        env = gateway_env(self.db_url, latency_ms=latency_ms)
+    def start_workers(
+        self, count: int, *, latency_ms: float, receipts_after: float = RECEIPTS_AFTER
+    ) -> None:
+        env = gateway_env(self.db_url, latency_ms=latency_ms, receipts_after=receipts_after)
         for n in range(count):
             args = smsgw_command("worker", "--name", f"{self.name}-{n}")
             self.workers.append(self._spawn(args, env, f"worker{n}"))
@@ -349,10 +358,12 @@ def cpu_note(used: dict[str, float], api_processes: list[float]) -> str:
     return f"cores busy {used.get('busy', 0):.2f} ({', '.join(parts)})"
 
 
-def json_body(messages: int) -> bytes:
+def json_body(messages: int, callback_url: str | None = None) -> bytes:
     import json
 
     one: dict[str, Any] = {"to": TO, "body": "bench message"}
+    if callback_url is not None:
+        one["callback_url"] = callback_url
     if messages == 1:
         return json.dumps(one).encode()
     return json.dumps({"messages": [one] * messages}).encode()

@@ -9,6 +9,7 @@ phase sees another's rows, jobs or dead tuples.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -273,6 +274,11 @@ def _processes() -> dict[int, tuple[int, str, int, int]]:
     return table
 
 
+# `smsgw api` and `smsgw worker` as the bench starts them (`python -m smsgw worker`,
+# smsgw_command) or as `python -m smsgw.cli api`: the group is the subcommand's.
+_ROLE = re.compile(r"-m smsgw(?:\.cli)? (api|worker) ")
+
+
 class CpuMeter:
     """Where the machine's CPU went during a phase, in cores (1.0 = one core busy):
     our PostgreSQL server (backends that exited included, through the postmaster's
@@ -302,9 +308,12 @@ class CpuMeter:
             return "other"
         if pid == me or "py-spy" in cmdline:
             return "harness"
-        if "smsgw.cli api" in cmdline or "ops.bench.trivial" in cmdline:
+        role = _ROLE.search(cmdline + " ")
+        if role is not None:
+            return "api" if role.group(1) == "api" else "workers"
+        if "ops.bench.trivial" in cmdline:
             return "api"
-        if "smsgw.cli worker" in cmdline or "ops.bench.baseline worker" in cmdline:
+        if "ops.bench.baseline worker" in cmdline:
             return "workers"
         return "load"
 

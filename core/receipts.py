@@ -3,9 +3,13 @@ endpoint, the SMPP adapter, the simulator) and take effect through ``apply_due``
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from db import Conn
@@ -15,6 +19,12 @@ from providers.base import Receipt, ReceiptSink
 
 # Receipts name messages sent at most this long ago (validity is at most 72 h).
 HORIZON_SECONDS = 4 * 24 * 3600
+
+# Batches applied side by side, each a transaction on a connection of its own; SKIP
+# LOCKED gives each its own receipts. One lane at a time applied about 3,700 receipts a
+# second on 2 cores while the gateway sent 8,700 (issue 22): the inbox grew without end.
+LANES = 2
+BATCH = 1000
 
 
 async def record(conn: Conn, receipts: Sequence[Receipt]) -> int:
@@ -68,3 +78,28 @@ async def apply_due(pool: AsyncConnectionPool[Conn], *, limit: int = 1000) -> di
         consumed = await receipts_db.consume(conn, ids=gone) if gone else 0
         postponed = await receipts_db.postpone(conn, ids=waiting) if waiting else 0
     return {"due": len(due), "applied": applied, "consumed": consumed, "waiting": postponed}
+
+
+async def apply_for(
+    pool: AsyncConnectionPool[Conn], *, seconds: float, lanes: int = LANES, limit: int = BATCH
+) -> Counter[str]:
+    """Applies due receipts for up to ``seconds``, ``lanes`` batches at a time, until
+    a batch finds fewer than ``limit`` due; returns the batches' counts added up."""
+    deadline = time.monotonic() + seconds
+    totals: Counter[str] = Counter()
+
+    async def lane() -> None:
+        while time.monotonic() < deadline:
+            try:
+                counts = await apply_due(pool, limit=limit)
+            except psycopg.errors.DeadlockDetected:
+                # Two lanes holding duplicate receipts of the same messages, taken in
+                # crossed order: this batch rolled back whole and is taken again.
+                totals["deadlocks"] += 1
+                continue
+            totals.update(counts)
+            if counts["due"] < limit:
+                return
+
+    await asyncio.gather(*(lane() for _ in range(lanes)))
+    return totals

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-
 import procrastinate
 import structlog
 
@@ -14,7 +11,7 @@ from jobs.context import deps_of
 log = structlog.get_logger("smsgw.receipts")
 
 QUEUE = "receipts"
-BATCH = 1000
+# One run applies for about this long; the next periodic run picks up after.
 RUN_SECONDS = 0.9
 
 
@@ -22,14 +19,7 @@ def register(app: procrastinate.App) -> None:
     @app.periodic(cron="* * * * * *", periodic_id="receipts")
     @app.task(name="smsgw.apply_receipts", queue=QUEUE, pass_context=True)
     async def apply_receipts(context: procrastinate.JobContext, timestamp: int) -> None:
-        deps = deps_of(context)
-        deadline = time.monotonic() + RUN_SECONDS
-        totals: Counter[str] = Counter()
-        while time.monotonic() < deadline:
-            counts = await receipts.apply_due(deps.pool, limit=BATCH)
-            totals.update(counts)
-            if counts["due"] < BATCH:
-                break
+        totals = await receipts.apply_for(deps_of(context).pool, seconds=RUN_SECONDS)
         # One line a run that found receipts, its batches added up; none when idle.
         if totals["applied"] or totals["waiting"]:
             log.info(
@@ -38,6 +28,7 @@ def register(app: procrastinate.App) -> None:
                 applied=totals["applied"],
                 consumed=totals["consumed"],
                 waiting=totals["waiting"],
+                **({"deadlocks": totals["deadlocks"]} if totals["deadlocks"] else {}),
             )
 
     del apply_receipts

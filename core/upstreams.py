@@ -200,8 +200,9 @@ async def accept_http_inbound(
 async def accept_http_receipts(
     conn: Conn, *, provider: str, body: bytes, signature: str | None
 ) -> int:
-    """Receipts an HTTP provider posts back: authenticated by its shared secret, stored
-    in the inbox (where a repeat or an early receipt is harmless). Returns how many."""
+    """Receipts an HTTP provider posts back, authenticated by its shared secret: applied
+    at once when they name a message, else stored in the inbox (where a repeat or an
+    early receipt is harmless), in the caller's transaction. Returns how many."""
     secret = _dlr_secret(await providers_db.list_providers(conn), provider)
     if not http_provider.verify_signature(secret, body, signature):
         raise Unauthorized("The receipt is not signed with this provider's secret.")
@@ -213,6 +214,5 @@ async def accept_http_receipts(
         raise InvalidRequest(
             "The receipts are not valid.", [FieldError("body", str(exc))]
         ) from None
-    # One statement: in autocommit, its own transaction.
-    await receipts.record(conn, parsed)
+    await receipts.take_in(conn, parsed)
     return len(parsed)

@@ -16,6 +16,15 @@ async def record(conn: Conn, *, receipts: Sequence[Mapping[str, Any]]) -> int:
     return await _q.run(conn, "record", receipts=json_rows(receipts))
 
 
+async def match(
+    conn: Conn, *, receipts: Sequence[Mapping[str, Any]], horizon_seconds: int
+) -> list[Row]:
+    """``receipts``: ord, provider, provider_message_id; rows: ord, created_at, id."""
+    return await _q.all(
+        conn, "match", receipts=json_rows(receipts), horizon_seconds=horizon_seconds
+    )
+
+
 async def take_due(conn: Conn, *, limit: int, horizon_seconds: int) -> list[Row]:
     return await _q.all(conn, "take_due", limit=limit, horizon_seconds=horizon_seconds)
 

@@ -129,12 +129,11 @@ class ReceiptsController(Controller):
     ) -> ReceiptsAccepted:
         """Delivery receipts from an HTTP provider, signed with its `dlr_secret`:
         `X-Signature: sha256=<hex HMAC-SHA256(dlr_secret, body)>`."""
-        accepted = await upstreams.accept_http_receipts(
-            conn,
-            provider=provider,
-            body=await request.body(),
-            signature=request.headers.get(SIGNATURE_HEADER),
-        )
+        body = await request.body()
+        async with conn.transaction():  # applied and stored together, or not at all
+            accepted = await upstreams.accept_http_receipts(
+                conn, provider=provider, body=body, signature=request.headers.get(SIGNATURE_HEADER)
+            )
         return ReceiptsAccepted(accepted=accepted)
 
     @post("/{provider:str}/inbound", status_code=202, responses=problems(400, 401, 413, 422, 503))

@@ -6,6 +6,19 @@ SELECT provider, provider_message_id, status, error_code, occurred_at, available
         provider text, provider_message_id text, status text, error_code text,
         occurred_at timestamptz, available_at timestamptz)
 
+-- name: match
+-- The messages that receipts arriving now name (`ord`: the receipt's place in the
+-- batch): one probe of messages_provider_ref_idx each, as in take_due.
+SELECT r.ord, m.created_at, m.id
+  FROM json_to_recordset(%(receipts)s::json) AS r(
+        ord integer, provider text, provider_message_id text)
+  JOIN LATERAL (
+    SELECT created_at, id FROM messages
+     WHERE provider = r.provider AND provider_message_id = r.provider_message_id
+       AND created_at > now() - make_interval(secs => %(horizon_seconds)s)
+    OFFSET 0
+  ) m ON true
+
 -- name: take_due
 -- Up to `limit` due receipts, locked, each with the messages it names (a row with NULL
 -- keys when none does yet): the caller applies, consumes or postpones them in this

@@ -84,12 +84,26 @@ async def test_a_receipt_before_the_submit_response_waits_for_it(
     assert (await support.balance(api, tenant))["captured"] == 7_900
 
 
+async def test_a_receipt_for_a_sent_message_takes_effect_as_it_arrives(
+    api, conn, admin_headers, tenant
+):
+    await two_way.http_provider(api, admin_headers)
+    message_id = await _sent_message(api, conn, tenant, "AGG-5")
+    response = await two_way.receipts(api, {"id": "AGG-5", "status": "delivered"})
+    assert response.status_code == 202
+    # No applier has run: the receipt was applied in the webhook's own transaction,
+    # and never stored.
+    assert (await support.message(api, tenant, message_id))["status"] == "delivered"
+    assert await support.count(conn, "SELECT count(*) AS n FROM receipts_inbox") == 0
+
+
 async def test_a_receipt_held_back_is_applied_when_due_and_not_before(
     api, conn, pool, admin_headers, tenant
 ):
     await two_way.http_provider(api, admin_headers)
-    message_id = await _sent_message(api, conn, tenant, "AGG-9")
+    # Early: no message carries AGG-9 yet, so it waits in the inbox.
     assert (await two_way.receipts(api, {"id": "AGG-9", "status": "delivered"})).status_code == 202
+    message_id = await _sent_message(api, conn, tenant, "AGG-9")
     await conn.execute("UPDATE receipts_inbox SET available_at = now() + interval '1 hour'")
     assert await receipts.apply_due(pool) == {"due": 0, "applied": 0, "consumed": 0, "waiting": 0}
     assert (await support.message(api, tenant, message_id))["status"] == "sent"

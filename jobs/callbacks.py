@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,7 @@ from core.retry import Backoff
 from db import Row
 from db import callbacks as callbacks_db
 from jobs.context import WorkerDeps, deps_of
+from jobs.webhook_transport import DestinationNotAllowed
 
 log = structlog.get_logger("smsgw.callbacks")
 
@@ -58,14 +60,24 @@ def _request(row: Row) -> tuple[bytes, dict[str, str]] | None:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    status_code: int | None
+    error: str | None
+    latency_ms: int | None
+    # The destination is forbidden: trying again would be refused again.
+    final: bool = False
+
+
 async def _post(
     http: httpx.AsyncClient, row: Row, limit: asyncio.Semaphore, seconds: float
-) -> tuple[int | None, str | None]:
+) -> Attempt:
     request = _request(row)
     if request is None:
-        return None, "no Twilio account to sign with"
+        return Attempt(None, "no Twilio account to sign with", None)
     body, headers = request
     async with limit:
+        started = time.perf_counter()
         try:
             response = await http.post(
                 row["url"],
@@ -73,13 +85,25 @@ async def _post(
                 headers=headers,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 2.0)),
             )
+        except DestinationNotAllowed as exc:
+            return Attempt(None, str(exc), None, final=True)
         except Exception as exc:
             # Not only httpx.HTTPError: a URL the client cannot use (an IDNA host like
             # "xn--", a port out of range) raises InvalidURL, IDNAError or an
             # ExceptionGroup. It is this callback's failure, retried with backoff; let
             # through, it would fail the whole batch, other tenants' callbacks with it.
-            return None, type(exc).__name__
-    return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+            return Attempt(None, type(exc).__name__, _since(started))
+    latency = _since(started)
+    if response.is_success:
+        return Attempt(response.status_code, None, latency)
+    error = f"HTTP {response.status_code}"
+    if response.is_redirect:
+        error += " (redirects are not followed)"
+    return Attempt(response.status_code, error, latency)
+
+
+def _since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) -> int:
@@ -105,21 +129,27 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
         "status_codes": [],
         "errors": [],
         "next_attempt_ats": [],
+        "latencies_ms": [],
     }
-    for row, (status_code, error) in zip(rows, answers, strict=True):
-        decision = callbacks.after_attempt(
-            backoff=backoff,
-            succeeded=error is None,
-            attempts=row["attempts"],
-            created_at=row["created_at"],
-            now=now,
-        )
+    for row, attempt in zip(rows, answers, strict=True):
+        status_code, error = attempt.status_code, attempt.error
+        if attempt.final:
+            decision = callbacks.AttemptOutcome("abandoned", None)
+        else:
+            decision = callbacks.after_attempt(
+                backoff=backoff,
+                succeeded=error is None,
+                attempts=row["attempts"],
+                created_at=row["created_at"],
+                now=now,
+            )
         results["ids"].append(row["id"])
         results["created_ats"].append(row["created_at"])
         results["outcomes"].append(decision.outcome)
         results["status_codes"].append(status_code)
         results["errors"].append(error)
         results["next_attempt_ats"].append(decision.next_attempt_at)
+        results["latencies_ms"].append(attempt.latency_ms)
         if outcomes is not None:
             outcomes[decision.outcome] += 1
         if decision.outcome != "delivered":

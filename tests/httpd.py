@@ -42,7 +42,9 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def serve(script: Callable[[int], tuple[int, float]] | None = None) -> Iterator[Endpoint]:
+def serve(
+    script: Callable[[int], tuple[int, float]] | None = None, *, host: str = "127.0.0.1"
+) -> Iterator[Endpoint]:
     endpoint = Endpoint(url="")
     if script is not None:
         endpoint.script = script
@@ -67,8 +69,8 @@ def serve(script: Callable[[int], tuple[int, float]] | None = None) -> Iterator[
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = LoopbackServer(("127.0.0.1", 0), Handler)
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/sms"
+    server = LoopbackServer((host, 0), Handler)
+    endpoint.url = f"http://{host}:{server.server_address[1]}/hooks/sms"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

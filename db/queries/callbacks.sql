@@ -28,11 +28,14 @@ UPDATE callbacks c
        last_error = r.error,
        delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
        abandoned_at = CASE WHEN r.outcome = 'abandoned' THEN now() END,
-       next_attempt_at = r.next_attempt_at
+       next_attempt_at = r.next_attempt_at,
+       last_attempt_at = now(),
+       last_latency_ms = r.latency_ms
   FROM unnest(
         %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(outcomes)s::text[],
-        %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[]
-       ) AS r(id, created_at, outcome, status_code, error, next_attempt_at)
+        %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[],
+        %(latencies_ms)s::integer[]
+       ) AS r(id, created_at, outcome, status_code, error, next_attempt_at, latency_ms)
  WHERE c.id = r.id AND c.created_at = r.created_at
 
 -- name: enqueue

@@ -42,3 +42,16 @@ UPDATE callbacks c
 -- One callback written by the code rather than the messages trigger (inbound messages).
 INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
 VALUES (%(tenant_id)s, %(message_id)s, %(url)s, %(payload)s, %(kind)s)
+
+-- name: list_for_tenant
+-- A tenant's webhook deliveries, newest first, keyset-paginated on (created_at, id)
+-- (callbacks_tenant_idx). The signing secret is not read.
+SELECT id, created_at, message_id, url, kind, payload ->> 'status' AS status, attempts,
+       last_attempt_at, last_status_code, last_error, last_latency_ms, next_attempt_at,
+       delivered_at, abandoned_at
+  FROM callbacks
+ WHERE tenant_id = %(tenant_id)s
+   AND (created_at, id) < (coalesce(%(before_created_at)s::timestamptz, 'infinity'),
+                           coalesce(%(before_id)s::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s

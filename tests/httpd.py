@@ -39,6 +39,9 @@ class Endpoint:
     received: list[Received] = field(default_factory=list)
     # Called with the request number (0-based); returns (status, seconds to stall first).
     script: Callable[[int], tuple[int, float]] = lambda n: (200, 0.0)
+    # The body of every answer, and its content type.
+    answer: bytes = b""
+    answer_type: str = "text/plain"
 
 
 @contextlib.contextmanager
@@ -63,8 +66,11 @@ def serve(
             if stall:
                 time.sleep(stall)
             self.send_response(status)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(endpoint.answer)))
+            if endpoint.answer:
+                self.send_header("Content-Type", endpoint.answer_type)
             self.end_headers()
+            self.wfile.write(endpoint.answer)
 
         def log_message(self, format: str, *args: object) -> None:
             return None

@@ -41,6 +41,11 @@ _FORBIDDEN: tuple[tuple[IPNetwork, str], ...] = tuple(
         ("ff00::/8", "multicast"),
     )
 )
+# The same as integer bounds: comparing ints is ~10x cheaper than `address in network`.
+_FORBIDDEN_BOUNDS: tuple[tuple[int, int, int, str], ...] = tuple(
+    (net.version, int(net.network_address), int(net.broadcast_address), what)
+    for net, what in _FORBIDDEN
+)
 # IPv6 forms that carry an IPv4 address a host or a translator delivers to: the
 # embedded address is judged too. IPv4-mapped (::ffff:a.b.c.d) is ipv4_mapped below.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -74,6 +79,8 @@ def literal_ip(host: str) -> IPAddress | None:
     """The address ``host`` (a URL's host, without brackets) names literally, or None for
     a name. The resolver's legacy IPv4 forms count too: ``127.1``, ``2130706433`` and
     ``0x7f.0.0.1`` all connect to 127.0.0.1."""
+    if ":" not in host and not host[:1].isdigit():
+        return None  # a name: every IPv4 form starts with a digit, IPv6 has colons
     try:
         return ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
@@ -104,8 +111,9 @@ class DestinationPolicy:
         for candidate in candidates:
             if self._opened(candidate):
                 continue
-            for network, what in _FORBIDDEN:
-                if candidate.version == network.version and candidate in network:
+            value = int(candidate)
+            for version, first, last, what in _FORBIDDEN_BOUNDS:
+                if candidate.version == version and first <= value <= last:
                     shown = str(ip) if candidate is ip else f"{ip} ({candidate})"
                     return f"{shown} is {what}"
         return None

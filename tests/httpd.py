@@ -42,6 +42,7 @@ class Endpoint:
     # The body of every answer, and its content type.
     answer: bytes = b""
     answer_type: str = "text/plain"
+    answer_headers: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
@@ -69,6 +70,8 @@ def serve(
             self.send_header("Content-Length", str(len(endpoint.answer)))
             if endpoint.answer:
                 self.send_header("Content-Type", endpoint.answer_type)
+            for name, value in endpoint.answer_headers.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(endpoint.answer)
 

@@ -152,3 +152,17 @@ async def test_the_worker_refuses_a_stored_literal_internal_url_at_connect_time(
     assert row["attempts"] == 1
     assert row["next_attempt_at"] is None
     assert row["last_error"] == "destination not allowed: 127.0.0.2 is loopback"
+
+
+async def test_a_redirect_is_not_followed(api, conn, pool, settings, tenant):
+    with httpd.serve() as target, httpd.serve(lambda n: (307, 0.0)) as redirecting:
+        redirecting.answer_headers = {"Location": target.url}
+        message_id = await _canceled_with_callback(api, tenant, redirecting.url)
+        assert await _deliver_once(settings, pool, system_resolver) == 1
+        assert len(redirecting.received) == 1
+        assert target.received == []
+    row = await _callback(conn, message_id)
+    assert row["last_status_code"] == 307
+    assert row["last_error"] == "HTTP 307 (redirects are not followed)"
+    assert row["delivered_at"] is None
+    assert row["next_attempt_at"] is not None  # an answer like any failure: retried

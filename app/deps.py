@@ -9,12 +9,14 @@ from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
 
 from app.observability import HttpMetrics
+from core import webhook_policy
 from core.accept import DispatchScheduler
 from core.auth_throttle import FailedAuthThrottle
 from core.coalesce import SendCoalescer
 from core.key_cache import KeyCache
 from core.observability import Observer
 from core.settings import Settings
+from core.webhook_policy import DestinationPolicy
 from db import Conn
 
 
@@ -36,6 +38,11 @@ class Services:
     # Single sends without an Idempotency-Key go to the database together (None: each
     # in a call of its own).
     sends: SendCoalescer | None = None
+
+    @property
+    def destinations(self) -> DestinationPolicy:
+        """Where tenants' webhook URLs may point (SMSGW_WEBHOOK_ALLOWED_NETWORKS)."""
+        return webhook_policy.policy(self.settings.webhook_allowed_networks)
 
 
 def services(state: State) -> Services:

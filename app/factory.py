@@ -24,6 +24,7 @@ from app.controllers.reports import AdminReportsController, ReportsController
 from app.controllers.twilio import TwilioController
 from app.controllers.two_way import SuppressionsController, TwoWayAdminController
 from app.controllers.upstreams import ReceiptsController, UpstreamsAdminController
+from app.controllers.webhooks import WebhooksController
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
@@ -102,6 +103,7 @@ def create_app(
             TwoWayAdminController,
             SuppressionsController,
             TwilioController,
+            WebhooksController,
             health,
             ready,
             metrics,

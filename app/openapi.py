@@ -37,6 +37,7 @@ ProblemCode = Literal[
     "conflict",
     "payload_too_large",
     "recipient_opted_out",
+    "callback_url_not_allowed",
     "internal_error",
     "unavailable",
 ]

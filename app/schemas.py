@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 import msgspec
 
 Tier = Literal["vip", "premium", "standard"]
+InboundFormat = Literal["json", "twilio"]
 
 
 class CreateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -49,6 +50,17 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | msgspec.UnsetType
         | None
     ) = msgspec.UNSET
+    inbound_format: (
+        Annotated[
+            InboundFormat,
+            msgspec.Meta(
+                description="How inbound messages are POSTed: `json`, or `twilio` (Twilio's "
+                "incoming-message webhook, form-encoded, X-Twilio-Signature; a TwiML "
+                "<Message> answer is sent as a reply)"
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -64,6 +76,7 @@ class TenantView(msgspec.Struct, kw_only=True):
     captured: int
     inbound_url: str | None = None
     help_reply: str | None = None
+    inbound_format: InboundFormat = "json"
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

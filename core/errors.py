@@ -30,6 +30,14 @@ class InvalidRequest(DomainError):
         self.errors = errors or []
 
 
+class CallbackUrlNotAllowed(InvalidRequest):
+    """A webhook URL names an address in the operator's network (loopback, private,
+    link-local...; core/webhook_policy.py). Its ``errors`` name the field."""
+
+    code = "callback_url_not_allowed"
+    title = "Webhook destination not allowed"
+
+
 class MalformedRequest(InvalidRequest):
     """The body is not JSON at all (as opposed to JSON that fails validation)."""
 

@@ -325,7 +325,9 @@ async def _store(
             message_id=message_id,
             url=tenant.inbound_url,
             payload=payload,
-            kind="inbound",
+            # Twilio's incoming-message webhook for apps moved from Twilio
+            # (core/twilio_inbound.py), else the gateway's JSON.
+            kind="twilio_inbound" if tenant.inbound_format == "twilio" else "inbound",
         )
     log.info(
         "inbound.received",

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 import msgspec
 
+from core import webhook_policy
+
 
 class SettingsError(ValueError):
     """An environment variable holds a value the gateway cannot use."""
@@ -58,6 +60,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     callback_retry_base_seconds: float = 5.0
     callback_retry_cap_seconds: float = 3600.0
     callback_timeout_seconds: float = 5.0
+    # Webhooks (status callbacks, inbound messages) never go to loopback, private,
+    # link-local, CGNAT, unique-local, multicast or unspecified addresses, unless they
+    # fall in one of these comma-separated CIDRs (core/webhook_policy.py).
+    webhook_allowed_networks: str = ""
     # The provider used when the route table is empty.
     provider: str = "simulator"
     breaker_window_seconds: float = 30.0
@@ -104,6 +110,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Receipts and inbound messages wait this long for a receiver bind, then are dropped.
     smpp_outbox_retention_hours: float = 72.0
 
+    def __post_init__(self) -> None:
+        # A typo in a network must stop the process at start, not open or close
+        # webhooks by surprise later.
+        webhook_policy.parse_networks(self.webhook_allowed_networks)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
         """Build settings from ``DATABASE_URL``, ``REPORTING_DATABASE_URL`` and ``SMSGW_*``."""
@@ -144,6 +155,8 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_RETRY_JITTER": "1 = full jitter, 0 = none (1)",
     "SMSGW_CALLBACK_RETRY_BASE_SECONDS / _CAP_SECONDS": "callback backoff (5 / 3600)",
     "SMSGW_CALLBACK_TIMEOUT_SECONDS": "per callback POST (5)",
+    "SMSGW_WEBHOOK_ALLOWED_NETWORKS": "comma-separated CIDRs webhooks may reach although "
+    "loopback, private, link-local, CGNAT or unique-local (none)",
     "SMSGW_PROVIDER": "the provider when no routes are configured (simulator)",
     "SMSGW_BREAKER_*": "WINDOW_SECONDS 30, MIN_REQUESTS 20, ERROR_RATE 0.5, COOLDOWN_SECONDS 15, "
     "PROBES 5",

@@ -17,7 +17,8 @@ import msgspec
 import phonenumbers
 
 from core import ids, phone_numbers, segments
-from core.errors import FieldError, InvalidRequest
+from core.errors import CallbackUrlNotAllowed, FieldError, InvalidRequest
+from core.webhook_policy import DestinationPolicy
 
 MIN_VALIDITY_SECONDS = 60
 MAX_VALIDITY_SECONDS = 259_200
@@ -149,6 +150,44 @@ def check_url(url: str, errors: list[FieldError], field: str = "callback_url") -
         errors.append(FieldError(field, f"must be at most {MAX_URL_CHARS} characters"))
     elif parts.scheme not in ("http", "https") or not parts.hostname:
         errors.append(FieldError(field, "must be an absolute http or https URL"))
+
+
+def check_destination(url: str | None, policy: DestinationPolicy, field: str) -> None:
+    """Refuse a webhook URL whose host is a literal address the policy forbids (422
+    ``callback_url_not_allowed``). A host name passes: the worker judges the address it
+    resolves to when it connects (jobs/webhook_transport.py). Pure: no database."""
+    if url is None or (reason := policy.url_refusal(url)) is None:
+        return
+    raise CallbackUrlNotAllowed(
+        f"'{field}' may not point into the gateway's network: {reason}.",
+        [FieldError(field, f"may not point into the gateway's network: {reason}")],
+    )
+
+
+def check_destinations(
+    request: SendRequest, policy: DestinationPolicy, field: str = "callback_url"
+) -> None:
+    """``check_destination`` of a send's ``callback_url`` (``field``: how the front door
+    names it, e.g. Twilio's StatusCallback)."""
+    check_destination(request.callback_url, policy, field)
+
+
+def screen_destinations(
+    items: list[SendRequest | InvalidRequest], policy: DestinationPolicy
+) -> list[SendRequest | InvalidRequest]:
+    """A batch's items with each send whose callback_url is refused replaced by its
+    refusal, so that item is reported (``callback_url_not_allowed``) and the others
+    are accepted."""
+    screened: list[SendRequest | InvalidRequest] = []
+    for item in items:
+        if isinstance(item, SendRequest):
+            try:
+                check_destinations(item, policy)
+            except CallbackUrlNotAllowed as exc:
+                screened.append(exc)
+                continue
+        screened.append(item)
+    return screened
 
 
 def check_sender(sender: str, errors: list[FieldError], field: str = "from") -> None:

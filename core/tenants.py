@@ -15,11 +15,13 @@ from psycopg import errors as pg_errors
 
 from core import segments, submission
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
+from core.webhook_policy import DestinationPolicy
 from db import Conn, Row
 from db import ledger as ledger_db
 from db import tenants as tenants_db
 
 Tier = Literal["vip", "premium", "standard"]
+InboundFormat = Literal["json", "twilio"]
 TIERS: tuple[Tier, ...] = ("vip", "premium", "standard")
 # Micro-units per segment (DESIGN.md): what a tenant pays unless priced otherwise.
 DEFAULT_PRICE_PER_SEGMENT: dict[str, int] = {"standard": 7_900, "premium": 6_500, "vip": 5_000}
@@ -42,6 +44,9 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     inbound_url: str | None = None
     # The answer to an inbound HELP (None: no automatic answer).
     help_reply: str | None = None
+    # How inbound messages are POSTed: the gateway's JSON, or Twilio's incoming-message
+    # webhook (form-encoded, X-Twilio-Signature) for apps moved from Twilio.
+    inbound_format: InboundFormat = "json"
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -69,6 +74,7 @@ def tenant_from_row(row: Row) -> Tenant:
         created_at=row["created_at"],
         inbound_url=row.get("inbound_url"),
         help_reply=row.get("help_reply"),
+        inbound_format=row.get("inbound_format") or "json",
     )
 
 
@@ -110,10 +116,13 @@ async def update_tenant(
     price_per_segment: int | None = None,
     inbound_url: str | msgspec.UnsetType | None = msgspec.UNSET,
     help_reply: str | msgspec.UnsetType | None = msgspec.UNSET,
+    inbound_format: InboundFormat | None = None,
+    destinations: DestinationPolicy,
 ) -> tuple[Tenant, Balance]:
-    """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook or
-    HELP answer (None: none). A tier change leaves the price as it is unless a price is
-    given too."""
+    """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook, its
+    format or HELP answer (None: none). An inbound webhook at a literal address of the
+    gateway's network is refused (``destinations``). A tier change leaves the price as
+    it is unless a price is given too."""
     errors: list[FieldError] = []
     if isinstance(rate_limit_mps, int) and not 1 <= rate_limit_mps <= 1_000_000:
         errors.append(FieldError("rate_limit_mps", "must be null or between 1 and 1000000"))
@@ -125,6 +134,8 @@ async def update_tenant(
         _check_help_reply(help_reply, errors)
     if errors:
         raise InvalidRequest("The change is not valid.", errors)
+    if isinstance(inbound_url, str):
+        submission.check_destination(inbound_url, destinations, "inbound_url")
     found = await tenants_db.update_tenant(
         conn,
         id=tenant_id,
@@ -136,6 +147,7 @@ async def update_tenant(
         inbound_url=None if inbound_url is msgspec.UNSET else inbound_url,
         set_help_reply=help_reply is not msgspec.UNSET,
         help_reply=None if help_reply is msgspec.UNSET else help_reply,
+        inbound_format=inbound_format,
     )
     if not found:
         raise NotFound("No tenant has this id.")

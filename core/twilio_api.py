@@ -23,6 +23,7 @@ from core.accept import DispatchScheduler
 from core.coalesce import SendCoalescer
 from core.errors import FieldError, InvalidRequest, NotFound
 from core.idempotency import Accepted, Idempotency
+from core.webhook_policy import DestinationPolicy
 from db import Conn, Row
 from db import inbound as inbound_db
 from db import messages as messages_db
@@ -76,6 +77,7 @@ async def create_message(
     scheduler: DispatchScheduler,
     idem: Idempotency | None,
     sends: SendCoalescer | None = None,
+    destinations: DestinationPolicy,
 ) -> Accepted:
     """``POST .../Messages.json``. Without an idempotency token, and given ``sends``, the
     accept goes in the call of the single sends that arrive with it (core/coalesce.py)."""
@@ -106,6 +108,7 @@ async def create_message(
         send_at=_send_at(form),
         validity_seconds=_validity(form),
     )
+    submission.check_destinations(request, destinations, "StatusCallback")
     currency = account.tenant.currency
 
     def render(message: messages.Message) -> Any:

@@ -1,9 +1,10 @@
-"""The status-callback outbox."""
+"""The webhook outbox: status callbacks and inbound messages for tenants."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -20,6 +21,24 @@ async def claim(conn: Conn, *, limit: int, lease_seconds: float) -> list[Row]:
 
 async def finish(conn: Conn, *, results: Mapping[str, Any]) -> int:
     return await _q.run(conn, "finish", **results)
+
+
+async def list_for_tenant(
+    conn: Conn,
+    *,
+    tenant_id: uuid.UUID,
+    before_created_at: datetime | None,
+    before_id: uuid.UUID | None,
+    limit: int,
+) -> list[Row]:
+    return await _q.all(
+        conn,
+        "list_for_tenant",
+        tenant_id=tenant_id,
+        before_created_at=before_created_at,
+        before_id=before_id,
+        limit=limit,
+    )
 
 
 async def enqueue(

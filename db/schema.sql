@@ -1967,4 +1967,16 @@ BEGIN
 END;
 $$;
 
-INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline');
+-- Webhooks a tenant can inspect (GET /v1/webhooks/deliveries): each delivery's last
+-- attempt, read per tenant newest first. Nullable without default: adding them rewrites
+-- no partition.
+ALTER TABLE callbacks ADD COLUMN last_attempt_at timestamptz;
+ALTER TABLE callbacks ADD COLUMN last_latency_ms integer;
+CREATE INDEX callbacks_tenant_idx ON callbacks (tenant_id, created_at, id);
+
+-- The format of the tenant's inbound webhook: the gateway's JSON, or Twilio's
+-- form-encoded incoming-message webhook signed with X-Twilio-Signature.
+ALTER TABLE tenants ADD COLUMN inbound_format text NOT NULL DEFAULT 'json'
+    CHECK (inbound_format IN ('json', 'twilio'));
+
+INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks');

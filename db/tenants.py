@@ -81,6 +81,7 @@ async def update_tenant(
     inbound_url: str | None = None,
     set_help_reply: bool = False,
     help_reply: str | None = None,
+    inbound_format: str | None = None,
 ) -> bool:
     row = await _q.one(
         conn,
@@ -94,5 +95,6 @@ async def update_tenant(
         inbound_url=inbound_url,
         set_help_reply=set_help_reply,
         help_reply=help_reply,
+        inbound_format=inbound_format,
     )
     return row is not None

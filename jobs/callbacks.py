@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -20,11 +21,13 @@ import msgspec
 import procrastinate
 import structlog
 
-from core import callbacks, twilio
+from core import callbacks, tenants, twilio, twilio_inbound
+from core.errors import DomainError
 from core.retry import Backoff
 from db import Row
 from db import callbacks as callbacks_db
 from jobs.context import WorkerDeps, deps_of
+from jobs.webhook_transport import DestinationNotAllowed
 
 log = structlog.get_logger("smsgw.callbacks")
 
@@ -34,17 +37,24 @@ LEASE_SECONDS = 30.0
 CONCURRENCY = 100
 # One run drains batches for about this long; the next periodic run picks up after.
 RUN_SECONDS = 0.9
+# A status callback's answer is read and dropped up to this, so the connection stays.
+MAX_IGNORED_BYTES = 64 * 1024
 
 
 def _request(row: Row) -> tuple[bytes, dict[str, str]] | None:
     """The body and headers of one outbox row: JSON signed with the tenant's webhook
     secret (status callbacks, inbound messages), or for a message made through the
-    Twilio facade, Twilio's form signed with X-Twilio-Signature (None: no account)."""
-    if row.get("kind") == "twilio_status":
+    Twilio facade or an inbound message of a tenant on Twilio's format, Twilio's form
+    signed with X-Twilio-Signature (None: no account)."""
+    kind = row.get("kind")
+    if kind in ("twilio_status", "twilio_inbound"):
         token, account_sid = row["twilio_auth_token"], row["twilio_account_sid"]
         if token is None or account_sid is None:
             return None
-        params = twilio.status_callback(row["payload"], account_sid=account_sid)
+        if kind == "twilio_inbound":
+            params = twilio_inbound.incoming_message(row["payload"], account_sid=account_sid)
+        else:
+            params = twilio.status_callback(row["payload"], account_sid=account_sid)
         return urlencode(params).encode(), {
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": "smsgw-callbacks/1",
@@ -58,28 +68,69 @@ def _request(row: Row) -> tuple[bytes, dict[str, str]] | None:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    status_code: int | None
+    error: str | None
+    latency_ms: int | None
+    # The destination is forbidden: trying again would be refused again.
+    final: bool = False
+    # A Twilio-format inbound webhook's answer (TwiML), when it had one.
+    answer: bytes = b""
+
+
 async def _post(
     http: httpx.AsyncClient, row: Row, limit: asyncio.Semaphore, seconds: float
-) -> tuple[int | None, str | None]:
+) -> Attempt:
     request = _request(row)
     if request is None:
-        return None, "no Twilio account to sign with"
+        return Attempt(None, "no Twilio account to sign with", None)
     body, headers = request
     async with limit:
+        started = time.perf_counter()
         try:
-            response = await http.post(
+            async with http.stream(
+                "POST",
                 row["url"],
                 content=body,
                 headers=headers,
                 timeout=httpx.Timeout(seconds, connect=min(seconds, 2.0)),
-            )
+            ) as response:
+                answer = await _answer(response, wanted=row.get("kind") == "twilio_inbound")
+        except DestinationNotAllowed as exc:
+            return Attempt(None, str(exc), None, final=True)
         except Exception as exc:
             # Not only httpx.HTTPError: a URL the client cannot use (an IDNA host like
             # "xn--", a port out of range) raises InvalidURL, IDNAError or an
             # ExceptionGroup. It is this callback's failure, retried with backoff; let
             # through, it would fail the whole batch, other tenants' callbacks with it.
-            return None, type(exc).__name__
-    return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+            return Attempt(None, type(exc).__name__, _since(started))
+    latency = _since(started)
+    if response.is_success:
+        return Attempt(response.status_code, None, latency, answer=answer)
+    error = f"HTTP {response.status_code}"
+    if response.is_redirect:
+        error += " (redirects are not followed)"
+    return Attempt(response.status_code, error, latency)
+
+
+async def _answer(response: httpx.Response, *, wanted: bool) -> bytes:
+    """The body of a response, kept when ``wanted`` (up to one byte over
+    twilio_inbound.MAX_TWIML_BYTES, which tells the parser it was cut); otherwise read
+    and dropped, so the connection can be kept, up to MAX_IGNORED_BYTES."""
+    kept = bytearray()
+    async for chunk in response.aiter_bytes():
+        if wanted:
+            kept += chunk
+            if len(kept) > twilio_inbound.MAX_TWIML_BYTES:
+                break
+        elif response.num_bytes_downloaded > MAX_IGNORED_BYTES:
+            break  # an endpoint that streams without end: drop the connection
+    return bytes(kept)
+
+
+def _since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) -> int:
@@ -105,24 +156,39 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
         "status_codes": [],
         "errors": [],
         "next_attempt_ats": [],
+        "latencies_ms": [],
     }
-    for row, (status_code, error) in zip(rows, answers, strict=True):
-        decision = callbacks.after_attempt(
-            backoff=backoff,
-            succeeded=error is None,
-            attempts=row["attempts"],
-            created_at=row["created_at"],
-            now=now,
-        )
+    # (position in results, outbox row, its TwiML replies) of answered Twilio webhooks.
+    replies: list[tuple[int, Row, list[twilio_inbound.Reply]]] = []
+    for position, (row, attempt) in enumerate(zip(rows, answers, strict=True)):
+        status_code, error = attempt.status_code, attempt.error
+        if attempt.answer and error is None:
+            try:
+                if twiml := twilio_inbound.parse_twiml(attempt.answer):
+                    replies.append((position, row, twiml))
+            except twilio_inbound.TwimlError as exc:
+                # Delivered all the same; the tenant reads why its answer was not sent.
+                error = f"TwiML answer not used: {exc}"
+        if attempt.final:
+            decision = callbacks.AttemptOutcome("abandoned", None)
+        else:
+            decision = callbacks.after_attempt(
+                backoff=backoff,
+                succeeded=attempt.error is None,
+                attempts=row["attempts"],
+                created_at=row["created_at"],
+                now=now,
+            )
         results["ids"].append(row["id"])
         results["created_ats"].append(row["created_at"])
         results["outcomes"].append(decision.outcome)
         results["status_codes"].append(status_code)
         results["errors"].append(error)
         results["next_attempt_ats"].append(decision.next_attempt_at)
+        results["latencies_ms"].append(attempt.latency_ms)
         if outcomes is not None:
             outcomes[decision.outcome] += 1
-        if decision.outcome != "delivered":
+        if decision.outcome != "delivered" and not attempt.final:
             log.info(
                 "callback.failed",
                 tenant_id=str(row["tenant_id"]),
@@ -132,9 +198,48 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
                 error=error,
                 outcome=decision.outcome,
             )
-    async with deps.pool.connection() as conn, conn.transaction():
-        await callbacks_db.finish(conn, results=results)
+        elif attempt.final:
+            log.warning(
+                "callback.destination_refused",
+                tenant_id=str(row["tenant_id"]),
+                message_id=str(row["message_id"]),
+                error=error,
+            )
+    await _finish(deps, results, replies)
     return len(rows)
+
+
+async def _finish(
+    deps: WorkerDeps,
+    results: dict[str, list[Any]],
+    replies: list[tuple[int, Row, list[twilio_inbound.Reply]]],
+) -> None:
+    """Record the attempts, and accept the TwiML replies in the same transaction: a
+    webhook recorded as delivered has its replies accepted, once (a crash before the
+    commit retries the webhook, and the replies with it)."""
+    async with deps.pool.connection() as conn, conn.transaction():
+        for position, row, twiml in replies:
+            tenant, _ = await tenants.get_tenant(conn, tenant_id=row["tenant_id"])
+            for reply in twiml:
+                try:
+                    # A savepoint: a refused reply takes nothing else with it.
+                    async with conn.transaction():
+                        await twilio_inbound.accept_reply(
+                            conn,
+                            tenant=tenant,
+                            inbound=row["payload"],
+                            reply=reply,
+                            scheduler=deps.scheduler,
+                        )
+                except DomainError as exc:
+                    results["errors"][position] = f"TwiML reply not sent: {exc.code}: {exc.detail}"
+                    log.info(
+                        "callback.twiml_reply_refused",
+                        tenant_id=str(row["tenant_id"]),
+                        message_id=str(row["message_id"]),
+                        code=exc.code,
+                    )
+        await callbacks_db.finish(conn, results=results)
 
 
 def register(app: procrastinate.App) -> None:

@@ -8,13 +8,12 @@ import signal
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-import httpx
 import psycopg
 import psycopg_pool
 import structlog
 from procrastinate.exceptions import ConnectorException
 
-from core import inbound, receipts
+from core import inbound, receipts, webhook_policy
 from core.dispatch import BreakerConfig, DispatchConfig
 from core.retry import Backoff
 from core.settings import Settings
@@ -23,6 +22,7 @@ from jobs.app import QUEUES, TIER_QUEUES, create_app
 from jobs.context import WorkerDeps
 from jobs.scheduler import ProcrastinateScheduler
 from jobs.upstreams import DatabaseUpstreams
+from jobs.webhook_transport import webhook_client
 
 log = structlog.get_logger("smsgw.worker")
 
@@ -78,10 +78,7 @@ async def run_worker(
     upstreams = DatabaseUpstreams(
         settings, receipts.sink_for(pool), inbound=inbound.sink_for(pool, scheduler)
     )
-    http = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        follow_redirects=False,
-    )
+    http = webhook_client(webhook_policy.policy(settings.webhook_allowed_networks))
     keeper: asyncio.Task[None] | None = None
     try:
         await app.open_async(pool)

@@ -211,6 +211,9 @@ def settings(db_url: str) -> Settings:
             # Tests knock with bad keys on purpose; tests/app/test_auth_throttle.py
             # checks the throttle with a low limit of its own.
             "SMSGW_AUTH_FAILURES_LIMIT": "1000",
+            # The suite's webhook receivers listen on 127.0.0.1; the rest of loopback
+            # stays forbidden (tests/jobs/test_webhook_destinations.py uses 127.0.0.2).
+            "SMSGW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
         }
     )
 

@@ -39,10 +39,16 @@ class Endpoint:
     received: list[Received] = field(default_factory=list)
     # Called with the request number (0-based); returns (status, seconds to stall first).
     script: Callable[[int], tuple[int, float]] = lambda n: (200, 0.0)
+    # The body of every answer, and its content type.
+    answer: bytes = b""
+    answer_type: str = "text/plain"
+    answer_headers: dict[str, str] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
-def serve(script: Callable[[int], tuple[int, float]] | None = None) -> Iterator[Endpoint]:
+def serve(
+    script: Callable[[int], tuple[int, float]] | None = None, *, host: str = "127.0.0.1"
+) -> Iterator[Endpoint]:
     endpoint = Endpoint(url="")
     if script is not None:
         endpoint.script = script
@@ -61,14 +67,19 @@ def serve(script: Callable[[int], tuple[int, float]] | None = None) -> Iterator[
             if stall:
                 time.sleep(stall)
             self.send_response(status)
-            self.send_header("Content-Length", "0")
+            self.send_header("Content-Length", str(len(endpoint.answer)))
+            if endpoint.answer:
+                self.send_header("Content-Type", endpoint.answer_type)
+            for name, value in endpoint.answer_headers.items():
+                self.send_header(name, value)
             self.end_headers()
+            self.wfile.write(endpoint.answer)
 
         def log_message(self, format: str, *args: object) -> None:
             return None
 
-    server = LoopbackServer(("127.0.0.1", 0), Handler)
-    endpoint.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/sms"
+    server = LoopbackServer((host, 0), Handler)
+    endpoint.url = f"http://{host}:{server.server_address[1]}/hooks/sms"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -30,6 +30,8 @@ FAST: dict[str, Any] = {
     "callback_retry_base_seconds": 0.05,
     "callback_retry_cap_seconds": 0.2,
     "worker_concurrency": 8,
+    # The suite's webhook receivers (tests/httpd.py) listen on 127.0.0.1.
+    "webhook_allowed_networks": "127.0.0.1/32",
 }
 
 

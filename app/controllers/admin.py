@@ -8,12 +8,14 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from app.auth import admin_guard
 from app.body import StrictBody, T, decode
+from app.deps import services
 from app.openapi import problems
 from app.schemas import (
     ApiKeyCreated,
@@ -62,6 +64,7 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         captured=balance.captured,
         inbound_url=tenant.inbound_url,
         help_reply=tenant.help_reply,
+        inbound_format=tenant.inbound_format,
     )
 
 
@@ -98,11 +101,15 @@ class AdminController(Controller):
 
     @patch("/tenants/{tenant_id:str}", dto=StrictBody[UpdateTenant], return_dto=None)
     async def update_tenant(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[UpdateTenant]
+        self,
+        state: State,
+        conn: NamedDependency[Conn],
+        tenant_id: FromPath[str],
+        data: JSONBody[UpdateTenant],
     ) -> TenantView:
-        """Change tier, rate limit, price, inbound webhook (`inbound_url`) or HELP answer
-        (`help_reply`); a tier change moves the tenant's waiting dispatch job to the new
-        tier's queue at once."""
+        """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`)
+        or HELP answer (`help_reply`); a tier change moves the tenant's waiting dispatch
+        job to the new tier's queue at once."""
         async with conn.transaction():
             tenant, balance = await tenants.update_tenant(
                 conn,
@@ -114,6 +121,10 @@ class AdminController(Controller):
                 ),
                 inbound_url=data.inbound_url,
                 help_reply=data.help_reply,
+                inbound_format=(
+                    None if data.inbound_format is msgspec.UNSET else data.inbound_format
+                ),
+                destinations=services(state).destinations,
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)

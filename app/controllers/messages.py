@@ -25,7 +25,7 @@ from app.auth import (
 from app.body import StrictBody, decode, validation_error
 from app.deps import Services, services
 from app.openapi import problems
-from core import accept, batch, idempotency, inbound, messages
+from core import accept, batch, idempotency, inbound, messages, submission
 from core.batch import BatchResult
 from core.errors import FieldError, InvalidRequest
 from core.inbound import InboundMessage, InboundPage
@@ -139,6 +139,7 @@ class MessagesController(Controller):
         # The hot path takes its connection and tenant itself: two dependencies would be
         # resolved in a task group of their own per request (~6% of the API's CPU).
         svc = services(state)
+        submission.check_destinations(data, svc.destinations)
         idem = idempotency.from_header(
             idempotency_key, await request.body(), svc.settings.idempotency_ttl_seconds
         )
@@ -165,6 +166,7 @@ class MessagesController(Controller):
     ) -> Response[BatchResult]:
         svc = services(state)
         items: list[SendRequest | InvalidRequest] = data  # type: ignore[assignment]
+        items = submission.screen_destinations(items, svc.destinations)
         result = await batch.accept_batch(
             svc.pool,
             tenant=tenant,
@@ -177,7 +179,10 @@ class MessagesController(Controller):
         return _accepted(result)
 
     @post("/quote", dto=StrictBody[SendRequest], return_dto=None, status_code=200)
-    async def quote(self, tenant: NamedDependency[Tenant], data: JSONBody[SendRequest]) -> Quote:
+    async def quote(
+        self, state: State, tenant: NamedDependency[Tenant], data: JSONBody[SendRequest]
+    ) -> Quote:
+        submission.check_destinations(data, services(state).destinations)
         return messages.quote(data, tenant=tenant, now_ms=accept.now_ms())
 
     @get("/{message_id:str}")

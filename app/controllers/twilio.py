@@ -94,6 +94,7 @@ class TwilioController(Controller):
             scheduler=svc.scheduler,
             idem=_idempotency(request, form),
             sends=svc.sends,
+            destinations=svc.destinations,
         )
         return Response(result.body, status_code=201)
 

@@ -28,14 +28,30 @@ UPDATE callbacks c
        last_error = r.error,
        delivered_at = CASE WHEN r.outcome = 'delivered' THEN now() END,
        abandoned_at = CASE WHEN r.outcome = 'abandoned' THEN now() END,
-       next_attempt_at = r.next_attempt_at
+       next_attempt_at = r.next_attempt_at,
+       last_attempt_at = now(),
+       last_latency_ms = r.latency_ms
   FROM unnest(
         %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(outcomes)s::text[],
-        %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[]
-       ) AS r(id, created_at, outcome, status_code, error, next_attempt_at)
+        %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[],
+        %(latencies_ms)s::integer[]
+       ) AS r(id, created_at, outcome, status_code, error, next_attempt_at, latency_ms)
  WHERE c.id = r.id AND c.created_at = r.created_at
 
 -- name: enqueue
 -- One callback written by the code rather than the messages trigger (inbound messages).
 INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)
 VALUES (%(tenant_id)s, %(message_id)s, %(url)s, %(payload)s, %(kind)s)
+
+-- name: list_for_tenant
+-- A tenant's webhook deliveries, newest first, keyset-paginated on (created_at, id)
+-- (callbacks_tenant_idx). The signing secret is not read.
+SELECT id, created_at, message_id, url, kind, payload ->> 'status' AS status, attempts,
+       last_attempt_at, last_status_code, last_error, last_latency_ms, next_attempt_at,
+       delivered_at, abandoned_at
+  FROM callbacks
+ WHERE tenant_id = %(tenant_id)s
+   AND (created_at, id) < (coalesce(%(before_created_at)s::timestamptz, 'infinity'),
+                           coalesce(%(before_id)s::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s

@@ -3,14 +3,14 @@ INSERT INTO tenants (id, name, tier, rate_limit_mps, price_per_segment, currency
 VALUES (%(id)s, %(name)s, %(tier)s, %(rate_limit_mps)s, %(price_per_segment)s, %(currency)s,
         %(webhook_secret)s)
 RETURNING id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret, created_at,
-          inbound_url, help_reply
+          inbound_url, help_reply, inbound_format
 
 -- name: insert_balance
 INSERT INTO balances (tenant_id) VALUES (%(tenant_id)s)
 
 -- name: get_tenant
 SELECT t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
-       t.webhook_secret, t.created_at, t.inbound_url, t.help_reply,
+       t.webhook_secret, t.created_at, t.inbound_url, t.help_reply, t.inbound_format,
        b.available, b.held, b.captured
   FROM tenants t JOIN balances b ON b.tenant_id = t.id
  WHERE t.id = %(id)s
@@ -32,7 +32,7 @@ SELECT revoked_at FROM api_keys WHERE id = %(id)s
 -- The live key with this prefix and its tenant; the caller compares the digest.
 SELECT k.id AS key_id, k.secret_sha256, t.id, t.name, t.tier, t.rate_limit_mps,
        t.price_per_segment, t.currency, t.webhook_secret, t.created_at, t.inbound_url,
-       t.help_reply
+       t.help_reply, t.inbound_format
   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
  WHERE k.prefix = %(prefix)s AND k.revoked_at IS NULL
 
@@ -44,6 +44,7 @@ UPDATE tenants
        rate_limit_mps = CASE WHEN %(set_rate)s THEN %(rate_limit_mps)s ELSE rate_limit_mps END,
        price_per_segment = coalesce(%(price_per_segment)s, price_per_segment),
        inbound_url = CASE WHEN %(set_inbound_url)s THEN %(inbound_url)s ELSE inbound_url END,
-       help_reply = CASE WHEN %(set_help_reply)s THEN %(help_reply)s ELSE help_reply END
+       help_reply = CASE WHEN %(set_help_reply)s THEN %(help_reply)s ELSE help_reply END,
+       inbound_format = coalesce(%(inbound_format)s, inbound_format)
  WHERE id = %(id)s
 RETURNING id

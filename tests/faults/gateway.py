@@ -47,6 +47,8 @@ GATEWAY_SETTINGS: dict[str, str] = {
     "SMSGW_CALLBACK_RETRY_CAP_SECONDS": "1",
     "SMSGW_DB_POOL_MAX": "10",
     "SMSGW_LOG_JSON": "true",
+    # The callback receiver of the scenarios listens on 127.0.0.1.
+    "SMSGW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
 }
 
 

@@ -49,7 +49,14 @@ class Party:
 
 async def _party(api, admin_headers, name: str, number: str, to: str, price: int) -> Party:
     tenant = await support.make_tenant(api, admin_headers, credit=10_000_000, name=name)
-    await two_way.configure(api, admin_headers, tenant, price_per_segment=price)
+    # An inbound webhook, so the inbound message below leaves a webhook delivery.
+    await two_way.configure(
+        api,
+        admin_headers,
+        tenant,
+        price_per_segment=price,
+        inbound_url=f"https://hooks.example.com/{name}",
+    )
     await two_way.own(api, admin_headers, tenant, number)
     twilio = (
         await api.post(f"/v1/admin/tenants/{tenant.id}/twilio-credentials", headers=admin_headers)
@@ -229,6 +236,17 @@ async def _unsuppress(api, alice, bob):
     assert_problem(refused, 404, "not_found")
     still = await api.get("/v1/suppressions", params={"recipient": ALICE_TO}, headers=alice.headers)
     assert len(still.json()["suppressions"]) == 1
+
+
+@check("GET", "/v1/webhooks/deliveries")
+async def _webhook_deliveries(api, alice, bob):
+    listed = await api.get("/v1/webhooks/deliveries", params={"limit": 500}, headers=bob.headers)
+    assert listed.status_code == 200, listed.text
+    deliveries = listed.json()["deliveries"]
+    assert [d["url"] for d in deliveries] == ["https://hooks.example.com/bob"]
+    assert "alice" not in listed.text
+    assert alice.tenant.webhook_secret not in listed.text
+    assert bob.tenant.webhook_secret not in listed.text
 
 
 def _sid(kind: str, message_id: str) -> str:

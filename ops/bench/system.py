@@ -110,6 +110,9 @@ def gateway_env(
             "SMSGW_SIMULATOR_LATENCY_MS": str(latency_ms),
             "SMSGW_SIMULATOR_DLR_DELAY_SECONDS": f"{receipts_after:g}",
             "SMSGW_SIMULATOR_SEED": "1",
+            # The callbacks phase's receiver listens on loopback, which webhooks may
+            # not reach unless the operator allows it.
+            "SMSGW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
         }
     )
     return env

@@ -62,8 +62,11 @@ def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]
 
 
 @contextlib.contextmanager
-def _peer(kind: str, gateway: str) -> Iterator[dict[str, Any] | None]:
-    """The upstream to send through: None for the simulator, else a provider body."""
+def upstream_peer(
+    kind: str, gateway: str, receipt_delay: float = 0.0
+) -> Iterator[dict[str, Any] | None]:
+    """The upstream to send through: None for the simulator, else a provider body;
+    the SMSC sends each receipt ``receipt_delay`` seconds after its submit_sm."""
     if kind == "simulator":
         yield None
         return
@@ -109,7 +112,7 @@ def _peer(kind: str, gateway: str) -> Iterator[dict[str, Any] | None]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    smsc = Smsc(receipt_delay=0.0)
+    smsc = Smsc(receipt_delay=receipt_delay)
     asyncio.run_coroutine_threadsafe(smsc.start(), loop).result()
     try:
         yield {
@@ -238,7 +241,7 @@ async def main_async(args: argparse.Namespace) -> None:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
             await await_http(str(client.base_url.join("/ready")), within=30)
             keys = await _tenants(client, args.tenants)
-            peer = stack.enter_context(_peer(args.provider, f"http://127.0.0.1:{port}"))
+            peer = stack.enter_context(upstream_peer(args.provider, f"http://127.0.0.1:{port}"))
             await _use_provider(client, peer)
 
             # 1. Backlog drain.

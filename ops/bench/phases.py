@@ -13,12 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 
 from ops.bench import history, load, measure, server_stats
 from ops.bench.chart import PhaseSeries
+from ops.bench.e2e import upstream_peer
 from ops.bench.server_stats import per_message
 from ops.bench.system import (
+    ADMIN,
     HELD_BACK,
     RECEIPTS_AFTER,
     Cluster,
@@ -303,6 +306,18 @@ def callback_receiver(bench: Bench, key: str) -> Iterator[str]:
         log.close()
 
 
+def use_provider(gw: Gateway, body: dict[str, Any] | None) -> None:
+    """Every destination routed to ``body``'s provider, named "bench"."""
+    if body is None:
+        return
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=gw.base, headers=admin, timeout=30) as client:
+        client.put("/v1/admin/providers/bench", json=body).raise_for_status()
+        client.post(
+            "/v1/admin/routes", json={"prefix": "+", "provider": "bench"}
+        ).raise_for_status()
+
+
 def end_to_end(
     bench: Bench,
     key: str,
@@ -312,6 +327,7 @@ def end_to_end(
     history_rows: int = 0,
     receipts: bool = True,
     callbacks: bool = False,
+    provider: str = "simulator",
 ) -> Outcome:
     """Ingest and delivery at once for e2e_seconds, then the drain: sent msg/s in the
     window and accept-to-sent of every message accepted in it. With ``receipts`` (the
@@ -319,13 +335,19 @@ def end_to_end(
     arrive: delivered msg/s in the same window, accept-to-delivered, the receipts left
     due; the phase (and its CPU and WAL) lasts until every receipt is applied. Without,
     they are held back (accept -> sent only). With ``callbacks``, every message has a
-    callback_url on a loopback receiver, and the phase lasts until they are delivered."""
+    callback_url on a loopback receiver, and the phase lasts until they are delivered.
+    With ``provider`` "smpp", every message goes through the SMPP adapter to the tests'
+    SMSC on loopback (tests/providers/smsc.py, window 50), which answers at once and
+    sends each receipt as a deliver_sm 1 s later."""
     p = bench.plan
     out = Outcome()
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(bench.database(key))
         gw = stack.enter_context(bench.gateway(url, key))
         hook = stack.enter_context(callback_receiver(bench, key)) if callbacks else None
+        if provider != "simulator":
+            peer = upstream_peer(provider, gw.base, receipt_delay=RECEIPTS_AFTER)
+            use_provider(gw, stack.enter_context(peer))
         tenants = gw.tenants(p.batch_tenants if batch else p.single_tenants, prefix=key)
         keys = keys_file(bench.dir(key) / "keys", tenants)
         if history_rows:
@@ -434,5 +456,6 @@ def end_to_end(
     label = f"e2e {'batch' if batch else 'single'} {latency_ms:g} ms"
     label += "" if receipts else " held"
     label += " +callbacks" if callbacks else ""
+    label += f" {provider}" if provider != "simulator" else ""
     bench.chart(label + (" +history" if history_rows else ""), t0, t1, settled, s, seen)
     return out

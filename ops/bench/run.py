@@ -144,6 +144,18 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             ),
         ),
         (
+            "e2e_batch_smpp",
+            "e2e batch through SMPP",
+            lambda: end_to_end(bench, "e2e_batch_smpp", batch=True, latency_ms=0, provider="smpp"),
+        ),
+        (
+            "e2e_single_smpp",
+            "e2e single through SMPP",
+            lambda: end_to_end(
+                bench, "e2e_single_smpp", batch=False, latency_ms=0, provider="smpp"
+            ),
+        ),
+        (
             "e2e_single_50",
             "e2e single 50 ms",
             lambda: end_to_end(bench, "e2e_single_50", batch=False, latency_ms=50),

@@ -154,6 +154,9 @@ async def test_versions_newer_than_the_code_are_not_taken_for_a_foreign_history(
     # A later release migrated the database while this code still runs (a deploy): it
     # is ahead, not foreign; migrate applies nothing and the version says how far.
     with psycopg.connect(schema_db, autocommit=True) as conn:
-        conn.execute("INSERT INTO smsgw_migrations (version, name) VALUES (2, 'from_the_future')")
+        conn.execute(
+            "INSERT INTO smsgw_migrations (version, name) VALUES (%s, 'from_the_future')",
+            (migrate.latest_version() + 1,),
+        )
     assert await run_migrate(schema_db) == []
     assert await version(schema_db) == migrate.latest_version() + 1

@@ -37,6 +37,7 @@ ProblemCode = Literal[
     "conflict",
     "payload_too_large",
     "recipient_opted_out",
+    "destination_not_priced",
     "internal_error",
     "unavailable",
 ]

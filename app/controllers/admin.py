@@ -62,6 +62,7 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         captured=balance.captured,
         inbound_url=tenant.inbound_url,
         help_reply=tenant.help_reply,
+        rate_card=tenant.rate_card,
     )
 
 
@@ -114,6 +115,7 @@ class AdminController(Controller):
                 ),
                 inbound_url=data.inbound_url,
                 help_reply=data.help_reply,
+                rate_card=data.rate_card,
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)

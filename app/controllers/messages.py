@@ -177,8 +177,13 @@ class MessagesController(Controller):
         return _accepted(result)
 
     @post("/quote", dto=StrictBody[SendRequest], return_dto=None, status_code=200)
-    async def quote(self, tenant: NamedDependency[Tenant], data: JSONBody[SendRequest]) -> Quote:
-        return messages.quote(data, tenant=tenant, now_ms=accept.now_ms())
+    async def quote(
+        self,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        data: JSONBody[SendRequest],
+    ) -> Quote:
+        return await messages.quote(conn, data, tenant=tenant, now_ms=accept.now_ms())
 
     @get("/{message_id:str}")
     async def get_message(

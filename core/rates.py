@@ -273,6 +273,8 @@ async def put_own_rates(
     """Replace a tenant's own rates (they win over its card's for the prefixes they
     cover) from a CSV price list, in effect now; an empty list clears them."""
     rates = parse_csv(csv_text, allow_empty=True)
+    if await rates_db.tenant_card(conn, tenant_id=tenant_id) is None:
+        raise NotFound("No tenant has this id.")
     return await _write(
         conn, card=own_card(tenant_id), tenant_id=tenant_id, rates=rates, at=None, dry=dry_run
     )

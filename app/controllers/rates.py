@@ -69,7 +69,7 @@ class RateCardsController(Controller):
         dry_run: Annotated[
             bool, QueryParameter(description="true: answer the diff, write nothing")
         ] = False,
-    ) -> Response[rates.Imported]:
+    ) -> Response[Any]:
         """A new version of the card (made if new) from a CSV price list, `text/csv` with
         the header `prefix,country,network,price` (price in micro-units per segment). A
         malformed file is refused whole, every problem listed by line."""
@@ -111,7 +111,7 @@ class RateCardsController(Controller):
         conn: NamedDependency[Conn],
         tenant_id: FromPath[str],
         dry_run: FromQuery[bool] = False,
-    ) -> Response[rates.Imported]:
+    ) -> Response[Any]:
         """Replace the tenant's own rates (CSV, the card format), in effect now. For the
         prefixes they cover they win over its card's; a file of only the header clears
         them."""

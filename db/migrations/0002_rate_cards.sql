@@ -571,10 +571,11 @@ BEGIN
 END;
 $$;
 
--- The tier cards, each one row for every destination at the tier's price of 1.0.0.
+-- The tier cards, each one row for every destination at the tier's price of 1.0.0, in
+-- effect since before any message (1970: a time every client can read).
 INSERT INTO rate_cards (name) VALUES ('standard'), ('premium'), ('vip');
 INSERT INTO rate_card_versions (card_id, version, effective_at, rates)
-SELECT c.id, 1, '-infinity', 1 FROM rate_cards c;
+SELECT c.id, 1, '1970-01-01 00:00:00+00', 1 FROM rate_cards c;
 INSERT INTO rate_card_rates (version_id, prefix, price)
 SELECT v.id, '', CASE c.name WHEN 'standard' THEN 7900 WHEN 'premium' THEN 6500 ELSE 5000 END
   FROM rate_card_versions v JOIN rate_cards c ON c.id = v.card_id;
@@ -586,7 +587,7 @@ SELECT 'tenant:' || t.id::text, t.id
  WHERE t.price_per_segment <> CASE t.tier WHEN 'standard' THEN 7900
                                           WHEN 'premium' THEN 6500 ELSE 5000 END;
 INSERT INTO rate_card_versions (card_id, version, effective_at, rates)
-SELECT c.id, 1, '-infinity', 1 FROM rate_cards c WHERE c.tenant_id IS NOT NULL;
+SELECT c.id, 1, '1970-01-01 00:00:00+00', 1 FROM rate_cards c WHERE c.tenant_id IS NOT NULL;
 INSERT INTO rate_card_rates (version_id, prefix, price)
 SELECT v.id, '', t.price_per_segment
   FROM rate_card_versions v

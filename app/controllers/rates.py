@@ -25,6 +25,7 @@ _CSV_TYPES = ("text/csv", "text/plain", "application/csv")
 
 
 async def _csv_body(request: Request[Any, Any, Any]) -> str:
+    raw = await request.body()  # read first: a body over the limit is 413, whatever it is
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media not in _CSV_TYPES:
         raise InvalidRequest(
@@ -32,7 +33,7 @@ async def _csv_body(request: Request[Any, Any, Any]) -> str:
             [FieldError("Content-Type", "must be text/csv")],
         )
     try:
-        return (await request.body()).decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest(
             "The file is not valid.", [FieldError("line 1", "the file is not UTF-8 text")]

@@ -19,7 +19,7 @@ import msgspec
 import phonenumbers
 
 from core.errors import FieldError, InvalidRequest, NotFound
-from db import Conn
+from db import Conn, Row
 from db import rates as rates_db
 
 HEADER = ("prefix", "country", "network", "price")
@@ -195,14 +195,50 @@ async def import_version(
     written. In the caller's transaction."""
     check_card_name(card)
     rates = parse_csv(csv_text)
-    return await _write(conn, card=card, tenant_id=None, rates=rates, at=effective_at, dry=dry_run)
+    return await _write(conn, card=card, owner=Owner(), rates=rates, at=effective_at, dry=dry_run)
+
+
+def provider_card(provider: str) -> str:
+    """The name of a provider's cost price list, kept as a card of its own."""
+    return f"provider:{provider}"
+
+
+async def import_provider_costs(
+    conn: Conn,
+    *,
+    provider: str,
+    csv_text: str,
+    effective_at: datetime | None = None,
+    dry_run: bool = False,
+) -> Imported | Diff:
+    """A new version of a provider's cost price list (the card format, price = what the
+    provider charges per segment), which replaces its routes' flat cost_per_segment
+    for the destinations it covers."""
+    rates = parse_csv(csv_text)
+    if not await rates_db.provider_exists(conn, name=provider):
+        raise NotFound("No provider has this name.")
+    return await _write(
+        conn,
+        card=provider_card(provider),
+        owner=Owner(provider=provider),
+        rates=rates,
+        at=effective_at,
+        dry=dry_run,
+    )
+
+
+class Owner(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a card that is not an operator's belongs to."""
+
+    tenant_id: uuid.UUID | None = None
+    provider: str | None = None
 
 
 async def _write(
     conn: Conn,
     *,
     card: str,
-    tenant_id: uuid.UUID | None,
+    owner: Owner,
     rates: Sequence[Rate],
     at: datetime | None,
     dry: bool,
@@ -215,7 +251,9 @@ async def _write(
     if dry:
         found = await rates_db.get_card(conn, name=card)
         return await _diff(conn, card=card, card_id=found["id"] if found else None, rates=rates)
-    locked = await rates_db.lock_card(conn, name=card, tenant_id=tenant_id)
+    locked = await rates_db.lock_card(
+        conn, name=card, tenant_id=owner.tenant_id, provider=owner.provider
+    )
     row = await rates_db.insert_version(
         conn,
         card_id=locked["id"],
@@ -227,10 +265,16 @@ async def _write(
     )
 
 
-async def get_card(conn: Conn, *, card: str) -> Card:
-    found = await rates_db.get_card(conn, name=card)
+async def _find_card(conn: Conn, card: str) -> Row:
+    # Any text may come in a URL; one that no card could be named is simply not found.
+    found = None if "\x00" in card or len(card) > 100 else await rates_db.get_card(conn, name=card)
     if found is None:
         raise NotFound("No rate card has this name.")
+    return found
+
+
+async def get_card(conn: Conn, *, card: str) -> Card:
+    found = await _find_card(conn, card)
     current = await rates_db.version_in_effect(conn, card_id=found["id"])
     return Card(
         name=found["name"],
@@ -249,9 +293,7 @@ async def get_card(conn: Conn, *, card: str) -> Card:
 
 async def export_version(conn: Conn, *, card: str, version: int | None = None) -> str:
     """A version of ``card`` as CSV (None: the one in effect now)."""
-    found = await rates_db.get_card(conn, name=card)
-    if found is None:
-        raise NotFound("No rate card has this name.")
+    found = await _find_card(conn, card)
     if version is None:
         row = await rates_db.version_in_effect(conn, card_id=found["id"])
     else:
@@ -276,7 +318,12 @@ async def put_own_rates(
     if await rates_db.tenant_card(conn, tenant_id=tenant_id) is None:
         raise NotFound("No tenant has this id.")
     return await _write(
-        conn, card=own_card(tenant_id), tenant_id=tenant_id, rates=rates, at=None, dry=dry_run
+        conn,
+        card=own_card(tenant_id),
+        owner=Owner(tenant_id=tenant_id),
+        rates=rates,
+        at=None,
+        dry=dry_run,
     )
 
 
@@ -286,7 +333,12 @@ async def set_flat_price(conn: Conn, *, tenant_id: uuid.UUID, price_per_segment:
     kept = [Rate(**r) for r in await rates_db.own_rates_with_flat_price(conn, tenant_id=tenant_id)]
     rates = [Rate(prefix="", country="", network="", price=price_per_segment), *kept]
     await _write(
-        conn, card=own_card(tenant_id), tenant_id=tenant_id, rates=rates, at=None, dry=False
+        conn,
+        card=own_card(tenant_id),
+        owner=Owner(tenant_id=tenant_id),
+        rates=rates,
+        at=None,
+        dry=False,
     )
 
 
@@ -295,7 +347,7 @@ async def set_tenant_card(conn: Conn, *, tenant_id: uuid.UUID, card: str | None)
     card_id = None
     if card is not None:
         found = await rates_db.get_card(conn, name=card)
-        if found is None or found["tenant_id"] is not None:
+        if found is None or found["tenant_id"] is not None or found["provider"] is not None:
             raise InvalidRequest(
                 "The change is not valid.", [FieldError("rate_card", "no rate card has this name")]
             )

@@ -14,9 +14,11 @@ from db.sql import Queries, json_rows
 _q = Queries("rates")
 
 
-async def lock_card(conn: Conn, *, name: str, tenant_id: uuid.UUID | None = None) -> Row:
+async def lock_card(
+    conn: Conn, *, name: str, tenant_id: uuid.UUID | None = None, provider: str | None = None
+) -> Row:
     """The card named ``name`` (made if new), locked until the caller's commit."""
-    row = await _q.one(conn, "lock_card", name=name, tenant_id=tenant_id)
+    row = await _q.one(conn, "lock_card", name=name, tenant_id=tenant_id, provider=provider)
     assert row is not None
     return row
 
@@ -74,3 +76,7 @@ async def tenant_card(conn: Conn, *, tenant_id: uuid.UUID) -> Row | None:
 
 async def own_rates_with_flat_price(conn: Conn, *, tenant_id: uuid.UUID) -> list[Row]:
     return await _q.all(conn, "own_rates_with_flat_price", tenant_id=tenant_id)
+
+
+async def provider_exists(conn: Conn, *, name: str) -> bool:
+    return await _q.one(conn, "provider_exists", name=name) is not None

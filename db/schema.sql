@@ -1975,11 +1975,14 @@ $$;
 CREATE TABLE rate_cards (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- An operator's card: letters, digits, '.', '_', '-'. A tenant's own rates: 'tenant:'
-    -- and its id, with tenant_id set.
+    -- and its id, with tenant_id set. A provider's cost price list: 'provider:' and its
+    -- name, with provider set.
     name text NOT NULL UNIQUE CHECK (
         name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'
-        OR (tenant_id IS NOT NULL AND name = 'tenant:' || tenant_id::text)),
+        OR (tenant_id IS NOT NULL AND name = 'tenant:' || tenant_id::text)
+        OR (provider IS NOT NULL AND name = 'provider:' || provider)),
     tenant_id uuid UNIQUE REFERENCES tenants (id),
+    provider text UNIQUE REFERENCES providers (name) ON UPDATE CASCADE,
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
@@ -2021,6 +2024,14 @@ ALTER TABLE messages ADD COLUMN price_per_segment bigint;
 ALTER TABLE messages ADD COLUMN rate_card text;
 ALTER TABLE messages ADD COLUMN rate_card_version integer;
 ALTER TABLE messages ADD COLUMN rate_prefix text;
+-- What the route that sent it cost (its provider's price list for the destination, else
+-- the route's flat cost_per_segment), times the segments; set with the provider.
+ALTER TABLE messages ADD COLUMN cost bigint;
+
+-- The margin guard: a route that costs more per segment than a message's price per
+-- segment is skipped for it, unless the operator allowed loss-making sends on it.
+ALTER TABLE routes ADD COLUMN allow_loss boolean NOT NULL DEFAULT false;
+
 
 -- Every prefix of a number's digits, '' first: the keys of a longest-prefix probe.
 CREATE FUNCTION smsgw_prefixes_v1(p_number text)
@@ -2072,6 +2083,26 @@ AS $$
              LIMIT 1) AS r
       JOIN rate_card_versions v ON v.id = r.version_id
       JOIN rate_cards c ON c.id = v.card_id
+$$;
+
+-- The cost per segment of each provider's own price list in effect now for each number
+-- (longest prefix), in one set-based statement per dispatch claim: only providers with
+-- a list, and numbers their list covers (the others fall back to the route's flat cost).
+CREATE FUNCTION smsgw_provider_costs_v1(p_numbers text[])
+    RETURNS TABLE (to_number text, provider text, cost_per_segment bigint)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT n.to_number, l.provider, q.price_per_segment
+      FROM (SELECT c.provider,
+                   (SELECT v.id FROM rate_card_versions v
+                     WHERE v.card_id = c.id AND v.effective_at <= now()
+                     ORDER BY v.effective_at DESC, v.version DESC
+                     LIMIT 1) AS version_id
+              FROM rate_cards c
+             WHERE c.provider IS NOT NULL) AS l,
+           unnest(p_numbers) AS n(to_number),
+           LATERAL smsgw_rate_v1(NULL::bigint, l.version_id, n.to_number) AS q
+     WHERE l.version_id IS NOT NULL
 $$;
 
 -- One message of a batch as the API sends it (core/accept.py: _rows), by name. `price`

@@ -137,6 +137,7 @@ class DatabaseUpstreams:
                 provider=r["provider"],
                 priority=r["priority"],
                 cost_per_segment=r["cost_per_segment"],
+                allow_loss=r["allow_loss"],
             )
             for r in await providers_db.list_routes(conn)
             if r["enabled"]

@@ -54,7 +54,11 @@ class RateCardsController(Controller):
         status_code=201,
         request_max_body_size=MAX_CSV_BYTES,
         responses={
-            200: ResponseSpec(rates.Diff, description="dry_run=true: the diff, nothing written"),
+            200: ResponseSpec(
+                rates.Diff,
+                description="dry_run=true: the diff, nothing written",
+                generate_examples=False,
+            ),
             **problems(413, 422),
         },
     )
@@ -99,6 +103,42 @@ class RateCardsController(Controller):
             conn, card=card, version=int(number) if number.isdigit() else None
         )
         return Response(text, media_type=CSV)
+
+    @post(
+        "/providers/{name:str}/costs",
+        status_code=201,
+        request_max_body_size=MAX_CSV_BYTES,
+        responses={
+            200: ResponseSpec(
+                rates.Diff,
+                description="dry_run=true: the diff, nothing written",
+                generate_examples=False,
+            ),
+            **problems(413, 422),
+        },
+    )
+    async def import_provider_costs(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Conn],
+        name: FromPath[str],
+        effective_at: Annotated[
+            datetime | None,
+            QueryParameter(description="RFC 3339; default now"),
+        ] = None,
+        dry_run: Annotated[
+            bool, QueryParameter(description="true: answer the diff, write nothing")
+        ] = False,
+    ) -> Response[Any]:
+        """A new version of the provider's cost price list (the rate card CSV, price =
+        what it charges per segment). It replaces its routes' flat `cost_per_segment`
+        where it covers a destination; read it back as the card `provider:<name>`."""
+        text = await _csv_body(request)
+        async with conn.transaction():
+            result = await rates.import_provider_costs(
+                conn, provider=name, csv_text=text, effective_at=effective_at, dry_run=dry_run
+            )
+        return _answer(result)
 
     @put(
         "/tenants/{tenant_id:str}/rates",

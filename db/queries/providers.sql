@@ -2,7 +2,7 @@
 SELECT name, kind, config, mps, enabled, updated_at FROM providers ORDER BY name
 
 -- name: list_routes
-SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled
+SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
   FROM routes ORDER BY priority, cost_per_segment, length(prefix) DESC, id
 
 -- name: health
@@ -25,9 +25,10 @@ ON CONFLICT (name) DO UPDATE
 RETURNING name, kind, mps, enabled, created_at, updated_at
 
 -- name: insert_route
-INSERT INTO routes (prefix, tier, provider, priority, cost_per_segment, enabled)
-VALUES (%(prefix)s, %(tier)s, %(provider)s, %(priority)s, %(cost_per_segment)s, %(enabled)s)
-RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled
+INSERT INTO routes (prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss)
+VALUES (%(prefix)s, %(tier)s, %(provider)s, %(priority)s, %(cost_per_segment)s, %(enabled)s,
+        %(allow_loss)s)
+RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
 
 -- name: delete_route
 DELETE FROM routes WHERE id = %(id)s RETURNING id

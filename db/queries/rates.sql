@@ -1,13 +1,13 @@
 -- name: lock_card
 -- The card, created if new, its row locked until the commit: versions of one card are
 -- numbered one after another.
-INSERT INTO rate_cards AS c (name, tenant_id)
-VALUES (%(name)s, %(tenant_id)s)
+INSERT INTO rate_cards AS c (name, tenant_id, provider)
+VALUES (%(name)s, %(tenant_id)s, %(provider)s)
 ON CONFLICT (name) DO UPDATE SET name = c.name
 RETURNING id, name, tenant_id
 
 -- name: get_card
-SELECT id, name, tenant_id FROM rate_cards WHERE name = %(name)s
+SELECT id, name, tenant_id, provider FROM rate_cards WHERE name = %(name)s
 
 -- name: insert_version
 -- A version and all its rates in one statement (set-based: a 50,000-row card is one
@@ -90,3 +90,6 @@ SELECT r.prefix, coalesce(r.country, '') AS country, coalesce(r.network, '') AS 
        LIMIT 1) AS v ON true
   JOIN rate_card_rates r ON r.version_id = v.id
  WHERE c.tenant_id = %(tenant_id)s AND r.prefix <> ''
+
+-- name: provider_exists
+SELECT name FROM providers WHERE name = %(name)s

@@ -46,6 +46,7 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
 CSV_BODIES: dict[tuple[str, str], str] = {
     ("POST", "/v1/admin/rate-cards/{card}/versions"): "prefix,country,network,price\n,,,7900\n",
     ("PUT", "/v1/admin/tenants/{tenant_id}/rates"): "prefix,country,network,price\n44,GB,,1\n",
+    ("POST", "/v1/admin/providers/{name}/costs"): "prefix,country,network,price\n44,GB,,1\n",
 }
 PROVIDER_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/providers/{provider}/dlr"): {"id": "AGG-1", "status": "delivered"},

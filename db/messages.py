@@ -15,7 +15,7 @@ from db.sql import Queries, json_rows
 
 _q = Queries("messages")
 
-# smsgw_accept_one_v1: the credit or the ingest bucket went to a concurrent send.
+# smsgw_accept_one_v2: the credit or the ingest bucket went to a concurrent send.
 REFUSED_BY_A_CONCURRENT_SEND = "SMG01"
 
 

@@ -1994,6 +1994,8 @@ CREATE TABLE rate_card_versions (
     version integer NOT NULL CHECK (version > 0),
     effective_at timestamptz NOT NULL,
     rates integer NOT NULL CHECK (rates >= 0),
+    -- The lengths of its prefixes, longest first: a lookup probes only these.
+    lengths integer[] NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (card_id, version)
 );
@@ -2004,7 +2006,8 @@ CREATE INDEX rate_card_versions_effective_idx
 
 -- The prefix is E.164 digits without '+': '' covers everything, '44' the United
 -- Kingdom, '447' its mobiles. Longest prefix wins. The primary key is the lookup's index:
--- a number's prefixes (16 at most) probed in one version.
+-- a number's prefixes (of the lengths the version has) probed in one version; it carries
+-- the price, so the probe reads the index alone (about half the time of a heap visit).
 CREATE TABLE rate_card_rates (
     version_id bigint NOT NULL REFERENCES rate_card_versions (id),
     prefix text NOT NULL CHECK (prefix ~ '^[0-9]{0,15}$'),
@@ -2012,7 +2015,7 @@ CREATE TABLE rate_card_rates (
     network text,
     -- Micro-units per segment.
     price bigint NOT NULL CHECK (price >= 0),
-    PRIMARY KEY (version_id, prefix)
+    PRIMARY KEY (version_id, prefix) INCLUDE (price)
 );
 
 -- NULL: the tenant is on its tier's card (the card named after the tier).
@@ -2033,56 +2036,69 @@ ALTER TABLE messages ADD COLUMN cost bigint;
 ALTER TABLE routes ADD COLUMN allow_loss boolean NOT NULL DEFAULT false;
 
 
--- Every prefix of a number's digits, '' first: the keys of a longest-prefix probe.
-CREATE FUNCTION smsgw_prefixes_v1(p_number text)
-    RETURNS text[]
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT array_agg(left(d.digits, n) ORDER BY n)
-      FROM (SELECT ltrim(p_number, '+') AS digits) AS d,
-           generate_series(0, least(length(d.digits), 15)) AS n
-$$;
+-- How a tenant's messages are priced at a moment, read once per accept call: the version
+-- in effect of its own rates and of its card (its tier's card when it has none), each
+-- with its card's name, its number and the lengths of its prefixes (the only keys worth
+-- probing). `flat`: the price when the tenant has no own rates and its card is one rate
+-- for every destination (the tier cards of 1.0.0): no probe at all then.
+CREATE TYPE smsgw_rating_v1 AS (
+    own_version bigint, own_card text, own_number integer, own_lengths integer[],
+    card_version bigint, card_name text, card_number integer, card_lengths integer[],
+    flat bigint);
 
--- The versions a tenant's messages are priced by at `p_at`: those of its own rates and
--- of its card (its tier's card when it has none). NULL where there is none in effect.
-CREATE FUNCTION smsgw_rate_versions_v1(p_tenant_id uuid, p_at timestamptz)
-    RETURNS TABLE (own_version bigint, card_version bigint)
+CREATE FUNCTION smsgw_rating_v1(p_tenant_id uuid, p_at timestamptz)
+    RETURNS smsgw_rating_v1
     LANGUAGE sql STABLE
 AS $$
-    SELECT (SELECT v.id
-              FROM rate_cards c JOIN rate_card_versions v ON v.card_id = c.id
-             WHERE c.tenant_id = t.id AND v.effective_at <= p_at
-             ORDER BY v.effective_at DESC, v.version DESC
-             LIMIT 1),
-           (SELECT v.id
-              FROM rate_card_versions v
-             WHERE v.card_id = coalesce(t.rate_card_id,
-                                        (SELECT c.id FROM rate_cards c WHERE c.name = t.tier))
-               AND v.effective_at <= p_at
-             ORDER BY v.effective_at DESC, v.version DESC
-             LIMIT 1)
+    SELECT ROW(o.id, o.name, o.version, o.lengths, k.id, k.name, k.version, k.lengths,
+               CASE WHEN o.id IS NULL AND k.lengths = '{0}'
+                    THEN (SELECT r.price FROM rate_card_rates r
+                           WHERE r.version_id = k.id AND r.prefix = '')
+               END)::smsgw_rating_v1
       FROM tenants t
+      LEFT JOIN LATERAL (
+          SELECT v.id, c.name, v.version, v.lengths
+            FROM rate_cards c JOIN rate_card_versions v ON v.card_id = c.id
+           WHERE c.tenant_id = t.id AND v.effective_at <= p_at
+           ORDER BY v.effective_at DESC, v.version DESC
+           LIMIT 1) AS o ON true
+      LEFT JOIN LATERAL (
+          SELECT v.id, c.name, v.version, v.lengths
+            FROM rate_cards c JOIN rate_card_versions v ON v.card_id = c.id
+           WHERE c.id = coalesce(t.rate_card_id,
+                                 (SELECT d.id FROM rate_cards d WHERE d.name = t.tier))
+             AND v.effective_at <= p_at
+           ORDER BY v.effective_at DESC, v.version DESC
+           LIMIT 1) AS k ON true
      WHERE t.id = p_tenant_id
 $$;
 
--- The rate of a destination in the given versions: the longest prefix of the tenant's own
--- rates, else the longest of its card's; no row when neither covers the number. One
--- probe of rate_card_rates' primary key.
-CREATE FUNCTION smsgw_rate_v1(p_own_version bigint, p_card_version bigint, p_number text)
+-- The rate of a destination by `p`: the longest prefix of the tenant's own rates, else
+-- the longest of its card's; no row when neither covers the number. One probe of
+-- rate_card_rates' primary key, with a key per prefix length the versions have (a
+-- number's prefixes of other lengths cannot match); none for a flat card.
+CREATE FUNCTION smsgw_rate_v1(p smsgw_rating_v1, p_number text)
     RETURNS TABLE (price_per_segment bigint, rate_card text, rate_card_version integer,
                    rate_prefix text)
     LANGUAGE sql STABLE
 AS $$
-    SELECT r.price, c.name, v.version, r.prefix
-      FROM (SELECT r.price, r.prefix, r.version_id
-              FROM rate_card_rates r
-             WHERE r.version_id IN (p_own_version, p_card_version)
-               AND r.prefix = ANY (smsgw_prefixes_v1(p_number))
-             ORDER BY r.version_id IS NOT DISTINCT FROM p_own_version DESC,
-                      length(r.prefix) DESC
-             LIMIT 1) AS r
-      JOIN rate_card_versions v ON v.id = r.version_id
-      JOIN rate_cards c ON c.id = v.card_id
+    SELECT p.flat, p.card_name, p.card_number, ''::text
+     WHERE p.flat IS NOT NULL
+    UNION ALL
+    (SELECT r.price,
+            CASE WHEN r.version_id = p.own_version THEN p.own_card ELSE p.card_name END,
+            CASE WHEN r.version_id = p.own_version THEN p.own_number ELSE p.card_number END,
+            r.prefix
+       FROM rate_card_rates r
+      WHERE p.flat IS NULL
+        AND r.version_id IN (p.own_version, p.card_version)
+        AND r.prefix = ANY (ARRAY(
+              SELECT left(ltrim(p_number, '+'), l.n)
+                FROM unnest(coalesce(p.own_lengths, '{}') || coalesce(p.card_lengths, '{}'))
+                     AS l(n)
+               WHERE l.n < length(p_number)))
+      ORDER BY r.version_id IS NOT DISTINCT FROM p.own_version DESC, length(r.prefix) DESC
+      LIMIT 1)
 $$;
 
 -- The cost per segment of each provider's own price list in effect now for each number
@@ -2094,15 +2110,17 @@ CREATE FUNCTION smsgw_provider_costs_v1(p_numbers text[])
 AS $$
     SELECT n.to_number, l.provider, q.price_per_segment
       FROM (SELECT c.provider,
-                   (SELECT v.id FROM rate_card_versions v
-                     WHERE v.card_id = c.id AND v.effective_at <= now()
-                     ORDER BY v.effective_at DESC, v.version DESC
-                     LIMIT 1) AS version_id
+                   ROW(NULL, NULL, NULL, NULL, v.id, c.name, v.version, v.lengths,
+                       NULL)::smsgw_rating_v1 AS rating
               FROM rate_cards c
+              JOIN LATERAL (
+                  SELECT v.id, v.version, v.lengths FROM rate_card_versions v
+                   WHERE v.card_id = c.id AND v.effective_at <= now()
+                   ORDER BY v.effective_at DESC, v.version DESC
+                   LIMIT 1) AS v ON true
              WHERE c.provider IS NOT NULL) AS l,
            unnest(p_numbers) AS n(to_number),
-           LATERAL smsgw_rate_v1(NULL::bigint, l.version_id, n.to_number) AS q
-     WHERE l.version_id IS NOT NULL
+           LATERAL smsgw_rate_v1(l.rating, n.to_number) AS q
 $$;
 
 -- One message of a batch as the API sends it (core/accept.py: _rows), by name. `price`
@@ -2137,7 +2155,7 @@ DECLARE
     oldest timestamptz;
     refused uuid[] := '{}';
     unpriced uuid[] := '{}';
-    versions record;
+    rating smsgw_rating_v1;
     priced json;
 BEGIN
     -- Fields are matched by name; a missing one is NULL, as with json_to_recordset.
@@ -2157,7 +2175,7 @@ BEGIN
     END IF;
     -- One version per card for the whole call: now() is the transaction's start, and a
     -- version's rates are written with it, so every message is priced by one card state.
-    SELECT * INTO versions FROM smsgw_rate_versions_v1(p_tenant_id, now());
+    rating := smsgw_rating_v1(p_tenant_id, now());
     SELECT coalesce(array_agg(m.id) FILTER (WHERE m.price IS NULL
                                               AND r.price_per_segment IS NULL), '{}'),
            array_agg(ROW(m.id, m.created_at, m.status, m.to_number, m.sender, m.body,
@@ -2169,8 +2187,7 @@ BEGIN
                FILTER (WHERE m.price IS NOT NULL OR r.price_per_segment IS NOT NULL)
       INTO unpriced, drafts
       FROM unnest(drafts) AS m
-      LEFT JOIN LATERAL smsgw_rate_v1(versions.own_version, versions.card_version,
-                                      m.to_number) AS r ON m.price IS NULL;
+      LEFT JOIN LATERAL smsgw_rate_v1(rating, m.to_number) AS r ON m.price IS NULL;
     SELECT count(*), coalesce(sum(m.price), 0), min(coalesce(m.send_at, m.created_at)),
            min(m.created_at),
            json_agg(json_build_array(m.id, m.price, m.price_per_segment, m.rate_card,
@@ -2298,11 +2315,11 @@ BEGIN
            AND (s.sender IS NULL OR x.number IN ('*', s.sender)));
     set_aside := stale || opted_out;
     -- The price of each send left, in one statement: one version per card for the call.
-    WITH versions AS (
-        SELECT t.tenant_id, v.own_version, v.card_version
+    -- MATERIALIZED: each tenant's rating is read once, not once per send and field.
+    WITH ratings AS MATERIALIZED (
+        SELECT t.tenant_id, smsgw_rating_v1(t.tenant_id, now()) AS rating
           FROM (SELECT DISTINCT s.tenant_id FROM unnest(sends) AS s
-                 WHERE s.id <> ALL (set_aside)) AS t,
-               smsgw_rate_versions_v1(t.tenant_id, now()) AS v
+                 WHERE s.id <> ALL (set_aside)) AS t
     )
     SELECT coalesce(array_agg(s.id) FILTER (WHERE s.price IS NULL
                                               AND q.price_per_segment IS NULL), '{}'),
@@ -2316,8 +2333,8 @@ BEGIN
                FILTER (WHERE s.price IS NOT NULL OR q.price_per_segment IS NOT NULL)
       INTO not_priced, priced
       FROM unnest(sends) WITH ORDINALITY AS s
-      LEFT JOIN versions v ON v.tenant_id = s.tenant_id
-      LEFT JOIN LATERAL smsgw_rate_v1(v.own_version, v.card_version, s.to_number) AS q
+      LEFT JOIN ratings g ON g.tenant_id = s.tenant_id
+      LEFT JOIN LATERAL smsgw_rate_v1(g.rating, s.to_number) AS q
              ON s.price IS NULL
      WHERE s.id <> ALL (set_aside);
     set_aside := set_aside || not_priced;
@@ -2453,6 +2470,7 @@ DECLARE
     n integer;
     due timestamptz := coalesce(p_send_at, p_created_at);
     bal record;
+    rating smsgw_rating_v1;
     rate record;
     total bigint := p_price;
 BEGIN
@@ -2474,10 +2492,11 @@ BEGIN
         RETURN;
     END IF;
     IF p_price IS NULL THEN
-        -- One statement: the versions in effect and the probe see one snapshot.
-        SELECT q.* INTO rate
-          FROM smsgw_rate_versions_v1(p_tenant_id, now()) AS v,
-               smsgw_rate_v1(v.own_version, v.card_version, p_to_number) AS q;
+        -- The versions in effect, then the probe of their rates: a version's rates are
+        -- written with it and never change, so the second statement reads what the
+        -- first one saw.
+        rating := smsgw_rating_v1(p_tenant_id, now());
+        SELECT q.* INTO rate FROM smsgw_rate_v1(rating, p_to_number) AS q;
         IF NOT FOUND THEN
             RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, false, true,
                                 NULL::bigint, NULL::bigint, NULL::text, NULL::integer,
@@ -2566,8 +2585,8 @@ $$;
 -- The tier cards, each one row for every destination at the tier's price of 1.0.0, in
 -- effect since before any message (1970: a time every client can read).
 INSERT INTO rate_cards (name) VALUES ('standard'), ('premium'), ('vip');
-INSERT INTO rate_card_versions (card_id, version, effective_at, rates)
-SELECT c.id, 1, '1970-01-01 00:00:00+00', 1 FROM rate_cards c;
+INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
+SELECT c.id, 1, '1970-01-01 00:00:00+00', 1, '{0}' FROM rate_cards c;
 INSERT INTO rate_card_rates (version_id, prefix, price)
 SELECT v.id, '', CASE c.name WHEN 'standard' THEN 7900 WHEN 'premium' THEN 6500 ELSE 5000 END
   FROM rate_card_versions v JOIN rate_cards c ON c.id = v.card_id;
@@ -2578,8 +2597,9 @@ SELECT 'tenant:' || t.id::text, t.id
   FROM tenants t
  WHERE t.price_per_segment <> CASE t.tier WHEN 'standard' THEN 7900
                                           WHEN 'premium' THEN 6500 ELSE 5000 END;
-INSERT INTO rate_card_versions (card_id, version, effective_at, rates)
-SELECT c.id, 1, '1970-01-01 00:00:00+00', 1 FROM rate_cards c WHERE c.tenant_id IS NOT NULL;
+INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
+SELECT c.id, 1, '1970-01-01 00:00:00+00', 1, '{0}' FROM rate_cards c
+ WHERE c.tenant_id IS NOT NULL;
 INSERT INTO rate_card_rates (version_id, prefix, price)
 SELECT v.id, '', t.price_per_segment
   FROM rate_card_versions v

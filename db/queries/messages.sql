@@ -24,8 +24,8 @@ SELECT id, outcome, available, tokens, price, price_per_segment, rate_card,
 -- name: quote
 -- The rate a send to `to_number` would be held at now: the accept's own lookup.
 SELECT q.price_per_segment, q.rate_card, q.rate_card_version, q.rate_prefix
-  FROM smsgw_rate_versions_v1(%(tenant_id)s, now()) AS v,
-       smsgw_rate_v1(v.own_version, v.card_version, %(to_number)s) AS q
+  FROM (SELECT smsgw_rating_v1(%(tenant_id)s, now()) AS rating OFFSET 0) AS t,
+       smsgw_rate_v1(t.rating, %(to_number)s) AS q
 
 -- name: get_message
 SELECT * FROM messages

@@ -13,9 +13,12 @@ SELECT id, name, tenant_id, provider FROM rate_cards WHERE name = %(name)s
 -- A version and all its rates in one statement (set-based: a 50,000-row card is one
 -- json_to_recordset), so no reader ever sees a version without its rates.
 WITH version AS (
-    INSERT INTO rate_card_versions (card_id, version, effective_at, rates)
+    INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
     SELECT %(card_id)s, coalesce(max(v.version), 0) + 1, %(effective_at)s,
-           json_array_length(%(rates)s::json)
+           json_array_length(%(rates)s::json),
+           ARRAY(SELECT DISTINCT length(r.prefix)
+                   FROM json_to_recordset(%(rates)s::json) AS r(prefix text)
+                  ORDER BY 1 DESC)
       FROM rate_card_versions v WHERE v.card_id = %(card_id)s
     RETURNING id, version, effective_at, rates, created_at
 ), inserted AS (
@@ -34,7 +37,7 @@ SELECT v.id, v.version, v.effective_at, v.rates, v.created_at
  ORDER BY v.version
 
 -- name: version_in_effect
--- The version whose rates a send is priced by now (smsgw_rate_versions_v1's rule).
+-- The version whose rates a send is priced by now (smsgw_rating_v1's rule).
 SELECT v.id, v.version, v.effective_at, v.rates, v.created_at
   FROM rate_card_versions v
  WHERE v.card_id = %(card_id)s AND v.effective_at <= now()

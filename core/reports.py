@@ -125,13 +125,6 @@ class MarginReport(msgspec.Struct, frozen=True, kw_only=True):
     rows: list[MarginRow]
 
 
-class LossMakingDestination(msgspec.Struct, frozen=True, kw_only=True):
-    prefix: str | None
-    currency: str
-    messages: int
-    margin: int
-
-
 class LiveTenant(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: uuid.UUID
     name: str
@@ -381,17 +374,3 @@ async def margin(
             for r in rows
         ],
     )
-
-
-async def loss_making_destinations(
-    conn: Conn, *, limit: int = 5, now: datetime | None = None
-) -> list[LossMakingDestination]:
-    """Today's (UTC) destination prefixes sent at a loss, worst first."""
-    today = datetime.combine((now or datetime.now(UTC)).date(), time(0), tzinfo=UTC)
-    rows = await reports_db.loss_making_destinations(conn, starts=today, limit=limit)
-    return [
-        LossMakingDestination(
-            prefix=r["prefix"], currency=r["currency"], messages=r["messages"], margin=r["margin"]
-        )
-        for r in rows
-    ]

@@ -82,7 +82,3 @@ async def spend_by_tier(conn: Conn, *, starts: datetime, ends: datetime) -> list
 
 async def margin(conn: Conn, *, starts: datetime, ends: datetime, group_by: str) -> list[Row]:
     return await _q.all(conn, "margin", starts=starts, ends=ends, group_by=group_by)
-
-
-async def loss_making_destinations(conn: Conn, *, starts: datetime, limit: int) -> list[Row]:
-    return await _q.all(conn, "loss_making_destinations", starts=starts, limit=limit)

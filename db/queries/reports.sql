@@ -183,15 +183,3 @@ SELECT key, currency, count(*) AS messages, sum(segments)::bigint AS segments,
   FROM captured
  GROUP BY key, currency
  ORDER BY key, currency
-
--- name: loss_making_destinations
--- For the dashboard: the destination prefixes (as priced) whose captured messages cost
--- more than they brought in today, worst first.
-SELECT m.rate_prefix AS prefix, t.currency, count(*) AS messages,
-       (sum(m.price) - sum(coalesce(m.cost, 0)))::bigint AS margin
-  FROM messages m JOIN tenants t ON t.id = m.tenant_id
- WHERE m.created_at >= %(starts)s AND m.status IN ('sent', 'delivered', 'undelivered')
-   AND m.cost > m.price
- GROUP BY 1, 2
- ORDER BY margin, 1
- LIMIT %(limit)s

@@ -13,7 +13,7 @@ import io
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import msgspec
 import phonenumbers
@@ -257,7 +257,7 @@ async def _write(
     row = await rates_db.insert_version(
         conn,
         card_id=locked["id"],
-        effective_at=at or datetime.now(UTC),
+        effective_at=at,
         rates=_rows(rates),
     )
     return Imported(

@@ -28,10 +28,15 @@ async def get_card(conn: Conn, *, name: str) -> Row | None:
 
 
 async def insert_version(
-    conn: Conn, *, card_id: int, effective_at: datetime, rates: Sequence[Mapping[str, Any]]
+    conn: Conn,
+    *,
+    card_id: int,
+    effective_at: datetime | None,
+    rates: Sequence[Mapping[str, Any]],
 ) -> Row:
     """A new version of the card with ``rates`` (``prefix``, ``country``, ``network``,
-    ``price``), numbered after its last; the caller holds the card's lock."""
+    ``price``), numbered after its last, in effect from ``effective_at`` (None: the
+    database's now, the clock accepts read); the caller holds the card's lock."""
     row = await _q.one(
         conn,
         "insert_version",

@@ -14,7 +14,8 @@ SELECT id, name, tenant_id, provider FROM rate_cards WHERE name = %(name)s
 -- json_to_recordset), so no reader ever sees a version without its rates.
 WITH version AS (
     INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
-    SELECT %(card_id)s, coalesce(max(v.version), 0) + 1, %(effective_at)s,
+    SELECT %(card_id)s, coalesce(max(v.version), 0) + 1,
+           coalesce(%(effective_at)s::timestamptz, now()),
            json_array_length(%(rates)s::json),
            ARRAY(SELECT DISTINCT length(r.prefix)
                    FROM json_to_recordset(%(rates)s::json) AS r(prefix text)

@@ -223,7 +223,11 @@ async def test_an_effective_at_switch_while_sends_run_prices_each_accept_by_one_
     )
     assert scheduled.status_code == 201, scheduled.text
     assert scheduled.json()["version"] == 2
-    stop = asyncio.get_running_loop().time() + 2.5
+    # Sends go on from before the switch until a second after it (on the clock of the
+    # database, which decides), and once more on each side to be sure of both.
+    before = (await support.send(api, tenant, to=US)).json()
+    assert (before["rate_card_version"], before["price"]) == (1, 1_000)
+    stop = asyncio.get_running_loop().time() + (switch_at - datetime.now(UTC)).total_seconds() + 1.0
 
     async def singles() -> None:
         while asyncio.get_running_loop().time() < stop:
@@ -241,6 +245,9 @@ async def test_an_effective_at_switch_while_sends_run_prices_each_accept_by_one_
             assert len(versions) == 1  # one version for the whole accept
 
     await asyncio.gather(singles(), singles(), batches())
+    await asyncio.sleep(max(0.0, (switch_at - datetime.now(UTC)).total_seconds() + 0.1))
+    after = (await support.send(api, tenant, to=US)).json()
+    assert (after["rate_card_version"], after["price"]) == (2, 2_000)
     cursor = await conn.execute(
         "SELECT rate_card_version AS v, to_number, price, count(*) AS n FROM messages"
         " GROUP BY 1, 2, 3 ORDER BY 1, 2"

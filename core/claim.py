@@ -136,9 +136,14 @@ async def claim(
     info = {row["tenant_id"]: row for row in tenants}
     await upstreams.refresh(conn)
     table = upstreams.table()
-    # The providers' own price lists, for every number of the turn in one statement.
-    costs = await dispatch_db.provider_costs(
-        conn, numbers=sorted({row["to_number"] for row in candidates})
+    # The providers' own price lists, for every number of the turn in one statement
+    # (none to read while no provider has one).
+    costs = (
+        await dispatch_db.provider_costs(
+            conn, numbers=sorted({row["to_number"] for row in candidates})
+        )
+        if table.priced
+        else {}
     )
     health = _health(
         await providers_db.health(conn, cooldown_seconds=config.breaker.cooldown_seconds)

@@ -44,6 +44,8 @@ class RouteTable:
     routes: tuple[Route, ...]
     # Providers whose adapter this worker can run (configured, enabled).
     available: frozenset[str]
+    # Providers with a cost price list of their own: only then does a claim read costs.
+    priced: frozenset[str] = frozenset()
 
     def candidates(
         self,

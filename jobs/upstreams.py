@@ -144,7 +144,11 @@ class DatabaseUpstreams:
         )
         if not routes:
             routes = (Route("+", None, default, 100, 0),)
-        self._table = RouteTable(routes=routes, available=frozenset(self._adapters))
+        self._table = RouteTable(
+            routes=routes,
+            available=frozenset(self._adapters),
+            priced=frozenset(name for name, row in rows.items() if row.get("has_costs")),
+        )
 
     async def keep_current(self, pool: AsyncConnectionPool[Conn]) -> None:
         """Reload providers every REFRESH_SECONDS even when nothing is being sent, so

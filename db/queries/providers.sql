@@ -1,5 +1,8 @@
 -- name: list_providers
-SELECT name, kind, config, mps, enabled, updated_at FROM providers ORDER BY name
+-- `has_costs`: the provider has a cost price list of its own (a card, see rate_cards).
+SELECT p.name, p.kind, p.config, p.mps, p.enabled, p.updated_at,
+       EXISTS (SELECT 1 FROM rate_cards c WHERE c.provider = p.name) AS has_costs
+  FROM providers p ORDER BY p.name
 
 -- name: list_routes
 SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss

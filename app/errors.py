@@ -28,6 +28,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.Conflict: 409,
     errors.IdempotencyMismatch: 422,
     errors.RecipientOptedOut: 422,
+    errors.DestinationNotPriced: 422,
     errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.Unavailable: 503,

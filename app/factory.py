@@ -20,6 +20,7 @@ from app.controllers.operations import (
     dashboard_static,
     metrics,
 )
+from app.controllers.rates import RateCardsController
 from app.controllers.reports import AdminReportsController, ReportsController
 from app.controllers.twilio import TwilioController
 from app.controllers.two_way import SuppressionsController, TwoWayAdminController
@@ -96,6 +97,7 @@ def create_app(
             MessagesController,
             AccountController,
             UpstreamsAdminController,
+            RateCardsController,
             ReceiptsController,
             ReportsController,
             AdminReportsController,

@@ -38,6 +38,7 @@ ProblemCode = Literal[
     "payload_too_large",
     "recipient_opted_out",
     "callback_url_not_allowed",
+    "destination_not_priced",
     "internal_error",
     "unavailable",
 ]

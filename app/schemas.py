@@ -61,6 +61,16 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
+    rate_card: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=64, description="The rate card it is priced by; null: its tier's"
+            ),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -77,6 +87,9 @@ class TenantView(msgspec.Struct, kw_only=True):
     inbound_url: str | None = None
     help_reply: str | None = None
     inbound_format: InboundFormat = "json"
+    rate_card: Annotated[
+        str | None, msgspec.Meta(description="The rate card it is on (its tier's by default)")
+    ] = None
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

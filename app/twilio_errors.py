@@ -22,6 +22,8 @@ NOT_FOUND = 20404
 TOO_MANY_REQUESTS = 20429
 ACCOUNT_NOT_ACTIVE = 20005  # Twilio's answer to an account out of funds
 UNSUBSCRIBED_RECIPIENT = 21610
+# "Permission to send an SMS has not been enabled for the region indicated by the To"
+REGION_NOT_ENABLED = 21408
 CANNOT_CANCEL = 30409
 INTERNAL = 20500
 UNAVAILABLE = 20503
@@ -49,6 +51,7 @@ _STATUS: dict[type[errors.DomainError], tuple[int, int]] = {
     errors.Forbidden: (403, AUTHENTICATE),
     errors.NotFound: (404, NOT_FOUND),
     errors.RecipientOptedOut: (400, UNSUBSCRIBED_RECIPIENT),
+    errors.DestinationNotPriced: (400, REGION_NOT_ENABLED),
     errors.InsufficientCredit: (402, ACCOUNT_NOT_ACTIVE),
     errors.Conflict: (400, CANNOT_CANCEL),
     errors.IdempotencyMismatch: (422, 422),

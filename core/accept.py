@@ -16,7 +16,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn, Protocol
 
 import msgspec
@@ -24,7 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from core import ids, submission
 from core.coalesce import SendCoalescer
-from core.errors import InsufficientCredit, RateLimited, RecipientOptedOut
+from core.errors import DestinationNotPriced, InsufficientCredit, RateLimited, RecipientOptedOut
 from core.idempotency import Accepted, Idempotency, stored_answer
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
@@ -38,9 +38,23 @@ OPTED_OUT = (
 )
 
 
+def not_priced(to: str) -> str:
+    return f"No rate of this account's rate card covers {to}: nothing was sent or held."
+
+
 class StaleKey(Exception):
-    """The cached key an accept was made with was revoked, or its tenant's tier, rate or
-    price changed: nothing was written; authenticate again and retry."""
+    """The cached key an accept was made with was revoked, or its tenant's tier or rate
+    changed: nothing was written; authenticate again and retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What an accept call made of a request's drafts: those it accepted, priced, in the
+    request's order, and the ids it refused for an opt-out or an unpriced destination."""
+
+    drafts: Sequence[submission.Draft]
+    opted_out: frozenset[uuid.UUID] = frozenset()
+    not_priced: frozenset[uuid.UUID] = frozenset()
 
 
 class DispatchScheduler(Protocol):
@@ -75,8 +89,8 @@ def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
     ]
 
 
-# What to answer, given the ids of the drafts refused because their recipient opted out.
-Respond = Callable[[frozenset[uuid.UUID]], Any]
+# What to answer, given what the accept call made of the drafts.
+Respond = Callable[[Decided], Any]
 # A request's drafts and how to answer them.
 Prepared = tuple[Sequence[submission.Draft], Respond]
 
@@ -129,10 +143,10 @@ async def accept_drafts(
 ) -> Accepted:
     """Without an Idempotency-Key: one accept call, in the caller's transaction, or in
     autocommit its own."""
-    opted_out = await _hold_insert_enqueue(
+    decided = await _hold_insert_enqueue(
         conn, tenant=tenant, drafts=drafts, scheduler=scheduler, key_id=key_id
     )
-    return Accepted(body=respond(opted_out), replayed=False)
+    return Accepted(body=respond(decided), replayed=False)
 
 
 async def accept_keyed(
@@ -146,13 +160,14 @@ async def accept_keyed(
 ) -> Accepted:
     """With an Idempotency-Key, inside the caller's transaction: the key row and the
     accept call commit together, or neither does."""
-    body = respond(frozenset())
+    # The key row first, so a concurrent request with the same key waits for this one;
+    # its answer is known once the accept has priced the messages.
     claimed = await idempotency_db.claim_key(
         conn,
         tenant_id=tenant.id,
         key=idem.key,
         request_sha256=idem.request_sha256,
-        response=msgspec.to_builtins(body),
+        response={},
         ttl_seconds=idem.ttl_seconds,
     )
     if not claimed:
@@ -160,13 +175,11 @@ async def accept_keyed(
         replay = await stored_answer(conn, tenant, idem)
         assert replay is not None
         return replay
-    opted_out = await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
-    if opted_out:
-        # The key row was claimed before the accept decided; store the real answer.
-        body = respond(opted_out)
-        await idempotency_db.set_response(
-            conn, tenant_id=tenant.id, key=idem.key, response=msgspec.to_builtins(body)
-        )
+    decided = await _hold_insert_enqueue(conn, tenant=tenant, drafts=drafts, scheduler=scheduler)
+    body = respond(decided)
+    await idempotency_db.set_response(
+        conn, tenant_id=tenant.id, key=idem.key, response=msgspec.to_builtins(body)
+    )
     return Accepted(body=body, replayed=False)
 
 
@@ -178,9 +191,9 @@ async def _hold_insert_enqueue(
     scheduler: DispatchScheduler,
     honour_opt_outs: bool = True,
     key_id: uuid.UUID | None = None,
-) -> frozenset[uuid.UUID]:
-    """One call (smsgw_accept_one_v1 for one message, smsgw_accept_v4 for more); returns
-    the ids refused for an opt-out, raises when nothing was accepted."""
+) -> Decided:
+    """One call (smsgw_accept_one_v2 for one message, smsgw_accept_v5 for more), which
+    prices each message by its destination; raises when nothing was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     rows = _rows(drafts)
     if len(rows) == 1:
@@ -198,34 +211,57 @@ async def _hold_insert_enqueue(
         )
         if outcome["stale"]:
             raise StaleKey
-        opted_out = frozenset((drafts[0].id,) if outcome["opted_out"] else ())
-    else:
-        outcome = await messages_db.accept(
-            conn,
-            tenant_id=tenant.id,
-            rate=rate,
-            messages=rows,
-            queue=tenant.tier,
-            task=scheduler.task,
-            honour_opt_outs=honour_opt_outs,
-        )
-        opted_out = frozenset(outcome["opted_out"] or ())
+        if outcome["opted_out"]:
+            raise RecipientOptedOut(OPTED_OUT)
+        if outcome["not_priced"]:
+            raise DestinationNotPriced(not_priced(drafts[0].to))
+        if outcome["accepted"] == 0:
+            _refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
+        return Decided(drafts=[submission.priced(drafts[0], outcome)])
+    outcome = await messages_db.accept(
+        conn,
+        tenant_id=tenant.id,
+        rate=rate,
+        messages=rows,
+        queue=tenant.tier,
+        task=scheduler.task,
+        honour_opt_outs=honour_opt_outs,
+    )
+    opted_out = frozenset(outcome["opted_out"] or ())
+    unpriced = frozenset(outcome["not_priced"] or ())
+    # [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix]
+    rates = {
+        uuid.UUID(r[0]): dict(zip(_RATE_FIELDS, r[1:], strict=True)) for r in outcome["rates"] or ()
+    }
     if outcome["accepted"] == 0:
-        if len(opted_out) == len(drafts):
+        if len(opted_out) + len(unpriced) == len(drafts):
+            if unpriced:
+                raise DestinationNotPriced(
+                    not_priced(drafts[0].to)
+                    if len(drafts) == 1
+                    else "No rate of this account's rate card covers any destination of "
+                    "the batch that did not opt out."
+                )
             raise RecipientOptedOut(
                 OPTED_OUT
                 if len(drafts) == 1
                 else "Every recipient in the batch opted out of messages from its sender."
             )
-        kept = [d for d in drafts if d.id not in opted_out]
         _refuse(
             outcome,
             tenant=tenant,
-            total=sum(d.price for d in kept),
-            count=len(kept),
+            total=sum(r["price"] for r in rates.values()),
+            count=len(rates),
             rate=rate,
         )
-    return opted_out
+    return Decided(
+        drafts=[submission.priced(d, rates[d.id]) for d in drafts if d.id in rates],
+        opted_out=opted_out,
+        not_priced=unpriced,
+    )
+
+
+_RATE_FIELDS = ("price", "price_per_segment", "rate_card", "rate_card_version", "rate_prefix")
 
 
 def _refuse(
@@ -256,7 +292,7 @@ def _draft(
     messaging_service_sid: str | None,
     message_id: uuid.UUID | None,
 ) -> submission.Draft:
-    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms())
+    draft = submission.prepare(request, now_ms=now_ms())
     if message_id is not None:
         draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
     if facade is not None:
@@ -273,9 +309,12 @@ def _one(
     message_id: uuid.UUID | None,
 ) -> Prepared:
     draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
-    message = message_from_draft(draft)
-    body = render(message) if render is not None else message
-    return [draft], lambda _opted_out: body
+
+    def respond(decided: Decided) -> Any:
+        message = message_from_draft(decided.drafts[0])
+        return render(message) if render is not None else message
+
+    return [draft], respond
 
 
 async def accept_message(
@@ -338,13 +377,15 @@ async def accept_together(
     )
     match outcome["outcome"]:
         case "accepted":
-            message = message_from_draft(draft)
+            message = message_from_draft(submission.priced(draft, outcome))
             return Accepted(body=render(message) if render is not None else message, replayed=False)
         case "stale":
             raise StaleKey
         case "opted_out":
             raise RecipientOptedOut(OPTED_OUT)
-    _refuse(outcome, tenant=tenant, total=draft.price, count=1, rate=rate)
+        case "not_priced":
+            raise DestinationNotPriced(not_priced(draft.to))
+    _refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
 
 
 async def accept_single(
@@ -394,7 +435,7 @@ async def accept_reply(
     """An automatic answer (to HELP), inside the caller's transaction: the accept path
     of every message, free of charge (held and settled at 0), outside the tenant's
     ingest rate and sent even to a recipient who opted out."""
-    draft = submission.prepare(request, price_per_segment=0, now_ms=now_ms())
+    draft = submission.prepare(request, now_ms=now_ms(), price_per_segment=0)
     await _hold_insert_enqueue(
         conn,
         tenant=msgspec.structs.replace(tenant, rate_limit_mps=None),

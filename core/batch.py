@@ -11,7 +11,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from core import accept, submission
-from core.errors import FieldError, InvalidRequest, RecipientOptedOut
+from core.errors import DestinationNotPriced, FieldError, InvalidRequest, RecipientOptedOut
 from core.idempotency import Accepted, Idempotency
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
@@ -75,9 +75,7 @@ def _prepare(
             errors.append(_item_error(index, item))
             continue
         try:
-            draft = submission.prepare(
-                item, price_per_segment=tenant.price_per_segment, now_ms=batch_ms, sequence=index
-            )
+            draft = submission.prepare(item, now_ms=batch_ms, sequence=index)
         except InvalidRequest as exc:
             errors.append(_item_error(index, exc))
             continue
@@ -89,7 +87,7 @@ def _prepare(
             [FieldError(f"messages[{e.index}]", e.detail) for e in errors],
         )
 
-    def respond(opted_out: frozenset[uuid.UUID]) -> BatchResult:
+    def respond(decided: accept.Decided) -> BatchResult:
         refused = [
             BatchItemError(
                 index=indexes[d.id],
@@ -97,10 +95,16 @@ def _prepare(
                 detail=f"{d.to} opted out of messages from this sender",
             )
             for d in drafts
-            if d.id in opted_out
+            if d.id in decided.opted_out
+        ] + [
+            BatchItemError(
+                index=indexes[d.id], code=DestinationNotPriced.code, detail=accept.not_priced(d.to)
+            )
+            for d in drafts
+            if d.id in decided.not_priced
         ]
         return BatchResult(
-            messages=[message_from_draft(d) for d in drafts if d.id not in opted_out],
+            messages=[message_from_draft(d) for d in decided.drafts],
             errors=sorted([*errors, *refused], key=lambda e: e.index),
         )
 

@@ -10,12 +10,12 @@ name order, so two claims never wait for each other in opposite orders."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from core.dispatch import DispatchConfig, Upstreams
-from core.routing import Health, choose
+from core.routing import Health, Route, choose
 from db import Conn, Row
 from db import dispatch as dispatch_db
 from db import providers as providers_db
@@ -104,6 +104,15 @@ async def _pace_tenants(
     return kept
 
 
+def _route_cost(costs: Mapping[tuple[str, str], int], to: str) -> Callable[[Route], int]:
+    """A route's cost per segment for ``to``: its provider's price list, else its flat one."""
+
+    def cost(route: Route) -> int:
+        return costs.get((to, route.provider), route.cost_per_segment)
+
+    return cost
+
+
 def _keys(rows: Sequence[Row]) -> list[tuple[datetime, uuid.UUID]]:
     return [(row["created_at"], row["id"]) for row in rows]
 
@@ -127,6 +136,15 @@ async def claim(
     info = {row["tenant_id"]: row for row in tenants}
     await upstreams.refresh(conn)
     table = upstreams.table()
+    # The providers' own price lists, for every number of the turn in one statement
+    # (none to read while no provider has one).
+    costs = (
+        await dispatch_db.provider_costs(
+            conn, numbers=sorted({row["to_number"] for row in candidates})
+        )
+        if table.priced
+        else {}
+    )
     health = _health(
         await providers_db.health(conn, cooldown_seconds=config.breaker.cooldown_seconds)
     )
@@ -135,20 +153,34 @@ async def claim(
     waiting: dict[datetime, list[Row]] = {}
     live = await _pace_tenants(conn, info, live, waiting, now)
     by_provider: dict[str, list[Row]] = {}
+    cost_of: dict[uuid.UUID, int | None] = {}
     for row in live:
         tier = info[row["tenant_id"]]["tier"]
         avoid = row["provider"] if row["attempts"] > 0 else None
-        choice = choose(table, to=row["to_number"], tier=tier, health=health, now=now, avoid=avoid)
+        to = row["to_number"]
+        choice = choose(
+            table,
+            to=to,
+            tier=tier,
+            health=health,
+            now=now,
+            avoid=avoid,
+            cost=_route_cost(costs, to),
+            # The margin guard, for messages priced by a rate card (not a free answer).
+            ceiling=row["price_per_segment"],
+        )
         if choice.provider is not None:
             by_provider.setdefault(choice.provider, []).append(row)
+            cost_of[row["id"]] = choice.cost_per_segment
         elif choice.wait:
-            blocking = [health.get(r.provider) for r in table.candidates(row["to_number"], tier)]
+            blocking = [health.get(r.provider) for r in choice.candidates]
             until = min(_wait_until(h, now, config.breaker.cooldown_seconds) for h in blocking)
             waiting.setdefault(until, []).append(row)
         else:
             result.no_route.append(row)
     keys: list[tuple[datetime, uuid.UUID]] = []
     providers: list[str] = []
+    route_costs: list[int | None] = []
     for name, rows in sorted(by_provider.items()):
         state = health.get(name)
         mps = upstreams.mps(name)
@@ -162,11 +194,16 @@ async def claim(
             waiting.setdefault(now + timedelta(seconds=min(wait, 5.0)), []).append(row)
         keys.extend(_keys(rows[:allowed]))
         providers.extend([name] * allowed)
+        route_costs.extend(cost_of[row["id"]] for row in rows[:allowed])
     # The claim proper, and the updates after it, join many keys to messages.
     await dispatch_db.plan_key_batches(conn)
     if keys:
         result.sending = await dispatch_db.mark_sending(
-            conn, keys=keys, providers=providers, lease_seconds=config.lease_seconds
+            conn,
+            keys=keys,
+            providers=providers,
+            costs=route_costs,
+            lease_seconds=config.lease_seconds,
         )
     set_aside = [*expired, *result.no_route]
     if set_aside:

@@ -74,6 +74,13 @@ class RecipientOptedOut(DomainError):
     title = "Recipient opted out"
 
 
+class DestinationNotPriced(DomainError):
+    """No rate of the tenant's card (nor of its own rates) covers the destination."""
+
+    code = "destination_not_priced"
+    title = "Destination not priced"
+
+
 class IdempotencyMismatch(DomainError):
     code = "idempotency_mismatch"
     title = "Idempotency key reused with a different body"

@@ -2,11 +2,12 @@
 
 Authenticating is a database round trip of its own; on `POST /v1/messages` it cost the
 API about a quarter of its CPU. A key found here is not trusted on its own: the accept
-call is given the key's id and the tenant's settings it was priced with, and refuses
+call is given the key's id and the tenant's settings it was made with, and refuses
 (``stale``) unless the key is still live and those settings are still the tenant's, in
-the same statement that holds the credit. A revoked key or a changed tier, price or
-rate limit therefore takes effect at once, as with a lookup per request; the caller
-then forgets the entry and authenticates again.
+the same statement that holds the credit. A revoked key or a changed tier or rate limit
+therefore takes effect at once, as with a lookup per request; the caller then forgets
+the entry and authenticates again. Prices are never cached: the accept statement reads
+the tenant's rates itself.
 
 Entries are keyed by a digest of the whole key, never the key itself, and live
 ``ttl_seconds``; the cache holds at most ``max_entries`` (the oldest go first).

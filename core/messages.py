@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 from core import cursors, ids, submission
-from core.errors import Conflict, FieldError, InvalidRequest, NotFound
+from core.errors import Conflict, DestinationNotPriced, FieldError, InvalidRequest, NotFound
 from core.tenants import Tenant
 from db import Conn, Row
 from db import messages as messages_db
@@ -41,6 +41,13 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     encoding: Literal["GSM-7", "UCS-2"]
     segments: int
     price: int
+    # What it was priced at (None for a message accepted before rate cards, or free).
+    price_per_segment: int | None
+    rate_card: str | None
+    rate_card_version: int | None
+    rate_prefix: Annotated[
+        str | None, msgspec.Meta(description="The destination prefix whose rate applied")
+    ]
     provider: str | None
     provider_message_id: str | None
     attempts: int
@@ -56,9 +63,16 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True):
+    """What a send would be held at now: ``price`` is the total, segments x
+    ``price_per_segment`` of the rate whose ``rate_prefix`` matched."""
+
     encoding: Literal["GSM-7", "UCS-2"]
     segments: int
     price: int
+    price_per_segment: int
+    rate_card: str
+    rate_card_version: int
+    rate_prefix: str
 
 
 class Page(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +90,10 @@ def message_from_row(row: Row) -> Message:
         encoding=row["encoding"],
         segments=row["segments"],
         price=row["price"],
+        price_per_segment=row["price_per_segment"],
+        rate_card=row["rate_card"],
+        rate_card_version=row["rate_card_version"],
+        rate_prefix=row["rate_prefix"],
         provider=row["provider"],
         provider_message_id=row["provider_message_id"],
         attempts=row["attempts"],
@@ -92,8 +110,9 @@ def message_from_row(row: Row) -> Message:
 
 
 def message_from_draft(draft: submission.Draft) -> Message:
-    """The answer to an accept, built before the insert so it can be stored with an
-    Idempotency-Key in the same transaction."""
+    """The answer to an accept, from the draft as the accept call priced it."""
+    if draft.price is None:
+        raise ValueError("a draft is answered once its accept has priced it")
     return Message(
         id=draft.id,
         status="scheduled" if draft.send_at else "queued",
@@ -103,6 +122,10 @@ def message_from_draft(draft: submission.Draft) -> Message:
         encoding=draft.encoding,
         segments=draft.segments,
         price=draft.price,
+        price_per_segment=draft.price_per_segment,
+        rate_card=draft.rate_card,
+        rate_card_version=draft.rate_card_version,
+        rate_prefix=draft.rate_prefix,
         provider=None,
         provider_message_id=None,
         attempts=0,
@@ -129,9 +152,25 @@ def parse_message_id(raw: str) -> uuid.UUID:
     return value
 
 
-def quote(request: submission.SendRequest, *, tenant: Tenant, now_ms: int) -> Quote:
-    draft = submission.prepare(request, price_per_segment=tenant.price_per_segment, now_ms=now_ms)
-    return Quote(encoding=draft.encoding, segments=draft.segments, price=draft.price)
+async def quote(
+    conn: Conn, request: submission.SendRequest, *, tenant: Tenant, now_ms: int
+) -> Quote:
+    """The price a send would be held at now, by the accept's own lookup of the rate."""
+    draft = submission.prepare(request, now_ms=now_ms)
+    rate = await messages_db.quote(conn, tenant_id=tenant.id, to_number=draft.to)
+    if rate is None:
+        raise DestinationNotPriced(
+            f"No rate of this account's rate card covers {draft.to}: nothing was sent or held."
+        )
+    return Quote(
+        encoding=draft.encoding,
+        segments=draft.segments,
+        price=draft.segments * rate["price_per_segment"],
+        price_per_segment=rate["price_per_segment"],
+        rate_card=rate["rate_card"],
+        rate_card_version=rate["rate_card_version"],
+        rate_prefix=rate["rate_prefix"],
+    )
 
 
 async def get_message(conn: Conn, *, tenant: Tenant, message_id: uuid.UUID) -> Message:

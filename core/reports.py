@@ -26,8 +26,10 @@ from db import reports as reports_db
 
 MAX_WINDOW_DAYS = 92
 DEFAULT_WINDOW_DAYS = 30
-GroupBy = Literal["day", "status", "provider"]
-GROUP_BY: tuple[str, ...] = ("day", "status", "provider")
+GroupBy = Literal["day", "status", "provider", "country"]
+GROUP_BY: tuple[str, ...] = ("day", "status", "provider", "country")
+MarginGroupBy = Literal["day", "tenant", "country", "provider"]
+MARGIN_GROUP_BY: tuple[str, ...] = ("day", "tenant", "country", "provider")
 
 
 class Window(msgspec.Struct, frozen=True):
@@ -104,6 +106,25 @@ class SpendReport(msgspec.Struct, frozen=True, kw_only=True):
     rows: list[SpendRow]
 
 
+class MarginRow(msgspec.Struct, frozen=True, kw_only=True):
+    # The day, tenant id, ISO 3166 country (ZZ: unknown) or provider.
+    key: str | None
+    currency: str
+    messages: int
+    segments: int
+    # Captured (what tenants paid), what the routes cost, and the difference.
+    revenue: int
+    cost: int
+    margin: int
+
+
+class MarginReport(msgspec.Struct, frozen=True, kw_only=True):
+    from_: datetime = msgspec.field(name="from")
+    to: datetime
+    group_by: MarginGroupBy
+    rows: list[MarginRow]
+
+
 class LiveTenant(msgspec.Struct, frozen=True, kw_only=True):
     tenant_id: uuid.UUID
     name: str
@@ -167,14 +188,14 @@ async def tenant_usage(
     to: str | None,
     group_by: str | None,
 ) -> UsageReport:
-    """A tenant's messages, segments and money spent in a window, by day, status or
-    provider. Rows are bounded by construction: at most 93 days, 9 statuses, or the
-    providers in use."""
+    """A tenant's messages, segments and money spent in a window, by day, status,
+    provider or destination country. Rows are bounded by construction: at most 93 days,
+    9 statuses, the providers in use, or the countries."""
     grouping = group_by or "day"
     if grouping not in GROUP_BY:
         raise InvalidRequest(
             "The request parameters are not valid.",
-            [FieldError("group_by", "must be one of day, status, provider")],
+            [FieldError("group_by", "must be one of day, status, provider, country")],
         )
     span = window(from_, to)
     rows = await reports_db.tenant_usage(
@@ -320,3 +341,36 @@ async def live_top_tenants(
         LiveTenant(tenant_id=r["tenant_id"], name=r["name"], tier=r["tier"], messages=r["messages"])
         for r in rows
     ]
+
+
+async def margin(
+    conn: Conn, *, from_: str | None, to: str | None, group_by: str | None
+) -> MarginReport:
+    """Revenue, cost and margin of the messages captured in a window (created in it and
+    accepted by a provider), by day, tenant, destination country or provider, per
+    currency. The revenue of all rows equals the ledger's captures for those messages."""
+    grouping = group_by or "day"
+    if grouping not in MARGIN_GROUP_BY:
+        raise InvalidRequest(
+            "The request parameters are not valid.",
+            [FieldError("group_by", "must be one of day, tenant, country, provider")],
+        )
+    span = window(from_, to)
+    rows = await reports_db.margin(conn, starts=span.starts, ends=span.ends, group_by=grouping)
+    return MarginReport(
+        from_=span.starts,
+        to=span.ends,
+        group_by=grouping,  # type: ignore[arg-type]
+        rows=[
+            MarginRow(
+                key=r["key"],
+                currency=r["currency"],
+                messages=r["messages"],
+                segments=r["segments"],
+                revenue=r["revenue"],
+                cost=r["cost"],
+                margin=r["margin"],
+            )
+            for r in rows
+        ],
+    )

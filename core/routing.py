@@ -6,8 +6,8 @@ turn), so the rules are easy to test and every worker applies the same ones.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 
@@ -17,7 +17,11 @@ class Route:
     tier: str | None
     provider: str
     priority: int
+    # The flat cost, used where the provider has no price list of its own covering a
+    # destination.
     cost_per_segment: int
+    # The operator allows it to send at a loss (the margin guard lets it through).
+    allow_loss: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +44,22 @@ class RouteTable:
     routes: tuple[Route, ...]
     # Providers whose adapter this worker can run (configured, enabled).
     available: frozenset[str]
+    # Providers with a cost price list of their own: only then does a claim read costs.
+    priced: frozenset[str] = frozenset()
 
-    def candidates(self, to: str, tier: str) -> list[Route]:
+    def candidates(
+        self,
+        to: str,
+        tier: str,
+        *,
+        cost: Callable[[Route], int] | None = None,
+        ceiling: int | None = None,
+    ) -> list[Route]:
         """Routes for a number and tier, best first: priority, then cost, then the
-        most specific prefix."""
+        most specific prefix. ``cost``: a route's cost per segment for this number (its
+        provider's price list), in place of its flat one. ``ceiling`` (the message's
+        price per segment): the margin guard, routes that cost more are left out unless
+        they allow a loss."""
         found = [
             r
             for r in self.routes
@@ -51,6 +67,10 @@ class RouteTable:
             and (r.tier is None or r.tier == tier)
             and r.provider in self.available
         ]
+        if cost is not None:
+            found = [replace(r, cost_per_segment=cost(r)) for r in found]
+        if ceiling is not None:
+            found = [r for r in found if r.allow_loss or r.cost_per_segment <= ceiling]
         found.sort(key=lambda r: (r.priority, r.cost_per_segment, -len(r.prefix)))
         return found
 
@@ -60,6 +80,11 @@ class Choice:
     provider: str | None
     # True when some route exists but none is usable now: the message should wait.
     wait: bool
+    # What the chosen route costs per segment for this message (not part of the choice
+    # itself: two choices of the same provider are the same choice).
+    cost_per_segment: int | None = field(default=None, compare=False)
+    # The routes that were candidates (after the margin guard), best first.
+    candidates: tuple[Route, ...] = field(default=(), compare=False)
 
 
 def choose(
@@ -70,14 +95,24 @@ def choose(
     health: Mapping[str, Health],
     now: datetime,
     avoid: str | None = None,
+    cost: Callable[[Route], int] | None = None,
+    ceiling: int | None = None,
 ) -> Choice:
     """The provider for one message. ``avoid`` (the provider of a failed previous
-    attempt) is used only if no other route is usable, so a retry tries elsewhere."""
-    candidates = table.candidates(to, tier)
+    attempt) is used only if no other route is usable, so a retry tries elsewhere.
+    ``cost`` and ``ceiling``: see ``RouteTable.candidates``; a message whose every route
+    would lose money has no route, as if none existed."""
+    candidates = table.candidates(to, tier, cost=cost, ceiling=ceiling)
     if not candidates:
         return Choice(None, wait=False)
     usable = [r for r in candidates if health.get(r.provider, HEALTHY).usable(now)]
     if not usable:
-        return Choice(None, wait=True)
+        return Choice(None, wait=True, candidates=tuple(candidates))
     preferred = [r for r in usable if r.provider != avoid] or usable
-    return Choice(preferred[0].provider, wait=False)
+    best = preferred[0]
+    return Choice(
+        best.provider,
+        wait=False,
+        cost_per_segment=best.cost_per_segment,
+        candidates=tuple(candidates),
+    )

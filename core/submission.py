@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -63,7 +64,9 @@ class Draft:
     body: str
     encoding: segments.Encoding
     segments: int
-    price: int
+    # None until the accept prices it from the tenant's rates (inside its statement);
+    # set before only for a fixed price (an automatic answer's 0).
+    price: int | None
     callback_url: str | None
     client_reference: str | None
     send_at: datetime | None
@@ -72,6 +75,12 @@ class Draft:
     # MessagingServiceSid it named: its status callbacks follow that API's format.
     facade: str | None = None
     messaging_service_sid: str | None = None
+    # What the accept priced it at: the rate's price per segment, the card, its version
+    # and the prefix that matched (None for a fixed price).
+    price_per_segment: int | None = None
+    rate_card: str | None = None
+    rate_card_version: int | None = None
+    rate_prefix: str | None = None
 
     @property
     def status(self) -> str:
@@ -216,9 +225,14 @@ def _check_send_at(send_at: datetime, now: datetime, errors: list[FieldError]) -
 
 
 def prepare(
-    request: SendRequest, *, price_per_segment: int, now_ms: int, sequence: int | None = None
+    request: SendRequest,
+    *,
+    now_ms: int,
+    sequence: int | None = None,
+    price_per_segment: int | None = None,
 ) -> Draft:
-    """Validate ``request`` and price it; raise ``InvalidRequest`` listing every problem."""
+    """Validate ``request``; raise ``InvalidRequest`` listing every problem. The draft is
+    priced by the accept from the tenant's rates, unless ``price_per_segment`` fixes it."""
     errors: list[FieldError] = []
     message_id = ids.uuid7(now_ms, sequence)
     now = ids.created_at(message_id)
@@ -275,9 +289,23 @@ def prepare(
         body=request.body,
         encoding=count.encoding,
         segments=count.segments,
-        price=count.segments * price_per_segment,
+        price=None if price_per_segment is None else count.segments * price_per_segment,
         callback_url=request.callback_url,
         client_reference=request.client_reference,
         send_at=request.send_at,
         expires_at=start + timedelta(seconds=validity),
+    )
+
+
+def priced(draft: Draft, rate: Mapping[str, Any]) -> Draft:
+    """``draft`` with the price and rate its accept gave it (a row of the accept call:
+    ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
+    ``rate_prefix``)."""
+    return replace(
+        draft,
+        price=rate["price"],
+        price_per_segment=rate["price_per_segment"],
+        rate_card=rate["rate_card"],
+        rate_card_version=rate["rate_card_version"],
+        rate_prefix=rate["rate_prefix"],
     )

@@ -2,8 +2,8 @@
 
 Entries are per (tenant, our number, their number). ``number`` None (stored as '*')
 covers every number of the tenant: STOPALL, or an entry added through the API without
-a number. A send is checked inside its accept call (smsgw_accept_one_v1,
-smsgw_accept_sends_v1, smsgw_accept_v4): refused when an entry names its sender or every
+a number. A send is checked inside its accept call (smsgw_accept_one_v2,
+smsgw_accept_sends_v2, smsgw_accept_v5): refused when an entry names its sender or every
 number; a send without a sender is refused when any entry names its recipient, since the
 number it will go out from is not known.
 """

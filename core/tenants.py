@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 from psycopg import errors as pg_errors
 
-from core import segments, submission
+from core import rates, segments, submission
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
 from core.webhook_policy import DestinationPolicy
 from db import Conn, Row
@@ -47,6 +47,8 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     # How inbound messages are POSTed: the gateway's JSON, or Twilio's incoming-message
     # webhook (form-encoded, X-Twilio-Signature) for apps moved from Twilio.
     inbound_format: InboundFormat = "json"
+    # The rate card it is on (its tier's when it chose none); read by the admin API only.
+    rate_card: str | None = None
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +77,7 @@ def tenant_from_row(row: Row) -> Tenant:
         inbound_url=row.get("inbound_url"),
         help_reply=row.get("help_reply"),
         inbound_format=row.get("inbound_format") or "json",
+        rate_card=row.get("rate_card"),
     )
 
 
@@ -117,12 +120,14 @@ async def update_tenant(
     inbound_url: str | msgspec.UnsetType | None = msgspec.UNSET,
     help_reply: str | msgspec.UnsetType | None = msgspec.UNSET,
     inbound_format: InboundFormat | None = None,
+    rate_card: str | msgspec.UnsetType | None = msgspec.UNSET,
     destinations: DestinationPolicy,
 ) -> tuple[Tenant, Balance]:
     """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook, its
-    format or HELP answer (None: none). An inbound webhook at a literal address of the
-    gateway's network is refused (``destinations``). A tier change leaves the price as
-    it is unless a price is given too."""
+    format, HELP answer (None: none) or rate card (None: its tier's). An inbound webhook
+    at a literal address of the gateway's network is refused (``destinations``). A price
+    is the tenant's own rate for every destination (core/rates.py: set_flat_price); a
+    tenant on its tier's card follows a tier change to the new tier's card."""
     errors: list[FieldError] = []
     if isinstance(rate_limit_mps, int) and not 1 <= rate_limit_mps <= 1_000_000:
         errors.append(FieldError("rate_limit_mps", "must be null or between 1 and 1000000"))
@@ -151,6 +156,10 @@ async def update_tenant(
     )
     if not found:
         raise NotFound("No tenant has this id.")
+    if price_per_segment is not None:
+        await rates.set_flat_price(conn, tenant_id=tenant_id, price_per_segment=price_per_segment)
+    if rate_card is not msgspec.UNSET:
+        await rates.set_tenant_card(conn, tenant_id=tenant_id, card=rate_card)
     return await get_tenant(conn, tenant_id=tenant_id)
 
 

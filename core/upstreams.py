@@ -46,6 +46,8 @@ class RouteView(msgspec.Struct, frozen=True, kw_only=True):
     priority: int
     cost_per_segment: int
     enabled: bool
+    # The margin guard lets it send a message that costs more than its price.
+    allow_loss: bool = False
 
 
 def validate_config(kind_name: str, config: dict[str, Any]) -> None:
@@ -130,6 +132,7 @@ async def add_route(
     priority: int,
     cost_per_segment: int,
     enabled: bool,
+    allow_loss: bool = False,
 ) -> RouteView:
     errors: list[FieldError] = []
     if not re.fullmatch(r"\+[0-9]{0,15}", prefix):
@@ -153,6 +156,7 @@ async def add_route(
         priority=priority,
         cost_per_segment=cost_per_segment,
         enabled=enabled,
+        allow_loss=allow_loss,
     )
     return RouteView(**row)
 

@@ -48,10 +48,14 @@ async def mark_sending(
     keys: Sequence[tuple[datetime, uuid.UUID]],
     providers: Sequence[str],
     lease_seconds: float,
+    costs: Sequence[int | None] | None = None,
 ) -> list[Row]:
+    """``costs``: what each claim's route costs per segment (stored times the segments)."""
     claims = [
-        {"created_at": key[0], "id": key[1], "provider": provider}
-        for key, provider in zip(keys, providers, strict=True)
+        {"created_at": key[0], "id": key[1], "provider": provider, "cost_per_segment": cost}
+        for key, provider, cost in zip(
+            keys, providers, costs if costs is not None else [None] * len(keys), strict=True
+        )
     ]
     return await _q.all(
         conn,
@@ -187,3 +191,10 @@ async def take_tenant_segments(
     row = await _q.one(conn, "take_tenant_segments", tenant_id=tenant_id, wanted=wanted, rate=rate)
     assert row is not None
     return int(row["granted"])
+
+
+async def provider_costs(conn: Conn, *, numbers: Sequence[str]) -> dict[tuple[str, str], int]:
+    """(number, provider) -> cost per segment, for the providers whose own price list
+    covers the number (smsgw_provider_costs_v1: one set-based statement)."""
+    rows = await _q.all(conn, "provider_costs", numbers=list(numbers), prepare=False)
+    return {(r["to_number"], r["provider"]): r["cost_per_segment"] for r in rows}

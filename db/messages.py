@@ -15,7 +15,7 @@ from db.sql import Queries, json_rows
 
 _q = Queries("messages")
 
-# smsgw_accept_one_v1: the credit or the ingest bucket went to a concurrent send.
+# smsgw_accept_one_v2: the credit or the ingest bucket went to a concurrent send.
 REFUSED_BY_A_CONCURRENT_SEND = "SMG01"
 
 
@@ -29,11 +29,14 @@ async def accept(
     task: str,
     honour_opt_outs: bool = True,
 ) -> Row:
-    """Refuse the messages to opted-out recipients (their ids in ``opted_out``), hold
-    the others' total, insert them and make sure a dispatch job (``task`` on ``queue``)
-    runs by the earliest one's due time. ``accepted`` is 0, and nothing written, when
-    every message was opted out, credit is short or, with a ``rate``, the tenant's
-    ingest bucket is empty; ``available`` and ``tokens`` then say which."""
+    """Refuse the messages to opted-out recipients (their ids in ``opted_out``) and to
+    destinations no rate of the tenant covers (``not_priced``), price the others (a
+    message's ``price`` None: from the tenant's rates; ``rates`` lists
+    [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix]), hold
+    their total, insert them and make sure a dispatch job (``task`` on ``queue``) runs
+    by the earliest one's due time. ``accepted`` is 0, and nothing written, when every
+    message was refused, credit is short or, with a ``rate``, the tenant's ingest
+    bucket is empty; ``available`` and ``tokens`` then say which."""
     row = await _q.one(
         conn,
         "accept",
@@ -60,9 +63,9 @@ async def accept_one(
     key_id: uuid.UUID | None = None,
 ) -> Row:
     """``accept`` for one message (``message`` holds the same fields), without JSON;
-    ``opted_out`` is a boolean here. With ``key_id``, nothing is written and ``stale``
-    is true unless that key is live and the tenant's tier, rate and price are still
-    ``queue``, ``rate`` and the message's price."""
+    ``opted_out`` and ``not_priced`` are booleans here, and the price and rate are
+    columns. With ``key_id``, nothing is written and ``stale`` is true unless that key
+    is live and the tenant's tier and rate are still ``queue`` and ``rate``."""
     try:
         row = await _q.one(
             conn,
@@ -86,6 +89,8 @@ async def accept_one(
             "tokens": left.get("tokens"),
             "opted_out": False,
             "stale": False,
+            "not_priced": False,
+            "price": left.get("price"),
         }
     assert row is not None
     return row
@@ -94,9 +99,17 @@ async def accept_one(
 async def accept_sends(conn: Conn, *, sends: Sequence[Mapping[str, Any]], task: str) -> list[Row]:
     """Single sends of any tenants in one call: each holds a tenant's ``tenant_id``,
     ``tier``, ``rate`` and ``key_id`` (``accept_one``'s) and a message's fields. One row
-    per send: its ``id`` and ``outcome`` ('accepted', 'stale', 'opted_out', or 'refused'
-    with the ``available`` credit and ``tokens`` left for it)."""
+    per send: its ``id`` and ``outcome`` ('accepted', 'stale', 'opted_out', 'not_priced',
+    or 'refused' with the ``available`` credit and ``tokens`` left for it); an accepted
+    or refused send carries its ``price`` and rate (``price_per_segment``, ``rate_card``,
+    ``rate_card_version``, ``rate_prefix``)."""
     return await _q.all(conn, "accept_sends", sends=json_rows(sends), task=task)
+
+
+async def quote(conn: Conn, *, tenant_id: uuid.UUID, to_number: str) -> Row | None:
+    """The tenant's rate for ``to_number`` now, by the accept's lookup; None when no
+    rate covers it."""
+    return await _q.one(conn, "quote", tenant_id=tenant_id, to_number=to_number)
 
 
 async def get_message(

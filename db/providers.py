@@ -85,6 +85,7 @@ async def insert_route(
     priority: int,
     cost_per_segment: int,
     enabled: bool,
+    allow_loss: bool = False,
 ) -> Row:
     row = await _q.one(
         conn,
@@ -95,6 +96,7 @@ async def insert_route(
         priority=priority,
         cost_per_segment=cost_per_segment,
         enabled=enabled,
+        allow_loss=allow_loss,
     )
     assert row is not None
     return row

@@ -14,6 +14,7 @@ USAGE_QUERIES = {
     "day": "tenant_usage_by_day",
     "status": "tenant_usage_by_status",
     "provider": "tenant_usage_by_provider",
+    "country": "tenant_usage_by_country",
 }
 
 
@@ -77,3 +78,7 @@ async def delivery(
 
 async def spend_by_tier(conn: Conn, *, starts: datetime, ends: datetime) -> list[Row]:
     return await _q.all(conn, "spend_by_tier", starts=starts, ends=ends)
+
+
+async def margin(conn: Conn, *, starts: datetime, ends: datetime, group_by: str) -> list[Row]:
+    return await _q.all(conn, "margin", starts=starts, ends=ends, group_by=group_by)

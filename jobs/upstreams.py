@@ -137,13 +137,18 @@ class DatabaseUpstreams:
                 provider=r["provider"],
                 priority=r["priority"],
                 cost_per_segment=r["cost_per_segment"],
+                allow_loss=r["allow_loss"],
             )
             for r in await providers_db.list_routes(conn)
             if r["enabled"]
         )
         if not routes:
             routes = (Route("+", None, default, 100, 0),)
-        self._table = RouteTable(routes=routes, available=frozenset(self._adapters))
+        self._table = RouteTable(
+            routes=routes,
+            available=frozenset(self._adapters),
+            priced=frozenset(name for name, row in rows.items() if row.get("has_costs")),
+        )
 
     async def keep_current(self, pool: AsyncConnectionPool[Conn]) -> None:
         """Reload providers every REFRESH_SECONDS even when nothing is being sent, so

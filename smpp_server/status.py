@@ -94,6 +94,9 @@ def submit_status(exc: BaseException) -> int:
         return ESME_RSUBMITFAIL
     if isinstance(exc, errors.RecipientOptedOut):
         return ESME_RX_P_APPN
+    if isinstance(exc, errors.DestinationNotPriced):
+        # The gateway sells nothing to that destination: the address is the problem.
+        return ESME_RINVDSTADR
     if isinstance(exc, errors.InvalidRequest):
         fields = {e.field for e in exc.errors}
         for field, status in _FIELDS:

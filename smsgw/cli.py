@@ -1,4 +1,4 @@
-"""The `smsgw` command: run | api | worker | smpp | migrate | doctor, and --version.
+"""The `smsgw` command: run | api | worker | smpp | migrate | doctor | rates, and --version.
 
 Each command reads the environment once (``Settings.from_env``), configures logging and
 starts its process; `smsgw run` is in run.py.
@@ -20,6 +20,7 @@ from db import migrate as migrate_db
 from jobs.app import QUEUES
 from smsgw import __version__
 from smsgw import doctor as smsgw_doctor
+from smsgw import rates as smsgw_rates
 from smsgw.gc_tuning import freeze_startup_objects
 from smsgw.run import run_all, settings_or_exit
 
@@ -98,6 +99,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return smsgw_doctor.run(settings, args)
 
 
+def cmd_rates(args: argparse.Namespace) -> int:
+    _require_database_url()
+    settings = _settings()
+    logs.configure(json=settings.log_json, level="WARNING")
+    return smsgw_rates.run(settings.database_url, args)
+
+
 DEFAULT_SMPP_PORT = 2775
 
 
@@ -169,6 +177,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     smsgw_doctor.add_arguments(doctor)
     doctor.set_defaults(func=cmd_doctor)
+    rates = sub.add_parser(
+        "rates",
+        help="rate cards: import a CSV price list as a new version, export a version",
+        description="`smsgw rates import CARD FILE [--effective-at T] [--dry-run]` and "
+        "`smsgw rates export CARD [VERSION]`, against DATABASE_URL. A malformed file is "
+        "refused whole, every problem listed by line (exit status 1).",
+    )
+    smsgw_rates.add_arguments(rates)
+    rates.set_defaults(func=cmd_rates)
     return parser
 
 

@@ -196,6 +196,11 @@ MESSAGE_FIELDS = {
     "encoding",
     "segments",
     "price",
+    # What the message was priced at (rate cards: issue 23).
+    "price_per_segment",
+    "rate_card",
+    "rate_card_version",
+    "rate_prefix",
     "provider",
     "provider_message_id",
     "attempts",

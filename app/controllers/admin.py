@@ -65,6 +65,7 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         inbound_url=tenant.inbound_url,
         help_reply=tenant.help_reply,
         inbound_format=tenant.inbound_format,
+        rate_card=tenant.rate_card,
     )
 
 
@@ -125,6 +126,7 @@ class AdminController(Controller):
                     None if data.inbound_format is msgspec.UNSET else data.inbound_format
                 ),
                 destinations=services(state).destinations,
+                rate_card=data.rate_card,
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)

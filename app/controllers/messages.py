@@ -180,10 +180,14 @@ class MessagesController(Controller):
 
     @post("/quote", dto=StrictBody[SendRequest], return_dto=None, status_code=200)
     async def quote(
-        self, state: State, tenant: NamedDependency[Tenant], data: JSONBody[SendRequest]
+        self,
+        state: State,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        data: JSONBody[SendRequest],
     ) -> Quote:
         submission.check_destinations(data, services(state).destinations)
-        return messages.quote(data, tenant=tenant, now_ms=accept.now_ms())
+        return await messages.quote(conn, data, tenant=tenant, now_ms=accept.now_ms())
 
     @get("/{message_id:str}")
     async def get_message(

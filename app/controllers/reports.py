@@ -51,11 +51,11 @@ class ReportsController(Controller):
         from_: From = None,
         to: To = None,
         group_by: Annotated[
-            str | None, QueryParameter(description="day (default), status, provider")
+            str | None, QueryParameter(description="day (default), status, provider, country")
         ] = None,
     ) -> reports.UsageReport:
         """Messages, segments and money spent (captured, in micro-units) in a window, by
-        day, status or provider."""
+        day, status, provider or destination country (ISO 3166, ZZ when unknown)."""
         return await reports.tenant_usage(
             reporting,
             tenant_id=tenant.id,
@@ -105,3 +105,17 @@ class AdminReportsController(Controller):
     ) -> reports.SpendReport:
         """Money spent per tier and currency."""
         return await reports.spend_by_tier(reporting, from_=from_, to=to)
+
+    @get("/margin")
+    async def margin(
+        self,
+        reporting: NamedDependency[Conn],
+        from_: From = None,
+        to: To = None,
+        group_by: Annotated[
+            str | None, QueryParameter(description="day (default), tenant, country, provider")
+        ] = None,
+    ) -> reports.MarginReport:
+        """Revenue (captured), cost (of the routes that sent them) and margin, in
+        micro-units per currency, by day, tenant, destination country or provider."""
+        return await reports.margin(reporting, from_=from_, to=to, group_by=group_by)

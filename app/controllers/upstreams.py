@@ -55,8 +55,15 @@ class RouteRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tier: Tier | None = None
     provider: str
     priority: int = 100
-    cost_per_segment: Annotated[int, msgspec.Meta(ge=0)] = 0
+    cost_per_segment: Annotated[
+        int,
+        msgspec.Meta(ge=0, description="Used where the provider has no price list covering it"),
+    ] = 0
     enabled: bool = True
+    allow_loss: Annotated[
+        bool,
+        msgspec.Meta(description="Send even where it costs more than the message's price"),
+    ] = False
 
 
 class ReceiptsAccepted(msgspec.Struct, kw_only=True):
@@ -110,6 +117,7 @@ class UpstreamsAdminController(Controller):
             priority=data.priority,
             cost_per_segment=data.cost_per_segment,
             enabled=data.enabled,
+            allow_loss=data.allow_loss,
         )
 
     @delete("/routes/{route_id:str}", status_code=204)

@@ -21,11 +21,11 @@ SELECT q.tenant_id, q.oldest, t.tier, t.rate_limit_mps
 -- each, in this transaction. `created_at >= oldest` lets PostgreSQL skip the partitions
 -- that cannot hold one.
 SELECT m.created_at, m.id, m.tenant_id, m.status, m.to_number, m.provider, m.attempts,
-       m.expires_at, m.segments
+       m.expires_at, m.segments, m.price_per_segment
   FROM unnest(%(tenant_ids)s::uuid[], %(oldest)s::timestamptz[]) AS t(tenant_id, oldest)
  CROSS JOIN LATERAL (
     SELECT created_at, id, tenant_id, status, to_number, provider, attempts, expires_at,
-           segments
+           segments, price_per_segment
       FROM messages
      WHERE tenant_id = t.tenant_id AND status IN ('scheduled', 'queued')
        AND next_attempt_at <= now() AND created_at >= t.oldest
@@ -50,10 +50,12 @@ UPDATE messages m
    SET status = 'sending',
        attempts = m.attempts + 1,
        provider = r.provider,
+       cost = r.cost_per_segment * m.segments,
        lease_expires_at = now() + make_interval(secs => %(lease_seconds)s),
        next_attempt_at = NULL,
        updated_at = clock_timestamp()
-  FROM json_to_recordset(%(claims)s::json) AS r(created_at timestamptz, id uuid, provider text)
+  FROM json_to_recordset(%(claims)s::json)
+           AS r(created_at timestamptz, id uuid, provider text, cost_per_segment bigint)
  WHERE m.created_at = r.created_at AND m.id = r.id
    AND m.created_at BETWEEN %(oldest)s AND %(newest)s AND m.id = ANY (%(ids)s::uuid[])
 RETURNING m.created_at, m.id, m.attempts, m.provider, m.to_number, m.sender, m.body,
@@ -217,3 +219,7 @@ HAVING count(*) > 0
 
 -- name: take_tenant_segments
 SELECT smsgw_take_tenant_segments_v1(%(tenant_id)s, %(wanted)s, %(rate)s) AS granted
+
+-- name: provider_costs
+-- Each provider's cost per segment for each number, where its own price list covers it.
+SELECT to_number, provider, cost_per_segment FROM smsgw_provider_costs_v1(%(numbers)s::text[])

@@ -1,23 +1,31 @@
 -- name: accept
--- Opt-outs, hold, messages, ledger and the tenant's queue row in one call
--- (smsgw_accept_v4).
-SELECT accepted, available, tokens, opted_out
-  FROM smsgw_accept_v4(%(tenant_id)s, %(rate)s, %(messages)s::json,
+-- Opt-outs, price, hold, messages, ledger and the tenant's queue row in one call
+-- (smsgw_accept_v5).
+SELECT accepted, available, tokens, opted_out, not_priced, rates
+  FROM smsgw_accept_v5(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: accept_one
--- One message: the same as `accept` with typed arguments (smsgw_accept_one_v1).
-SELECT accepted, available, tokens, opted_out, stale
-  FROM smsgw_accept_one_v1(
+-- One message: the same as `accept` with typed arguments (smsgw_accept_one_v2).
+SELECT accepted, available, tokens, opted_out, stale, not_priced, price, price_per_segment,
+       rate_card, rate_card_version, rate_prefix
+  FROM smsgw_accept_one_v2(
     %(tenant_id)s, %(rate)s, %(queue)s, %(task)s, %(honour_opt_outs)s, %(id)s,
     %(created_at)s, %(status)s, %(to_number)s, %(sender)s, %(body)s, %(encoding)s,
     %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
     %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s)
 
 -- name: accept_sends
--- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v1).
-SELECT id, outcome, available, tokens
-  FROM smsgw_accept_sends_v1(%(sends)s::json, %(task)s)
+-- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v2).
+SELECT id, outcome, available, tokens, price, price_per_segment, rate_card,
+       rate_card_version, rate_prefix
+  FROM smsgw_accept_sends_v2(%(sends)s::json, %(task)s)
+
+-- name: quote
+-- The rate a send to `to_number` would be held at now: the accept's own lookup.
+SELECT q.price_per_segment, q.rate_card, q.rate_card_version, q.rate_prefix
+  FROM (SELECT smsgw_rating_v1(%(tenant_id)s, now()) AS rating OFFSET 0) AS t,
+       smsgw_rate_v1(t.rating, %(to_number)s) AS q
 
 -- name: get_message
 SELECT * FROM messages

@@ -1,8 +1,11 @@
 -- name: list_providers
-SELECT name, kind, config, mps, enabled, updated_at FROM providers ORDER BY name
+-- `has_costs`: the provider has a cost price list of its own (a card, see rate_cards).
+SELECT p.name, p.kind, p.config, p.mps, p.enabled, p.updated_at,
+       EXISTS (SELECT 1 FROM rate_cards c WHERE c.provider = p.name) AS has_costs
+  FROM providers p ORDER BY p.name
 
 -- name: list_routes
-SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled
+SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
   FROM routes ORDER BY priority, cost_per_segment, length(prefix) DESC, id
 
 -- name: health
@@ -25,9 +28,10 @@ ON CONFLICT (name) DO UPDATE
 RETURNING name, kind, mps, enabled, created_at, updated_at
 
 -- name: insert_route
-INSERT INTO routes (prefix, tier, provider, priority, cost_per_segment, enabled)
-VALUES (%(prefix)s, %(tier)s, %(provider)s, %(priority)s, %(cost_per_segment)s, %(enabled)s)
-RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled
+INSERT INTO routes (prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss)
+VALUES (%(prefix)s, %(tier)s, %(provider)s, %(priority)s, %(cost_per_segment)s, %(enabled)s,
+        %(allow_loss)s)
+RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
 
 -- name: delete_route
 DELETE FROM routes WHERE id = %(id)s RETURNING id

@@ -122,3 +122,64 @@ SELECT t.tier, t.currency, count(*) AS tenants, sum(p.messages)::bigint AS messa
   FROM per_tenant p JOIN tenants t ON t.id = p.tenant_id
  GROUP BY t.tier, t.currency
  ORDER BY t.tier, t.currency
+
+-- name: tenant_usage_by_country
+-- The destination's country: the longest dialing prefix matching the number, a hash join
+-- per prefix length (as in `delivery`); ZZ when none matches.
+SELECT coalesce(p8.country, p7.country, p6.country, p5.country, p4.country,
+                p3.country, p2.country, 'ZZ') AS key,
+       count(*) AS messages,
+       coalesce(sum(m.segments), 0)::bigint AS segments,
+       coalesce(sum(m.price) FILTER (WHERE m.status IN ('sent', 'delivered', 'undelivered')),
+                0)::bigint AS spent
+  FROM messages m
+  LEFT JOIN dialing_prefixes p8 ON p8.prefix = left(m.to_number, 8)
+  LEFT JOIN dialing_prefixes p7 ON p7.prefix = left(m.to_number, 7)
+  LEFT JOIN dialing_prefixes p6 ON p6.prefix = left(m.to_number, 6)
+  LEFT JOIN dialing_prefixes p5 ON p5.prefix = left(m.to_number, 5)
+  LEFT JOIN dialing_prefixes p4 ON p4.prefix = left(m.to_number, 4)
+  LEFT JOIN dialing_prefixes p3 ON p3.prefix = left(m.to_number, 3)
+  LEFT JOIN dialing_prefixes p2 ON p2.prefix = left(m.to_number, 2)
+ WHERE m.tenant_id = %(tenant_id)s AND m.created_at >= %(starts)s AND m.created_at < %(ends)s
+ GROUP BY 1
+ ORDER BY 1
+
+-- name: margin
+-- Revenue (what was captured: the price of every message a provider accepted), cost
+-- (what the routes that sent them cost; 0 for messages sent before costs were kept) and
+-- their difference, per `group_by` (day, tenant, country, provider) and currency: money
+-- is never added across currencies. The revenue of all rows is the ledger's captures.
+WITH captured AS (
+    SELECT CASE %(group_by)s::text
+               WHEN 'day' THEN to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'tenant' THEN m.tenant_id::text
+               WHEN 'provider' THEN m.provider
+               ELSE coalesce(p8.country, p7.country, p6.country, p5.country, p4.country,
+                             p3.country, p2.country, 'ZZ')
+           END AS key,
+           t.currency, m.segments, m.price, coalesce(m.cost, 0) AS cost
+      FROM messages m
+      JOIN tenants t ON t.id = m.tenant_id
+      LEFT JOIN dialing_prefixes p8
+             ON %(group_by)s::text = 'country' AND p8.prefix = left(m.to_number, 8)
+      LEFT JOIN dialing_prefixes p7
+             ON %(group_by)s::text = 'country' AND p7.prefix = left(m.to_number, 7)
+      LEFT JOIN dialing_prefixes p6
+             ON %(group_by)s::text = 'country' AND p6.prefix = left(m.to_number, 6)
+      LEFT JOIN dialing_prefixes p5
+             ON %(group_by)s::text = 'country' AND p5.prefix = left(m.to_number, 5)
+      LEFT JOIN dialing_prefixes p4
+             ON %(group_by)s::text = 'country' AND p4.prefix = left(m.to_number, 4)
+      LEFT JOIN dialing_prefixes p3
+             ON %(group_by)s::text = 'country' AND p3.prefix = left(m.to_number, 3)
+      LEFT JOIN dialing_prefixes p2
+             ON %(group_by)s::text = 'country' AND p2.prefix = left(m.to_number, 2)
+     WHERE m.created_at >= %(starts)s AND m.created_at < %(ends)s
+       AND m.status IN ('sent', 'delivered', 'undelivered')
+)
+SELECT key, currency, count(*) AS messages, sum(segments)::bigint AS segments,
+       sum(price)::bigint AS revenue, sum(cost)::bigint AS cost,
+       (sum(price) - sum(cost))::bigint AS margin
+  FROM captured
+ GROUP BY key, currency
+ ORDER BY key, currency

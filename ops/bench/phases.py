@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from ops.bench import history, load, measure, server_stats
+from ops.bench import history, load, measure, rate_card, server_stats
 from ops.bench.chart import PhaseSeries
 from ops.bench.e2e import upstream_peer
 from ops.bench.server_stats import per_message
@@ -215,13 +215,28 @@ def scratch_tables(url: str) -> None:
         conn.execute(SCRATCH_SQL.read_text().encode())
 
 
+def on_card(gw: Gateway, tenants: list[Any]) -> dict[str, float]:
+    """The tenants on a 50,000-prefix rate card (ops/bench/rate_card.py) in place of
+    their tier's flat price; the import and a dry run timed."""
+    print("bench: importing the 50,000-prefix rate card ...", file=sys.stderr)
+    return rate_card.install(gw.base, ADMIN, [t.id for t in tenants])
+
+
 def http_ingest(
-    bench: Bench, key: str, *, batch: bool, trivial: bool = False, alone: bool = False
+    bench: Bench,
+    key: str,
+    *,
+    batch: bool,
+    trivial: bool = False,
+    alone: bool = False,
+    card: bool = False,
 ) -> Outcome:
     """Ingest alone (no workers): single sends at 64 connections, or batches; the trivial
     endpoint in place of the gateway when ``trivial``; with ``alone``, each single send
-    in an accept call of its own (SMSGW_ACCEPT_CALLS=0), the way before core/coalesce.py."""
+    in an accept call of its own (SMSGW_ACCEPT_CALLS=0), the way before core/coalesce.py;
+    with ``card``, the tenants priced by a 50,000-prefix rate card."""
     p = bench.plan
+    figures: dict[str, float] = {}
     size = p.batch_size if batch else 1
     with bench.database(key) as url:
         if trivial:
@@ -234,7 +249,10 @@ def http_ingest(
                 keys.write_text("unused\n")
             else:
                 count = p.batch_tenants if batch else p.single_tenants
-                keys = keys_file(bench.dir(key) / "keys", gw.tenants(count, prefix=key))
+                tenants = gw.tenants(count, prefix=key)
+                if card:
+                    figures.update(on_card(gw, tenants))
+                keys = keys_file(bench.dir(key) / "keys", tenants)
             path = "/v1/messages/batch" if batch else "/v1/messages"
             with bench.observe(key, url, gw) as seen:
                 t0 = time.time()
@@ -256,6 +274,7 @@ def http_ingest(
     ok = (result.requests - result.status_errors) * size
     label = "trivial endpoint" if trivial else ("batch ingest" if batch else "single ingest")
     label += ", a call per send" if alone else ""
+    label += ", 50,000-prefix card" if card else ""
     bench.chart(label, t0, t1, t1, s, seen)
     notes = [
         f"{result.requests} requests",
@@ -270,6 +289,7 @@ def http_ingest(
             "rate": ok / result.seconds,
             "p50_ms": result.p50_ms,
             "p99_ms": result.p99_ms,
+            **figures,
         },
         notes=notes,
     )
@@ -328,6 +348,7 @@ def end_to_end(
     receipts: bool = True,
     callbacks: bool = False,
     provider: str = "simulator",
+    card: bool = False,
 ) -> Outcome:
     """Ingest and delivery at once for e2e_seconds, then the drain: sent msg/s in the
     window and accept-to-sent of every message accepted in it. With ``receipts`` (the
@@ -338,7 +359,8 @@ def end_to_end(
     callback_url on a loopback receiver, and the phase lasts until they are delivered.
     With ``provider`` "smpp", every message goes through the SMPP adapter to the tests'
     SMSC on loopback (tests/providers/smsc.py, window 50), which answers at once and
-    sends each receipt as a deliver_sm 1 s later."""
+    sends each receipt as a deliver_sm 1 s later. ``card``: the tenants priced by a
+    50,000-prefix rate card."""
     p = bench.plan
     out = Outcome()
     with contextlib.ExitStack() as stack:
@@ -349,6 +371,8 @@ def end_to_end(
             peer = upstream_peer(provider, gw.base, receipt_delay=RECEIPTS_AFTER)
             use_provider(gw, stack.enter_context(peer))
         tenants = gw.tenants(p.batch_tenants if batch else p.single_tenants, prefix=key)
+        if card:
+            out.figures.update(on_card(gw, tenants))
         keys = keys_file(bench.dir(key) / "keys", tenants)
         if history_rows:
             print(f"bench: loading {history_rows:,} historic messages ...", file=sys.stderr)
@@ -457,5 +481,7 @@ def end_to_end(
     label += "" if receipts else " held"
     label += " +callbacks" if callbacks else ""
     label += f" {provider}" if provider != "simulator" else ""
-    bench.chart(label + (" +history" if history_rows else ""), t0, t1, settled, s, seen)
+    label += " +history" if history_rows else ""
+    label += ", 50,000-prefix card" if card else ""
+    bench.chart(label, t0, t1, settled, s, seen)
     return out

@@ -24,6 +24,10 @@ FAIR_P99 = 1.0
 GROWTH_RATIO = 0.9
 SMPP_BATCH = 9_500  # msg/s delivered through an SMPP upstream (issue 22)
 CALLBACKS_RATIO = 0.8  # delivered msg/s with status callbacks on, to without (issue 22)
+# Issue 23: priced by a 50,000-prefix card, within 5% of the flat price; a card's import
+# and its dry run each under 5 s.
+CARD_RATIO = 0.95
+CARD_SECONDS = 5.0
 
 
 def header(
@@ -88,6 +92,14 @@ def _pair(p50: float | None, p99: float) -> str:
     return f"{_s(p50 if p50 is not None else math.nan)} / {_s(p99)}"
 
 
+def _import_and_dry_run(dry_run: float | None, seconds: float) -> str:
+    return f"{seconds:.2f} / {dry_run if dry_run is not None else math.nan:.2f}"
+
+
+def _both_under(dry_run: float | None, seconds: float) -> bool:
+    return seconds < CARD_SECONDS and dry_run is not None and dry_run < CARD_SECONDS
+
+
 def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
 
@@ -139,7 +151,7 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
     accept_call = fig("pgbench_accept", "rate")
     if phase(
         "pgbench_accept",
-        f"ceiling: pgbench smsgw_accept_one_v1 (no API), {plan.connections} clients",
+        f"ceiling: pgbench smsgw_accept_one_v2 (no API), {plan.connections} clients",
     ):
         row("  transactions/s", accept_call, _n)
         row(
@@ -313,6 +325,32 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
         violations = fig(key, "ledger_violations")
         if violations is not None:
             row("  ledger invariant violations", violations, _n, "0", lambda v: v == 0)
+    # Issue 23: the same load priced by a 50,000-prefix rate card, beside the flat price.
+    for card_key, flat_key, title in (
+        ("single_card", "single", "ingest: single sends, 50,000-prefix rate card"),
+        ("batch_card", "batch", "ingest: batches, 50,000-prefix rate card"),
+        ("e2e_batch_0_card", "e2e_batch_0", "e2e: batch, 0 ms, 50,000-prefix rate card"),
+        ("e2e_single_0_card", "e2e_single_0", "e2e: single, 0 ms, 50,000-prefix rate card"),
+    ):
+        if not phase(card_key, title):
+            continue
+        rate = fig(card_key, "rate")
+        row("  msg/s", rate, _n)
+        row(
+            "  ratio to the flat price",
+            ratio(rate, fig(flat_key, "rate")),
+            lambda v: f"{v:.3f}",
+            f">= {CARD_RATIO}",
+            lambda v: v >= CARD_RATIO,
+        )
+        dry_run = fig(card_key, "card_dry_run_seconds")
+        row(
+            "  card import / dry run (s)",
+            fig(card_key, "card_import_seconds"),
+            partial(_import_and_dry_run, dry_run),
+            f"each < {CARD_SECONDS:g} s",
+            partial(_both_under, dry_run),
+        )
     if phase("baseline", "baseline: one procrastinate job per message, 1 worker"):
         row("  msg/s", base, _n)
         row(

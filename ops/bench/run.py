@@ -14,8 +14,12 @@ queue), and prints one table, each figure beside its target, all measured in one
 - end to end, ingest and delivery at once, batch and single sends, simulator at 0 and at
   50 ms, its receipts after 1 s applied as they arrive (a message's whole life): sent and
   delivered msg/s in the window, accept-to-sent and accept-to-delivered; the same with
-  receipts held back (accept -> sent only, a second row), and with status callbacks on
-  (every message with a callback_url on a loopback receiver);
+  receipts held back (accept -> sent only, a second row), with status callbacks on
+  (every message with a callback_url on a loopback receiver), and through an SMPP
+  upstream (the tests' SMSC on loopback);
+- single and batch ingest and end to end at 0 ms again, the tenants priced by a
+  50,000-prefix rate card (ops/bench/rate_card.py) in place of the flat price, with the
+  card's import and dry run timed (issue 23);
 - one procrastinate job per message, drained by one worker: the baseline;
 - fairness: a small tenant's accept-to-sent behind a large tenant's 100,000 backlog;
 - growth: end to end again over millions of historic messages.
@@ -108,7 +112,17 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             "single ingest, a call per send",
             lambda: http_ingest(bench, "single_alone", batch=False, alone=True),
         ),
+        (
+            "single_card",
+            "single ingest, 50,000-prefix card",
+            lambda: http_ingest(bench, "single_card", batch=False, card=True),
+        ),
         ("batch", "batch ingest", lambda: http_ingest(bench, "batch", batch=True)),
+        (
+            "batch_card",
+            "batch ingest, 50,000-prefix card",
+            lambda: http_ingest(bench, "batch_card", batch=True, card=True),
+        ),
         (
             "e2e_batch_0",
             "e2e batch 0 ms",
@@ -125,6 +139,11 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             lambda: end_to_end(
                 bench, "e2e_batch_0_callbacks", batch=True, latency_ms=0, callbacks=True
             ),
+        ),
+        (
+            "e2e_batch_0_card",
+            "e2e batch 0 ms, 50,000-prefix card",
+            lambda: end_to_end(bench, "e2e_batch_0_card", batch=True, latency_ms=0, card=True),
         ),
         (
             "e2e_batch_50",
@@ -154,6 +173,11 @@ def phases(bench: Bench) -> list[tuple[str, str, Callable[[], Outcome]]]:
             lambda: end_to_end(
                 bench, "e2e_single_smpp", batch=False, latency_ms=0, provider="smpp"
             ),
+        ),
+        (
+            "e2e_single_0_card",
+            "e2e single 0 ms, 50,000-prefix card",
+            lambda: end_to_end(bench, "e2e_single_0_card", batch=False, latency_ms=0, card=True),
         ),
         (
             "e2e_single_50",

@@ -39,7 +39,15 @@ async def test_create_tenant(api, admin_headers, tier, price):
         json={"to": support.VALID_TO, "body": "a" * 161},
         headers=handle.headers,
     )
-    assert quote.json() == {"encoding": "GSM-7", "segments": 2, "price": 2 * price}
+    assert quote.json() == {
+        "encoding": "GSM-7",
+        "segments": 2,
+        "price": 2 * price,
+        "price_per_segment": price,
+        "rate_card": tier,  # the tier's card, one rate for every destination
+        "rate_card_version": 1,
+        "rate_prefix": "",
+    }
     assert await support.balance(api, handle) == {
         "available": 0,
         "held": 0,

@@ -119,7 +119,9 @@ async def test_quote_prices_without_storing(api, tenant, conn):
             "/v1/messages/quote", json={"to": VALID_TO, "body": body}, headers=tenant.headers
         )
         assert response.status_code == 200, response.text
-        assert response.json() == expected
+        # The tier's card, one rate for every destination (the price of 1.0.0).
+        rate = {"price_per_segment": PRICE, "rate_card": "standard", "rate_card_version": 1}
+        assert response.json() == {**expected, **rate, "rate_prefix": ""}
     assert await support.stored(conn) == support.NOTHING_STORED
     assert (await support.balance(api, tenant))["available"] == CREDIT
 

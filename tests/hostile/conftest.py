@@ -237,6 +237,8 @@ async def world(
             "resource": "SM" + uuid.UUID(message["id"]).hex + ".json",
             "file_path": "dashboard.js",
             "path": "nothing",
+            "card": "standard",
+            "file": "1.csv",
         },
         headers={
             "tenant": tenant.headers,

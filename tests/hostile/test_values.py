@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from tests import support
 from tests.hostile.bodies import (
+    CSV_BODIES,
     JSON_BODIES,
     PROVIDER_BODIES,
     assert_refused,
@@ -371,15 +372,28 @@ async def test_unknown_ids_of_every_kind_are_not_found(api, world):
             "name": "nobody",
             "number": "+14155550142",
             "recipient": "+14155550142",
+            "card": "nobody",
         }
         body = JSON_BODIES.get((endpoint.method, endpoint.path))
-        response = await api.request(
-            endpoint.method,
-            endpoint.path.format(**ids),
-            json=body,
-            headers=world.headers[endpoint.door],
-        )
-        if endpoint.method == "PUT":  # PUT creates the provider it names
+        csv = CSV_BODIES.get((endpoint.method, endpoint.path))
+        if csv is None:
+            response = await api.request(
+                endpoint.method,
+                endpoint.path.format(**ids),
+                json=body,
+                headers=world.headers[endpoint.door],
+            )
+        else:  # a price list, as CSV
+            response = await api.request(
+                endpoint.method,
+                endpoint.path.format(**ids),
+                content=csv.encode(),
+                headers={**world.headers[endpoint.door], "Content-Type": "text/csv"},
+            )
+        if endpoint.path == "/v1/admin/rate-cards/{card}/versions":  # makes the card it names
+            assert response.status_code == 201, response.text
+            continue
+        if endpoint.path == "/v1/admin/providers/{name}":  # PUT creates the provider it names
             assert response.status_code == 200, response.text
             continue
         assert_refused(response, endpoint, 404, "not_found")

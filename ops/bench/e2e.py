@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from ops.bench import server_stats
+from ops.bench import load, server_stats
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 
@@ -78,18 +78,7 @@ def upstream_peer(
             "AGG_DLR_SECRET": "bench-secret",
         }
         peer = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "granian",
-                "--interface",
-                "asgi",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "tests.aggregator_asgi:app",
-            ],
+            load.asgi_peer("tests.aggregator_asgi:app", port),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import subprocess
-import sys
 import time
 import uuid
 
 import httpx
 
+from ops.bench import load
 from providers.base import Accepted, OutboundMessage
 from providers.http import HttpConfig, HttpProvider
 from smsgw.processes import free_port
@@ -55,18 +55,7 @@ async def run(url: str, messages: int, window: int, turns: int) -> float:
 async def main_async(args: argparse.Namespace) -> None:
     port = free_port()
     peer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "tests.aggregator_asgi:app",
-        ],
+        load.asgi_peer("tests.aggregator_asgi:app", port),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

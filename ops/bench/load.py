@@ -271,3 +271,20 @@ def loadgen_result(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, i
         raise RuntimeError(f"loadgen exited with {proc.returncode}; see its log")
     result: dict[str, int] = json.loads(out.decode().strip().splitlines()[-1])
     return result
+
+
+def asgi_peer(app: str, port: int) -> list[str]:
+    """The argv of a loopback HTTP peer of the bench (an aggregator, a callback receiver):
+    ``app`` (module:attribute) served by granian on ``port``, quiet."""
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        app,
+    ]

@@ -302,18 +302,7 @@ def callback_receiver(bench: Bench, key: str) -> Iterator[str]:
     port = free_port()
     log = (bench.dir(key) / "receiver.log").open("ab")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "ops.bench.receiver:app",
-        ],
+        load.asgi_peer("ops.bench.receiver:app", port),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

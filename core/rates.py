@@ -32,6 +32,13 @@ _PRICE = re.compile(r"^[0-9]+$")
 COUNTRIES = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
 
+class Owner(msgspec.Struct, frozen=True, kw_only=True):
+    """Who a card that is not an operator's belongs to."""
+
+    tenant_id: uuid.UUID | None = None
+    provider: str | None = None
+
+
 class Rate(msgspec.Struct, frozen=True, kw_only=True):
     prefix: str
     country: str
@@ -225,13 +232,6 @@ async def import_provider_costs(
         at=effective_at,
         dry=dry_run,
     )
-
-
-class Owner(msgspec.Struct, frozen=True, kw_only=True):
-    """Who a card that is not an operator's belongs to."""
-
-    tenant_id: uuid.UUID | None = None
-    provider: str | None = None
 
 
 async def _write(

@@ -63,6 +63,7 @@ SLOW = (
     "smpp_server/test_receipts.py::test_five_thousand_",
     "providers/test_smpp.py::test_two_thousand_messages_",
     "jobs/test_delivery.py::test_a_thousand_messages_",
+    "jobs/test_callbacks.py::test_many_callbacks_in_parallel_lanes_",
     "jobs/test_delivery.py::test_a_scheduled_message_waits_",
     "jobs/test_tiers_and_fairness.py::test_a_tenants_delivery_pace_holds",
     "jobs/test_tiers_and_fairness.py::test_a_small_tenant_is_served_while_",

@@ -106,3 +106,38 @@ async def test_a_hanging_endpoint_does_not_hold_up_delivery(api, conn, settings,
                 return (await cursor.fetchone())["n"] >= 5
 
             await workers.eventually(timeouts_recorded, timeout=30)
+
+
+async def test_many_callbacks_in_parallel_lanes_are_each_posted_once(
+    api, conn, settings, admin_headers
+):
+    tenant = await support.make_tenant(api, admin_headers, credit=100_000_000)
+    with httpd.serve() as endpoint:
+        batch = [
+            {"to": support.VALID_TO, "body": f"m{i}", "callback_url": endpoint.url}
+            for i in range(600)
+        ]
+        accepted = await api.post(
+            "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
+        )
+        assert accepted.status_code == 202, accepted.text
+        async with workers.in_process(settings):
+
+            async def all_delivered():
+                pending = await support.count(
+                    conn,
+                    "SELECT count(*) AS n FROM callbacks WHERE tenant_id = %s"
+                    " AND delivered_at IS NULL",
+                    tenant.id,
+                )
+                made = await support.count(
+                    conn, "SELECT count(*) AS n FROM callbacks WHERE tenant_id = %s", tenant.id
+                )
+                return made == 1800 and pending == 0
+
+            await workers.eventually(all_delivered, timeout=90)
+        posted = [json.loads(request.body) for request in endpoint.received]
+    # Three changes a message after acceptance (sending, sent, delivered), each posted
+    # once, however the batches of the outbox were split between the lanes.
+    assert len(posted) == 1800
+    assert len({(body["id"], body["status"]) for body in posted}) == 1800

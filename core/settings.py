@@ -38,6 +38,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Days of message history kept. A day still holding unsettled messages is kept
     # whatever this says (scheduled sends can wait 35 days, validity adds 3).
     retention_days: int = 40
+    # Hourly rollups (core/rollups.py): an hour is folded when it closes and again every
+    # refresh until it is older than the settle time (receipts come within it) and none
+    # of its messages is still pending; then it is final. Rollups are kept 13 months.
+    rollup_settle_hours: int = 6
+    rollup_refresh_minutes: int = 60
+    rollup_retention_days: int = 397
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
     # 128 tenants (was 32): under single sends from many tenants, each has a message or
@@ -148,6 +154,9 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "per API process, and sends per call (2 / 100); 0 calls: one call per send",
     "SMSGW_PARTITIONS_AHEAD_DAYS": "daily partitions created ahead (7)",
     "SMSGW_RETENTION_DAYS": "days of message history kept (40)",
+    "SMSGW_ROLLUP_SETTLE_HOURS": "an hour's rollups are final this long after it (6)",
+    "SMSGW_ROLLUP_REFRESH_MINUTES": "unsettled hours are folded again this often (60)",
+    "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly rollups kept (397: 13 months)",
     "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",
     "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
     "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",

@@ -1,0 +1,201 @@
+"""Hourly rollups: after each fold they equal a recomputation from the raw messages
+(done here in Python, with the country from smsgw_country_v1), also after a fold killed
+midway, and they stay when retention drops the raw messages."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+from core import rollups
+from tests import support, workers
+
+BOUNDS = [100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000, 1800000]
+DESTINATIONS = ["+14155552671", "+14162345678", "+18762345678", "+447400123456"]
+AT_REST = ("delivered", "undelivered", "failed", "expired", "canceled", "scheduled")
+
+
+def _bucket(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return bisect.bisect_right(BOUNDS, (end - start).total_seconds() * 1000)
+
+
+async def recomputed(conn: Any) -> dict[tuple, dict[str, Any]]:
+    cursor = await conn.execute(
+        "SELECT created_at, tenant_id, coalesce(smsgw_country_v1(to_number), 'ZZ') AS country,"
+        " coalesce(provider, '') AS provider, status, segments, price, coalesce(cost, 0) AS cost,"
+        " sent_at, delivered_at FROM messages"
+    )
+    rows: dict[tuple, dict[str, Any]] = defaultdict(
+        lambda: {
+            "messages": 0,
+            "segments": 0,
+            "price": 0,
+            "cost": 0,
+            "sent_latency": [0] * 12,
+            "delivery_latency": [0] * 12,
+        }
+    )
+    for m in await cursor.fetchall():
+        hour = m["created_at"].astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        row = rows[(hour, m["tenant_id"], m["country"], m["provider"], m["status"])]
+        row["messages"] += 1
+        row["segments"] += m["segments"]
+        row["price"] += m["price"]
+        row["cost"] += m["cost"]
+        sent = _bucket(m["created_at"], m["sent_at"])
+        if sent is not None:
+            row["sent_latency"][sent] += 1
+        if m["sent_at"] is not None:
+            delivered = _bucket(m["sent_at"], m["delivered_at"])
+            if delivered is not None:
+                row["delivery_latency"][delivered] += 1
+    return dict(rows)
+
+
+async def stored(conn: Any) -> dict[tuple, dict[str, Any]]:
+    cursor = await conn.execute(
+        "SELECT hour, tenant_id, country, provider, status, messages, segments, price, cost,"
+        " sent_latency, delivery_latency FROM message_rollups"
+    )
+    return {
+        (r["hour"].astimezone(UTC), r["tenant_id"], r["country"], r["provider"], r["status"]): {
+            "messages": r["messages"],
+            "segments": r["segments"],
+            "price": r["price"],
+            "cost": r["cost"],
+            "sent_latency": r["sent_latency"],
+            "delivery_latency": r["delivery_latency"],
+        }
+        for r in await cursor.fetchall()
+    }
+
+
+async def traffic(api, conn, settings, admin_headers, *, scheduled: bool = True):
+    """Two tenants' sends to four countries; some undelivered, some failed, one
+    canceled, and (unless told otherwise) one still scheduled for tomorrow."""
+    first = await support.make_tenant(api, admin_headers, credit=50_000_000, name="a")
+    second = await support.make_tenant(api, admin_headers, credit=50_000_000, name="b")
+    for tenant, count in ((first, 24), (second, 9)):
+        batch = [
+            {"to": DESTINATIONS[i % 4], "body": "x" * (60 if i % 3 else 200)} for i in range(count)
+        ]
+        accepted = await api.post(
+            "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
+        )
+        assert accepted.status_code == 202, accepted.text
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    canceled = await support.send(api, first, send_at=later)
+    await api.post(f"/v1/messages/{canceled.json()['id']}/cancel", headers=first.headers)
+    if scheduled:
+        await support.send(api, second, send_at=later)
+
+    async def at_rest():
+        n = await support.count(
+            conn, "SELECT count(*) AS n FROM messages WHERE status <> ALL(%s)", list(AT_REST)
+        )
+        return n == 0
+
+    async with workers.in_process(
+        settings,
+        simulator_delivery_rate=0.7,
+        simulator_permanent_rate=0.1,
+        simulator_dlr_delay_seconds=0.05,
+    ):
+        await workers.eventually(at_rest)
+    return first, second
+
+
+async def _hours(conn):
+    cursor = await conn.execute(
+        "SELECT hour, final, messages FROM rollup_hours WHERE messages > 0 ORDER BY hour"
+    )
+    return await cursor.fetchall()
+
+
+async def test_rollups_equal_the_raw_messages_after_traffic(
+    api, conn, pool, settings, admin_headers
+):
+    _, second = await traffic(api, conn, settings, admin_headers)
+    expected = await recomputed(conn)
+    statuses = {key[4] for key in expected}
+    assert {"delivered", "undelivered", "failed", "canceled", "scheduled"} <= statuses
+    assert sum(r["cost"] for r in expected.values()) >= 0
+
+    # An hour is folded once closed: two hours on, the traffic's hour is.
+    assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
+    assert await stored(conn) == expected
+    hours = await _hours(conn)
+    assert sum(h["messages"] for h in hours) == 35
+    assert not any(h["final"] for h in hours)  # not settled yet
+
+    # Folding again changes nothing (idempotent).
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=3))
+    assert await stored(conn) == expected
+
+    # Settled, but the scheduled message is still pending: not final, folded again
+    # later; once it is canceled, the next fold takes that in and the hour is final.
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=7))
+    assert not any(h["final"] for h in await _hours(conn))
+    cursor = await conn.execute("SELECT id FROM messages WHERE status = 'scheduled'")
+    (pending,) = await cursor.fetchall()
+    canceled = await api.post(f"/v1/messages/{pending['id']}/cancel", headers=second.headers)
+    assert canceled.status_code == 200, canceled.text
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=9))
+    assert await stored(conn) == await recomputed(conn)
+    assert all(h["final"] for h in await _hours(conn))
+
+
+async def test_a_fold_killed_midway_leaves_the_hour_as_it_was_and_due(
+    api, conn, pool, settings, admin_headers, db_url
+):
+    first, _ = await traffic(api, conn, settings, admin_headers)
+    at = datetime.now(UTC) + timedelta(hours=2)
+    await rollups.fold_due(pool, settings, at=at)
+    before = await stored(conn)
+    assert before == await recomputed(conn)
+
+    # Traffic changes the hour, then a worker dies in the middle of its fold: the fold's
+    # transaction has replaced the hour's rows but not committed when its backend goes.
+    sent = await support.send(api, first, to=DESTINATIONS[3])
+    assert sent.status_code == 202
+    cursor = await conn.execute(
+        "SELECT date_trunc('hour', created_at, 'UTC') AS hour FROM messages WHERE id = %s",
+        (sent.json()["id"],),
+    )
+    hour = (await cursor.fetchone())["hour"]
+    folder = await psycopg.AsyncConnection.connect(db_url)
+    try:
+        await folder.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+        await conn.execute("SELECT pg_terminate_backend(%s)", (folder.info.backend_pid,))
+    finally:
+        await folder.close()
+    assert await stored(conn) == before  # nothing of the killed fold is left
+
+    # The next run folds it (its last fold is older than the refresh at this clock).
+    await rollups.fold_due(pool, settings, at=at + timedelta(hours=2))
+    assert await stored(conn) == await recomputed(conn) != before
+
+
+async def test_rollups_stay_when_retention_drops_the_raw_messages(
+    api, conn, pool, settings, admin_headers
+):
+    await traffic(api, conn, settings, admin_headers, scheduled=False)
+    expected = await recomputed(conn)
+    assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
+    today = datetime.now(UTC).date()
+    cursor = await conn.execute(
+        "SELECT day, dropped FROM smsgw_drop_partitions_v1(%s)", (today + timedelta(1),)
+    )
+    assert (today, True) in {(r["day"], r["dropped"]) for r in await cursor.fetchall()}
+    assert await support.count(conn, "SELECT count(*) AS n FROM messages") == 0
+
+    # Later folds (the hour settled now) find no raw messages: the rollups stay, final.
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=8))
+    assert await stored(conn) == expected
+    assert all(h["final"] for h in await _hours(conn))

@@ -2749,5 +2749,58 @@ BEGIN
 END;
 $$;
 
+-- One message's latency as a rollup array: 1 in its bucket, 0 elsewhere (all 0 when
+-- either end is missing).
+CREATE FUNCTION smsgw_latency_bucket_v1(p_from timestamptz, p_to timestamptz)
+    RETURNS bigint[]
+    LANGUAGE sql IMMUTABLE
+AS $$
+    SELECT array_agg(CASE WHEN i = width_bucket(
+                                  extract(epoch FROM p_to - p_from)::double precision * 1000,
+                                  smsgw_rollup_bounds_v1()::double precision[])
+                          THEN 1 ELSE 0 END::bigint ORDER BY i)
+      FROM generate_series(0, 11) AS i
+$$;
+
+-- What reports read: the rollup rows of the folded hours in [p_starts, p_ends) and, after
+-- the last folded hour, the raw messages (one row each), in the same shape; of one
+-- tenant, or of all when p_tenant_id is NULL. Inlined into the calling query (plain
+-- SQL, STABLE), so its filters reach the rollups' index and the messages' partitions.
+-- p_starts is a whole hour (the caller aligns the window).
+CREATE FUNCTION smsgw_usage_v1(p_starts timestamptz, p_ends timestamptz, p_tenant_id uuid)
+    RETURNS TABLE (hour timestamptz, tenant_id uuid, country text, provider text,
+                   status text, messages bigint, segments bigint, price bigint,
+                   cost bigint, sent_latency bigint[], delivery_latency bigint[])
+    LANGUAGE sql STABLE
+AS $$
+    SELECT r.hour, r.tenant_id, r.country, r.provider, r.status, r.messages, r.segments,
+           r.price, r.cost, r.sent_latency, r.delivery_latency
+      FROM message_rollups r
+     WHERE r.hour >= p_starts
+       AND r.hour < least(p_ends, (SELECT max(h.hour) + interval '1 hour' FROM rollup_hours h))
+       AND (p_tenant_id IS NULL OR r.tenant_id = p_tenant_id)
+    UNION ALL
+    SELECT date_trunc('hour', m.created_at, 'UTC'), m.tenant_id,
+           coalesce(p8.country, p7.country, p6.country, p5.country, p4.country,
+                    p3.country, p2.country, 'ZZ'),
+           coalesce(m.provider, ''), m.status, 1, m.segments, m.price, coalesce(m.cost, 0),
+           smsgw_latency_bucket_v1(m.created_at, m.sent_at),
+           smsgw_latency_bucket_v1(m.sent_at, m.delivered_at)
+      FROM messages m
+      LEFT JOIN dialing_prefixes p8 ON p8.prefix = left(m.to_number, 8)
+      LEFT JOIN dialing_prefixes p7 ON p7.prefix = left(m.to_number, 7)
+      LEFT JOIN dialing_prefixes p6 ON p6.prefix = left(m.to_number, 6)
+      LEFT JOIN dialing_prefixes p5 ON p5.prefix = left(m.to_number, 5)
+      LEFT JOIN dialing_prefixes p4 ON p4.prefix = left(m.to_number, 4)
+      LEFT JOIN dialing_prefixes p3 ON p3.prefix = left(m.to_number, 3)
+      LEFT JOIN dialing_prefixes p2 ON p2.prefix = left(m.to_number, 2)
+     WHERE m.created_at >= greatest(
+               p_starts,
+               coalesce((SELECT max(h.hour) + interval '1 hour' FROM rollup_hours h),
+                        '-infinity'))
+       AND m.created_at < p_ends
+       AND (p_tenant_id IS NULL OR m.tenant_id = p_tenant_id)
+$$;
+
 INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
     (4, 'rollups');

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
+from app.controllers.exports import ExportsController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
 from app.controllers.operations import (
@@ -94,6 +95,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             AdminController,
+            ExportsController,
             MessagesController,
             AccountController,
             UpstreamsAdminController,

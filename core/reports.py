@@ -158,9 +158,15 @@ def _bound(raw: str, field: str, *, end: bool) -> datetime:
 
 
 def window(from_: str | None, to: str | None, *, now: datetime | None = None) -> Window:
+    """The window of a report, widened to whole hours (see ``exact_window``)."""
+    span = exact_window(from_, to, now=now)
+    return _checked(Window(_hour_floor(span.starts), _hour_ceil(span.ends)))
+
+
+def exact_window(from_: str | None, to: str | None, *, now: datetime | None = None) -> Window:
     """The window of a report: ``from`` inclusive, ``to`` exclusive (a date ``to`` takes
-    in that whole day). Defaults: until now, from 30 days before ``to``. Rollups are
-    hourly, so the window widens to whole hours (``from`` down, ``to`` up)."""
+    in that whole day). Defaults: until now, from 30 days before ``to``. Report windows
+    widen it to whole hours (``from`` down, ``to`` up): rollups are hourly."""
     now = now or datetime.now(UTC)
     ends = _bound(to, "to", end=True) if to else now
     starts = _bound(from_, "from", end=False) if from_ else ends - timedelta(DEFAULT_WINDOW_DAYS)
@@ -168,13 +174,16 @@ def window(from_: str | None, to: str | None, *, now: datetime | None = None) ->
         raise InvalidRequest(
             "The report window is not valid.", [FieldError("to", "must be after `from`")]
         )
-    starts, ends = _hour_floor(starts), _hour_ceil(ends)
-    if ends - starts > timedelta(days=MAX_WINDOW_DAYS):
+    return _checked(Window(starts, ends))
+
+
+def _checked(span: Window) -> Window:
+    if span.ends - span.starts > timedelta(days=MAX_WINDOW_DAYS):
         raise InvalidRequest(
             "The report window is too large.",
             [FieldError("from", f"the window may span at most {MAX_WINDOW_DAYS} days")],
         )
-    return Window(starts, ends)
+    return span
 
 
 def _hour_floor(moment: datetime) -> datetime:

@@ -22,7 +22,7 @@ import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg_pool import AsyncConnectionPool
 
-from core import reports, upstreams
+from core import deliverability, reports, upstreams
 from core.upstreams import ProviderStatus
 from db import Conn
 from db import observability as obs_db
@@ -97,6 +97,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     jobs: list[JobCount]
     callbacks_due: int
     receipts_waiting: int
+    # The deliverability alerts as last judged (core/deliverability.py).
+    delivery: list[deliverability.Alert] = []
 
 
 def parse_lsn(lsn: str) -> int:
@@ -120,6 +122,7 @@ async def read_snapshot(
             jobs = await obs_db.jobs(conn)
             callbacks_due = await obs_db.callbacks_due(conn, cap=CAP)
             receipts_waiting = await obs_db.receipts_waiting(conn, cap=CAP)
+            delivery = await deliverability.alerts(conn)
         providers = await upstreams.provider_status(conn)
     at = now or datetime.now(UTC)
     return Snapshot(
@@ -142,6 +145,7 @@ async def read_snapshot(
         jobs=[JobCount(queue=r["queue_name"], status=r["status"], jobs=r["jobs"]) for r in jobs],
         callbacks_due=callbacks_due,
         receipts_waiting=receipts_waiting,
+        delivery=delivery,
     )
 
 
@@ -326,6 +330,7 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
     receipts.add_metric([], s.receipts_waiting)
     yield from (callbacks, receipts)
     yield from _provider_families(s.providers)
+    yield from _delivery_families(s.delivery)
 
     balance = GaugeMetricFamily(
         "smsgw_ledger_balance_micros",
@@ -338,6 +343,36 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
             balance.add_metric([ledger.currency, account], getattr(ledger, account))
         tenants.add_metric([ledger.currency], ledger.tenants)
     yield from (balance, tenants)
+
+
+def _delivery_families(alerts: list[deliverability.Alert]) -> Iterator[Metric]:
+    rate = GaugeMetricFamily(
+        "smsgw_delivery_rate",
+        "Delivered share of known outcomes per destination country and provider: the last "
+        "closed hour (window=1h) and the 7 days before it (window=7d), judged every 15 min",
+        labels=["country", "provider", "window"],
+    )
+    known = GaugeMetricFamily(
+        "smsgw_delivery_outcomes",
+        "Known outcomes (delivered, undelivered, failed, expired) behind smsgw_delivery_rate",
+        labels=["country", "provider", "window"],
+    )
+    alert = GaugeMetricFamily(
+        "smsgw_delivery_alert",
+        "1 while the last hour's delivery rate is below the 7-day rate by "
+        "SMSGW_DELIVERY_ALERT_MARGIN with SMSGW_DELIVERY_ALERT_MIN_MESSAGES outcomes",
+        labels=["country", "provider"],
+    )
+    for a in alerts:
+        for window, value, count in (
+            ("1h", a.hour_rate, a.hour_known),
+            ("7d", a.week_rate, a.week_known),
+        ):
+            known.add_metric([a.country, a.provider, window], count)
+            if value is not None:
+                rate.add_metric([a.country, a.provider, window], value)
+        alert.add_metric([a.country, a.provider], 1.0 if a.firing else 0.0)
+    yield from (rate, known, alert)
 
 
 def _provider_families(providers: list[ProviderStatus]) -> Iterator[Metric]:

@@ -44,6 +44,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rollup_settle_hours: int = 6
     rollup_refresh_minutes: int = 60
     rollup_retention_days: int = 397
+    # The deliverability alert (core/deliverability.py): a (country, provider) whose last
+    # hour's delivery rate is this much below its 7-day rate, with at least this many
+    # known outcomes in the hour (and in the week), fires.
+    delivery_alert_margin: float = 0.10
+    delivery_alert_min_messages: int = 100
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
     # 128 tenants (was 32): under single sends from many tenants, each has a message or
@@ -157,6 +162,9 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_ROLLUP_SETTLE_HOURS": "an hour's rollups are final this long after it (6)",
     "SMSGW_ROLLUP_REFRESH_MINUTES": "unsettled hours are folded again this often (60)",
     "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly rollups kept (397: 13 months)",
+    "SMSGW_DELIVERY_ALERT_MARGIN / _MIN_MESSAGES": "a (country, provider) alerts when its "
+    "last hour's delivery rate is this far below its 7-day rate, with this many outcomes "
+    "(0.10 / 100)",
     "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",
     "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
     "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",

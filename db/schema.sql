@@ -2802,5 +2802,34 @@ AS $$
        AND (p_tenant_id IS NULL OR m.tenant_id = p_tenant_id)
 $$;
 
+-- Deliverability alerts (core/deliverability.py): per (country, provider), the delivery
+-- rate of the last closed hour against the 7 days before it, as last judged every 15
+-- minutes; /metrics exports it (smsgw_delivery_rate, smsgw_delivery_alert).
+CREATE TABLE delivery_alerts (
+    country text NOT NULL,
+    provider text NOT NULL,
+    evaluated_at timestamptz NOT NULL,
+    -- Messages whose fate is known (delivered, undelivered, failed, expired), and the
+    -- share delivered of them; the rate is NULL while none is known.
+    hour_known bigint NOT NULL,
+    hour_rate double precision,
+    week_known bigint NOT NULL,
+    week_rate double precision,
+    firing boolean NOT NULL,
+    -- When the current alert began (NULL when not firing).
+    since timestamptz,
+    PRIMARY KEY (country, provider)
+);
+
+-- The operator's alert log: what the gateway noticed and when (an alert firing or
+-- resolving), newest read first (GET /v1/admin/events).
+CREATE TABLE operator_events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    kind text NOT NULL,
+    detail jsonb NOT NULL
+);
+CREATE INDEX operator_events_at_idx ON operator_events (at);
+
 INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
     (4, 'rollups');

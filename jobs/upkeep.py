@@ -8,7 +8,7 @@ import procrastinate
 import structlog
 from procrastinate import jobs as procrastinate_jobs
 
-from core import delivery, inbound, rollups
+from core import deliverability, delivery, inbound, rollups
 from db import auth as auth_db
 from db import idempotency as idempotency_db
 from db import inbound as inbound_db
@@ -82,6 +82,12 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         deps = deps_of(context)
         await rollups.fold_due(deps.pool, deps.settings)
 
+    @app.periodic(cron="*/15 * * * *", periodic_id="deliverability")
+    @app.task(name="smsgw.judge_deliverability", queue=queue, pass_context=True)
+    async def judge_deliverability(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        await deliverability.evaluate(deps.pool, deps.settings)
+
     @app.periodic(cron="*/5 * * * *", periodic_id="idempotency")
     @app.task(name="smsgw.purge_idempotency_keys", queue=queue, pass_context=True)
     async def purge_idempotency_keys(context: procrastinate.JobContext, timestamp: int) -> None:
@@ -128,4 +134,4 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         await recover_stalled_jobs(context.app, deps_of(context))
 
     del ensure_partitions, drop_old_partitions, fold_rollups, purge_idempotency_keys, recover_leases
-    del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts
+    del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts, judge_deliverability

@@ -13,7 +13,7 @@ from litestar.response import Stream
 
 from app.auth import admin_guard, provide_tenant, tenant_guard
 from app.deps import provide_reporting_conn, services
-from core import reports, usage
+from core import deliverability, reports, usage
 from core.tenants import Tenant
 from db import Conn
 
@@ -162,3 +162,51 @@ class AdminReportsController(Controller):
             media_type="text/csv",
             headers={"Content-Disposition": 'attachment; filename="billing.csv"'},
         )
+
+    @get("/deliverability")
+    async def deliverability_report(
+        self,
+        reporting: NamedDependency[Conn],
+        from_: From = None,
+        to: To = None,
+        period: Annotated[
+            str | None, QueryParameter(description="day (default), hour, window")
+        ] = None,
+        country: Annotated[str | None, QueryParameter(description="ISO 3166 code")] = None,
+        provider: Annotated[str | None, QueryParameter()] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> deliverability.DeliverabilityReport:
+        """Delivery rate and latency (accept to sent, sent to delivered: p50 and p95 as
+        bucket bounds in ms) per period, destination country and provider (limit 1-5000,
+        default 500). Reads the hourly rollups: any window up to 13 months."""
+        return await deliverability.report(
+            reporting,
+            from_=from_,
+            to=to,
+            period=period,
+            country=country,
+            provider=provider,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    @get("/alerts")
+    async def alerts(self, reporting: NamedDependency[Conn]) -> list[deliverability.Alert]:
+        """Every (country, provider) as last judged: the last closed hour's delivery
+        rate against the 7 days before it, and whether it alerts."""
+        return await deliverability.alerts(reporting)
+
+    @get("/events")
+    async def events(
+        self,
+        reporting: NamedDependency[Conn],
+        kind: Annotated[
+            str | None,
+            QueryParameter(description="delivery_rate.dropped or delivery_rate.recovered"),
+        ] = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> deliverability.EventsPage:
+        """The operator's event log (alerts firing and resolving), newest first."""
+        return await deliverability.events(reporting, kind=kind, limit=limit, cursor=cursor)

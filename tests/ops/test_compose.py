@@ -3,12 +3,14 @@ the services an operator relies on exist and run commands the CLI really has."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
+from core import deliverability, observability
 from jobs.app import QUEUES, TIER_QUEUES
 from smsgw.cli import build_parser
 
@@ -99,3 +101,29 @@ def test_the_smpp_listener_is_a_service_reachable_on_its_port(compose):
     for pattern in packages["packages"]["find"]["include"]:
         package = pattern.rstrip("*")
         assert f"COPY {package} ./{package}" in dockerfile, package
+
+
+def test_prometheus_loads_the_shipped_alerting_rules_on_series_the_gateway_exports(compose):
+    # promtool is not installed here: the rules file is checked for structure, and every
+    # series a rule reads is one /metrics exports.
+    prometheus = compose["services"]["prometheus"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    config = yaml.safe_load((ROOT / mounted["/etc/prometheus/prometheus.yml"]).read_text())
+    (rules_path,) = config["rule_files"]
+    rules = yaml.safe_load((ROOT / mounted[rules_path]).read_text())
+    alert = deliverability.Alert(
+        country="GB",
+        provider="p",
+        hour_known=1,
+        hour_rate=0.5,
+        week_known=1,
+        week_rate=0.9,
+        firing=True,
+        since=None,
+    )
+    exported = {family.name for family in observability._delivery_families([alert])}
+    (group,) = rules["groups"]
+    (rule,) = group["rules"]
+    assert rule["alert"] == "SmsgwDeliveryRateDropped"
+    assert set(re.findall(r"smsgw_[a-z_]+", rule["expr"])) <= exported
+    assert set(rule["annotations"]) == {"summary", "description"}

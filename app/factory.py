@@ -57,10 +57,13 @@ def create_app(
         own_pool = pool is None
         own_reporting = reporting_pool is None
         active = pool or await open_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            prepared_statements=settings.db_prepared_statements,
         )
         reporting = reporting_pool or await open_reporting_pool(
-            settings.reporting_database_url or settings.database_url,
+            settings.reporting_database_url or settings.direct_url,
             max_size=settings.reporting_pool_max,
             statement_timeout_ms=settings.report_statement_timeout_ms,
         )

@@ -2749,22 +2749,11 @@ BEGIN
 END;
 $$;
 
--- One message's latency as a rollup array: 1 in its bucket, 0 elsewhere (all 0 when
--- either end is missing).
-CREATE FUNCTION smsgw_latency_bucket_v1(p_from timestamptz, p_to timestamptz)
-    RETURNS bigint[]
-    LANGUAGE sql IMMUTABLE
-AS $$
-    SELECT array_agg(CASE WHEN i = width_bucket(
-                                  extract(epoch FROM p_to - p_from)::double precision * 1000,
-                                  smsgw_rollup_bounds_v1()::double precision[])
-                          THEN 1 ELSE 0 END::bigint ORDER BY i)
-      FROM generate_series(0, 11) AS i
-$$;
-
 -- What reports read: the rollup rows of the folded hours in [p_starts, p_ends) and, after
 -- the last folded hour, the raw messages (one row each), in the same shape; of one
--- tenant, or of all when p_tenant_id is NULL. Inlined into the calling query (plain
+-- tenant, or of all when p_tenant_id is NULL. Raw rows carry no latency buckets (NULL):
+-- bucketing every row of the tail cost more than the rest of a report, so latency
+-- quantiles come from folded hours only. Inlined into the calling query (plain
 -- SQL, STABLE), so its filters reach the rollups' index and the messages' partitions.
 -- p_starts is a whole hour (the caller aligns the window).
 CREATE FUNCTION smsgw_usage_v1(p_starts timestamptz, p_ends timestamptz, p_tenant_id uuid)
@@ -2784,8 +2773,7 @@ AS $$
            coalesce(p8.country, p7.country, p6.country, p5.country, p4.country,
                     p3.country, p2.country, 'ZZ'),
            coalesce(m.provider, ''), m.status, 1, m.segments, m.price, coalesce(m.cost, 0),
-           smsgw_latency_bucket_v1(m.created_at, m.sent_at),
-           smsgw_latency_bucket_v1(m.sent_at, m.delivered_at)
+           NULL::bigint[], NULL::bigint[]
       FROM messages m
       LEFT JOIN dialing_prefixes p8 ON p8.prefix = left(m.to_number, 8)
       LEFT JOIN dialing_prefixes p7 ON p7.prefix = left(m.to_number, 7)

@@ -9,12 +9,15 @@ under granian and ONE `smsgw worker` process, then from this process:
    and times from the first accept to the last `sent`.
 
 Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at).
+``--via pgbouncer`` runs the API and the worker through PgBouncer in transaction mode
+(Debian's package, prepared statements off, LISTEN and migrations direct); ``--via both``
+runs the phases direct and then through it, on the same server, and prints both.
 ``--provider http`` or ``smpp`` sends through that adapter to the loopback peer of the
 tests (tests/aggregator.py, tests/providers/smsc.py) instead of the simulator, with
 receipts flowing back (run it from a checkout).
 
     python -m ops.bench.e2e [--messages 20000] [--tenants 10] [--latency-ms 0]
-                            [--provider simulator|http|smpp]
+                            [--provider simulator|http|smpp] [--via direct|pgbouncer|both]
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+from psycopg import sql
 
+from ops import pgbouncer
 from ops.bench import server_stats
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
@@ -44,11 +50,17 @@ from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 ADMIN = "bench-admin-token"
 
 
-def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]:
+def _env(
+    db_url: str, latency_ms: float, concurrency: int = 0, pooled: str | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    if pooled is not None:
+        # Through PgBouncer in transaction mode: no prepared statements, LISTEN direct.
+        env["DIRECT_DATABASE_URL"] = db_url
+        env["SMSGW_DB_PREPARED_STATEMENTS"] = "false"
     env.update(
         {
-            "DATABASE_URL": db_url,
+            "DATABASE_URL": pooled or db_url,
             "SMSGW_ADMIN_TOKEN": ADMIN,
             "SMSGW_LOG_LEVEL": "WARNING",
             "SMSGW_SIMULATOR_LATENCY_MS": str(latency_ms),
@@ -221,11 +233,40 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.profile_sql:
         settings["shared_preload_libraries"] = "pg_stat_statements"
     server = EmbeddedPostgres(base / "pg", settings=settings)
-    db_url = server.start()
-    if args.profile_sql:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    env = _env(db_url, args.latency_ms, args.concurrency)
+    server_url = server.start()
+    try:
+        runs = ["direct", "pgbouncer"] if args.via == "both" else [args.via]
+        for via in runs:
+            # A database of its own per run, on the same server.
+            db_url = _database(server_url, f"bench_{via}")
+            if args.profile_sql:
+                with psycopg.connect(db_url, autocommit=True) as conn:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            if via == "pgbouncer":
+                parts = urlsplit(db_url)
+                assert parts.hostname
+                assert parts.port
+                assert parts.password
+                with pgbouncer.running(parts.hostname, parts.port, parts.password) as listen:
+                    pooled = urlunsplit(
+                        parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{listen}")
+                    )
+                    env = _env(db_url, args.latency_ms, args.concurrency, pooled=pooled)
+                    await _phases(args, db_url, env, via)
+            else:
+                await _phases(args, db_url, _env(db_url, args.latency_ms, args.concurrency), via)
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _database(server_url: str, name: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], via: str) -> None:
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     stack = contextlib.ExitStack()
@@ -265,7 +306,7 @@ async def main_async(args: argparse.Namespace) -> None:
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
             f"provider: {args.provider}, simulator latency: {args.latency_ms} ms, "
-            f"workers: {args.workers} process(es)"
+            f"workers: {args.workers} process(es), database: {via}"
         )
         if args.profile_sql:
             print(server_stats.sql_profile(db_url))
@@ -280,8 +321,6 @@ async def main_async(args: argparse.Namespace) -> None:
         for proc in reversed(procs):
             stop(proc, timeout=60)
         stack.close()
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:
@@ -291,6 +330,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--provider", choices=["simulator", "http", "smpp"], default="simulator")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--via",
+        choices=["direct", "pgbouncer", "both"],
+        default="direct",
+        help="connect directly, through PgBouncer in transaction mode, or both in turn",
+    )
     parser.add_argument("--concurrency", type=int, default=0, help="jobs per worker")
     parser.add_argument("--profile-sql", action="store_true", help="print pg_stat_statements")
     parser.add_argument("--spy", type=float, default=0, help="py-spy a worker for N seconds")

@@ -16,9 +16,9 @@ Starts a private PostgreSQL (durable settings), migrates it, runs `smsgw api`, t
     python -m ops.bench.rollups                     # full scale: hours of loading
     python -m ops.bench.rollups --days 2 --rows-per-hour 2000 --tenants 50 --raw 500
 
-Not measured here (issue 27 asks for them; not written yet): the fold's share of the
-e2e batch throughput in the same run, and ingest and e2e through PgBouncer against
-direct connections.
+Not measured here: the fold's share of the e2e batch throughput in the same run (not
+written yet); e2e through PgBouncer against direct connections is ``ops.bench.e2e --via
+both``.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+import pytest
 from psycopg.rows import dict_row
 
+from ops import pgbouncer
 from smsgw import processes
-from tests import pgbouncer
 from tests.conftest import ADMIN_TOKEN
 from tests.workers import FAST
 
@@ -45,6 +46,8 @@ def _env(pooled: str, direct: str) -> dict[str, str]:
 
 
 def test_sends_go_end_to_end_through_pgbouncer_in_transaction_mode(pg_server, db_url, tmp_path):
+    if not pgbouncer.available():
+        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
     with pgbouncer.running(pg_server.host, pg_server.port, pg_server.password) as listen:
         pooled = _through(db_url, listen)
         env = _env(pooled, db_url)

@@ -1,5 +1,6 @@
-"""A real PgBouncer (Debian's package) in front of the suite's PostgreSQL, run as the
-unprivileged `postgres` account when the tests run as root (PgBouncer refuses root)."""
+"""A real PgBouncer (Debian's package) in front of a PostgreSQL on loopback, run as the
+unprivileged `postgres` account when we are root (PgBouncer refuses root). Used by the
+tests (tests/db/test_pgbouncer.py) and the benchmark (ops/bench/e2e.py --via pgbouncer)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import LiteralString
 
 import psycopg
-import pytest
 
 from smsgw import processes
 from smsgw.embedded import SUPERUSER
@@ -33,7 +34,7 @@ def running(
     port. SCRAM on both sides with the superuser's password; its admin console (database
     `pgbouncer`) is open to the same user."""
     if not available():
-        pytest.skip("pgbouncer is not installed (apt-get install pgbouncer)")
+        raise RuntimeError("pgbouncer is not installed (apt-get install pgbouncer)")
     binary = BINARY if Path(BINARY).exists() else str(shutil.which("pgbouncer"))
     listen = processes.free_port()
     root = Path(tempfile.mkdtemp(prefix="smsgw-pgbouncer-"))
@@ -59,18 +60,22 @@ pidfile = {root}/pgbouncer.pid
 stats_period = 1
 """
     )
-    kwargs: dict = {}
+    user: int | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
     if account is not None:
         root.chmod(0o755)
         for path in (root, *root.iterdir()):
             os.chown(path, account.pw_uid, account.pw_gid)
-        kwargs = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        user, group, extra_groups = account.pw_uid, account.pw_gid, []
     proc = subprocess.Popen(
         [binary, str(root / "pgbouncer.ini")],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         cwd=str(root),
-        **kwargs,
+        user=user,
+        group=group,
+        extra_groups=extra_groups,
     )
     try:
         processes.wait_listening("127.0.0.1", listen, watch=[proc], timeout=15)
@@ -78,19 +83,19 @@ stats_period = 1
     finally:
         processes.stop(proc, timeout=10)
         log = root / "pgbouncer.log"
-        if log.exists() and os.environ.get("SMSGW_SHOW_WORKER_LOGS"):
+        if log.exists() and os.environ.get("SMSGW_SHOW_PGBOUNCER_LOG"):
             print(log.read_text(errors="replace"))
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _console(listen: int, password: str, command: str) -> list[dict[str, object]]:
+def _console(listen: int, password: str, command: LiteralString) -> list[dict[str, object]]:
     # The admin console speaks the simple query protocol only: a client-side cursor.
     with psycopg.connect(
         f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{listen}/pgbouncer",
         autocommit=True,
         cursor_factory=psycopg.ClientCursor,
     ) as conn:
-        cursor = conn.execute(command)  # type: ignore[arg-type]
+        cursor = conn.execute(command)
         names = [c.name for c in cursor.description or []]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 

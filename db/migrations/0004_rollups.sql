@@ -149,7 +149,9 @@ AS $$
            r.price, r.cost, r.sent_latency, r.delivery_latency
       FROM message_rollups r
      WHERE r.hour >= p_starts
-       AND r.hour < least(p_ends, (SELECT max(h.hour) + interval '1 hour' FROM rollup_hours h))
+       AND r.hour < least(p_ends,
+                          coalesce((SELECT max(h.hour) + interval '1 hour' FROM rollup_hours h),
+                                   '-infinity'))
        AND (p_tenant_id IS NULL OR r.tenant_id = p_tenant_id)
     UNION ALL
     SELECT date_trunc('hour', m.created_at, 'UTC'), m.tenant_id,

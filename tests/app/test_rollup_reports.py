@@ -31,6 +31,32 @@ ADMIN_REPORTS = [
 ]
 
 
+async def _earlier(conn, tenant_id, at):
+    """20 delivered messages of an earlier hour, written directly (free: held and
+    captured at 0, so the ledger stays whole)."""
+    await conn.execute(
+        """
+        WITH made AS (
+            INSERT INTO messages (id, created_at, tenant_id, status, to_number, body,
+                                  encoding, segments, price, expires_at, updated_at,
+                                  provider, sent_at, delivered_at)
+            SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+                    || substr(md5(i::text), 1, 3) || '8' || substr(md5(i::text), 4, 15))::uuid,
+                   t, %(tenant)s, 'delivered', '+447400123456', 'earlier', 'GSM-7', 1, 0,
+                   t + interval '1 day', t, 'simulator', t, t + interval '2 s'
+              FROM generate_series(1, 20) AS i,
+                   LATERAL (SELECT %(at)s::timestamptz + i * interval '1 ms' AS t) AS made_at
+            RETURNING id, created_at, tenant_id
+        )
+        INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind,
+                                            amount)
+        SELECT created_at, id, tenant_id, kind, 0
+          FROM made, (VALUES ('hold'), ('capture')) AS k (kind)
+        """,
+        {"tenant": tenant_id, "at": at},
+    )
+
+
 async def _answers(api, admin_headers, tenants):
     window = {"from": (datetime.now(UTC) - timedelta(days=396)).date().isoformat()}
     answers = []
@@ -56,12 +82,18 @@ async def test_reports_answer_the_same_from_raw_messages_rollups_and_rollups_alo
     api, conn, pool, settings, admin_headers
 ):
     tenants = await traffic(api, conn, settings, admin_headers, scheduled=False)
+    await _earlier(conn, tenants[0].id, datetime.now(UTC) - timedelta(hours=3))
     raw = await _answers(api, admin_headers, tenants)
     usage = raw[0]["rows"]
-    assert sum(r["messages"] for r in usage) == 24 + 1  # the batch and the canceled one
+    assert sum(r["messages"] for r in usage) == 24 + 1 + 20  # batch, canceled, earlier
     billing = raw[-1]
     assert {r["tenant_id"] for r in billing} == {str(t.id) for t in tenants}
-    assert sum(int(r["messages"]) for r in billing) == 24 + 1 + 9
+    assert sum(int(r["messages"]) for r in billing) == 24 + 1 + 9 + 20
+
+    # Folded up to the last closed hour: the earlier messages from rollups, the rest raw.
+    assert await rollups.fold_due(pool, settings)
+    assert await support.count(conn, "SELECT count(*) AS n FROM message_rollups") > 0
+    assert await _answers(api, admin_headers, tenants) == raw
 
     assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
     assert await _answers(api, admin_headers, tenants) == raw

@@ -30,7 +30,7 @@ from app.controllers.webhooks import WebhooksController
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
-from app.openapi import SECURITY_SCHEMES, document_refusals
+from app.openapi import SECURITY_SCHEMES, document_media_types, document_refusals
 from core import coalesce
 from core.auth_throttle import FailedAuthThrottle
 from core.key_cache import KeyCache
@@ -131,4 +131,5 @@ def create_app(
         logging_config=None,
     )
     document_refusals(app)
+    document_media_types(app)
     return app

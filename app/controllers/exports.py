@@ -14,6 +14,7 @@ from litestar.response import Stream
 from app.auth import provide_tenant, tenant_guard
 from app.controllers.reports import From, To
 from app.deps import services
+from app.openapi import MEDIA_TYPES
 from core import exports
 from core.tenants import Tenant
 
@@ -24,7 +25,7 @@ class ExportsController(Controller):
     guards = [tenant_guard]
     dependencies = {"tenant": Provide(provide_tenant, sync_to_thread=False)}
 
-    @get("/")
+    @get("/", opt={MEDIA_TYPES: tuple(exports.FORMATS.values())})
     async def export(
         self,
         state: State,

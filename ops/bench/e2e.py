@@ -8,7 +8,10 @@ under granian and ONE `smsgw worker` process, then from this process:
 2. live: with the worker running, accepts N more (batches of 1,000, several in flight)
    and times from the first accept to the last `sent`.
 
-Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at).
+Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at),
+then folds the run's messages into hourly rollups once (as the worker does when an hour
+closes) and prints the fold's time and WAL per message, and the share of a core the
+folds (about 7 per message in its life) take at the live rate.
 ``--via pgbouncer`` runs the API and the worker through PgBouncer in transaction mode
 (Debian's package, prepared statements off, LISTEN and migrations direct); ``--via both``
 runs the phases direct and then through it, on the same server, and prints both.
@@ -260,6 +263,34 @@ async def main_async(args: argparse.Namespace) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
+FOLDS_PER_MESSAGE = 7
+
+
+def _fold_cost(db_url: str) -> tuple[float, int, int]:
+    """One fold of every hour holding this run's messages (as the worker's job folds a
+    closed hour): seconds, WAL bytes, messages."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        hours = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM messages"
+            ).fetchall()
+        ]
+        counted = conn.execute("SELECT count(*) FROM messages").fetchone()
+        wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+        before = conn.execute(wal).fetchone()
+        started = time.perf_counter()
+        for hour in hours:
+            with conn.transaction():
+                conn.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+        took = time.perf_counter() - started
+        after = conn.execute(wal).fetchone()
+    assert counted is not None
+    assert before is not None
+    assert after is not None
+    return took, int(after[0] - before[0]), int(counted[0])
+
+
 def _database(server_url: str, name: str) -> str:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -303,6 +334,7 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
             finished = await asyncio.to_thread(_wait_sent, db_url, 2 * args.messages, 600)
             live_rate = args.messages / (finished - started)
             p50, p99 = _latencies(db_url, args.messages)
+        fold_seconds, fold_wal, folded = _fold_cost(db_url)
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
             f"provider: {args.provider}, simulator latency: {args.latency_ms} ms, "
@@ -316,6 +348,14 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
         print(f"{'live ingest alone took':<34}{accepted - started:>9.2f}s")
         print(
             f"accept-to-sent latency, live phase: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        )
+        # Rollup maintenance: each message is folded about FOLDS_PER_MESSAGE times (when
+        # its hour closes, then hourly until it settles: SMSGW_ROLLUP_SETTLE_HOURS 6).
+        share = FOLDS_PER_MESSAGE * fold_seconds / folded * live_rate if folded else 0.0
+        print(
+            f"rollup fold of these {folded} messages: {fold_seconds:.2f} s, "
+            f"{fold_wal / max(folded, 1):.1f} WAL B/msg; x{FOLDS_PER_MESSAGE} folds = "
+            f"{share:.1%} of a core at the live rate (one core of the server's)"
         )
     finally:
         for proc in reversed(procs):

@@ -26,6 +26,7 @@ from core import deliverability, reports, upstreams
 from core.upstreams import ProviderStatus
 from db import Conn
 from db import observability as obs_db
+from db import rollups as rollups_db
 
 TIERS: tuple[str, ...] = ("vip", "premium", "standard")
 SETTLED = ("sent", "delivered", "undelivered", "failed", "expired", "canceled")
@@ -99,6 +100,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     receipts_waiting: int
     # The deliverability alerts as last judged (core/deliverability.py).
     delivery: list[deliverability.Alert] = []
+    # The end of the folded hours of the rollups (None: none folded yet).
+    rollup_frontier: datetime | None = None
 
 
 def parse_lsn(lsn: str) -> int:
@@ -123,6 +126,7 @@ async def read_snapshot(
             callbacks_due = await obs_db.callbacks_due(conn, cap=CAP)
             receipts_waiting = await obs_db.receipts_waiting(conn, cap=CAP)
             delivery = await deliverability.alerts(conn)
+            rollup_frontier = await rollups_db.frontier(conn)
         providers = await upstreams.provider_status(conn)
     at = now or datetime.now(UTC)
     return Snapshot(
@@ -146,6 +150,7 @@ async def read_snapshot(
         callbacks_due=callbacks_due,
         receipts_waiting=receipts_waiting,
         delivery=delivery,
+        rollup_frontier=rollup_frontier,
     )
 
 
@@ -331,6 +336,14 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
     yield from (callbacks, receipts)
     yield from _provider_families(s.providers)
     yield from _delivery_families(s.delivery)
+    if s.rollup_frontier is not None:
+        behind = GaugeMetricFamily(
+            "smsgw_rollups_behind_seconds",
+            "How far the hourly rollups' last folded hour ends before now: about an hour "
+            "when the fold job keeps up; reports read raw messages after it",
+        )
+        behind.add_metric([], max(0.0, (s.at - s.rollup_frontier).total_seconds()))
+        yield behind
 
     balance = GaugeMetricFamily(
         "smsgw_ledger_balance_micros",

@@ -4,6 +4,7 @@ midway, and they stay when retention drops the raw messages."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -101,3 +102,17 @@ async def test_rollups_stay_when_retention_drops_the_raw_messages(
     await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=8))
     assert await stored(conn) == expected
     assert all(h["final"] for h in await _hours(conn))
+
+
+async def test_metrics_say_how_far_behind_the_rollups_are(api, pool, settings):
+    assert "smsgw_rollups_behind_seconds" not in (await api.get("/metrics")).text
+    assert await rollups.fold_due(pool, settings)  # every closed hour, on the real clock
+    await asyncio.sleep(1.1)  # past the metrics cache
+    for line in (await api.get("/metrics")).text.splitlines():
+        if line.startswith("smsgw_rollups_behind_seconds "):
+            behind = float(line.split()[1])
+            break
+    else:
+        raise AssertionError("no smsgw_rollups_behind_seconds")
+    # The last folded hour is the one before the current: less than an hour behind.
+    assert 0 <= behind < 3600

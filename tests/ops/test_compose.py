@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -124,12 +125,26 @@ def test_prometheus_loads_the_shipped_alerting_rules_on_series_the_gateway_expor
         firing=True,
         since=None,
     )
-    exported = {family.name for family in observability._delivery_families([alert])}
-    (group,) = rules["groups"]
-    (rule,) = group["rules"]
-    assert rule["alert"] == "SmsgwDeliveryRateDropped"
-    assert set(re.findall(r"smsgw_[a-z_]+", rule["expr"])) <= exported
-    assert set(rule["annotations"]) == {"summary", "description"}
+    snapshot = observability.Snapshot(
+        at=datetime.now(UTC),
+        took_seconds=0.0,
+        counters=[],
+        queue=[],
+        in_flight=0,
+        providers=[],
+        ledger=[],
+        jobs=[],
+        callbacks_due=0,
+        receipts_waiting=0,
+        delivery=[alert],
+        rollup_frontier=datetime.now(UTC),
+    )
+    exported = {family.name for family in observability.families(snapshot, None)}
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    assert set(alerts) == {"SmsgwDeliveryRateDropped", "SmsgwRollupsBehind"}
+    for rule in alerts.values():
+        assert set(re.findall(r"smsgw_[a-z_]+", rule["expr"])) <= exported, rule["expr"]
+        assert set(rule["annotations"]) == {"summary", "description"}
 
 
 def test_every_smsgw_process_goes_through_pgbouncer_in_transaction_mode(compose):

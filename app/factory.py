@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
+from app.controllers.exports import ExportsController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
 from app.controllers.operations import (
@@ -29,7 +30,7 @@ from app.controllers.webhooks import WebhooksController
 from app.deps import Services, provide_conn
 from app.errors import EXCEPTION_HANDLERS
 from app.observability import HttpMetrics, request_observer
-from app.openapi import SECURITY_SCHEMES, document_refusals
+from app.openapi import SECURITY_SCHEMES, document_media_types, document_refusals
 from core import coalesce
 from core.auth_throttle import FailedAuthThrottle
 from core.key_cache import KeyCache
@@ -56,10 +57,13 @@ def create_app(
         own_pool = pool is None
         own_reporting = reporting_pool is None
         active = pool or await open_pool(
-            settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            settings.database_url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            prepared_statements=settings.db_prepared_statements,
         )
         reporting = reporting_pool or await open_reporting_pool(
-            settings.reporting_database_url or settings.database_url,
+            settings.reporting_database_url or settings.direct_url,
             max_size=settings.reporting_pool_max,
             statement_timeout_ms=settings.report_statement_timeout_ms,
         )
@@ -94,6 +98,7 @@ def create_app(
     app = Litestar(
         route_handlers=[
             AdminController,
+            ExportsController,
             MessagesController,
             AccountController,
             UpstreamsAdminController,
@@ -126,4 +131,5 @@ def create_app(
         logging_config=None,
     )
     document_refusals(app)
+    document_media_types(app)
     return app

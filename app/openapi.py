@@ -19,7 +19,14 @@ import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Schema,
+    SecurityScheme,
+)
 from litestar.routes import HTTPRoute
 
 from app.auth import admin_guard, tenant_guard, twilio_guard
@@ -179,3 +186,31 @@ def document_refusals(app: Litestar) -> None:
             handler.responses = {**shape(*sorted(statuses)), **declared}
             if schemes and not handler.security:
                 handler.security = [{scheme: []} for scheme in schemes]
+
+
+# A handler's ``opt`` key: the media types its 200 answer may have (an export in CSV or
+# JSON lines), documented in place of Litestar's one.
+MEDIA_TYPES = "media_types"
+
+
+def document_media_types(app: Litestar) -> None:
+    """Document the 200 answer of handlers that stream one of several media types."""
+    schema = app.openapi_schema  # generated once and cached: edited in place
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            types = handler.opt.get(MEDIA_TYPES)
+            if not types:
+                continue
+            item = (schema.paths or {}).get(route.path_format)
+            for method in handler.http_methods:
+                operation = getattr(item, method.lower(), None) if item else None
+                if operation is None or not operation.responses:
+                    continue
+                answer = operation.responses.get("200")
+                if isinstance(answer, OpenAPIResponse):
+                    answer.content = {
+                        media: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+                        for media in types
+                    }

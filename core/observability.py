@@ -22,10 +22,11 @@ import msgspec
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg_pool import AsyncConnectionPool
 
-from core import reports, upstreams
+from core import deliverability, reports, upstreams
 from core.upstreams import ProviderStatus
 from db import Conn
 from db import observability as obs_db
+from db import rollups as rollups_db
 
 TIERS: tuple[str, ...] = ("vip", "premium", "standard")
 SETTLED = ("sent", "delivered", "undelivered", "failed", "expired", "canceled")
@@ -97,6 +98,10 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     jobs: list[JobCount]
     callbacks_due: int
     receipts_waiting: int
+    # The deliverability alerts as last judged (core/deliverability.py).
+    delivery: list[deliverability.Alert] = []
+    # The end of the folded hours of the rollups (None: none folded yet).
+    rollup_frontier: datetime | None = None
 
 
 def parse_lsn(lsn: str) -> int:
@@ -120,6 +125,8 @@ async def read_snapshot(
             jobs = await obs_db.jobs(conn)
             callbacks_due = await obs_db.callbacks_due(conn, cap=CAP)
             receipts_waiting = await obs_db.receipts_waiting(conn, cap=CAP)
+            delivery = await deliverability.alerts(conn)
+            rollup_frontier = await rollups_db.frontier(conn)
         providers = await upstreams.provider_status(conn)
     at = now or datetime.now(UTC)
     return Snapshot(
@@ -142,6 +149,8 @@ async def read_snapshot(
         jobs=[JobCount(queue=r["queue_name"], status=r["status"], jobs=r["jobs"]) for r in jobs],
         callbacks_due=callbacks_due,
         receipts_waiting=receipts_waiting,
+        delivery=delivery,
+        rollup_frontier=rollup_frontier,
     )
 
 
@@ -326,6 +335,15 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
     receipts.add_metric([], s.receipts_waiting)
     yield from (callbacks, receipts)
     yield from _provider_families(s.providers)
+    yield from _delivery_families(s.delivery)
+    if s.rollup_frontier is not None:
+        behind = GaugeMetricFamily(
+            "smsgw_rollups_behind_seconds",
+            "How far the hourly rollups' last folded hour ends before now: about an hour "
+            "when the fold job keeps up; reports read raw messages after it",
+        )
+        behind.add_metric([], max(0.0, (s.at - s.rollup_frontier).total_seconds()))
+        yield behind
 
     balance = GaugeMetricFamily(
         "smsgw_ledger_balance_micros",
@@ -338,6 +356,36 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
             balance.add_metric([ledger.currency, account], getattr(ledger, account))
         tenants.add_metric([ledger.currency], ledger.tenants)
     yield from (balance, tenants)
+
+
+def _delivery_families(alerts: list[deliverability.Alert]) -> Iterator[Metric]:
+    rate = GaugeMetricFamily(
+        "smsgw_delivery_rate",
+        "Delivered share of known outcomes per destination country and provider: the last "
+        "closed hour (window=1h) and the 7 days before it (window=7d), judged every 15 min",
+        labels=["country", "provider", "window"],
+    )
+    known = GaugeMetricFamily(
+        "smsgw_delivery_outcomes",
+        "Known outcomes (delivered, undelivered, failed, expired) behind smsgw_delivery_rate",
+        labels=["country", "provider", "window"],
+    )
+    alert = GaugeMetricFamily(
+        "smsgw_delivery_alert",
+        "1 while the last hour's delivery rate is below the 7-day rate by "
+        "SMSGW_DELIVERY_ALERT_MARGIN with SMSGW_DELIVERY_ALERT_MIN_MESSAGES outcomes",
+        labels=["country", "provider"],
+    )
+    for a in alerts:
+        for window, value, count in (
+            ("1h", a.hour_rate, a.hour_known),
+            ("7d", a.week_rate, a.week_known),
+        ):
+            known.add_metric([a.country, a.provider, window], count)
+            if value is not None:
+                rate.add_metric([a.country, a.provider, window], value)
+        alert.add_metric([a.country, a.provider], 1.0 if a.firing else 0.0)
+    yield from (rate, known, alert)
 
 
 def _provider_families(providers: list[ProviderStatus]) -> Iterator[Metric]:

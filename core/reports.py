@@ -1,8 +1,10 @@
 """Reports: usage per tenant, and across tenants for operators.
 
-Every report reads a bounded window of ``created_at`` (default the last 30 days, at
-most 92), so only that window's daily partitions are scanned; lists are paginated. The
-caller passes a connection of the reporting pool: a replica when one is configured.
+Every report reads a window of whole hours (default the last 30 days, at most 397: 13
+months) from the hourly rollups of the folded hours and the raw messages after the last
+one (``smsgw_usage_v1``, core/rollups.py), so a long window reads rollup rows, not
+messages; lists are paginated. The caller passes a connection of the reporting pool: a
+replica when one is configured.
 
 ``spent`` is money captured: a message's hold is captured when a provider accepts it
 (``sent``), and stays captured whether the receipt then says ``delivered`` or
@@ -24,12 +26,12 @@ from core.errors import FieldError, InvalidRequest
 from db import Conn, Row
 from db import reports as reports_db
 
-MAX_WINDOW_DAYS = 92
+MAX_WINDOW_DAYS = 397
 DEFAULT_WINDOW_DAYS = 30
-GroupBy = Literal["day", "status", "provider", "country"]
-GROUP_BY: tuple[str, ...] = ("day", "status", "provider", "country")
-MarginGroupBy = Literal["day", "tenant", "country", "provider"]
-MARGIN_GROUP_BY: tuple[str, ...] = ("day", "tenant", "country", "provider")
+GroupBy = Literal["day", "hour", "status", "provider", "country"]
+GROUP_BY: tuple[str, ...] = ("day", "hour", "status", "provider", "country")
+MarginGroupBy = Literal["day", "hour", "tenant", "country", "provider", "status"]
+MARGIN_GROUP_BY: tuple[str, ...] = ("day", "hour", "tenant", "country", "provider", "status")
 
 
 class Window(msgspec.Struct, frozen=True):
@@ -156,8 +158,15 @@ def _bound(raw: str, field: str, *, end: bool) -> datetime:
 
 
 def window(from_: str | None, to: str | None, *, now: datetime | None = None) -> Window:
+    """The window of a report, widened to whole hours (see ``exact_window``)."""
+    span = exact_window(from_, to, now=now)
+    return _checked(Window(_hour_floor(span.starts), _hour_ceil(span.ends)))
+
+
+def exact_window(from_: str | None, to: str | None, *, now: datetime | None = None) -> Window:
     """The window of a report: ``from`` inclusive, ``to`` exclusive (a date ``to`` takes
-    in that whole day). Defaults: until now, from 30 days before ``to``."""
+    in that whole day). Defaults: until now, from 30 days before ``to``. Report windows
+    widen it to whole hours (``from`` down, ``to`` up): rollups are hourly."""
     now = now or datetime.now(UTC)
     ends = _bound(to, "to", end=True) if to else now
     starts = _bound(from_, "from", end=False) if from_ else ends - timedelta(DEFAULT_WINDOW_DAYS)
@@ -165,12 +174,25 @@ def window(from_: str | None, to: str | None, *, now: datetime | None = None) ->
         raise InvalidRequest(
             "The report window is not valid.", [FieldError("to", "must be after `from`")]
         )
-    if ends - starts > timedelta(days=MAX_WINDOW_DAYS):
+    return _checked(Window(starts, ends))
+
+
+def _checked(span: Window) -> Window:
+    if span.ends - span.starts > timedelta(days=MAX_WINDOW_DAYS):
         raise InvalidRequest(
             "The report window is too large.",
             [FieldError("from", f"the window may span at most {MAX_WINDOW_DAYS} days")],
         )
-    return Window(starts, ends)
+    return span
+
+
+def _hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(moment: datetime) -> datetime:
+    floor = _hour_floor(moment)
+    return floor if floor == moment else floor + timedelta(hours=1)
 
 
 def _usage_row(row: Row) -> UsageRow:
@@ -195,7 +217,7 @@ async def tenant_usage(
     if grouping not in GROUP_BY:
         raise InvalidRequest(
             "The request parameters are not valid.",
-            [FieldError("group_by", "must be one of day, status, provider, country")],
+            [FieldError("group_by", "must be one of day, hour, status, provider, country")],
         )
     span = window(from_, to)
     rows = await reports_db.tenant_usage(
@@ -353,7 +375,7 @@ async def margin(
     if grouping not in MARGIN_GROUP_BY:
         raise InvalidRequest(
             "The request parameters are not valid.",
-            [FieldError("group_by", "must be one of day, tenant, country, provider")],
+            [FieldError("group_by", "must be one of day, hour, tenant, country, provider, status")],
         )
     span = window(from_, to)
     rows = await reports_db.margin(conn, starts=span.starts, ends=span.ends, group_by=grouping)

@@ -21,6 +21,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str
     # Reports read here when set; the hot path never does.
     reporting_database_url: str | None = None
+    # Behind a transaction-mode pooler (PgBouncer), DATABASE_URL names the pooler and
+    # this the database itself: workers LISTEN here, `smsgw migrate` runs here, and
+    # reports read here when REPORTING_DATABASE_URL is unset (their session settings
+    # would not survive transaction pooling). Unset: DATABASE_URL for all of them.
+    direct_database_url: str | None = None
+    # False behind a pooler that cannot carry prepared statements (PgBouncer in
+    # transaction mode before 1.21): psycopg then never prepares (prepare_threshold None).
+    db_prepared_statements: bool = True
     admin_token: str = ""
     # Pool sizes per process. The API needs more than the worker: each in-flight
     # request holds a connection for the length of one short transaction.
@@ -38,6 +46,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Days of message history kept. A day still holding unsettled messages is kept
     # whatever this says (scheduled sends can wait 35 days, validity adds 3).
     retention_days: int = 40
+    # Hourly rollups (core/rollups.py): an hour is folded when it closes and again every
+    # refresh until it is older than the settle time (receipts come within it) and none
+    # of its messages is still pending; then it is final. Rollups are kept 13 months.
+    rollup_settle_hours: int = 6
+    rollup_refresh_minutes: int = 60
+    rollup_retention_days: int = 397
+    # The deliverability alert (core/deliverability.py): a (country, provider) whose last
+    # hour's delivery rate is this much below its 7-day rate, with at least this many
+    # known outcomes in the hour (and in the week), fires.
+    delivery_alert_margin: float = 0.10
+    delivery_alert_min_messages: int = 100
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
     # 128 tenants (was 32): under single sends from many tenants, each has a message or
@@ -110,6 +129,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Receipts and inbound messages wait this long for a receiver bind, then are dropped.
     smpp_outbox_retention_hours: float = 72.0
 
+    @property
+    def direct_url(self) -> str:
+        """The database itself, never through a transaction-mode pooler."""
+        return self.direct_database_url or self.database_url
+
     def __post_init__(self) -> None:
         # A typo in a network must stop the process at start, not open or close
         # webhooks by surprise later.
@@ -123,10 +147,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raw["database_url"] = environ["DATABASE_URL"]
         if environ.get("REPORTING_DATABASE_URL"):
             raw["reporting_database_url"] = environ["REPORTING_DATABASE_URL"]
+        if environ.get("DIRECT_DATABASE_URL"):
+            raw["direct_database_url"] = environ["DIRECT_DATABASE_URL"]
         fields = {f.name: f for f in msgspec.structs.fields(cls)}
         for name in fields:
             key = "SMSGW_" + name.upper()
-            if key in environ and name not in ("database_url", "reporting_database_url"):
+            if key in environ and name not in (
+                "database_url",
+                "reporting_database_url",
+                "direct_database_url",
+            ):
                 raw[name] = environ[key]
         raw.update(overrides)
         try:
@@ -139,6 +169,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 ENVIRONMENT_HELP: dict[str, str] = {
     "DATABASE_URL": "PostgreSQL URL of the primary; unset: `smsgw run` starts an embedded one",
     "REPORTING_DATABASE_URL": "PostgreSQL URL for reports (a read replica); default: primary",
+    "DIRECT_DATABASE_URL": "behind PgBouncer in transaction mode: the database itself, for "
+    "workers' LISTEN, migrations and reports (default: DATABASE_URL)",
+    "SMSGW_DB_PREPARED_STATEMENTS": "false behind a pooler without prepared statements "
+    "(PgBouncer in transaction mode before 1.21) (true)",
     "SMSGW_ADMIN_TOKEN": "bearer token of the admin API; `smsgw run` generates one if unset",
     "SMSGW_DATA_DIR": "where `smsgw run` keeps the embedded PostgreSQL (default ./data)",
     "SMSGW_DB_POOL_MIN / SMSGW_DB_POOL_MAX": "connection pool bounds per process (2 / 20)",
@@ -148,6 +182,12 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "per API process, and sends per call (2 / 100); 0 calls: one call per send",
     "SMSGW_PARTITIONS_AHEAD_DAYS": "daily partitions created ahead (7)",
     "SMSGW_RETENTION_DAYS": "days of message history kept (40)",
+    "SMSGW_ROLLUP_SETTLE_HOURS": "an hour's rollups are final this long after it (6)",
+    "SMSGW_ROLLUP_REFRESH_MINUTES": "unsettled hours are folded again this often (60)",
+    "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly rollups kept (397: 13 months)",
+    "SMSGW_DELIVERY_ALERT_MARGIN / _MIN_MESSAGES": "a (country, provider) alerts when its "
+    "last hour's delivery rate is this far below its 7-day rate, with this many outcomes "
+    "(0.10 / 100)",
     "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",
     "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
     "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
@@ -44,14 +45,30 @@ def _reporting(statement_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
     return configure
 
 
+def connection_kwargs(*, prepared_statements: bool = True) -> dict[str, Any]:
+    """Keyword arguments of every pooled connection. Without prepared statements
+    (a transaction-mode pooler before PgBouncer 1.21 hands each transaction to any server
+    connection, where a statement prepared on another does not exist), psycopg never
+    prepares: prepare_threshold None."""
+    kwargs: dict[str, Any] = {"row_factory": dict_row}
+    if not prepared_statements:
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
 async def open_pool(
-    conninfo: str, *, min_size: int = 2, max_size: int = 20, name: str = "smsgw"
+    conninfo: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    name: str = "smsgw",
+    prepared_statements: bool = True,
 ) -> AsyncConnectionPool[Conn]:
     pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
         conninfo,
         min_size=min_size,
         max_size=max_size,
-        kwargs={"row_factory": dict_row},
+        kwargs=connection_kwargs(prepared_statements=prepared_statements),
         configure=_autocommit,
         connection_class=AsyncConnection,
         # A request waits at most this long for a connection, then gets a 503. Short:

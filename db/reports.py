@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 from db import Conn, Row
@@ -10,19 +11,21 @@ from db.sql import Queries
 
 _q = Queries("reports")
 
-USAGE_QUERIES = {
-    "day": "tenant_usage_by_day",
-    "status": "tenant_usage_by_status",
-    "provider": "tenant_usage_by_provider",
-    "country": "tenant_usage_by_country",
-}
+# Every report but the live one reads smsgw_usage_v1 (rollups, then raw messages after
+# the last folded hour), unprepared: the window and the grouping decide the plan.
 
 
 async def tenant_usage(
     conn: Conn, *, tenant_id: uuid.UUID, starts: datetime, ends: datetime, group_by: str
 ) -> list[Row]:
     return await _q.all(
-        conn, USAGE_QUERIES[group_by], tenant_id=tenant_id, starts=starts, ends=ends
+        conn,
+        "tenant_usage",
+        prepare=False,
+        tenant_id=tenant_id,
+        starts=starts,
+        ends=ends,
+        group_by=group_by,
     )
 
 
@@ -38,6 +41,7 @@ async def top_tenants(
     return await _q.all(
         conn,
         "top_tenants",
+        prepare=False,
         starts=starts,
         ends=ends,
         limit=limit,
@@ -66,6 +70,7 @@ async def delivery(
     return await _q.all(
         conn,
         "delivery",
+        prepare=False,
         starts=starts,
         ends=ends,
         provider=provider,
@@ -77,8 +82,43 @@ async def delivery(
 
 
 async def spend_by_tier(conn: Conn, *, starts: datetime, ends: datetime) -> list[Row]:
-    return await _q.all(conn, "spend_by_tier", starts=starts, ends=ends)
+    return await _q.all(conn, "spend_by_tier", prepare=False, starts=starts, ends=ends)
 
 
 async def margin(conn: Conn, *, starts: datetime, ends: datetime, group_by: str) -> list[Row]:
-    return await _q.all(conn, "margin", starts=starts, ends=ends, group_by=group_by)
+    return await _q.all(conn, "margin", prepare=False, starts=starts, ends=ends, group_by=group_by)
+
+
+async def admin_usage(
+    conn: Conn,
+    *,
+    starts: datetime,
+    ends: datetime,
+    period: str,
+    group_by: str,
+    limit: int | None,
+    after: tuple[str, str, str] | None = None,
+) -> list[Row]:
+    return await _q.all(
+        conn,
+        "admin_usage",
+        prepare=False,
+        starts=starts,
+        ends=ends,
+        period=period,
+        group_by=group_by,
+        limit=limit,
+        after_period=after[0] if after else None,
+        after_key=after[1] if after else None,
+        after_currency=after[2] if after else None,
+    )
+
+
+async def stream_billing(conn: Conn, *, starts: datetime, ends: datetime) -> AsyncIterator[Row]:
+    """Rollups by tenant and day, read by a server-side cursor: the caller's transaction
+    must be open while it is iterated."""
+    async with conn.cursor(name="billing") as cursor:
+        cursor.itersize = 2000
+        await cursor.execute(_q["billing"], {"starts": starts, "ends": ends})
+        async for row in cursor:
+            yield row

@@ -8,7 +8,7 @@ import procrastinate
 import structlog
 from procrastinate import jobs as procrastinate_jobs
 
-from core import delivery, inbound
+from core import deliverability, delivery, inbound, rollups
 from db import auth as auth_db
 from db import idempotency as idempotency_db
 from db import inbound as inbound_db
@@ -62,6 +62,9 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     @app.task(name="smsgw.drop_old_partitions", queue=queue, pass_context=True)
     async def drop_old_partitions(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
+        # Every closed hour is folded before its raw messages can go.
+        await rollups.fold_due(deps.pool, deps.settings)
+        await rollups.drop_old(deps.pool, deps.settings)
         async with deps.pool.connection() as conn, conn.transaction():
             days = await partitions_db.drop_partitions(
                 conn, retention_days=deps.settings.retention_days
@@ -72,6 +75,18 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         # Failed jobs are kept three days for inspection, then removed (successful ones
         # are deleted as they finish).
         await context.app.job_manager.delete_old_jobs(nb_hours=72, include_failed=True)
+
+    @app.periodic(cron="*/5 * * * *", periodic_id="rollups")
+    @app.task(name="smsgw.fold_rollups", queue=queue, pass_context=True)
+    async def fold_rollups(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        await rollups.fold_due(deps.pool, deps.settings)
+
+    @app.periodic(cron="*/15 * * * *", periodic_id="deliverability")
+    @app.task(name="smsgw.judge_deliverability", queue=queue, pass_context=True)
+    async def judge_deliverability(context: procrastinate.JobContext, timestamp: int) -> None:
+        deps = deps_of(context)
+        await deliverability.evaluate(deps.pool, deps.settings)
 
     @app.periodic(cron="*/5 * * * *", periodic_id="idempotency")
     @app.task(name="smsgw.purge_idempotency_keys", queue=queue, pass_context=True)
@@ -118,5 +133,5 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
         await recover_stalled_jobs(context.app, deps_of(context))
 
-    del ensure_partitions, drop_old_partitions, purge_idempotency_keys, recover_leases
-    del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts
+    del ensure_partitions, drop_old_partitions, fold_rollups, purge_idempotency_keys, recover_leases
+    del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts, judge_deliverability

@@ -72,8 +72,11 @@ async def run_worker(
         min_size=1,
         max_size=settings.worker_concurrency * 2 + 4,
         name=f"smsgw-{name}",
+        prepared_statements=settings.db_prepared_statements,
     )
-    app = create_app()
+    # LISTEN on the database itself: through a transaction-mode pooler it would hear
+    # nothing (jobs would still be fetched, at the polling interval).
+    app = create_app(listen_conninfo=settings.direct_url)
     scheduler = ProcrastinateScheduler()
     upstreams = DatabaseUpstreams(
         settings, receipts.sink_for(pool), inbound=inbound.sink_for(pool, scheduler)

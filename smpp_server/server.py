@@ -136,7 +136,9 @@ class Listener:
         self.intake = Intake(
             pool, scheduler, coalesce.for_settings(pool, settings, task=scheduler.task)
         )
-        self._slots = BindSlots(settings.database_url)
+        # Bind slots are session advisory locks: on the database itself, never through a
+        # transaction-mode pooler.
+        self._slots = BindSlots(settings.direct_url)
         self._throttle = FailedAuthThrottle(
             limit=settings.auth_failures_limit,
             window_seconds=settings.auth_failures_window_seconds,
@@ -380,6 +382,7 @@ async def serve(
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         name="smsgw-smpp",
+        prepared_statements=settings.db_prepared_statements,
     )
     try:
         await _require_schema(pool)

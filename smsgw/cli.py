@@ -42,8 +42,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     logs.configure(json=settings.log_json, level=settings.log_level)
     try:
         applied = asyncio.run(
+            # Direct, never through a transaction-mode pooler: the lock that queues
+            # concurrent runs is the session's.
             migrate_db.migrate(
-                settings.database_url, partitions_ahead_days=settings.partitions_ahead_days
+                settings.direct_url, partitions_ahead_days=settings.partitions_ahead_days
             )
         )
     except migrate_db.PreReleaseDatabase as exc:

@@ -152,7 +152,7 @@ def run_all(*, host: str, port: int) -> int:
         try:
             asyncio.run(
                 migrate_db.migrate(
-                    settings.database_url, partitions_ahead_days=settings.partitions_ahead_days
+                    settings.direct_url, partitions_ahead_days=settings.partitions_ahead_days
                 )
             )
         except migrate_db.PreReleaseDatabase as exc:

@@ -52,6 +52,10 @@ SLOW = (
     # hostile input, headless Chromium, the twilio package, kill and signal.
     "hostile/",
     "app/test_dashboard_browser.py",
+    # A real `smsgw api` streams 200,000 rows while its memory is watched.
+    "app/test_export_memory.py",
+    # PostgreSQL, PgBouncer, an API and two workers as real processes.
+    "db/test_pgbouncer.py",
     "app/test_twilio_client.py",
     "jobs/test_recovery.py::test_sigkill_",
     "jobs/test_recovery.py::test_sigterm_",

@@ -8,13 +8,19 @@ under granian and ONE `smsgw worker` process, then from this process:
 2. live: with the worker running, accepts N more (batches of 1,000, several in flight)
    and times from the first accept to the last `sent`.
 
-Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at).
+Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at),
+then folds the run's messages into hourly rollups once (as the worker does when an hour
+closes) and prints the fold's time and WAL per message, and the share of a core the
+folds (about 7 per message in its life) take at the live rate.
+``--via pgbouncer`` runs the API and the worker through PgBouncer in transaction mode
+(Debian's package, prepared statements off, LISTEN and migrations direct); ``--via both``
+runs the phases direct and then through it, on the same server, and prints both.
 ``--provider http`` or ``smpp`` sends through that adapter to the loopback peer of the
 tests (tests/aggregator.py, tests/providers/smsc.py) instead of the simulator, with
 receipts flowing back (run it from a checkout).
 
     python -m ops.bench.e2e [--messages 20000] [--tenants 10] [--latency-ms 0]
-                            [--provider simulator|http|smpp]
+                            [--provider simulator|http|smpp] [--via direct|pgbouncer|both]
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
+from psycopg import sql
 
+from ops import pgbouncer
 from ops.bench import load, server_stats
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
@@ -44,11 +53,17 @@ from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 ADMIN = "bench-admin-token"
 
 
-def _env(db_url: str, latency_ms: float, concurrency: int = 0) -> dict[str, str]:
+def _env(
+    db_url: str, latency_ms: float, concurrency: int = 0, pooled: str | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    if pooled is not None:
+        # Through PgBouncer in transaction mode: no prepared statements, LISTEN direct.
+        env["DIRECT_DATABASE_URL"] = db_url
+        env["SMSGW_DB_PREPARED_STATEMENTS"] = "false"
     env.update(
         {
-            "DATABASE_URL": db_url,
+            "DATABASE_URL": pooled or db_url,
             "SMSGW_ADMIN_TOKEN": ADMIN,
             "SMSGW_LOG_LEVEL": "WARNING",
             "SMSGW_SIMULATOR_LATENCY_MS": str(latency_ms),
@@ -210,11 +225,68 @@ async def main_async(args: argparse.Namespace) -> None:
     if args.profile_sql:
         settings["shared_preload_libraries"] = "pg_stat_statements"
     server = EmbeddedPostgres(base / "pg", settings=settings)
-    db_url = server.start()
-    if args.profile_sql:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    env = _env(db_url, args.latency_ms, args.concurrency)
+    server_url = server.start()
+    try:
+        runs = ["direct", "pgbouncer"] if args.via == "both" else [args.via]
+        for via in runs:
+            # A database of its own per run, on the same server.
+            db_url = _database(server_url, f"bench_{via}")
+            if args.profile_sql:
+                with psycopg.connect(db_url, autocommit=True) as conn:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            if via == "pgbouncer":
+                parts = urlsplit(db_url)
+                assert parts.hostname
+                assert parts.port
+                assert parts.password
+                with pgbouncer.running(parts.hostname, parts.port, parts.password) as listen:
+                    pooled = urlunsplit(
+                        parts._replace(netloc=f"{parts.netloc.rsplit(':', 1)[0]}:{listen}")
+                    )
+                    env = _env(db_url, args.latency_ms, args.concurrency, pooled=pooled)
+                    await _phases(args, db_url, env, via)
+            else:
+                await _phases(args, db_url, _env(db_url, args.latency_ms, args.concurrency), via)
+    finally:
+        server.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+FOLDS_PER_MESSAGE = 7
+
+
+def _fold_cost(db_url: str) -> tuple[float, int, int]:
+    """One fold of every hour holding this run's messages (as the worker's job folds a
+    closed hour): seconds, WAL bytes, messages."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        hours = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM messages"
+            ).fetchall()
+        ]
+        counted = conn.execute("SELECT count(*) FROM messages").fetchone()
+        wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+        before = conn.execute(wal).fetchone()
+        started = time.perf_counter()
+        for hour in hours:
+            with conn.transaction():
+                conn.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+        took = time.perf_counter() - started
+        after = conn.execute(wal).fetchone()
+    assert counted is not None
+    assert before is not None
+    assert after is not None
+    return took, int(after[0] - before[0]), int(counted[0])
+
+
+def _database(server_url: str, name: str) -> str:
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], via: str) -> None:
     port = free_port()
     procs: list[subprocess.Popen[bytes]] = []
     stack = contextlib.ExitStack()
@@ -251,10 +323,11 @@ async def main_async(args: argparse.Namespace) -> None:
             finished = await asyncio.to_thread(_wait_sent, db_url, 2 * args.messages, 600)
             live_rate = args.messages / (finished - started)
             p50, p99 = _latencies(db_url, args.messages)
+        fold_seconds, fold_wal, folded = _fold_cost(db_url)
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
             f"provider: {args.provider}, simulator latency: {args.latency_ms} ms, "
-            f"workers: {args.workers} process(es)"
+            f"workers: {args.workers} process(es), database: {via}"
         )
         if args.profile_sql:
             print(server_stats.sql_profile(db_url))
@@ -265,12 +338,18 @@ async def main_async(args: argparse.Namespace) -> None:
         print(
             f"accept-to-sent latency, live phase: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
         )
+        # Rollup maintenance: each message is folded about FOLDS_PER_MESSAGE times (when
+        # its hour closes, then hourly until it settles: SMSGW_ROLLUP_SETTLE_HOURS 6).
+        share = FOLDS_PER_MESSAGE * fold_seconds / folded * live_rate if folded else 0.0
+        print(
+            f"rollup fold of these {folded} messages: {fold_seconds:.2f} s, "
+            f"{fold_wal / max(folded, 1):.1f} WAL B/msg; x{FOLDS_PER_MESSAGE} folds = "
+            f"{share:.1%} of a core at the live rate (one core of the server's)"
+        )
     finally:
         for proc in reversed(procs):
             stop(proc, timeout=60)
         stack.close()
-        server.destroy()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:
@@ -280,6 +359,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--provider", choices=["simulator", "http", "smpp"], default="simulator")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--via",
+        choices=["direct", "pgbouncer", "both"],
+        default="direct",
+        help="connect directly, through PgBouncer in transaction mode, or both in turn",
+    )
     parser.add_argument("--concurrency", type=int, default=0, help="jobs per worker")
     parser.add_argument("--profile-sql", action="store_true", help="print pg_stat_statements")
     parser.add_argument("--spy", type=float, default=0, help="py-spy a worker for N seconds")

@@ -206,6 +206,16 @@ async def _usage(api, alice, bob):
     assert sum(r["messages"] for r in report.json()["rows"]) == len(listed.json()["messages"])
 
 
+@check("GET", "/v1/messages/export")
+async def _export(api, alice, bob):
+    for fmt in ("csv", "jsonl"):
+        exported = await api.get("/v1/messages/export", params={"format": fmt}, headers=bob.headers)
+        assert exported.status_code == 200, exported.text
+        assert exported.text.strip()  # bob's own messages are there
+        for message_id in alice.messages.values():
+            assert message_id not in exported.text
+
+
 @check("GET", "/v1/suppressions")
 async def _suppressions(api, alice, bob):
     listed = await api.get("/v1/suppressions", headers=bob.headers)

@@ -3,12 +3,15 @@ the services an operator relies on exist and run commands the CLI really has."""
 
 from __future__ import annotations
 
+import re
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
+from core import deliverability, observability
 from jobs.app import QUEUES, TIER_QUEUES
 from smsgw.cli import build_parser
 
@@ -60,7 +63,8 @@ def test_database_primary_replica_and_health_checks(compose):
     for name in ("primary", "replica", "api", "lb"):
         assert "healthcheck" in services[name], name
     api_env = compose["x-smsgw"]["environment"]
-    assert "@primary:" in api_env["DATABASE_URL"]
+    assert "@pooler:" in api_env["DATABASE_URL"]
+    assert "@primary:" in api_env["DIRECT_DATABASE_URL"]
     assert "@replica:" in api_env["REPORTING_DATABASE_URL"]
     assert services["api"]["deploy"]["replicas"] >= 2
     assert services["lb"]["ports"] == ["8000:8000"]
@@ -91,11 +95,75 @@ def test_the_smpp_listener_is_a_service_reachable_on_its_port(compose):
     # Published on the port it listens on, and its health check knocks on that port.
     assert smpp["ports"] == [f"{args.port}:{args.port}"]
     assert f"{args.port}), 3)" in " ".join(smpp["healthcheck"]["test"])
-    # The same database as the API and workers (bind limits and receipts live there).
-    assert "@primary:" in smpp["environment"]["DATABASE_URL"]
+    # The same database as the API and workers (bind limits and receipts live there):
+    # through the pooler, and its bind slots (session advisory locks) direct.
+    assert smpp["environment"]["DATABASE_URL"] == compose["x-smsgw"]["environment"]["DATABASE_URL"]
+    assert "@primary:" in smpp["environment"]["DIRECT_DATABASE_URL"]
     # The image has the package that serves it (every package the project installs).
     dockerfile = (ROOT / "Dockerfile").read_text()
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     for pattern in packages["packages"]["find"]["include"]:
         package = pattern.rstrip("*")
         assert f"COPY {package} ./{package}" in dockerfile, package
+
+
+def test_prometheus_loads_the_shipped_alerting_rules_on_series_the_gateway_exports(compose):
+    # promtool is not installed here: the rules file is checked for structure, and every
+    # series a rule reads is one /metrics exports.
+    prometheus = compose["services"]["prometheus"]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in prometheus["volumes"]}
+    config = yaml.safe_load((ROOT / mounted["/etc/prometheus/prometheus.yml"]).read_text())
+    (rules_path,) = config["rule_files"]
+    rules = yaml.safe_load((ROOT / mounted[rules_path]).read_text())
+    alert = deliverability.Alert(
+        country="GB",
+        provider="p",
+        hour_known=1,
+        hour_rate=0.5,
+        week_known=1,
+        week_rate=0.9,
+        firing=True,
+        since=None,
+    )
+    snapshot = observability.Snapshot(
+        at=datetime.now(UTC),
+        took_seconds=0.0,
+        counters=[],
+        queue=[],
+        in_flight=0,
+        providers=[],
+        ledger=[],
+        jobs=[],
+        callbacks_due=0,
+        receipts_waiting=0,
+        delivery=[alert],
+        rollup_frontier=datetime.now(UTC),
+    )
+    exported = {family.name for family in observability.families(snapshot, None)}
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    assert set(alerts) == {"SmsgwDeliveryRateDropped", "SmsgwRollupsBehind"}
+    for rule in alerts.values():
+        assert set(re.findall(r"smsgw_[a-z_]+", rule["expr"])) <= exported, rule["expr"]
+        assert set(rule["annotations"]) == {"summary", "description"}
+
+
+def test_every_smsgw_process_goes_through_pgbouncer_in_transaction_mode(compose):
+    services = compose["services"]
+    pooler = services["pooler"]
+    assert "healthcheck" in pooler
+    dockerfile = (ROOT / pooler["build"]["dockerfile"]).read_text()
+    assert "apt-get install" in dockerfile
+    assert "pgbouncer" in dockerfile
+    assert "USER postgres" in dockerfile  # PgBouncer refuses to run as root
+    ini = (ROOT / "ops/compose/pgbouncer.ini").read_text()
+    assert re.search(r"^pool_mode = transaction$", ini, re.MULTILINE)
+    assert "host=primary port=5432" in ini
+    env = compose["x-smsgw"]["environment"]
+    # Transaction pooling: no prepared statements, and a direct URL for LISTEN/migrations.
+    assert env["SMSGW_DB_PREPARED_STATEMENTS"] == "false"
+    assert env["DATABASE_URL"].endswith("@pooler:6432/smsgw")
+    for name, svc in _smsgw_services(compose).items():
+        if name != "migrate":
+            assert svc["depends_on"]["pooler"]["condition"] == "service_healthy", name
+    # Migrations never go through the pooler.
+    assert "@primary:" in services["migrate"]["environment"]["DATABASE_URL"]

@@ -1,0 +1,67 @@
+"""Hourly rollups of messages, folded from closed hours by a periodic job.
+
+An hour's rollup rows (per tenant, destination country, provider and status: messages,
+segments, price, cost and latency buckets) are replaced by a recomputation from that
+hour's messages, one transaction per hour (``smsgw_fold_rollup_hour_v1``): a fold is
+idempotent, and a fold killed midway leaves the hour as it was and the hour still due.
+Nothing is added to the status trigger, so the hot path pays nothing for rollups.
+
+An hour is folded when it closes, again every ``rollup_refresh_minutes`` while its
+messages may still change (receipts, retries, scheduled sends), and a last time once it
+is older than ``rollup_settle_hours`` with none of its messages scheduled, queued or
+sending: then it is final and never folded again, so its rollups stay when retention
+drops its raw messages. A receipt that arrives after that is not counted (documented).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import structlog
+from psycopg_pool import AsyncConnectionPool
+
+from core.settings import Settings
+from db import Conn
+from db import rollups as rollups_db
+
+log = structlog.get_logger("smsgw.rollups")
+
+# Hours folded per job run at most, so one run stays short (a new install folds its
+# existing history over a few runs).
+HOURS_PER_RUN = 200
+
+
+async def fold_due(
+    pool: AsyncConnectionPool[Conn],
+    settings: Settings,
+    *,
+    at: datetime | None = None,
+    limit: int = HOURS_PER_RUN,
+) -> int:
+    """Fold the hours that are due, oldest first, each in its own transaction; returns
+    how many were folded. ``at`` is the clock (tests move it ahead)."""
+    clock = at or datetime.now(UTC)
+    folded = 0
+    async with pool.connection() as conn:
+        due = await rollups_db.due_hours(
+            conn,
+            at=clock,
+            # One day beyond raw retention: every hour that still has messages.
+            lookback_days=settings.retention_days + 1,
+            settle_hours=settings.rollup_settle_hours,
+            refresh_minutes=settings.rollup_refresh_minutes,
+            limit=limit,
+        )
+        for row in due:
+            async with conn.transaction():
+                await rollups_db.fold_hour(conn, hour=row["hour"], settled=row["settled"])
+            folded += 1
+    if folded:
+        log.info("rollups.folded", hours=folded)
+    return folded
+
+
+async def drop_old(pool: AsyncConnectionPool[Conn], settings: Settings) -> int:
+    """Delete rollups older than ``rollup_retention_days``."""
+    async with pool.connection() as conn, conn.transaction():
+        return await rollups_db.drop_old(conn, retention_days=settings.rollup_retention_days)

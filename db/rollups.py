@@ -1,0 +1,50 @@
+"""Hourly rollups of messages: the statements of the folding job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from db import Conn, Row
+from db.sql import Queries
+
+_q = Queries("rollups")
+
+
+async def due_hours(
+    conn: Conn,
+    *,
+    at: datetime,
+    lookback_days: int,
+    settle_hours: int,
+    refresh_minutes: int,
+    limit: int,
+) -> list[Row]:
+    """Closed hours to fold, oldest first, each with whether it is settled."""
+    return await _q.all(
+        conn,
+        "due_hours",
+        at=at,
+        lookback_days=lookback_days,
+        settle_hours=settle_hours,
+        refresh_minutes=refresh_minutes,
+        limit=limit,
+    )
+
+
+async def fold_hour(conn: Conn, *, hour: datetime, settled: bool) -> bool:
+    """Replace the hour's rollups by a recomputation from its messages; True if final."""
+    row = await _q.one(conn, "fold_hour", hour=hour, settled=settled)
+    assert row is not None
+    return bool(row["final"])
+
+
+async def drop_old(conn: Conn, *, retention_days: int) -> int:
+    cursor = await conn.execute(_q["drop_old"], {"retention_days": retention_days})
+    return cursor.rowcount
+
+
+async def frontier(conn: Conn) -> datetime | None:
+    row = await _q.one(conn, "frontier")
+    assert row is not None
+    result: datetime | None = row["frontier"]
+    return result

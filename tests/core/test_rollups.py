@@ -1,0 +1,118 @@
+"""Hourly rollups: after each fold they equal a recomputation from the raw messages
+(done here in Python, with the country from smsgw_country_v1), also after a fold killed
+midway, and they stay when retention drops the raw messages."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+
+from core import rollups
+from tests import support
+from tests.rollups import DESTINATIONS, recomputed, stored, traffic
+
+
+async def _hours(conn):
+    cursor = await conn.execute(
+        "SELECT hour, final, messages FROM rollup_hours WHERE messages > 0 ORDER BY hour"
+    )
+    return await cursor.fetchall()
+
+
+async def test_rollups_equal_the_raw_messages_after_traffic(
+    api, conn, pool, settings, admin_headers
+):
+    _, second = await traffic(api, conn, settings, admin_headers)
+    expected = await recomputed(conn)
+    statuses = {key[4] for key in expected}
+    assert {"delivered", "undelivered", "failed", "canceled", "scheduled"} <= statuses
+    assert sum(r["cost"] for r in expected.values()) >= 0
+
+    # An hour is folded once closed: two hours on, the traffic's hour is.
+    assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
+    assert await stored(conn) == expected
+    hours = await _hours(conn)
+    assert sum(h["messages"] for h in hours) == 35
+    assert not any(h["final"] for h in hours)  # not settled yet
+
+    # Folding again changes nothing (idempotent).
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=3))
+    assert await stored(conn) == expected
+
+    # Settled, but the scheduled message is still pending: not final, folded again
+    # later; once it is canceled, the next fold takes that in and the hour is final.
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=7))
+    assert not any(h["final"] for h in await _hours(conn))
+    cursor = await conn.execute("SELECT id FROM messages WHERE status = 'scheduled'")
+    (pending,) = await cursor.fetchall()
+    canceled = await api.post(f"/v1/messages/{pending['id']}/cancel", headers=second.headers)
+    assert canceled.status_code == 200, canceled.text
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=9))
+    assert await stored(conn) == await recomputed(conn)
+    assert all(h["final"] for h in await _hours(conn))
+
+
+async def test_a_fold_killed_midway_leaves_the_hour_as_it_was_and_due(
+    api, conn, pool, settings, admin_headers, db_url
+):
+    first, _ = await traffic(api, conn, settings, admin_headers)
+    at = datetime.now(UTC) + timedelta(hours=2)
+    await rollups.fold_due(pool, settings, at=at)
+    before = await stored(conn)
+    assert before == await recomputed(conn)
+
+    # Traffic changes the hour, then a worker dies in the middle of its fold: the fold's
+    # transaction has replaced the hour's rows but not committed when its backend goes.
+    sent = await support.send(api, first, to=DESTINATIONS[3])
+    assert sent.status_code == 202
+    cursor = await conn.execute(
+        "SELECT date_trunc('hour', created_at, 'UTC') AS hour FROM messages WHERE id = %s",
+        (sent.json()["id"],),
+    )
+    hour = (await cursor.fetchone())["hour"]
+    folder = await psycopg.AsyncConnection.connect(db_url)
+    try:
+        await folder.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+        await conn.execute("SELECT pg_terminate_backend(%s)", (folder.info.backend_pid,))
+    finally:
+        await folder.close()
+    assert await stored(conn) == before  # nothing of the killed fold is left
+
+    # The next run folds it (its last fold is older than the refresh at this clock).
+    await rollups.fold_due(pool, settings, at=at + timedelta(hours=2))
+    assert await stored(conn) == await recomputed(conn) != before
+
+
+async def test_rollups_stay_when_retention_drops_the_raw_messages(
+    api, conn, pool, settings, admin_headers
+):
+    await traffic(api, conn, settings, admin_headers, scheduled=False)
+    expected = await recomputed(conn)
+    assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
+    today = datetime.now(UTC).date()
+    cursor = await conn.execute(
+        "SELECT day, dropped FROM smsgw_drop_partitions_v1(%s)", (today + timedelta(1),)
+    )
+    assert (today, True) in {(r["day"], r["dropped"]) for r in await cursor.fetchall()}
+    assert await support.count(conn, "SELECT count(*) AS n FROM messages") == 0
+
+    # Later folds (the hour settled now) find no raw messages: the rollups stay, final.
+    await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=8))
+    assert await stored(conn) == expected
+    assert all(h["final"] for h in await _hours(conn))
+
+
+async def test_metrics_say_how_far_behind_the_rollups_are(api, pool, settings):
+    assert "smsgw_rollups_behind_seconds" not in (await api.get("/metrics")).text
+    assert await rollups.fold_due(pool, settings)  # every closed hour, on the real clock
+    await asyncio.sleep(1.1)  # past the metrics cache
+    for line in (await api.get("/metrics")).text.splitlines():
+        if line.startswith("smsgw_rollups_behind_seconds "):
+            behind = float(line.split()[1])
+            break
+    else:
+        raise AssertionError("no smsgw_rollups_behind_seconds")
+    # The last folded hour is the one before the current: less than an hour behind.
+    assert 0 <= behind < 3600

@@ -1,0 +1,112 @@
+"""Rollup helpers shared by the rollup tests: traffic that leaves messages in every end
+state, and a recomputation of the rollups from raw messages in Python (the country from
+smsgw_country_v1, not the fold's prefix joins)."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobs.app import MAINTENANCE_QUEUE, QUEUES
+from tests import support, workers
+
+BOUNDS = [100, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000, 300000, 1800000]
+DESTINATIONS = ["+14155552671", "+14162345678", "+18762345678", "+447400123456"]
+AT_REST = ("delivered", "undelivered", "failed", "expired", "canceled", "scheduled")
+
+
+def _bucket(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None or end is None:
+        return None
+    return bisect.bisect_right(BOUNDS, (end - start).total_seconds() * 1000)
+
+
+async def recomputed(conn: Any) -> dict[tuple, dict[str, Any]]:
+    cursor = await conn.execute(
+        "SELECT created_at, tenant_id, coalesce(smsgw_country_v1(to_number), 'ZZ') AS country,"
+        " coalesce(provider, '') AS provider, status, segments, price, coalesce(cost, 0) AS cost,"
+        " sent_at, delivered_at FROM messages"
+    )
+    rows: dict[tuple, dict[str, Any]] = defaultdict(
+        lambda: {
+            "messages": 0,
+            "segments": 0,
+            "price": 0,
+            "cost": 0,
+            "sent_latency": [0] * 12,
+            "delivery_latency": [0] * 12,
+        }
+    )
+    for m in await cursor.fetchall():
+        hour = m["created_at"].astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        row = rows[(hour, m["tenant_id"], m["country"], m["provider"], m["status"])]
+        row["messages"] += 1
+        row["segments"] += m["segments"]
+        row["price"] += m["price"]
+        row["cost"] += m["cost"]
+        sent = _bucket(m["created_at"], m["sent_at"])
+        if sent is not None:
+            row["sent_latency"][sent] += 1
+        if m["sent_at"] is not None:
+            delivered = _bucket(m["sent_at"], m["delivered_at"])
+            if delivered is not None:
+                row["delivery_latency"][delivered] += 1
+    return dict(rows)
+
+
+async def stored(conn: Any) -> dict[tuple, dict[str, Any]]:
+    cursor = await conn.execute(
+        "SELECT hour, tenant_id, country, provider, status, messages, segments, price, cost,"
+        " sent_latency, delivery_latency FROM message_rollups"
+    )
+    return {
+        (r["hour"].astimezone(UTC), r["tenant_id"], r["country"], r["provider"], r["status"]): {
+            "messages": r["messages"],
+            "segments": r["segments"],
+            "price": r["price"],
+            "cost": r["cost"],
+            "sent_latency": r["sent_latency"],
+            "delivery_latency": r["delivery_latency"],
+        }
+        for r in await cursor.fetchall()
+    }
+
+
+async def traffic(api, conn, settings, admin_headers, *, scheduled: bool = True):
+    """Two tenants' sends to four countries; some undelivered, some failed, one
+    canceled, and (unless told otherwise) one still scheduled for tomorrow."""
+    first = await support.make_tenant(api, admin_headers, credit=50_000_000, name="a")
+    second = await support.make_tenant(api, admin_headers, credit=50_000_000, name="b")
+    for tenant, count in ((first, 24), (second, 9)):
+        batch = [
+            {"to": DESTINATIONS[i % 4], "body": "x" * (60 if i % 3 else 200)} for i in range(count)
+        ]
+        accepted = await api.post(
+            "/v1/messages/batch", json={"messages": batch}, headers=tenant.headers
+        )
+        assert accepted.status_code == 202, accepted.text
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    canceled = await support.send(api, first, send_at=later)
+    await api.post(f"/v1/messages/{canceled.json()['id']}/cancel", headers=first.headers)
+    if scheduled:
+        await support.send(api, second, send_at=later)
+
+    async def at_rest():
+        n = await support.count(
+            conn, "SELECT count(*) AS n FROM messages WHERE status <> ALL(%s)", list(AT_REST)
+        )
+        return n == 0
+
+    # Without the maintenance queue: its periodic fold would fold the hours on its own
+    # clock; the tests fold when they mean to.
+    async with workers.in_process(
+        settings,
+        queues=[q for q in QUEUES if q != MAINTENANCE_QUEUE],
+        simulator_delivery_rate=0.7,
+        simulator_permanent_rate=0.1,
+        simulator_dlr_delay_seconds=0.05,
+    ):
+        await workers.eventually(at_rest)
+    return first, second

@@ -11,6 +11,7 @@ import msgspec
 
 Tier = Literal["vip", "premium", "standard"]
 InboundFormat = Literal["json", "twilio"]
+SenderPolicy = Literal["own", "any"]
 
 
 class CreateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -71,6 +72,16 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | msgspec.UnsetType
         | None
     ) = msgspec.UNSET
+    sender_policy: (
+        Annotated[
+            SenderPolicy,
+            msgspec.Meta(
+                description="`any` lets the tenant send from any sender (legacy "
+                "integrations); `own` (the default): only its numbers and sender IDs"
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -90,6 +101,10 @@ class TenantView(msgspec.Struct, kw_only=True):
     rate_card: Annotated[
         str | None, msgspec.Meta(description="The rate card it is on (its tier's by default)")
     ] = None
+    sender_policy: Annotated[
+        SenderPolicy,
+        msgspec.Meta(description="`own`: only its numbers and sender IDs; `any`: any sender"),
+    ] = "own"
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -81,6 +81,9 @@ class Draft:
     rate_card: str | None = None
     rate_card_version: int | None = None
     rate_prefix: str | None = None
+    # The destination's country (ISO 3166 alpha-2; None when its code names none): the
+    # accept judges the sender by this country's rules.
+    to_country: str | None = None
 
     @property
     def status(self) -> str:
@@ -101,26 +104,29 @@ def _clean_text(value: str, field: str, errors: list[FieldError]) -> bool:
     return True
 
 
-def _check_recipient(to: str, errors: list[FieldError]) -> None:
+def _check_recipient(to: str, errors: list[FieldError]) -> phonenumbers.PhoneNumber | None:
+    """The recipient's number when it is valid (its country decides the sender rules)."""
     if not _clean_text(to, "to", errors):
-        return
+        return None
     if not E164.match(to):
         errors.append(FieldError("to", "must be an E.164 number such as +14155552671"))
-        return
+        return None
     try:
         number = phone_numbers.parse_e164(to)
     except phonenumbers.NumberParseException:
         errors.append(FieldError("to", "is not a phone number"))
-        return
+        return None
     if not phone_numbers.is_valid(number):
         errors.append(FieldError("to", "is not a valid number for its country"))
-        return
+        return None
     canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if canonical != to:
         # A national trunk prefix after the country code (+44 07400...) parses to the same
         # number. Taken as written, it would reach the carrier in a form it may refuse and
         # miss the recipient's opt-out, which is kept under the number's E.164 form.
         errors.append(FieldError("to", f"is not in E.164 form: send it as {canonical}"))
+        return None
+    return number
 
 
 def _check_sender(sender: str, errors: list[FieldError]) -> None:
@@ -236,7 +242,7 @@ def prepare(
     errors: list[FieldError] = []
     message_id = ids.uuid7(now_ms, sequence)
     now = ids.created_at(message_id)
-    _check_recipient(request.to, errors)
+    recipient = _check_recipient(request.to, errors)
     if request.sender is not None:
         _check_sender(request.sender, errors)
     if request.callback_url is not None:
@@ -294,15 +300,17 @@ def prepare(
         client_reference=request.client_reference,
         send_at=request.send_at,
         expires_at=start + timedelta(seconds=validity),
+        to_country=None if recipient is None else phone_numbers.country(recipient),
     )
 
 
 def priced(draft: Draft, rate: Mapping[str, Any]) -> Draft:
-    """``draft`` with the price and rate its accept gave it (a row of the accept call:
-    ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
-    ``rate_prefix``)."""
+    """``draft`` with the price, rate and sender its accept gave it (a row of the accept
+    call: ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
+    ``rate_prefix``, ``sender``: the one chosen when the draft named none)."""
     return replace(
         draft,
+        sender=rate.get("sender", draft.sender),
         price=rate["price"],
         price_per_segment=rate["price_per_segment"],
         rate_card=rate["rate_card"],

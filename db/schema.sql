@@ -2123,31 +2123,211 @@ AS $$
            LATERAL smsgw_rate_v1(l.rating, n.to_number) AS q
 $$;
 
--- One message of a batch as the API sends it (core/accept.py: _rows), by name. `price`
--- NULL: priced by the accept from the tenant's rates; a number: that price (a free answer).
--- The rate fields are the accept's to fill.
-CREATE TYPE smsgw_draft_v2 AS (
+-- The tier cards, each one row for every destination at the tier's price of 1.0.0, in
+-- effect since before any message (1970: a time every client can read).
+INSERT INTO rate_cards (name) VALUES ('standard'), ('premium'), ('vip');
+INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
+SELECT c.id, 1, '1970-01-01 00:00:00+00', 1, '{0}' FROM rate_cards c;
+INSERT INTO rate_card_rates (version_id, prefix, price)
+SELECT v.id, '', CASE c.name WHEN 'standard' THEN 7900 WHEN 'premium' THEN 6500 ELSE 5000 END
+  FROM rate_card_versions v JOIN rate_cards c ON c.id = v.card_id;
+
+-- A tenant priced apart from its tier keeps its price, for every destination.
+INSERT INTO rate_cards (name, tenant_id)
+SELECT 'tenant:' || t.id::text, t.id
+  FROM tenants t
+ WHERE t.price_per_segment <> CASE t.tier WHEN 'standard' THEN 7900
+                                          WHEN 'premium' THEN 6500 ELSE 5000 END;
+INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
+SELECT c.id, 1, '1970-01-01 00:00:00+00', 1, '{0}' FROM rate_cards c
+ WHERE c.tenant_id IS NOT NULL;
+INSERT INTO rate_card_rates (version_id, prefix, price)
+SELECT v.id, '', t.price_per_segment
+  FROM rate_card_versions v
+  JOIN rate_cards c ON c.id = v.card_id
+  JOIN tenants t ON t.id = c.tenant_id;
+
+-- Webhooks a tenant can inspect (GET /v1/webhooks/deliveries): each delivery's last
+-- attempt, read per tenant newest first. Nullable without default: adding them rewrites
+-- no partition.
+ALTER TABLE callbacks ADD COLUMN last_attempt_at timestamptz;
+ALTER TABLE callbacks ADD COLUMN last_latency_ms integer;
+CREATE INDEX callbacks_tenant_idx ON callbacks (tenant_id, created_at, id);
+
+-- The format of the tenant's inbound webhook: the gateway's JSON, or Twilio's
+-- form-encoded incoming-message webhook signed with X-Twilio-Signature.
+ALTER TABLE tenants ADD COLUMN inbound_format text NOT NULL DEFAULT 'json'
+    CHECK (inbound_format IN ('json', 'twilio'));
+
+-- 'own': only the tenant's numbers and sender IDs; 'any': any sender (an operator's
+-- choice for a legacy integration; its change is logged by the admin API).
+ALTER TABLE tenants ADD COLUMN sender_policy text NOT NULL DEFAULT 'own'
+    CHECK (sender_policy IN ('own', 'any'));
+ALTER TABLE tenants ADD COLUMN sender_policy_changed_at timestamptz;
+
+-- The country of an owned number (NULL for a short code or an alphanumeric sender), so a
+-- message without a sender finds the tenant's number in its destination's country with
+-- one index probe.
+ALTER TABLE owned_numbers ADD COLUMN country text CHECK (country ~ '^[A-Z]{2}$');
+UPDATE owned_numbers SET country = smsgw_country_v1(number) WHERE number LIKE '+%';
+CREATE INDEX owned_numbers_country_idx ON owned_numbers (tenant_id, country, created_at);
+
+-- Alphanumeric sender IDs registered for a tenant. `countries` NULL: valid wherever the
+-- destination's rule allows unregistered alphanumeric senders; a list: also registered
+-- for those countries (a country whose rule wants registration needs its name here).
+-- Only an approved one may be sent from; a pending one waits for the operator.
+CREATE TABLE sender_ids (
+    tenant_id uuid NOT NULL REFERENCES tenants (id),
+    sender_id text NOT NULL CHECK (sender_id ~ '^[A-Za-z0-9 ]{1,11}$' AND sender_id ~ '[A-Za-z]'),
+    countries text[] CHECK (
+        countries IS NULL
+        OR (cardinality(countries) BETWEEN 1 AND 300
+            AND array_to_string(countries, ',') ~ '^[A-Z]{2}(,[A-Z]{2})*$')),
+    status text NOT NULL CHECK (status IN ('approved', 'pending')),
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, sender_id)
+);
+
+-- The sender rule of a destination country (ISO 3166 alpha-2), managed by the operator
+-- (PUT /v1/admin/sender-rules/{country}). A country without a row: alphanumeric and
+-- numeric senders allowed, no default sender. `alphanumeric`: 'allowed' (no
+-- registration), 'registered' (only a sender ID registered for this country),
+-- 'not_supported' (numeric senders only). `default_sender`: the operator's sender for
+-- messages to the country that name none and whose tenant has none there. `source`: where
+-- the rule comes from (the seed cites a public page; an operator's change says who).
+CREATE TABLE country_sender_rules (
+    country text PRIMARY KEY CHECK (country ~ '^[A-Z]{2}$'),
+    alphanumeric text NOT NULL CHECK (alphanumeric IN ('allowed', 'registered', 'not_supported')),
+    numeric_allowed boolean NOT NULL,
+    default_sender text CHECK (length(default_sender) BETWEEN 1 AND 16),
+    source text CHECK (length(source) <= 1000),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Each row's `source` is the public page its rule was read from (the carriers' rules
+-- as a large gateway publishes them per country, and the regulator where there is one).
+-- They change: an operator corrects a row with PUT /v1/admin/sender-rules/{country}.
+INSERT INTO country_sender_rules (country, alphanumeric, numeric_allowed, source) VALUES
+    ('US', 'not_supported', true,
+     'https://www.twilio.com/en-us/guidelines/us/sms (alphanumeric sender ID not supported; '
+     'A2P long codes need 10DLC registration: https://www.ctia.org/the-wireless-industry/'
+     'industry-commitments/messaging-interoperability-sms-mms)'),
+    ('CA', 'not_supported', true,
+     'https://www.twilio.com/en-us/guidelines/ca/sms (alphanumeric sender ID not supported)'),
+    ('GB', 'allowed', true,
+     'https://www.twilio.com/en-us/guidelines/gb/sms (alphanumeric supported without '
+     'registration; the SMS SenderID Protection Registry is voluntary: '
+     'https://mobileecosystemforum.com/sms-sender-id-protection-registry/)'),
+    ('DE', 'allowed', true,
+     'https://www.twilio.com/en-us/guidelines/de/sms (alphanumeric supported without '
+     'registration)'),
+    ('FR', 'allowed', true,
+     'https://www.twilio.com/en-us/guidelines/fr/sms (alphanumeric supported without '
+     'registration; international numeric senders may be overwritten by carriers)'),
+    ('IN', 'registered', false,
+     'https://www.twilio.com/en-us/guidelines/in/sms and TRAI TCCCPR 2018 '
+     '(https://www.trai.gov.in/release-publication/regulation): every commercial sender '
+     'header registered on the DLT platform; unregistered and numeric senders blocked'),
+    ('BR', 'not_supported', true,
+     'https://www.twilio.com/en-us/guidelines/br/sms (alphanumeric sender ID not supported)'),
+    ('NG', 'registered', false,
+     'https://www.twilio.com/en-us/guidelines/ng/sms (alphanumeric sender ID pre-registration '
+     'required; numeric sender ID not supported)'),
+    ('ZA', 'not_supported', true,
+     'https://www.twilio.com/en-us/guidelines/za/sms (alphanumeric sender ID not supported)'),
+    ('AU', 'allowed', true,
+     'https://www.twilio.com/en-us/guidelines/au/sms (alphanumeric supported; the ACMA '
+     'SMS Sender ID Register labels unregistered IDs: https://www.acma.gov.au/'
+     'sms-sender-id-register; make this ''registered'' when carriers block them)');
+
+-- The sender a message leaves with, and why it may not (NULL: it may). `p_country`: the
+-- destination's country (the caller knows it from parsing the number). A message that
+-- names a sender: 'not_owned' (neither the tenant's number nor its approved sender ID
+-- valid there, and the tenant may not send from any sender), else the country's rule:
+-- 'alphanumeric_not_supported', 'alphanumeric_unregistered' (the country wants a
+-- registration naming it), 'numeric_not_supported'. A message without one: the tenant's
+-- number in that country (its oldest), else its approved sender ID valid there, else the
+-- operator's default for the country, else none ('no_sender' only when the country's rule
+-- wants a registered sender and takes no numeric one). One SELECT, so it is inlined into
+-- the accept's statement: a few primary-key probes per message.
+CREATE FUNCTION smsgw_sender_v1(p_tenant_id uuid, p_sender text, p_country text)
+    RETURNS TABLE (sender text, refusal text)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT coalesce(p_sender, d.sender),
+           CASE
+               WHEN p_sender IS NULL THEN
+                   CASE WHEN d.sender IS NULL AND r.alphanumeric = 'registered'
+                             AND NOT r.numeric_allowed THEN 'no_sender' END
+               WHEN NOT (o.owned OR t.sender_policy = 'any') THEN 'not_owned'
+               WHEN p_sender ~ '[A-Za-z]' THEN
+                   CASE WHEN r.alphanumeric = 'not_supported'
+                             THEN 'alphanumeric_not_supported'
+                        WHEN r.alphanumeric = 'registered' AND NOT o.registered_here
+                             THEN 'alphanumeric_unregistered' END
+               WHEN NOT coalesce(r.numeric_allowed, true) THEN 'numeric_not_supported'
+           END
+      FROM tenants t
+      LEFT JOIN country_sender_rules r ON r.country = p_country
+      LEFT JOIN LATERAL (
+          SELECT EXISTS (SELECT 1 FROM owned_numbers n
+                          WHERE n.number = p_sender AND n.tenant_id = p_tenant_id)
+                 OR EXISTS (SELECT 1 FROM sender_ids s
+                             WHERE s.tenant_id = p_tenant_id AND s.sender_id = p_sender
+                               AND s.status = 'approved'
+                               AND (s.countries IS NULL OR p_country = ANY (s.countries)))
+                     AS owned,
+                 EXISTS (SELECT 1 FROM sender_ids s
+                          WHERE s.tenant_id = p_tenant_id AND s.sender_id = p_sender
+                            AND s.status = 'approved' AND p_country = ANY (s.countries))
+                     AS registered_here
+           WHERE p_sender IS NOT NULL) AS o ON true
+      LEFT JOIN LATERAL (
+          SELECT coalesce(
+                     (SELECT n.number FROM owned_numbers n
+                       WHERE n.tenant_id = p_tenant_id AND n.country = p_country
+                         AND coalesce(r.numeric_allowed, true)
+                       ORDER BY n.created_at, n.number LIMIT 1),
+                     (SELECT s.sender_id FROM sender_ids s
+                       WHERE s.tenant_id = p_tenant_id AND s.status = 'approved'
+                         AND CASE coalesce(r.alphanumeric, 'allowed')
+                                 WHEN 'allowed' THEN s.countries IS NULL
+                                                     OR p_country = ANY (s.countries)
+                                 WHEN 'registered' THEN p_country = ANY (s.countries)
+                                 ELSE false END
+                       ORDER BY s.created_at, s.sender_id LIMIT 1),
+                     r.default_sender) AS sender
+           WHERE p_sender IS NULL) AS d ON true
+     WHERE t.id = p_tenant_id
+$$;
+
+-- One message of a batch as the API sends it (core/accept.py: _rows), by name:
+-- smsgw_draft_v2 and the destination's country (`to_country`, ISO alpha-2, from the
+-- number's parse), which the sender rules need.
+CREATE TYPE smsgw_draft_v3 AS (
     id uuid, created_at timestamptz, status text, to_number text, sender text,
     body text, encoding text, segments smallint, price bigint, callback_url text,
     client_reference text, send_at timestamptz, expires_at timestamptz,
     facade text, messaging_service_sid text,
-    price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text);
+    price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text,
+    to_country text);
 
--- smsgw_accept_v4, with each message priced inside the call: the versions of the
--- tenant's rates in effect at the transaction's start are read once, then each message
--- takes its destination's rate from them (smsgw_rate_v1). A message no rate covers is
--- refused and named in `not_priced`, as an opted-out one is in `opted_out`. `rates`:
--- per message priced, [id, price, price_per_segment, rate_card, rate_card_version,
--- rate_prefix], also when credit refused them (the caller says what was short).
-CREATE FUNCTION smsgw_accept_v5(
+-- smsgw_accept_v5, with each message's sender decided first (smsgw_sender_v1): a message
+-- whose sender is refused is named with its reason in `sender_refused` ([[id, reason]]),
+-- and a message without one takes the sender chosen for it, which the opt-out check
+-- then uses and `rates` returns last: [id, price, price_per_segment, rate_card,
+-- rate_card_version, rate_prefix, sender].
+CREATE FUNCTION smsgw_accept_v6(
     p_tenant_id uuid, p_rate double precision, p_messages json,
     p_queue text, p_task text, p_honour_opt_outs boolean)
     RETURNS TABLE (accepted integer, available bigint, tokens double precision,
-                   opted_out uuid[], not_priced uuid[], rates json, due timestamptz)
+                   opted_out uuid[], not_priced uuid[], sender_refused json, rates json,
+                   due timestamptz)
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    drafts smsgw_draft_v2[];
+    drafts smsgw_draft_v3[];
     n integer;
     wanted integer;
     total bigint;
@@ -2155,12 +2335,23 @@ DECLARE
     oldest timestamptz;
     refused uuid[] := '{}';
     unpriced uuid[] := '{}';
+    unsent json;
     rating smsgw_rating_v1;
     priced json;
 BEGIN
-    -- Fields are matched by name; a missing one is NULL, as with json_to_recordset.
-    SELECT array_agg(m) INTO drafts
-      FROM json_populate_recordset(NULL::smsgw_draft_v2, p_messages) AS m;
+    -- Fields are matched by name; a missing one is NULL, as with json_to_recordset. Each
+    -- message's sender is decided in the same pass.
+    SELECT coalesce(json_agg(json_build_array(m.id, s.refusal))
+                        FILTER (WHERE s.refusal IS NOT NULL), '[]'),
+           array_agg(ROW(m.id, m.created_at, m.status, m.to_number, s.sender, m.body,
+                         m.encoding, m.segments, m.price, m.callback_url,
+                         m.client_reference, m.send_at, m.expires_at, m.facade,
+                         m.messaging_service_sid, NULL, NULL, NULL, NULL,
+                         m.to_country)::smsgw_draft_v3)
+               FILTER (WHERE s.refusal IS NULL)
+      INTO unsent, drafts
+      FROM json_populate_recordset(NULL::smsgw_draft_v3, p_messages) AS m
+      LEFT JOIN LATERAL smsgw_sender_v1(p_tenant_id, m.sender, m.to_country) AS s ON true;
     IF p_honour_opt_outs
        AND EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = p_tenant_id) THEN
         SELECT coalesce(array_agg(m.id), '{}') INTO refused
@@ -2183,7 +2374,8 @@ BEGIN
                          coalesce(m.price, r.price_per_segment * m.segments),
                          m.callback_url, m.client_reference, m.send_at, m.expires_at,
                          m.facade, m.messaging_service_sid, r.price_per_segment,
-                         r.rate_card, r.rate_card_version, r.rate_prefix)::smsgw_draft_v2)
+                         r.rate_card, r.rate_card_version, r.rate_prefix,
+                         m.to_country)::smsgw_draft_v3)
                FILTER (WHERE m.price IS NOT NULL OR r.price_per_segment IS NOT NULL)
       INTO unpriced, drafts
       FROM unnest(drafts) AS m
@@ -2191,12 +2383,12 @@ BEGIN
     SELECT count(*), coalesce(sum(m.price), 0), min(coalesce(m.send_at, m.created_at)),
            min(m.created_at),
            json_agg(json_build_array(m.id, m.price, m.price_per_segment, m.rate_card,
-                                     m.rate_card_version, m.rate_prefix))
+                                     m.rate_card_version, m.rate_prefix, m.sender))
       INTO wanted, total, first_due, oldest, priced
       FROM unnest(drafts) AS m;
     IF wanted = 0 THEN
         RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, refused, unpriced,
-                            NULL::json, NULL::timestamptz;
+                            unsent, NULL::json, NULL::timestamptz;
         RETURN;
     END IF;
     WITH hold AS (
@@ -2245,7 +2437,7 @@ BEGIN
                CASE WHEN p_rate IS NULL THEN NULL::double precision
                     ELSE smsgw_ingest_tokens_v1(b.ingest_tokens, b.ingest_at, p_rate)
                END,
-               refused, unpriced, priced, NULL::timestamptz
+               refused, unpriced, unsent, priced, NULL::timestamptz
           FROM balances b WHERE b.tenant_id = p_tenant_id;
         RETURN;
     END IF;
@@ -2253,14 +2445,14 @@ BEGIN
     IF p_task IS NOT NULL THEN
         PERFORM smsgw_queue_tenant_v1(p_tenant_id, p_queue, p_task, first_due, oldest);
     END IF;
-    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, unpriced, priced,
-                        first_due;
+    RETURN QUERY SELECT n, NULL::bigint, NULL::double precision, refused, unpriced, unsent,
+                        priced, first_due;
 END;
 $$;
 
--- One single send as the API sends it (core/coalesce.py), by name: smsgw_send_v1 with
--- `price` NULL (priced by the accept) and the rate fields the accept fills.
-CREATE TYPE smsgw_send_v2 AS (
+-- One single send as the API sends it (core/coalesce.py), by name: smsgw_send_v2 and
+-- the destination's country (`to_country`), which the sender rules need.
+CREATE TYPE smsgw_send_v3 AS (
     tenant_id uuid, tier text, rate double precision, key_id uuid,
     id uuid, created_at timestamptz, status text, to_number text, sender text,
     body text, encoding text, segments smallint, price bigint, callback_url text,
@@ -2268,25 +2460,27 @@ CREATE TYPE smsgw_send_v2 AS (
     facade text, messaging_service_sid text,
     -- An SMPP submit's registered_delivery (1, 2), NULL for none.
     receipt smallint,
-    price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text);
+    price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text,
+    to_country text);
 
--- smsgw_accept_sends_v1, with each send priced inside the call: the versions of each
--- tenant's rates in effect at the transaction's start, read once per tenant in the
--- statement that prices every send. `outcome` adds 'not_priced' (no rate covers the
--- destination: nothing written); a send's key is no longer stale for a price change
--- (its price is taken here). An accepted or refused send carries its price and rate.
-CREATE FUNCTION smsgw_accept_sends_v2(p_sends json, p_task text)
+-- smsgw_accept_sends_v2, with each send's sender decided after the stale keys
+-- (smsgw_sender_v1): `outcome` adds 'sender_refused' with its reason in `refusal`
+-- (nothing written); the other sends go on with their sender, the one chosen for them
+-- when they named none, which the opt-out check uses and `sender` returns.
+CREATE FUNCTION smsgw_accept_sends_v3(p_sends json, p_task text)
     RETURNS TABLE (id uuid, outcome text, available bigint, tokens double precision,
                    price bigint, price_per_segment bigint, rate_card text,
-                   rate_card_version integer, rate_prefix text)
+                   rate_card_version integer, rate_prefix text, sender text, refusal text)
     LANGUAGE plpgsql
 AS $$
 #variable_conflict use_column
 DECLARE
-    sends smsgw_send_v2[];
-    priced smsgw_send_v2[];
-    kept smsgw_send_v2[];
+    sends smsgw_send_v3[];
+    priced smsgw_send_v3[];
+    kept smsgw_send_v3[];
     stale uuid[];
+    unsent uuid[];
+    unsent_why text[];
     opted_out uuid[];
     not_priced uuid[];
     set_aside uuid[];
@@ -2299,21 +2493,34 @@ DECLARE
     left_tokens double precision;
 BEGIN
     SELECT array_agg(s) INTO sends
-      FROM json_populate_recordset(NULL::smsgw_send_v2, p_sends) AS s;
-    -- Stale keys, then opt-outs (smsgw_accept_one_v2's order).
+      FROM json_populate_recordset(NULL::smsgw_send_v3, p_sends) AS s;
+    -- Stale keys, then senders, then opt-outs (smsgw_accept_one_v3's order).
     SELECT coalesce(array_agg(s.id), '{}') INTO stale FROM unnest(sends) AS s
      WHERE s.key_id IS NOT NULL AND NOT EXISTS (
         SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
          WHERE k.id = s.key_id AND k.revoked_at IS NULL AND t.id = s.tenant_id
            AND t.tier = s.tier
            AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM s.rate);
+    -- The sends left, each with its sender; in the order they came.
+    SELECT coalesce(array_agg(s.id) FILTER (WHERE d.refusal IS NOT NULL), '{}'),
+           coalesce(array_agg(d.refusal) FILTER (WHERE d.refusal IS NOT NULL), '{}'),
+           array_agg(ROW(s.tenant_id, s.tier, s.rate, s.key_id, s.id, s.created_at,
+                         s.status, s.to_number, d.sender, s.body, s.encoding, s.segments,
+                         s.price, s.callback_url, s.client_reference, s.send_at,
+                         s.expires_at, s.facade, s.messaging_service_sid, s.receipt, NULL,
+                         NULL, NULL, NULL, s.to_country)::smsgw_send_v3
+                     ORDER BY s.ordinality)
+               FILTER (WHERE d.refusal IS NULL)
+      INTO unsent, unsent_why, sends
+      FROM unnest(sends) WITH ORDINALITY AS s
+      LEFT JOIN LATERAL smsgw_sender_v1(s.tenant_id, s.sender, s.to_country) AS d ON true
+     WHERE s.id <> ALL (stale);
     SELECT coalesce(array_agg(s.id), '{}') INTO opted_out FROM unnest(sends) AS s
-     WHERE s.id <> ALL (stale)
-       AND EXISTS (
+     WHERE EXISTS (
         SELECT 1 FROM suppressions x
          WHERE x.tenant_id = s.tenant_id AND x.recipient = s.to_number
            AND (s.sender IS NULL OR x.number IN ('*', s.sender)));
-    set_aside := stale || opted_out;
+    set_aside := opted_out;
     -- The price of each send left, in one statement: one version per card for the call.
     -- MATERIALIZED: each tenant's rating is read once, not once per send and field.
     WITH ratings AS MATERIALIZED (
@@ -2328,7 +2535,8 @@ BEGIN
                          coalesce(s.price, q.price_per_segment * s.segments),
                          s.callback_url, s.client_reference, s.send_at, s.expires_at,
                          s.facade, s.messaging_service_sid, s.receipt, q.price_per_segment,
-                         q.rate_card, q.rate_card_version, q.rate_prefix)::smsgw_send_v2
+                         q.rate_card, q.rate_card_version, q.rate_prefix,
+                         s.to_country)::smsgw_send_v3
                      ORDER BY s.ordinality)
                FILTER (WHERE s.price IS NOT NULL OR q.price_per_segment IS NOT NULL)
       INTO not_priced, priced
@@ -2430,40 +2638,49 @@ BEGIN
         END LOOP;
     END IF;
     RETURN QUERY SELECT u.id, 'stale', NULL::bigint, NULL::double precision, NULL::bigint,
-                        NULL::bigint, NULL::text, NULL::integer, NULL::text
+                        NULL::bigint, NULL::text, NULL::integer, NULL::text, NULL::text,
+                        NULL::text
                    FROM unnest(stale) AS u(id);
+    RETURN QUERY SELECT u.id, 'sender_refused', NULL::bigint, NULL::double precision,
+                        NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+                        NULL::text, u.why
+                   FROM unnest(unsent, unsent_why) AS u(id, why);
     RETURN QUERY SELECT u.id, 'opted_out', NULL::bigint, NULL::double precision,
-                        NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text
+                        NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+                        NULL::text, NULL::text
                    FROM unnest(opted_out) AS u(id);
     RETURN QUERY SELECT u.id, 'not_priced', NULL::bigint, NULL::double precision,
-                        NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text
+                        NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+                        NULL::text, NULL::text
                    FROM unnest(not_priced) AS u(id);
     RETURN QUERY SELECT u.id, 'refused', u.available, u.tokens, s.price,
-                        s.price_per_segment, s.rate_card, s.rate_card_version, s.rate_prefix
+                        s.price_per_segment, s.rate_card, s.rate_card_version, s.rate_prefix,
+                        s.sender, NULL::text
                    FROM unnest(refused, refused_credit, refused_tokens)
                         AS u(id, available, tokens)
                    JOIN unnest(priced) AS s ON s.id = u.id;
     RETURN QUERY SELECT s.id, 'accepted', NULL::bigint, NULL::double precision, s.price,
-                        s.price_per_segment, s.rate_card, s.rate_card_version, s.rate_prefix
+                        s.price_per_segment, s.rate_card, s.rate_card_version, s.rate_prefix,
+                        s.sender, NULL::text
                    FROM unnest(kept) AS s;
 END;
 $$;
 
--- smsgw_accept_one_v1, with the message priced inside the call (p_price NULL: from the
--- tenant's rates in effect at the transaction's start; a number: that price, a free
--- answer's 0). `not_priced`: no rate covers the destination, nothing written. The key is
--- no longer stale for a price change. The price and rate come back with the outcome.
-CREATE FUNCTION smsgw_accept_one_v2(
+-- smsgw_accept_one_v2, with the sender decided after the key check (smsgw_sender_v1,
+-- `p_to_country` the destination's country): `sender_refused` gives the reason and
+-- nothing is written; otherwise the sender (the one chosen when the message named none)
+-- is the one the opt-out check uses, the row stores and `sender` returns.
+CREATE FUNCTION smsgw_accept_one_v3(
     p_tenant_id uuid, p_rate double precision, p_queue text, p_task text,
     p_honour_opt_outs boolean, p_id uuid, p_created_at timestamptz, p_status text,
     p_to_number text, p_sender text, p_body text, p_encoding text, p_segments smallint,
     p_price bigint, p_callback_url text, p_client_reference text, p_send_at timestamptz,
     p_expires_at timestamptz, p_facade text, p_messaging_service_sid text,
-    p_key_id uuid)
+    p_key_id uuid, p_to_country text)
     RETURNS TABLE (accepted integer, available bigint, tokens double precision,
                    opted_out boolean, stale boolean, not_priced boolean, price bigint,
                    price_per_segment bigint, rate_card text, rate_card_version integer,
-                   rate_prefix text)
+                   rate_prefix text, sender text, sender_refused text)
     LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -2472,6 +2689,7 @@ DECLARE
     bal record;
     rating smsgw_rating_v1;
     rate record;
+    chosen record;
     total bigint := p_price;
 BEGIN
     IF p_key_id IS NOT NULL AND NOT EXISTS (
@@ -2480,15 +2698,25 @@ BEGIN
            AND t.tier = p_queue
            AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM p_rate) THEN
         RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, true, false,
-                            NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text;
+                            NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+                            NULL::text, NULL::text;
+        RETURN;
+    END IF;
+    SELECT d.sender, d.refusal INTO chosen
+      FROM smsgw_sender_v1(p_tenant_id, p_sender, p_to_country) AS d;
+    IF chosen.refusal IS NOT NULL THEN
+        RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, false, false,
+                            NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+                            NULL::text, chosen.refusal;
         RETURN;
     END IF;
     IF p_honour_opt_outs AND EXISTS (
         SELECT 1 FROM suppressions s
          WHERE s.tenant_id = p_tenant_id AND s.recipient = p_to_number
-           AND (p_sender IS NULL OR s.number IN ('*', p_sender))) THEN
+           AND (chosen.sender IS NULL OR s.number IN ('*', chosen.sender))) THEN
         RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, true, false, false,
-                            NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text;
+                            NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
+                            chosen.sender, NULL::text;
         RETURN;
     END IF;
     IF p_price IS NULL THEN
@@ -2500,7 +2728,7 @@ BEGIN
         IF NOT FOUND THEN
             RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, false, true,
                                 NULL::bigint, NULL::bigint, NULL::text, NULL::integer,
-                                NULL::text;
+                                NULL::text, chosen.sender, NULL::text;
             RETURN;
         END IF;
         total := rate.price_per_segment * p_segments;
@@ -2520,7 +2748,7 @@ BEGIN
     IF NOT FOUND OR bal.available < total OR (p_rate IS NOT NULL AND bal.tokens < 1) THEN
         RETURN QUERY SELECT 0, bal.available, bal.tokens, false, false, false, total,
                             rate.price_per_segment, rate.rate_card, rate.rate_card_version,
-                            rate.rate_prefix;
+                            rate.rate_prefix, chosen.sender, NULL::text;
         RETURN;
     END IF;
     WITH inserted AS (
@@ -2529,8 +2757,8 @@ BEGIN
             price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
             updated_at, facade, messaging_service_sid, price_per_segment, rate_card,
             rate_card_version, rate_prefix)
-        VALUES (p_id, p_created_at, p_tenant_id, p_status, p_to_number, p_sender, p_body,
-               p_encoding, p_segments, total, p_callback_url, p_client_reference,
+        VALUES (p_id, p_created_at, p_tenant_id, p_status, p_to_number, chosen.sender,
+               p_body, p_encoding, p_segments, total, p_callback_url, p_client_reference,
                p_send_at, p_expires_at, due, p_created_at, p_facade, p_messaging_service_sid,
                rate.price_per_segment, rate.rate_card, rate.rate_card_version,
                rate.rate_prefix)
@@ -2578,44 +2806,9 @@ BEGIN
     END IF;
     RETURN QUERY SELECT 1, NULL::bigint, NULL::double precision, false, false, false, total,
                         rate.price_per_segment, rate.rate_card, rate.rate_card_version,
-                        rate.rate_prefix;
+                        rate.rate_prefix, chosen.sender, NULL::text;
 END;
 $$;
 
--- The tier cards, each one row for every destination at the tier's price of 1.0.0, in
--- effect since before any message (1970: a time every client can read).
-INSERT INTO rate_cards (name) VALUES ('standard'), ('premium'), ('vip');
-INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
-SELECT c.id, 1, '1970-01-01 00:00:00+00', 1, '{0}' FROM rate_cards c;
-INSERT INTO rate_card_rates (version_id, prefix, price)
-SELECT v.id, '', CASE c.name WHEN 'standard' THEN 7900 WHEN 'premium' THEN 6500 ELSE 5000 END
-  FROM rate_card_versions v JOIN rate_cards c ON c.id = v.card_id;
-
--- A tenant priced apart from its tier keeps its price, for every destination.
-INSERT INTO rate_cards (name, tenant_id)
-SELECT 'tenant:' || t.id::text, t.id
-  FROM tenants t
- WHERE t.price_per_segment <> CASE t.tier WHEN 'standard' THEN 7900
-                                          WHEN 'premium' THEN 6500 ELSE 5000 END;
-INSERT INTO rate_card_versions (card_id, version, effective_at, rates, lengths)
-SELECT c.id, 1, '1970-01-01 00:00:00+00', 1, '{0}' FROM rate_cards c
- WHERE c.tenant_id IS NOT NULL;
-INSERT INTO rate_card_rates (version_id, prefix, price)
-SELECT v.id, '', t.price_per_segment
-  FROM rate_card_versions v
-  JOIN rate_cards c ON c.id = v.card_id
-  JOIN tenants t ON t.id = c.tenant_id;
-
--- Webhooks a tenant can inspect (GET /v1/webhooks/deliveries): each delivery's last
--- attempt, read per tenant newest first. Nullable without default: adding them rewrites
--- no partition.
-ALTER TABLE callbacks ADD COLUMN last_attempt_at timestamptz;
-ALTER TABLE callbacks ADD COLUMN last_latency_ms integer;
-CREATE INDEX callbacks_tenant_idx ON callbacks (tenant_id, created_at, id);
-
--- The format of the tenant's inbound webhook: the gateway's JSON, or Twilio's
--- form-encoded incoming-message webhook signed with X-Twilio-Signature.
-ALTER TABLE tenants ADD COLUMN inbound_format text NOT NULL DEFAULT 'json'
-    CHECK (inbound_format IN ('json', 'twilio'));
-
-INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks');
+INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
+    (4, 'sender_rules');

@@ -66,6 +66,7 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         help_reply=tenant.help_reply,
         inbound_format=tenant.inbound_format,
         rate_card=tenant.rate_card,
+        sender_policy="any" if tenant.sender_policy == "any" else "own",
     )
 
 
@@ -108,8 +109,9 @@ class AdminController(Controller):
         tenant_id: FromPath[str],
         data: JSONBody[UpdateTenant],
     ) -> TenantView:
-        """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`)
-        or HELP answer (`help_reply`); a tier change moves the tenant's waiting dispatch
+        """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`),
+        HELP answer (`help_reply`) or sender policy (`sender_policy`: `any` lets the
+        tenant send from any sender); a tier change moves the tenant's waiting dispatch
         job to the new tier's queue at once."""
         async with conn.transaction():
             tenant, balance = await tenants.update_tenant(
@@ -127,6 +129,7 @@ class AdminController(Controller):
                 ),
                 destinations=services(state).destinations,
                 rate_card=data.rate_card,
+                sender_policy=None if data.sender_policy is msgspec.UNSET else data.sender_policy,
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)

@@ -1,6 +1,9 @@
 -- name: add_number
--- Nothing when the number is owned already (by this tenant or another).
-INSERT INTO owned_numbers (number, tenant_id) VALUES (%(number)s, %(tenant_id)s)
+-- Nothing when the number is owned already (by this tenant or another). A number's
+-- country lets a message without a sender find it (smsgw_sender_v1).
+INSERT INTO owned_numbers (number, tenant_id, country)
+VALUES (%(number)s, %(tenant_id)s,
+        CASE WHEN left(%(number)s, 1) = '+' THEN smsgw_country_v1(%(number)s) END)
 ON CONFLICT (number) DO NOTHING
 RETURNING number, tenant_id, created_at
 

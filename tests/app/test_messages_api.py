@@ -22,10 +22,13 @@ PRICE = 7_900  # standard tier, per segment
 CREDIT = 10_000_000  # the `tenant` fixture's credit
 
 
-async def test_send_answers_202_with_the_message(api, tenant):
+async def test_send_answers_202_with_the_message(api, admin_headers, tenant):
+    # An alphanumeric sender registered for the tenant, to a country that takes one.
+    await support.register_sender(api, admin_headers, tenant, "ACME")
     response = await support.send(
         api,
         tenant,
+        to=OTHER_TO,
         body="Your code is 1234 €",
         **{"from": "ACME"},
         callback_url="https://example.com/cb",
@@ -37,7 +40,7 @@ async def test_send_answers_202_with_the_message(api, tenant):
     assert set(message) == MESSAGE_FIELDS
     assert uuid.UUID(message["id"]).version == 7
     assert message["status"] == "queued"
-    assert message["to"] == VALID_TO
+    assert message["to"] == OTHER_TO
     assert message["from"] == "ACME"
     assert message["body"] == "Your code is 1234 €"
     assert (message["encoding"], message["segments"], message["price"]) == ("GSM-7", 1, PRICE)

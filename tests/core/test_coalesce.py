@@ -1,5 +1,5 @@
 """Single sends that arrive together are accepted in one call (core/coalesce.py,
-smsgw_accept_sends_v2), and each still gets the answer a call of its own would give."""
+smsgw_accept_sends_v3), and each still gets the answer a call of its own would give."""
 
 from __future__ import annotations
 

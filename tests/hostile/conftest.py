@@ -206,6 +206,7 @@ async def world(
         )
     )
     await two_way.own(api, admin_headers, tenant, two_way.OUR_NUMBER)
+    await support.register_sender(api, admin_headers, tenant, "ACME", ["GB"])
     await _created(
         await api.post("/v1/suppressions", json={"recipient": OTHER_TO}, headers=tenant.headers)
     )
@@ -232,6 +233,8 @@ async def world(
             "name": "agg",
             "provider": "agg",
             "number": two_way.OUR_NUMBER,
+            "sender_id": "ACME",
+            "country": "GB",
             "recipient": OTHER_TO,
             "account_sid": twilio["account_sid"],
             "resource": "SM" + uuid.UUID(message["id"]).hex + ".json",

@@ -82,6 +82,17 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
+    smart_encoding: (
+        Annotated[
+            bool,
+            msgspec.Meta(
+                description="Replace characters that have a GSM-7 look-alike (curly quotes, "
+                "dashes, ellipsis, Unicode spaces...) when that keeps a message GSM-7; a "
+                "message's `smart_encoding` overrides it"
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -105,6 +116,7 @@ class TenantView(msgspec.Struct, kw_only=True):
         SenderPolicy,
         msgspec.Meta(description="`own`: only its numbers and sender IDs; `any`: any sender"),
     ] = "own"
+    smart_encoding: bool = False
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -325,7 +325,7 @@ def _draft(
     messaging_service_sid: str | None,
     message_id: uuid.UUID | None,
 ) -> submission.Draft:
-    draft = submission.prepare(request, now_ms=now_ms())
+    draft = submission.prepare(request, now_ms=now_ms(), smart=tenant.smart_encoding)
     if message_id is not None:
         draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
     if facade is not None:

@@ -75,7 +75,9 @@ def _prepare(
             errors.append(_item_error(index, item))
             continue
         try:
-            draft = submission.prepare(item, now_ms=batch_ms, sequence=index)
+            draft = submission.prepare(
+                item, now_ms=batch_ms, sequence=index, smart=tenant.smart_encoding
+            )
         except InvalidRequest as exc:
             errors.append(_item_error(index, exc))
             continue

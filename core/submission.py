@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 import phonenumbers
 
-from core import ids, phone_numbers, segments
+from core import ids, phone_numbers, segments, smart_encoding
 from core.errors import CallbackUrlNotAllowed, FieldError, InvalidRequest
 from core.webhook_policy import DestinationPolicy
 
@@ -51,6 +51,14 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         int | None, msgspec.Meta(description="60 to 259200; default 14400")
     ] = None
     client_reference: str | None = None
+    smart_encoding: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="Replace characters that have a GSM-7 look-alike (curly quotes, "
+            "dashes, ellipsis, Unicode spaces) when that keeps the message GSM-7; "
+            "default: the account's setting"
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,9 +244,11 @@ def prepare(
     now_ms: int,
     sequence: int | None = None,
     price_per_segment: int | None = None,
+    smart: bool = False,
 ) -> Draft:
     """Validate ``request``; raise ``InvalidRequest`` listing every problem. The draft is
-    priced by the accept from the tenant's rates, unless ``price_per_segment`` fixes it."""
+    priced by the accept from the tenant's rates, unless ``price_per_segment`` fixes it.
+    ``smart``: the tenant's smart encoding, when the request does not say."""
     errors: list[FieldError] = []
     message_id = ids.uuid7(now_ms, sequence)
     now = ids.created_at(message_id)
@@ -269,13 +279,17 @@ def prepare(
             FieldError("client_reference", f"must be at most {MAX_CLIENT_REFERENCE_CHARS} chars")
         )
     count = segments.SegmentCount("GSM-7", 1, 0)
-    if _clean_text(request.body, "body", errors):
-        if not request.body:
+    body = request.body
+    if _clean_text(body, "body", errors):
+        if not body:
             errors.append(FieldError("body", "must not be empty"))
-        elif len(request.body) > MAX_BODY_CHARS * 2:
+        elif len(body) > MAX_BODY_CHARS * 2:
             errors.append(FieldError("body", "is longer than 10 segments"))
         else:
-            count = segments.count(request.body)
+            if request.smart_encoding if request.smart_encoding is not None else smart:
+                # The text actually sent, stored as the message's body.
+                body = smart_encoding.encode(body)
+            count = segments.count(body)
             if count.segments > segments.MAX_SEGMENTS:
                 errors.append(
                     FieldError(
@@ -292,7 +306,7 @@ def prepare(
         created_at=now,
         to=request.to,
         sender=request.sender,
-        body=request.body,
+        body=body,
         encoding=count.encoding,
         segments=count.segments,
         price=None if price_per_segment is None else count.segments * price_per_segment,

@@ -52,6 +52,8 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     # 'any': the operator let it send from any sender (the accept reads the table, not
     # this); read by the admin API only.
     sender_policy: str = "own"
+    # Its messages' smart encoding when they do not say (core/smart_encoding.py).
+    smart_encoding: bool = False
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +84,7 @@ def tenant_from_row(row: Row) -> Tenant:
         inbound_format=row.get("inbound_format") or "json",
         rate_card=row.get("rate_card"),
         sender_policy=row.get("sender_policy") or "own",
+        smart_encoding=bool(row.get("smart_encoding")),
     )
 
 
@@ -126,6 +129,7 @@ async def update_tenant(
     inbound_format: InboundFormat | None = None,
     rate_card: str | msgspec.UnsetType | None = msgspec.UNSET,
     sender_policy: senders.SenderPolicy | None = None,
+    smart_encoding: bool | None = None,
     destinations: DestinationPolicy,
 ) -> tuple[Tenant, Balance]:
     """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook, its
@@ -159,6 +163,7 @@ async def update_tenant(
         set_help_reply=help_reply is not msgspec.UNSET,
         help_reply=None if help_reply is msgspec.UNSET else help_reply,
         inbound_format=inbound_format,
+        smart_encoding=smart_encoding,
     )
     if not found:
         raise NotFound("No tenant has this id.")

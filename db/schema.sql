@@ -2165,6 +2165,12 @@ ALTER TABLE tenants ADD COLUMN sender_policy text NOT NULL DEFAULT 'own'
     CHECK (sender_policy IN ('own', 'any'));
 ALTER TABLE tenants ADD COLUMN sender_policy_changed_at timestamptz;
 
+-- Smart encoding by default for the tenant's messages (a message's `smart_encoding`
+-- overrides it): characters with a GSM-7 look-alike are replaced when that makes the
+-- whole body GSM-7 (core/smart_encoding.py), so a pasted curly quote does not double the
+-- segments. The replacing is done before the accept; only the setting lives here.
+ALTER TABLE tenants ADD COLUMN smart_encoding boolean NOT NULL DEFAULT false;
+
 -- The country of an owned number (NULL for a short code or an alphanumeric sender), so a
 -- message without a sender finds the tenant's number in its destination's country with
 -- one index probe.

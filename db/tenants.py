@@ -82,6 +82,7 @@ async def update_tenant(
     set_help_reply: bool = False,
     help_reply: str | None = None,
     inbound_format: str | None = None,
+    smart_encoding: bool | None = None,
 ) -> bool:
     row = await _q.one(
         conn,
@@ -96,5 +97,6 @@ async def update_tenant(
         set_help_reply=set_help_reply,
         help_reply=help_reply,
         inbound_format=inbound_format,
+        smart_encoding=smart_encoding,
     )
     return row is not None

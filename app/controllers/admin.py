@@ -67,6 +67,7 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         inbound_format=tenant.inbound_format,
         rate_card=tenant.rate_card,
         sender_policy="any" if tenant.sender_policy == "any" else "own",
+        smart_encoding=tenant.smart_encoding,
     )
 
 
@@ -130,6 +131,9 @@ class AdminController(Controller):
                 destinations=services(state).destinations,
                 rate_card=data.rate_card,
                 sender_policy=None if data.sender_policy is msgspec.UNSET else data.sender_policy,
+                smart_encoding=(
+                    None if data.smart_encoding is msgspec.UNSET else data.smart_encoding
+                ),
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)

@@ -124,7 +124,10 @@ async def test_quote_prices_without_storing(api, tenant, conn):
         assert response.status_code == 200, response.text
         # The tier's card, one rate for every destination (the price of 1.0.0).
         rate = {"price_per_segment": PRICE, "rate_card": "standard", "rate_card_version": 1}
-        assert response.json() == {**expected, **rate, "rate_prefix": ""}
+        # Nothing to smart-encode here: both ways are the same.
+        both = {"smart_encoding": False, "as_written": {"body": body, **expected}}
+        both["smart_encoded"] = both["as_written"]
+        assert response.json() == {**expected, **rate, "rate_prefix": "", **both}
     assert await support.stored(conn) == support.NOTHING_STORED
     assert (await support.balance(api, tenant))["available"] == CREDIT
 

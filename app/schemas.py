@@ -14,6 +14,16 @@ InboundFormat = Literal["json", "twilio"]
 SenderPolicy = Literal["own", "any"]
 
 
+Clock = Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["21:00"])]
+
+
+class QuietHours(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A window of the recipient's local day (end before start: across midnight)."""
+
+    start: Clock
+    end: Clock
+
+
 class CreateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     tier: Tier = "standard"
@@ -93,6 +103,18 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         ]
         | msgspec.UnsetType
     ) = msgspec.UNSET
+    quiet_hours: (
+        Annotated[
+            QuietHours,
+            msgspec.Meta(
+                description="Messages that would leave in this window of the recipient's "
+                "local time wait until its end (a message's `quiet_hours: false` leaves "
+                "at once); null: none"
+            ),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -117,6 +139,7 @@ class TenantView(msgspec.Struct, kw_only=True):
         msgspec.Meta(description="`own`: only its numbers and sender IDs; `any`: any sender"),
     ] = "own"
     smart_encoding: bool = False
+    quiet_hours: QuietHours | None = None
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

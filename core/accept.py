@@ -93,6 +93,7 @@ def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
             "facade": d.facade,
             "messaging_service_sid": d.messaging_service_sid,
             "to_country": d.to_country,
+            "quiet_until": d.quiet_until,
         }
         for d in drafts
     ]
@@ -325,7 +326,9 @@ def _draft(
     messaging_service_sid: str | None,
     message_id: uuid.UUID | None,
 ) -> submission.Draft:
-    draft = submission.prepare(request, now_ms=now_ms(), smart=tenant.smart_encoding)
+    draft = submission.prepare(
+        request, now_ms=now_ms(), smart=tenant.smart_encoding, quiet=tenant.quiet_hours
+    )
     if message_id is not None:
         draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
     if facade is not None:

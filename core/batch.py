@@ -76,7 +76,11 @@ def _prepare(
             continue
         try:
             draft = submission.prepare(
-                item, now_ms=batch_ms, sequence=index, smart=tenant.smart_encoding
+                item,
+                now_ms=batch_ms,
+                sequence=index,
+                smart=tenant.smart_encoding,
+                quiet=tenant.quiet_hours,
             )
         except InvalidRequest as exc:
             errors.append(_item_error(index, exc))

@@ -60,6 +60,13 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
+    quiet_hours_until: Annotated[
+        datetime | None,
+        msgspec.Meta(
+            description="Why it is scheduled: it waits for the end of the recipient's "
+            "quiet hours (the account's setting), until this time"
+        ),
+    ] = None
 
 
 class QuotedText(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,6 +127,7 @@ def message_from_row(row: Row) -> Message:
         updated_at=row["updated_at"],
         sent_at=row["sent_at"],
         delivered_at=row["delivered_at"],
+        quiet_hours_until=row.get("quiet_until"),
     )
 
 
@@ -152,6 +160,7 @@ def message_from_draft(draft: submission.Draft) -> Message:
         updated_at=draft.created_at,
         sent_at=None,
         delivered_at=None,
+        quiet_hours_until=draft.quiet_until,
     )
 
 

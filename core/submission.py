@@ -10,14 +10,14 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
 import phonenumbers
 
-from core import ids, phone_numbers, segments, smart_encoding
+from core import ids, phone_numbers, quiet_hours, segments, smart_encoding
 from core.errors import CallbackUrlNotAllowed, FieldError, InvalidRequest
 from core.webhook_policy import DestinationPolicy
 
@@ -59,6 +59,13 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             "default: the account's setting"
         ),
     ] = None
+    quiet_hours: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="false: leave at once even in the account's quiet hours "
+            "(transactional messages, one-time codes)"
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,8 @@ class Draft:
     # The destination's country (ISO 3166 alpha-2; None when its code names none): the
     # accept judges the sender by this country's rules.
     to_country: str | None = None
+    # It waits for the end of the recipient's quiet hours (its send_at), from the accept.
+    quiet_until: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -245,10 +254,14 @@ def prepare(
     sequence: int | None = None,
     price_per_segment: int | None = None,
     smart: bool = False,
+    quiet: tuple[time, time] | None = None,
 ) -> Draft:
     """Validate ``request``; raise ``InvalidRequest`` listing every problem. The draft is
     priced by the accept from the tenant's rates, unless ``price_per_segment`` fixes it.
-    ``smart``: the tenant's smart encoding, when the request does not say."""
+    ``smart``: the tenant's smart encoding, when the request does not say. ``quiet``:
+    the tenant's quiet hours (start, end): a message that would leave inside them in the
+    recipient's local time waits until their end, unless it says ``quiet_hours: false``;
+    its validity still counts from when it was meant to leave."""
     errors: list[FieldError] = []
     message_id = ids.uuid7(now_ms, sequence)
     now = ids.created_at(message_id)
@@ -301,6 +314,11 @@ def prepare(
     if errors:
         raise InvalidRequest("The message is not valid.", errors)
     start = request.send_at or now
+    send_at, quiet_until = request.send_at, None
+    if quiet is not None and recipient is not None and request.quiet_hours is not False:
+        quiet_until = quiet_hours.opens_at(recipient, quiet[0], quiet[1], start)
+        if quiet_until is not None:
+            send_at = quiet_until
     return Draft(
         id=message_id,
         created_at=now,
@@ -312,9 +330,10 @@ def prepare(
         price=None if price_per_segment is None else count.segments * price_per_segment,
         callback_url=request.callback_url,
         client_reference=request.client_reference,
-        send_at=request.send_at,
+        send_at=send_at,
         expires_at=start + timedelta(seconds=validity),
         to_country=None if recipient is None else phone_numbers.country(recipient),
+        quiet_until=quiet_until,
     )
 
 

@@ -7,7 +7,7 @@ import hmac
 import re
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Literal
 
 import msgspec
@@ -54,6 +54,8 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     sender_policy: str = "own"
     # Its messages' smart encoding when they do not say (core/smart_encoding.py).
     smart_encoding: bool = False
+    # Its quiet hours (start, end) in recipients' local time; None: none.
+    quiet_hours: tuple[time, time] | None = None
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +87,11 @@ def tenant_from_row(row: Row) -> Tenant:
         rate_card=row.get("rate_card"),
         sender_policy=row.get("sender_policy") or "own",
         smart_encoding=bool(row.get("smart_encoding")),
+        quiet_hours=(
+            (row["quiet_hours_start"], row["quiet_hours_end"])
+            if row.get("quiet_hours_start") is not None
+            else None
+        ),
     )
 
 
@@ -130,6 +137,7 @@ async def update_tenant(
     rate_card: str | msgspec.UnsetType | None = msgspec.UNSET,
     sender_policy: senders.SenderPolicy | None = None,
     smart_encoding: bool | None = None,
+    quiet_hours: tuple[time, time] | msgspec.UnsetType | None = msgspec.UNSET,
     destinations: DestinationPolicy,
 ) -> tuple[Tenant, Balance]:
     """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook, its
@@ -147,6 +155,8 @@ async def update_tenant(
         submission.check_url(inbound_url, errors, "inbound_url")
     if isinstance(help_reply, str):
         _check_help_reply(help_reply, errors)
+    if isinstance(quiet_hours, tuple) and quiet_hours[0] == quiet_hours[1]:
+        errors.append(FieldError("quiet_hours", "start and end must differ"))
     if errors:
         raise InvalidRequest("The change is not valid.", errors)
     if isinstance(inbound_url, str):
@@ -164,6 +174,9 @@ async def update_tenant(
         help_reply=None if help_reply is msgspec.UNSET else help_reply,
         inbound_format=inbound_format,
         smart_encoding=smart_encoding,
+        set_quiet_hours=quiet_hours is not msgspec.UNSET,
+        quiet_hours_start=quiet_hours[0] if isinstance(quiet_hours, tuple) else None,
+        quiet_hours_end=quiet_hours[1] if isinstance(quiet_hours, tuple) else None,
     )
     if not found:
         raise NotFound("No tenant has this id.")

@@ -217,6 +217,7 @@ def assert_token_bucket(times: list[float], *, rate: float, burst: float) -> Non
 
 # Every field of a message as the API shows it.
 MESSAGE_FIELDS = {
+    "quiet_hours_until",
     "id",
     "status",
     "to",

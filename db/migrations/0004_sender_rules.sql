@@ -14,7 +14,8 @@
 -- them. The versions 0002 added (smsgw_accept_v5, smsgw_accept_sends_v2,
 -- smsgw_accept_one_v2) were never in a release and nothing calls them now: dropped.
 --
--- Beside the senders, two tenant settings of the same issue: smart encoding by default.
+-- Beside the senders, two tenant settings of the same issue: smart encoding by default,
+-- and quiet hours (with the message's `quiet_until`).
 
 -- 'own': only the tenant's numbers and sender IDs; 'any': any sender (an operator's
 -- choice for a legacy integration; its change is logged by the admin API).
@@ -27,6 +28,18 @@ ALTER TABLE tenants ADD COLUMN sender_policy_changed_at timestamptz;
 -- whole body GSM-7 (core/smart_encoding.py), so a pasted curly quote does not double the
 -- segments. The replacing is done before the accept; only the setting lives here.
 ALTER TABLE tenants ADD COLUMN smart_encoding boolean NOT NULL DEFAULT false;
+
+-- Quiet hours in the recipient's local time (core/quiet_hours.py): a message that would
+-- leave between start and end (end before start: across midnight) waits as `scheduled`
+-- until end, unless it says `quiet_hours: false`. NULL: none. The accept sets the
+-- message's send_at; `quiet_until` on the message says why it waits (NULL on the others;
+-- nullable without default, so adding it rewrites no partition).
+ALTER TABLE tenants ADD COLUMN quiet_hours_start time;
+ALTER TABLE tenants ADD COLUMN quiet_hours_end time;
+ALTER TABLE tenants ADD CONSTRAINT tenants_quiet_hours_check CHECK (
+    (quiet_hours_start IS NULL) = (quiet_hours_end IS NULL)
+    AND (quiet_hours_start IS NULL OR quiet_hours_start <> quiet_hours_end));
+ALTER TABLE messages ADD COLUMN quiet_until timestamptz;
 
 -- The country of an owned number (NULL for a short code or an alphanumeric sender), so a
 -- message without a sender finds the tenant's number in its destination's country with
@@ -166,15 +179,16 @@ AS $$
 $$;
 
 -- One message of a batch as the API sends it (core/accept.py: _rows), by name:
--- smsgw_draft_v2 and the destination's country (`to_country`, ISO alpha-2, from the
--- number's parse), which the sender rules need.
+-- smsgw_draft_v2, the destination's country (`to_country`, ISO alpha-2, from the
+-- number's parse), which the sender rules need, and `quiet_until` (it waits for the end
+-- of the recipient's quiet hours).
 CREATE TYPE smsgw_draft_v3 AS (
     id uuid, created_at timestamptz, status text, to_number text, sender text,
     body text, encoding text, segments smallint, price bigint, callback_url text,
     client_reference text, send_at timestamptz, expires_at timestamptz,
     facade text, messaging_service_sid text,
     price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text,
-    to_country text);
+    to_country text, quiet_until timestamptz);
 
 -- smsgw_accept_v5, with each message's sender decided first (smsgw_sender_v1): a message
 -- whose sender is refused is named with its reason in `sender_refused` ([[id, reason]]),
@@ -210,7 +224,7 @@ BEGIN
                          m.encoding, m.segments, m.price, m.callback_url,
                          m.client_reference, m.send_at, m.expires_at, m.facade,
                          m.messaging_service_sid, NULL, NULL, NULL, NULL,
-                         m.to_country)::smsgw_draft_v3)
+                         m.to_country, m.quiet_until)::smsgw_draft_v3)
                FILTER (WHERE s.refusal IS NULL)
       INTO unsent, drafts
       FROM json_populate_recordset(NULL::smsgw_draft_v3, p_messages) AS m
@@ -238,7 +252,7 @@ BEGIN
                          m.callback_url, m.client_reference, m.send_at, m.expires_at,
                          m.facade, m.messaging_service_sid, r.price_per_segment,
                          r.rate_card, r.rate_card_version, r.rate_prefix,
-                         m.to_country)::smsgw_draft_v3)
+                         m.to_country, m.quiet_until)::smsgw_draft_v3)
                FILTER (WHERE m.price IS NOT NULL OR r.price_per_segment IS NOT NULL)
       INTO unpriced, drafts
       FROM unnest(drafts) AS m
@@ -270,12 +284,12 @@ BEGIN
             id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
             price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
             updated_at, facade, messaging_service_sid, price_per_segment, rate_card,
-            rate_card_version, rate_prefix)
+            rate_card_version, rate_prefix, quiet_until)
         SELECT m.id, m.created_at, hold.tenant_id, m.status, m.to_number, m.sender, m.body,
                m.encoding, m.segments, m.price, m.callback_url, m.client_reference,
                m.send_at, m.expires_at, coalesce(m.send_at, m.created_at), m.created_at,
                m.facade, m.messaging_service_sid, m.price_per_segment, m.rate_card,
-               m.rate_card_version, m.rate_prefix
+               m.rate_card_version, m.rate_prefix, m.quiet_until
           FROM hold, unnest(drafts) AS m
         RETURNING id, created_at, tenant_id, status, price
     ), events AS (
@@ -313,8 +327,8 @@ BEGIN
 END;
 $$;
 
--- One single send as the API sends it (core/coalesce.py), by name: smsgw_send_v2 and
--- the destination's country (`to_country`), which the sender rules need.
+-- One single send as the API sends it (core/coalesce.py), by name: smsgw_send_v2, the
+-- destination's country (`to_country`), which the sender rules need, and `quiet_until`.
 CREATE TYPE smsgw_send_v3 AS (
     tenant_id uuid, tier text, rate double precision, key_id uuid,
     id uuid, created_at timestamptz, status text, to_number text, sender text,
@@ -324,7 +338,7 @@ CREATE TYPE smsgw_send_v3 AS (
     -- An SMPP submit's registered_delivery (1, 2), NULL for none.
     receipt smallint,
     price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text,
-    to_country text);
+    to_country text, quiet_until timestamptz);
 
 -- smsgw_accept_sends_v2, with each send's sender decided after the stale keys
 -- (smsgw_sender_v1): `outcome` adds 'sender_refused' with its reason in `refusal`
@@ -371,7 +385,7 @@ BEGIN
                          s.status, s.to_number, d.sender, s.body, s.encoding, s.segments,
                          s.price, s.callback_url, s.client_reference, s.send_at,
                          s.expires_at, s.facade, s.messaging_service_sid, s.receipt, NULL,
-                         NULL, NULL, NULL, s.to_country)::smsgw_send_v3
+                         NULL, NULL, NULL, s.to_country, s.quiet_until)::smsgw_send_v3
                      ORDER BY s.ordinality)
                FILTER (WHERE d.refusal IS NULL)
       INTO unsent, unsent_why, sends
@@ -399,7 +413,7 @@ BEGIN
                          s.callback_url, s.client_reference, s.send_at, s.expires_at,
                          s.facade, s.messaging_service_sid, s.receipt, q.price_per_segment,
                          q.rate_card, q.rate_card_version, q.rate_prefix,
-                         s.to_country)::smsgw_send_v3
+                         s.to_country, s.quiet_until)::smsgw_send_v3
                      ORDER BY s.ordinality)
                FILTER (WHERE s.price IS NOT NULL OR q.price_per_segment IS NOT NULL)
       INTO not_priced, priced
@@ -445,12 +459,12 @@ BEGIN
             id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
             price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
             updated_at, facade, messaging_service_sid, price_per_segment, rate_card,
-            rate_card_version, rate_prefix)
+            rate_card_version, rate_prefix, quiet_until)
         SELECT s.id, s.created_at, s.tenant_id, s.status, s.to_number, s.sender, s.body,
                s.encoding, s.segments, s.price, s.callback_url, s.client_reference,
                s.send_at, s.expires_at, coalesce(s.send_at, s.created_at), s.created_at,
                s.facade, s.messaging_service_sid, s.price_per_segment, s.rate_card,
-               s.rate_card_version, s.rate_prefix
+               s.rate_card_version, s.rate_prefix, s.quiet_until
           FROM unnest(kept) AS s
         RETURNING messages.id, messages.created_at, messages.tenant_id, messages.status,
                   messages.price
@@ -539,7 +553,7 @@ CREATE FUNCTION smsgw_accept_one_v3(
     p_to_number text, p_sender text, p_body text, p_encoding text, p_segments smallint,
     p_price bigint, p_callback_url text, p_client_reference text, p_send_at timestamptz,
     p_expires_at timestamptz, p_facade text, p_messaging_service_sid text,
-    p_key_id uuid, p_to_country text)
+    p_key_id uuid, p_to_country text, p_quiet_until timestamptz)
     RETURNS TABLE (accepted integer, available bigint, tokens double precision,
                    opted_out boolean, stale boolean, not_priced boolean, price bigint,
                    price_per_segment bigint, rate_card text, rate_card_version integer,
@@ -619,12 +633,12 @@ BEGIN
             id, created_at, tenant_id, status, to_number, sender, body, encoding, segments,
             price, callback_url, client_reference, send_at, expires_at, next_attempt_at,
             updated_at, facade, messaging_service_sid, price_per_segment, rate_card,
-            rate_card_version, rate_prefix)
+            rate_card_version, rate_prefix, quiet_until)
         VALUES (p_id, p_created_at, p_tenant_id, p_status, p_to_number, chosen.sender,
                p_body, p_encoding, p_segments, total, p_callback_url, p_client_reference,
                p_send_at, p_expires_at, due, p_created_at, p_facade, p_messaging_service_sid,
                rate.price_per_segment, rate.rate_card, rate.rate_card_version,
-               rate.rate_prefix)
+               rate.rate_prefix, p_quiet_until)
     ), event AS (
         INSERT INTO message_events (message_created_at, message_id, tenant_id, status, at)
         VALUES (p_created_at, p_id, p_tenant_id, p_status, p_created_at)

@@ -23,7 +23,7 @@ RETURNING number
 -- The tenant owning one of `numbers` (the spellings of an inbound destination).
 SELECT o.number, t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
        t.webhook_secret, t.created_at, t.inbound_url, t.help_reply,
-       t.inbound_format, t.smart_encoding
+       t.inbound_format, t.smart_encoding, t.quiet_hours_start, t.quiet_hours_end
   FROM owned_numbers o JOIN tenants t ON t.id = o.tenant_id
  WHERE o.number = ANY (%(numbers)s::text[])
  ORDER BY array_position(%(numbers)s::text[], o.number)

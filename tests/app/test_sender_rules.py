@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests import support
+from tests import support, two_way
 from tests.support import VALID_TO, TenantHandle, assert_problem
 
 US_NUMBER = "+14155550142"
@@ -269,3 +269,46 @@ async def test_sender_ids_admin_api(api, admin_headers, tenant):
     )
     # Tenants may not register their own.
     assert (await api.get(url, headers=tenant.headers)).status_code in (401, 403)
+
+
+async def test_a_stop_reaches_the_tenant_whose_number_the_handset_saw(api, admin_headers, tenant):
+    await two_way.http_provider(api, admin_headers)
+    await two_way.own(api, admin_headers, tenant, two_way.OUR_NUMBER)
+    other = await support.make_tenant(api, admin_headers, name="other", credit=10_000_000)
+    # The other tenant cannot put this tenant's number on its messages...
+    sent = await _send(api, other, two_way.HANDSET, two_way.OUR_NUMBER)
+    assert_problem(sent, 422, "sender_not_allowed")
+    # ...so a handset's STOP to it is about this tenant's messages, and lands on its list.
+    await two_way.text_in(api, "STOP", id="MO-1")
+    mine = await api.get("/v1/suppressions", headers=tenant.headers)
+    assert [(s["recipient"], s["number"]) for s in mine.json()["suppressions"]] == [
+        (two_way.HANDSET, two_way.OUR_NUMBER)
+    ]
+    theirs = await api.get("/v1/suppressions", headers=other.headers)
+    assert theirs.json()["suppressions"] == []
+    assert_problem(
+        await _send(api, tenant, two_way.HANDSET, two_way.OUR_NUMBER), 422, "recipient_opted_out"
+    )
+
+
+async def test_the_twilio_facade_takes_smart_encoded(api, admin_headers, tenant):
+    await two_way.own(api, admin_headers, tenant, two_way.OUR_NUMBER)
+    issued = await api.post(
+        f"/v1/admin/tenants/{tenant.id}/twilio-credentials", headers=admin_headers
+    )
+    sid, token = issued.json()["account_sid"], issued.json()["auth_token"]
+    created = await api.post(
+        f"/2010-04-01/Accounts/{sid}/Messages.json",
+        data={
+            "To": VALID_TO,
+            "From": two_way.OUR_NUMBER,
+            "Body": "We\u2019ll be there \u2014 5 min",
+            "SmartEncoded": "true",
+        },
+        auth=(sid, token),
+    )
+    assert created.status_code == 201, created.text
+    assert (created.json()["body"], created.json()["num_segments"]) == (
+        "We'll be there - 5 min",
+        "1",
+    )

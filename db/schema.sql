@@ -2359,7 +2359,18 @@ DECLARE
     priced json;
 BEGIN
     -- Fields are matched by name; a missing one is NULL, as with json_to_recordset. Each
-    -- message's sender is decided in the same pass.
+    -- message's sender is decided in the same pass, once per sender and country (a
+    -- batch has few of them): '' stands for none, which no sender is.
+    WITH m AS (
+        SELECT * FROM json_populate_recordset(NULL::smsgw_draft_v3, p_messages)
+    ), decided AS MATERIALIZED (
+        SELECT k.asked, k.country, s.sender, s.refusal
+          FROM (SELECT DISTINCT coalesce(m.sender, '') AS asked,
+                       coalesce(m.to_country, '') AS country
+                  FROM m) AS k
+          LEFT JOIN LATERAL smsgw_sender_v1(p_tenant_id, nullif(k.asked, ''),
+                                            nullif(k.country, '')) AS s ON true
+    )
     SELECT coalesce(json_agg(json_build_array(m.id, s.refusal))
                         FILTER (WHERE s.refusal IS NOT NULL), '[]'),
            array_agg(ROW(m.id, m.created_at, m.status, m.to_number, s.sender, m.body,
@@ -2369,8 +2380,9 @@ BEGIN
                          m.to_country, m.quiet_until)::smsgw_draft_v3)
                FILTER (WHERE s.refusal IS NULL)
       INTO unsent, drafts
-      FROM json_populate_recordset(NULL::smsgw_draft_v3, p_messages) AS m
-      LEFT JOIN LATERAL smsgw_sender_v1(p_tenant_id, m.sender, m.to_country) AS s ON true;
+      FROM m
+      JOIN decided AS s ON s.asked = coalesce(m.sender, '')
+                       AND s.country = coalesce(m.to_country, '');
     IF p_honour_opt_outs
        AND EXISTS (SELECT 1 FROM suppressions s WHERE s.tenant_id = p_tenant_id) THEN
         SELECT coalesce(array_agg(m.id), '{}') INTO refused
@@ -2520,7 +2532,17 @@ BEGIN
          WHERE k.id = s.key_id AND k.revoked_at IS NULL AND t.id = s.tenant_id
            AND t.tier = s.tier
            AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM s.rate);
-    -- The sends left, each with its sender; in the order they came.
+    -- The sends left, each with its sender (decided once per tenant, sender and
+    -- country; '' stands for none); in the order they came.
+    WITH decided AS MATERIALIZED (
+        SELECT k.tenant_id, k.asked, k.country, x.sender, x.refusal
+          FROM (SELECT DISTINCT u.tenant_id, coalesce(u.sender, '') AS asked,
+                       coalesce(u.to_country, '') AS country
+                  FROM unnest(sends) AS u
+                 WHERE u.id <> ALL (stale)) AS k
+          LEFT JOIN LATERAL smsgw_sender_v1(k.tenant_id, nullif(k.asked, ''),
+                                            nullif(k.country, '')) AS x ON true
+    )
     SELECT coalesce(array_agg(s.id) FILTER (WHERE d.refusal IS NOT NULL), '{}'),
            coalesce(array_agg(d.refusal) FILTER (WHERE d.refusal IS NOT NULL), '{}'),
            array_agg(ROW(s.tenant_id, s.tier, s.rate, s.key_id, s.id, s.created_at,
@@ -2532,7 +2554,8 @@ BEGIN
                FILTER (WHERE d.refusal IS NULL)
       INTO unsent, unsent_why, sends
       FROM unnest(sends) WITH ORDINALITY AS s
-      LEFT JOIN LATERAL smsgw_sender_v1(s.tenant_id, s.sender, s.to_country) AS d ON true
+      JOIN decided AS d ON d.tenant_id = s.tenant_id AND d.asked = coalesce(s.sender, '')
+                       AND d.country = coalesce(s.to_country, '')
      WHERE s.id <> ALL (stale);
     SELECT coalesce(array_agg(s.id), '{}') INTO opted_out FROM unnest(sends) AS s
      WHERE EXISTS (

@@ -312,3 +312,24 @@ async def test_the_twilio_facade_takes_smart_encoded(api, admin_headers, tenant)
         "We'll be there - 5 min",
         "1",
     )
+
+
+async def test_help_from_a_country_that_takes_no_answer_from_the_number_still_counts(
+    api, conn, admin_headers, tenant
+):
+    await two_way.http_provider(api, admin_headers)
+    await two_way.own(api, admin_headers, tenant, two_way.OUR_NUMBER)
+    await two_way.configure(api, admin_headers, tenant, help_reply="Acme: help at acme.example")
+    # India takes no numeric sender: the HELP answer from a US number is not sent, and
+    # the inbound message is stored all the same.
+    answer = await two_way.text_in(api, "HELP", id="MO-IN", frm=IN_TO)
+    assert answer["accepted"] == 1
+    assert (await support.stored(conn))["messages"] == 0
+    inbound = await api.get("/v1/messages?direction=inbound", headers=tenant.headers)
+    assert [m["keyword"] for m in inbound.json()["messages"]] == ["help"]
+    # From a US handset it is answered, from the number it wrote to.
+    await two_way.text_in(api, "HELP", id="MO-US", frm=VALID_TO)
+    cursor = await conn.execute("SELECT to_number, sender FROM messages")
+    assert [(r["to_number"], r["sender"]) for r in await cursor.fetchall()] == [
+        (VALID_TO, two_way.OUR_NUMBER)
+    ]

@@ -219,6 +219,7 @@ async def _hold_insert_enqueue(
             task=scheduler.task,
             honour_opt_outs=honour_opt_outs,
             key_id=key_id,
+            settings=_settings(tenant),
         )
         if outcome["stale"]:
             raise StaleKey
@@ -292,6 +293,17 @@ _RATE_FIELDS = (
     "rate_prefix",
     "sender",
 )
+
+
+def _settings(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's settings a draft was made with, beside its tier and rate: a cached
+    key's accept is stale when they changed (its draft would be made otherwise now)."""
+    quiet = tenant.quiet_hours
+    return {
+        "smart": tenant.smart_encoding,
+        "quiet_start": None if quiet is None else quiet[0],
+        "quiet_end": None if quiet is None else quiet[1],
+    }
 
 
 def _sender_refused(draft: submission.Draft, reason: str) -> DomainError:
@@ -408,6 +420,7 @@ async def accept_together(
             "rate": rate,
             "key_id": key_id,
             "receipt": receipt,
+            **_settings(tenant),
             **row,
         }
     )

@@ -63,12 +63,14 @@ async def accept_one(
     task: str,
     honour_opt_outs: bool = True,
     key_id: uuid.UUID | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Row:
     """``accept`` for one message (``message`` holds the same fields), without JSON;
     ``opted_out`` and ``not_priced`` are booleans here, ``sender_refused`` the reason
     or None, and the price, rate and sender are columns. With ``key_id``, nothing is
     written and ``stale`` is true unless that key is live and the tenant's tier and rate
-    are still ``queue`` and ``rate``."""
+    are still ``queue`` and ``rate``, and its other ``settings`` (``smart``,
+    ``quiet_start``, ``quiet_end``) as given."""
     try:
         row = await _q.one(
             conn,
@@ -79,6 +81,7 @@ async def accept_one(
             task=task,
             honour_opt_outs=honour_opt_outs,
             key_id=key_id,
+            **(settings or {"smart": None, "quiet_start": None, "quiet_end": None}),
             **message,
         )
     except psycopg.Error as exc:

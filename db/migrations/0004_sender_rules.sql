@@ -350,10 +350,12 @@ CREATE TYPE smsgw_send_v3 AS (
     -- An SMPP submit's registered_delivery (1, 2), NULL for none.
     receipt smallint,
     price_per_segment bigint, rate_card text, rate_card_version integer, rate_prefix text,
-    to_country text, quiet_until timestamptz);
+    to_country text, quiet_until timestamptz,
+    -- The tenant's settings the draft was made with (a cached key's): stale if changed.
+    smart boolean, quiet_start time, quiet_end time);
 
--- smsgw_accept_sends_v2, with each send's sender decided after the stale keys
--- (smsgw_sender_v1): `outcome` adds 'sender_refused' with its reason in `refusal`
+-- smsgw_accept_sends_v2, with each send's sender decided after the stale keys (a key is
+-- also stale when the tenant's smart encoding or quiet hours changed) (smsgw_sender_v1): `outcome` adds 'sender_refused' with its reason in `refusal`
 -- (nothing written); the other sends go on with their sender, the one chosen for them
 -- when they named none, which the opt-out check uses and `sender` returns.
 CREATE FUNCTION smsgw_accept_sends_v3(p_sends json, p_task text)
@@ -389,7 +391,10 @@ BEGIN
         SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
          WHERE k.id = s.key_id AND k.revoked_at IS NULL AND t.id = s.tenant_id
            AND t.tier = s.tier
-           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM s.rate);
+           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM s.rate
+           AND t.smart_encoding IS NOT DISTINCT FROM s.smart
+           AND t.quiet_hours_start IS NOT DISTINCT FROM s.quiet_start
+           AND t.quiet_hours_end IS NOT DISTINCT FROM s.quiet_end);
     -- The sends left, each with its sender (decided once per tenant, sender and
     -- country; '' stands for none); in the order they came.
     WITH decided AS MATERIALIZED (
@@ -407,7 +412,8 @@ BEGIN
                          s.status, s.to_number, d.sender, s.body, s.encoding, s.segments,
                          s.price, s.callback_url, s.client_reference, s.send_at,
                          s.expires_at, s.facade, s.messaging_service_sid, s.receipt, NULL,
-                         NULL, NULL, NULL, s.to_country, s.quiet_until)::smsgw_send_v3
+                         NULL, NULL, NULL, s.to_country, s.quiet_until, s.smart,
+                         s.quiet_start, s.quiet_end)::smsgw_send_v3
                      ORDER BY s.ordinality)
                FILTER (WHERE d.refusal IS NULL)
       INTO unsent, unsent_why, sends
@@ -436,7 +442,8 @@ BEGIN
                          s.callback_url, s.client_reference, s.send_at, s.expires_at,
                          s.facade, s.messaging_service_sid, s.receipt, q.price_per_segment,
                          q.rate_card, q.rate_card_version, q.rate_prefix,
-                         s.to_country, s.quiet_until)::smsgw_send_v3
+                         s.to_country, s.quiet_until, s.smart, s.quiet_start,
+                         s.quiet_end)::smsgw_send_v3
                      ORDER BY s.ordinality)
                FILTER (WHERE s.price IS NOT NULL OR q.price_per_segment IS NOT NULL)
       INTO not_priced, priced
@@ -567,7 +574,8 @@ END;
 $$;
 
 -- smsgw_accept_one_v2, with the sender decided after the key check (smsgw_sender_v1,
--- `p_to_country` the destination's country): `sender_refused` gives the reason and
+-- `p_to_country` the destination's country; the key is also stale when the tenant's
+-- smart encoding or quiet hours are no longer `p_smart`, `p_quiet_start`, `p_quiet_end`): `sender_refused` gives the reason and
 -- nothing is written; otherwise the sender (the one chosen when the message named none)
 -- is the one the opt-out check uses, the row stores and `sender` returns.
 CREATE FUNCTION smsgw_accept_one_v3(
@@ -576,7 +584,8 @@ CREATE FUNCTION smsgw_accept_one_v3(
     p_to_number text, p_sender text, p_body text, p_encoding text, p_segments smallint,
     p_price bigint, p_callback_url text, p_client_reference text, p_send_at timestamptz,
     p_expires_at timestamptz, p_facade text, p_messaging_service_sid text,
-    p_key_id uuid, p_to_country text, p_quiet_until timestamptz)
+    p_key_id uuid, p_to_country text, p_quiet_until timestamptz, p_smart boolean,
+    p_quiet_start time, p_quiet_end time)
     RETURNS TABLE (accepted integer, available bigint, tokens double precision,
                    opted_out boolean, stale boolean, not_priced boolean, price bigint,
                    price_per_segment bigint, rate_card text, rate_card_version integer,
@@ -596,7 +605,10 @@ BEGIN
         SELECT 1 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
          WHERE k.id = p_key_id AND k.revoked_at IS NULL AND t.id = p_tenant_id
            AND t.tier = p_queue
-           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM p_rate) THEN
+           AND t.rate_limit_mps::double precision IS NOT DISTINCT FROM p_rate
+           AND t.smart_encoding IS NOT DISTINCT FROM p_smart
+           AND t.quiet_hours_start IS NOT DISTINCT FROM p_quiet_start
+           AND t.quiet_hours_end IS NOT DISTINCT FROM p_quiet_end) THEN
         RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, false, true, false,
                             NULL::bigint, NULL::bigint, NULL::text, NULL::integer, NULL::text,
                             NULL::text, NULL::text;

@@ -14,7 +14,7 @@ SELECT accepted, available, tokens, opted_out, stale, not_priced, price, price_p
     %(created_at)s, %(status)s, %(to_number)s, %(sender)s, %(body)s, %(encoding)s,
     %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
     %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s,
-    %(to_country)s, %(quiet_until)s)
+    %(to_country)s, %(quiet_until)s, %(smart)s, %(quiet_start)s::time, %(quiet_end)s::time)
 
 -- name: accept_sends
 -- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v3).

@@ -32,7 +32,8 @@ SELECT a.accepted
        smsgw_accept_one_v3(
            k.tenant_id, NULL, 'standard', 'smsgw.dispatch', true, gen_random_uuid(), now(),
            'queued', '+14155552671', NULL, 'bench message', 'GSM-7', 1::smallint, NULL,
-           NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, k.key_id, 'US', NULL) AS a
+           NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, k.key_id, 'US', NULL,
+           false, NULL, NULL) AS a
  WHERE k.n = :tenant;
 """
 

@@ -39,6 +39,15 @@ async def test_the_tenants_setting_keeps_a_pasted_paragraph_at_one_segment(
     assert (message["encoding"], message["segments"], message["price"]) == ("GSM-7", 1, PRICE)
     assert (await support.message(api, tenant, message["id"]))["body"] == SENT
     assert (await support.balance(api, tenant))["held"] == before + PRICE
+    # Off again: the very next send goes as written (the cached key is found stale).
+    await api.patch(
+        f"/v1/admin/tenants/{tenant.id}", json={"smart_encoding": False}, headers=admin_headers
+    )
+    assert (await support.send(api, tenant, body=PASTED)).json()["encoding"] == "UCS-2"
+    await api.patch(
+        f"/v1/admin/tenants/{tenant.id}", json={"smart_encoding": True}, headers=admin_headers
+    )
+    assert (await support.send(api, tenant, body=PASTED)).json()["encoding"] == "GSM-7"
     # A message may say otherwise (it must go out exactly as written).
     exact = (await support.send(api, tenant, body=PASTED, smart_encoding=False)).json()
     assert (exact["encoding"], exact["segments"], exact["body"]) == ("UCS-2", 2, PASTED)

@@ -23,6 +23,7 @@ from app.controllers.operations import (
 )
 from app.controllers.rates import RateCardsController
 from app.controllers.reports import AdminReportsController, ReportsController
+from app.controllers.senders import SenderIdsController, SenderRulesController
 from app.controllers.twilio import TwilioController
 from app.controllers.two_way import SuppressionsController, TwoWayAdminController
 from app.controllers.upstreams import ReceiptsController, UpstreamsAdminController
@@ -108,6 +109,8 @@ def create_app(
             AdminReportsController,
             OperationsController,
             TwoWayAdminController,
+            SenderIdsController,
+            SenderRulesController,
             SuppressionsController,
             TwilioController,
             WebhooksController,

@@ -46,6 +46,9 @@ ProblemCode = Literal[
     "recipient_opted_out",
     "callback_url_not_allowed",
     "destination_not_priced",
+    "sender_not_allowed",
+    "sender_not_allowed_for_destination",
+    "no_sender_for_destination",
     "internal_error",
     "unavailable",
 ]

@@ -11,6 +11,17 @@ import msgspec
 
 Tier = Literal["vip", "premium", "standard"]
 InboundFormat = Literal["json", "twilio"]
+SenderPolicy = Literal["own", "any"]
+
+
+Clock = Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["21:00"])]
+
+
+class QuietHours(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A window of the recipient's local day (end before start: across midnight)."""
+
+    start: Clock
+    end: Clock
 
 
 class CreateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -71,6 +82,39 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | msgspec.UnsetType
         | None
     ) = msgspec.UNSET
+    sender_policy: (
+        Annotated[
+            SenderPolicy,
+            msgspec.Meta(
+                description="`any` lets the tenant send from any sender (legacy "
+                "integrations); `own` (the default): only its numbers and sender IDs"
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    smart_encoding: (
+        Annotated[
+            bool,
+            msgspec.Meta(
+                description="Replace characters that have a GSM-7 look-alike (curly quotes, "
+                "dashes, ellipsis, Unicode spaces...) when that keeps a message GSM-7; a "
+                "message's `smart_encoding` overrides it"
+            ),
+        ]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
+    quiet_hours: (
+        Annotated[
+            QuietHours,
+            msgspec.Meta(
+                description="Messages that would leave in this window of the recipient's "
+                "local time wait until its end (a message's `quiet_hours: false` leaves "
+                "at once); null: none"
+            ),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -90,6 +134,12 @@ class TenantView(msgspec.Struct, kw_only=True):
     rate_card: Annotated[
         str | None, msgspec.Meta(description="The rate card it is on (its tier's by default)")
     ] = None
+    sender_policy: Annotated[
+        SenderPolicy,
+        msgspec.Meta(description="`own`: only its numbers and sender IDs; `any`: any sender"),
+    ] = "own"
+    smart_encoding: bool = False
+    quiet_hours: QuietHours | None = None
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -25,6 +25,12 @@ UNSUBSCRIBED_RECIPIENT = 21610
 # "Permission to send an SMS has not been enabled for the region indicated by the To"
 REGION_NOT_ENABLED = 21408
 CANNOT_CANCEL = 30409
+# "The From phone number is not a valid, SMS-capable inbound phone number or short code
+# for your account": Twilio's answer to a From the account does not own, or cannot use
+# to that destination.
+FROM_NOT_ALLOWED = 21606
+# "A 'From' phone number is required" (nor a MessagingServiceSid that has one).
+FROM_REQUIRED = 21603
 INTERNAL = 20500
 UNAVAILABLE = 20503
 
@@ -52,6 +58,9 @@ _STATUS: dict[type[errors.DomainError], tuple[int, int]] = {
     errors.NotFound: (404, NOT_FOUND),
     errors.RecipientOptedOut: (400, UNSUBSCRIBED_RECIPIENT),
     errors.DestinationNotPriced: (400, REGION_NOT_ENABLED),
+    errors.SenderNotAllowed: (400, FROM_NOT_ALLOWED),
+    errors.SenderNotAllowedForDestination: (400, FROM_NOT_ALLOWED),
+    errors.NoSenderForDestination: (400, FROM_REQUIRED),
     errors.InsufficientCredit: (402, ACCOUNT_NOT_ACTIVE),
     errors.Conflict: (400, CANNOT_CANCEL),
     errors.IdempotencyMismatch: (422, 422),

@@ -16,15 +16,21 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, NoReturn, Protocol
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import ids, submission
+from core import ids, senders, submission
 from core.coalesce import SendCoalescer
-from core.errors import DestinationNotPriced, InsufficientCredit, RateLimited, RecipientOptedOut
+from core.errors import (
+    DestinationNotPriced,
+    DomainError,
+    InsufficientCredit,
+    RateLimited,
+    RecipientOptedOut,
+)
 from core.idempotency import Accepted, Idempotency, stored_answer
 from core.messages import Message, message_from_draft
 from core.tenants import Tenant
@@ -50,11 +56,13 @@ class StaleKey(Exception):
 @dataclass(frozen=True, slots=True)
 class Decided:
     """What an accept call made of a request's drafts: those it accepted, priced, in the
-    request's order, and the ids it refused for an opt-out or an unpriced destination."""
+    request's order, and the ids it refused for an opt-out, an unpriced destination or
+    a sender (with the reason smsgw_sender_v1 gave)."""
 
     drafts: Sequence[submission.Draft]
     opted_out: frozenset[uuid.UUID] = frozenset()
     not_priced: frozenset[uuid.UUID] = frozenset()
+    sender_refused: Mapping[uuid.UUID, str] = field(default_factory=dict)
 
 
 class DispatchScheduler(Protocol):
@@ -84,6 +92,8 @@ def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
             "expires_at": d.expires_at,
             "facade": d.facade,
             "messaging_service_sid": d.messaging_service_sid,
+            "to_country": d.to_country,
+            "quiet_until": d.quiet_until,
         }
         for d in drafts
     ]
@@ -192,8 +202,9 @@ async def _hold_insert_enqueue(
     honour_opt_outs: bool = True,
     key_id: uuid.UUID | None = None,
 ) -> Decided:
-    """One call (smsgw_accept_one_v2 for one message, smsgw_accept_v5 for more), which
-    prices each message by its destination; raises when nothing was accepted."""
+    """One call (smsgw_accept_one_v3 for one message, smsgw_accept_v6 for more), which
+    judges each message's sender and prices it by its destination; raises when nothing
+    was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     rows = _rows(drafts)
     if len(rows) == 1:
@@ -208,9 +219,12 @@ async def _hold_insert_enqueue(
             task=scheduler.task,
             honour_opt_outs=honour_opt_outs,
             key_id=key_id,
+            settings=_settings(tenant),
         )
         if outcome["stale"]:
             raise StaleKey
+        if outcome["sender_refused"]:
+            raise _sender_refused(drafts[0], outcome["sender_refused"])
         if outcome["opted_out"]:
             raise RecipientOptedOut(OPTED_OUT)
         if outcome["not_priced"]:
@@ -229,12 +243,21 @@ async def _hold_insert_enqueue(
     )
     opted_out = frozenset(outcome["opted_out"] or ())
     unpriced = frozenset(outcome["not_priced"] or ())
-    # [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix]
+    unsent = {uuid.UUID(i): reason for i, reason in outcome["sender_refused"] or ()}
+    # [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix, sender]
     rates = {
         uuid.UUID(r[0]): dict(zip(_RATE_FIELDS, r[1:], strict=True)) for r in outcome["rates"] or ()
     }
     if outcome["accepted"] == 0:
-        if len(opted_out) + len(unpriced) == len(drafts):
+        if len(opted_out) + len(unpriced) + len(unsent) == len(drafts):
+            if unsent:
+                first = next(d for d in drafts if d.id in unsent)
+                if len(drafts) == 1:
+                    raise _sender_refused(first, unsent[first.id])
+                error = _sender_refused(first, unsent[first.id])
+                raise type(error)(
+                    f"No message of the batch was accepted. The first refused: {error.detail}"
+                )
             if unpriced:
                 raise DestinationNotPriced(
                     not_priced(drafts[0].to)
@@ -258,10 +281,33 @@ async def _hold_insert_enqueue(
         drafts=[submission.priced(d, rates[d.id]) for d in drafts if d.id in rates],
         opted_out=opted_out,
         not_priced=unpriced,
+        sender_refused=unsent,
     )
 
 
-_RATE_FIELDS = ("price", "price_per_segment", "rate_card", "rate_card_version", "rate_prefix")
+_RATE_FIELDS = (
+    "price",
+    "price_per_segment",
+    "rate_card",
+    "rate_card_version",
+    "rate_prefix",
+    "sender",
+)
+
+
+def _settings(tenant: Tenant) -> dict[str, Any]:
+    """The tenant's settings a draft was made with, beside its tier and rate: a cached
+    key's accept is stale when they changed (its draft would be made otherwise now)."""
+    quiet = tenant.quiet_hours
+    return {
+        "smart": tenant.smart_encoding,
+        "quiet_start": None if quiet is None else quiet[0],
+        "quiet_end": None if quiet is None else quiet[1],
+    }
+
+
+def _sender_refused(draft: submission.Draft, reason: str) -> DomainError:
+    return senders.refusal(reason, sender=draft.sender, to_country=draft.to_country)
 
 
 def _refuse(
@@ -292,7 +338,9 @@ def _draft(
     messaging_service_sid: str | None,
     message_id: uuid.UUID | None,
 ) -> submission.Draft:
-    draft = submission.prepare(request, now_ms=now_ms())
+    draft = submission.prepare(
+        request, now_ms=now_ms(), smart=tenant.smart_encoding, quiet=tenant.quiet_hours
+    )
     if message_id is not None:
         draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
     if facade is not None:
@@ -372,6 +420,7 @@ async def accept_together(
             "rate": rate,
             "key_id": key_id,
             "receipt": receipt,
+            **_settings(tenant),
             **row,
         }
     )
@@ -381,6 +430,8 @@ async def accept_together(
             return Accepted(body=render(message) if render is not None else message, replayed=False)
         case "stale":
             raise StaleKey
+        case "sender_refused":
+            raise _sender_refused(draft, outcome["refusal"])
         case "opted_out":
             raise RecipientOptedOut(OPTED_OUT)
         case "not_priced":

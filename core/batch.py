@@ -1,6 +1,6 @@
 """Batch sends (`POST /v1/messages/batch`): every valid item accepted together in the
 accept transaction of core/accept.py, or none when credit does not cover them all; the
-invalid and opted-out items are listed by index."""
+invalid, opted-out, unpriced and sender-refused items are listed by index."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import accept, submission
+from core import accept, senders, submission
 from core.errors import DestinationNotPriced, FieldError, InvalidRequest, RecipientOptedOut
 from core.idempotency import Accepted, Idempotency
 from core.messages import Message, message_from_draft
@@ -75,7 +75,13 @@ def _prepare(
             errors.append(_item_error(index, item))
             continue
         try:
-            draft = submission.prepare(item, now_ms=batch_ms, sequence=index)
+            draft = submission.prepare(
+                item,
+                now_ms=batch_ms,
+                sequence=index,
+                smart=tenant.smart_encoding,
+                quiet=tenant.quiet_hours,
+            )
         except InvalidRequest as exc:
             errors.append(_item_error(index, exc))
             continue
@@ -88,24 +94,39 @@ def _prepare(
         )
 
     def respond(decided: accept.Decided) -> BatchResult:
-        refused = [
-            BatchItemError(
-                index=indexes[d.id],
-                code=RecipientOptedOut.code,
-                detail=f"{d.to} opted out of messages from this sender",
-            )
-            for d in drafts
-            if d.id in decided.opted_out
-        ] + [
-            BatchItemError(
-                index=indexes[d.id], code=DestinationNotPriced.code, detail=accept.not_priced(d.to)
-            )
-            for d in drafts
-            if d.id in decided.not_priced
-        ]
+        refused = (
+            [
+                BatchItemError(
+                    index=indexes[d.id],
+                    code=RecipientOptedOut.code,
+                    detail=f"{d.to} opted out of messages from this sender",
+                )
+                for d in drafts
+                if d.id in decided.opted_out
+            ]
+            + [
+                BatchItemError(
+                    index=indexes[d.id],
+                    code=DestinationNotPriced.code,
+                    detail=accept.not_priced(d.to),
+                )
+                for d in drafts
+                if d.id in decided.not_priced
+            ]
+            + [
+                _sender_error(indexes[d.id], d, reason)
+                for d in drafts
+                if (reason := decided.sender_refused.get(d.id)) is not None
+            ]
+        )
         return BatchResult(
             messages=[message_from_draft(d) for d in decided.drafts],
             errors=sorted([*errors, *refused], key=lambda e: e.index),
         )
 
     return drafts, respond
+
+
+def _sender_error(index: int, draft: submission.Draft, reason: str) -> BatchItemError:
+    error = senders.refusal(reason, sender=draft.sender, to_country=draft.to_country)
+    return BatchItemError(index=index, code=error.code, detail=error.detail)

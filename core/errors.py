@@ -81,6 +81,31 @@ class DestinationNotPriced(DomainError):
     title = "Destination not priced"
 
 
+class SenderNotAllowed(DomainError):
+    """The sender is neither a number the tenant owns nor a sender ID registered and
+    approved for it (and the operator did not let it send from any sender)."""
+
+    code = "sender_not_allowed"
+    title = "Sender not allowed"
+
+
+class SenderNotAllowedForDestination(DomainError):
+    """The sender breaks the sender rule of the destination's country (an alphanumeric
+    sender where only numbers are taken, an unregistered one where registration is
+    required, a number where only registered sender IDs are)."""
+
+    code = "sender_not_allowed_for_destination"
+    title = "Sender not allowed for this destination"
+
+
+class NoSenderForDestination(DomainError):
+    """No sender was named and the destination's country requires a registered one that
+    the tenant does not have (nor the operator a default)."""
+
+    code = "no_sender_for_destination"
+    title = "No sender for this destination"
+
+
 class IdempotencyMismatch(DomainError):
     code = "idempotency_mismatch"
     title = "Idempotency key reused with a different body"

@@ -18,7 +18,12 @@ from __future__ import annotations
 import structlog
 
 from core import accept, submission
-from core.errors import InvalidRequest
+from core.errors import (
+    InvalidRequest,
+    NoSenderForDestination,
+    SenderNotAllowed,
+    SenderNotAllowedForDestination,
+)
 from core.tenants import Tenant
 from db import Conn
 from db import suppressions as suppressions_db
@@ -80,8 +85,14 @@ async def apply(
                 ),
                 scheduler=scheduler,
             )
-        except InvalidRequest as exc:
-            # A sender we cannot answer (not a valid number): the message still counts.
+        except (
+            InvalidRequest,
+            SenderNotAllowed,
+            SenderNotAllowedForDestination,
+            NoSenderForDestination,
+        ) as exc:
+            # A sender we cannot answer (not a valid number, or a country that takes no
+            # answer from this number): the message still counts.
             log.warning("inbound.help_unanswerable", tenant_id=str(tenant.id), error=exc.detail)
         else:
             log.info("inbound.help_answered", tenant_id=str(tenant.id), message_id=str(reply.id))

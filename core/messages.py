@@ -60,15 +60,36 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
+    quiet_hours_until: Annotated[
+        datetime | None,
+        msgspec.Meta(
+            description="Why it is scheduled: it waits for the end of the recipient's "
+            "quiet hours (the account's setting), until this time"
+        ),
+    ] = None
+
+
+class QuotedText(msgspec.Struct, frozen=True, kw_only=True):
+    """A body's encoding, segments and price, as written or smart-encoded."""
+
+    body: str
+    encoding: Literal["GSM-7", "UCS-2"]
+    segments: int
+    price: int
 
 
 class Quote(msgspec.Struct, frozen=True, kw_only=True):
     """What a send would be held at now: ``price`` is the total, segments x
-    ``price_per_segment`` of the rate whose ``rate_prefix`` matched."""
+    ``price_per_segment`` of the rate whose ``rate_prefix`` matched. ``as_written`` and
+    ``smart_encoded`` show the body both ways; ``smart_encoding`` says which one the
+    send would use (the message's field, else the account's setting)."""
 
     encoding: Literal["GSM-7", "UCS-2"]
     segments: int
     price: int
+    smart_encoding: bool
+    as_written: QuotedText
+    smart_encoded: QuotedText
     price_per_segment: int
     rate_card: str
     rate_card_version: int
@@ -106,6 +127,7 @@ def message_from_row(row: Row) -> Message:
         updated_at=row["updated_at"],
         sent_at=row["sent_at"],
         delivered_at=row["delivered_at"],
+        quiet_hours_until=row.get("quiet_until"),
     )
 
 
@@ -138,6 +160,7 @@ def message_from_draft(draft: submission.Draft) -> Message:
         updated_at=draft.created_at,
         sent_at=None,
         delivered_at=None,
+        quiet_hours_until=draft.quiet_until,
     )
 
 
@@ -155,14 +178,38 @@ def parse_message_id(raw: str) -> uuid.UUID:
 async def quote(
     conn: Conn, request: submission.SendRequest, *, tenant: Tenant, now_ms: int
 ) -> Quote:
-    """The price a send would be held at now, by the accept's own lookup of the rate."""
-    draft = submission.prepare(request, now_ms=now_ms)
+    """The price a send would be held at now, by the accept's own lookup of the rate,
+    with the body as written and smart-encoded."""
+    smart = request.smart_encoding
+    if smart is None:
+        smart = tenant.smart_encoding
+    plain = submission.prepare(
+        msgspec.structs.replace(request, smart_encoding=False), now_ms=now_ms
+    )
+    encoded = submission.prepare(
+        msgspec.structs.replace(request, smart_encoding=True), now_ms=now_ms
+    )
+    draft = encoded if smart else plain
     rate = await messages_db.quote(conn, tenant_id=tenant.id, to_number=draft.to)
     if rate is None:
         raise DestinationNotPriced(
             f"No rate of this account's rate card covers {draft.to}: nothing was sent or held."
         )
+    per_segment = rate["price_per_segment"]
     return Quote(
+        smart_encoding=smart,
+        as_written=QuotedText(
+            body=plain.body,
+            encoding=plain.encoding,
+            segments=plain.segments,
+            price=plain.segments * per_segment,
+        ),
+        smart_encoded=QuotedText(
+            body=encoded.body,
+            encoding=encoded.encoding,
+            segments=encoded.segments,
+            price=encoded.segments * per_segment,
+        ),
         encoding=draft.encoding,
         segments=draft.segments,
         price=draft.segments * rate["price_per_segment"],

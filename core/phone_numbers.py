@@ -84,3 +84,19 @@ def is_valid(number: phonenumbers.PhoneNumber) -> bool:
         elif phonenumbers.is_valid_number_for_region(number, region):
             return True
     return False
+
+
+# The region code phonenumbers gives calling codes of no country.
+_NON_GEOGRAPHIC = "001"
+
+
+def country(number: phonenumbers.PhoneNumber) -> str | None:
+    """The ISO 3166 alpha-2 country of a valid number (its sender rules' country); None
+    for a calling code of no country (+800, +882...). One region per calling code is the
+    common case and costs a dict lookup; a shared code (+1, +44, +7) asks the patterns."""
+    code = number.country_code
+    regions = () if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
+    region = regions[0] if len(regions) == 1 else phonenumbers.region_code_for_number(number)
+    if region is None or region == _NON_GEOGRAPHIC:
+        return None
+    return str(region)

@@ -10,14 +10,14 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
 import phonenumbers
 
-from core import ids, phone_numbers, segments
+from core import ids, phone_numbers, quiet_hours, segments, smart_encoding
 from core.errors import CallbackUrlNotAllowed, FieldError, InvalidRequest
 from core.webhook_policy import DestinationPolicy
 
@@ -51,6 +51,21 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         int | None, msgspec.Meta(description="60 to 259200; default 14400")
     ] = None
     client_reference: str | None = None
+    smart_encoding: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="Replace characters that have a GSM-7 look-alike (curly quotes, "
+            "dashes, ellipsis, Unicode spaces) when that keeps the message GSM-7; "
+            "default: the account's setting"
+        ),
+    ] = None
+    quiet_hours: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="false: leave at once even in the account's quiet hours "
+            "(transactional messages, one-time codes)"
+        ),
+    ] = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,11 @@ class Draft:
     rate_card: str | None = None
     rate_card_version: int | None = None
     rate_prefix: str | None = None
+    # The destination's country (ISO 3166 alpha-2; None when its code names none): the
+    # accept judges the sender by this country's rules.
+    to_country: str | None = None
+    # It waits for the end of the recipient's quiet hours (its send_at), from the accept.
+    quiet_until: datetime | None = None
 
     @property
     def status(self) -> str:
@@ -101,26 +121,29 @@ def _clean_text(value: str, field: str, errors: list[FieldError]) -> bool:
     return True
 
 
-def _check_recipient(to: str, errors: list[FieldError]) -> None:
+def _check_recipient(to: str, errors: list[FieldError]) -> phonenumbers.PhoneNumber | None:
+    """The recipient's number when it is valid (its country decides the sender rules)."""
     if not _clean_text(to, "to", errors):
-        return
+        return None
     if not E164.match(to):
         errors.append(FieldError("to", "must be an E.164 number such as +14155552671"))
-        return
+        return None
     try:
         number = phone_numbers.parse_e164(to)
     except phonenumbers.NumberParseException:
         errors.append(FieldError("to", "is not a phone number"))
-        return
+        return None
     if not phone_numbers.is_valid(number):
         errors.append(FieldError("to", "is not a valid number for its country"))
-        return
+        return None
     canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if canonical != to:
         # A national trunk prefix after the country code (+44 07400...) parses to the same
         # number. Taken as written, it would reach the carrier in a form it may refuse and
         # miss the recipient's opt-out, which is kept under the number's E.164 form.
         errors.append(FieldError("to", f"is not in E.164 form: send it as {canonical}"))
+        return None
+    return number
 
 
 def _check_sender(sender: str, errors: list[FieldError]) -> None:
@@ -230,13 +253,19 @@ def prepare(
     now_ms: int,
     sequence: int | None = None,
     price_per_segment: int | None = None,
+    smart: bool = False,
+    quiet: tuple[time, time] | None = None,
 ) -> Draft:
     """Validate ``request``; raise ``InvalidRequest`` listing every problem. The draft is
-    priced by the accept from the tenant's rates, unless ``price_per_segment`` fixes it."""
+    priced by the accept from the tenant's rates, unless ``price_per_segment`` fixes it.
+    ``smart``: the tenant's smart encoding, when the request does not say. ``quiet``:
+    the tenant's quiet hours (start, end): a message that would leave inside them in the
+    recipient's local time waits until their end, unless it says ``quiet_hours: false``;
+    its validity still counts from when it was meant to leave."""
     errors: list[FieldError] = []
     message_id = ids.uuid7(now_ms, sequence)
     now = ids.created_at(message_id)
-    _check_recipient(request.to, errors)
+    recipient = _check_recipient(request.to, errors)
     if request.sender is not None:
         _check_sender(request.sender, errors)
     if request.callback_url is not None:
@@ -263,13 +292,17 @@ def prepare(
             FieldError("client_reference", f"must be at most {MAX_CLIENT_REFERENCE_CHARS} chars")
         )
     count = segments.SegmentCount("GSM-7", 1, 0)
-    if _clean_text(request.body, "body", errors):
-        if not request.body:
+    body = request.body
+    if _clean_text(body, "body", errors):
+        if not body:
             errors.append(FieldError("body", "must not be empty"))
-        elif len(request.body) > MAX_BODY_CHARS * 2:
+        elif len(body) > MAX_BODY_CHARS * 2:
             errors.append(FieldError("body", "is longer than 10 segments"))
         else:
-            count = segments.count(request.body)
+            if request.smart_encoding if request.smart_encoding is not None else smart:
+                # The text actually sent, stored as the message's body.
+                body = smart_encoding.encode(body)
+            count = segments.count(body)
             if count.segments > segments.MAX_SEGMENTS:
                 errors.append(
                     FieldError(
@@ -281,28 +314,36 @@ def prepare(
     if errors:
         raise InvalidRequest("The message is not valid.", errors)
     start = request.send_at or now
+    send_at, quiet_until = request.send_at, None
+    if quiet is not None and recipient is not None and request.quiet_hours is not False:
+        quiet_until = quiet_hours.opens_at(recipient, quiet[0], quiet[1], start)
+        if quiet_until is not None:
+            send_at = quiet_until
     return Draft(
         id=message_id,
         created_at=now,
         to=request.to,
         sender=request.sender,
-        body=request.body,
+        body=body,
         encoding=count.encoding,
         segments=count.segments,
         price=None if price_per_segment is None else count.segments * price_per_segment,
         callback_url=request.callback_url,
         client_reference=request.client_reference,
-        send_at=request.send_at,
+        send_at=send_at,
         expires_at=start + timedelta(seconds=validity),
+        to_country=None if recipient is None else phone_numbers.country(recipient),
+        quiet_until=quiet_until,
     )
 
 
 def priced(draft: Draft, rate: Mapping[str, Any]) -> Draft:
-    """``draft`` with the price and rate its accept gave it (a row of the accept call:
-    ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
-    ``rate_prefix``)."""
+    """``draft`` with the price, rate and sender its accept gave it (a row of the accept
+    call: ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
+    ``rate_prefix``, ``sender``: the one chosen when the draft named none)."""
     return replace(
         draft,
+        sender=rate.get("sender", draft.sender),
         price=rate["price"],
         price_per_segment=rate["price_per_segment"],
         rate_card=rate["rate_card"],

@@ -7,13 +7,13 @@ import hmac
 import re
 import secrets
 import uuid
-from datetime import datetime
+from datetime import datetime, time
 from typing import Literal
 
 import msgspec
 from psycopg import errors as pg_errors
 
-from core import rates, segments, submission
+from core import rates, segments, senders, submission
 from core.errors import FieldError, InvalidRequest, NotFound, Unauthorized
 from core.webhook_policy import DestinationPolicy
 from db import Conn, Row
@@ -49,6 +49,13 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     inbound_format: InboundFormat = "json"
     # The rate card it is on (its tier's when it chose none); read by the admin API only.
     rate_card: str | None = None
+    # 'any': the operator let it send from any sender (the accept reads the table, not
+    # this); read by the admin API only.
+    sender_policy: str = "own"
+    # Its messages' smart encoding when they do not say (core/smart_encoding.py).
+    smart_encoding: bool = False
+    # Its quiet hours (start, end) in recipients' local time; None: none.
+    quiet_hours: tuple[time, time] | None = None
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,6 +85,13 @@ def tenant_from_row(row: Row) -> Tenant:
         help_reply=row.get("help_reply"),
         inbound_format=row.get("inbound_format") or "json",
         rate_card=row.get("rate_card"),
+        sender_policy=row.get("sender_policy") or "own",
+        smart_encoding=bool(row.get("smart_encoding")),
+        quiet_hours=(
+            (row["quiet_hours_start"], row["quiet_hours_end"])
+            if row.get("quiet_hours_start") is not None
+            else None
+        ),
     )
 
 
@@ -121,13 +135,17 @@ async def update_tenant(
     help_reply: str | msgspec.UnsetType | None = msgspec.UNSET,
     inbound_format: InboundFormat | None = None,
     rate_card: str | msgspec.UnsetType | None = msgspec.UNSET,
+    sender_policy: senders.SenderPolicy | None = None,
+    smart_encoding: bool | None = None,
+    quiet_hours: tuple[time, time] | msgspec.UnsetType | None = msgspec.UNSET,
     destinations: DestinationPolicy,
 ) -> tuple[Tenant, Balance]:
     """Change a tenant's tier, rate limit (None: unlimited), price, inbound webhook, its
     format, HELP answer (None: none) or rate card (None: its tier's). An inbound webhook
     at a literal address of the gateway's network is refused (``destinations``). A price
     is the tenant's own rate for every destination (core/rates.py: set_flat_price); a
-    tenant on its tier's card follows a tier change to the new tier's card."""
+    tenant on its tier's card follows a tier change to the new tier's card. A sender
+    policy of 'any' lets it send from any sender (core/senders.py)."""
     errors: list[FieldError] = []
     if isinstance(rate_limit_mps, int) and not 1 <= rate_limit_mps <= 1_000_000:
         errors.append(FieldError("rate_limit_mps", "must be null or between 1 and 1000000"))
@@ -137,6 +155,8 @@ async def update_tenant(
         submission.check_url(inbound_url, errors, "inbound_url")
     if isinstance(help_reply, str):
         _check_help_reply(help_reply, errors)
+    if isinstance(quiet_hours, tuple) and quiet_hours[0] == quiet_hours[1]:
+        errors.append(FieldError("quiet_hours", "start and end must differ"))
     if errors:
         raise InvalidRequest("The change is not valid.", errors)
     if isinstance(inbound_url, str):
@@ -153,6 +173,10 @@ async def update_tenant(
         set_help_reply=help_reply is not msgspec.UNSET,
         help_reply=None if help_reply is msgspec.UNSET else help_reply,
         inbound_format=inbound_format,
+        smart_encoding=smart_encoding,
+        set_quiet_hours=quiet_hours is not msgspec.UNSET,
+        quiet_hours_start=quiet_hours[0] if isinstance(quiet_hours, tuple) else None,
+        quiet_hours_end=quiet_hours[1] if isinstance(quiet_hours, tuple) else None,
     )
     if not found:
         raise NotFound("No tenant has this id.")
@@ -160,6 +184,8 @@ async def update_tenant(
         await rates.set_flat_price(conn, tenant_id=tenant_id, price_per_segment=price_per_segment)
     if rate_card is not msgspec.UNSET:
         await rates.set_tenant_card(conn, tenant_id=tenant_id, card=rate_card)
+    if sender_policy is not None:
+        await senders.set_sender_policy(conn, tenant_id=tenant_id, policy=sender_policy)
     return await get_tenant(conn, tenant_id=tenant_id)
 
 

@@ -107,6 +107,8 @@ async def create_message(
         callback_url=form.get("StatusCallback") or None,
         send_at=_send_at(form),
         validity_seconds=_validity(form),
+        # Twilio's own name for it; absent: the account's setting.
+        smart_encoding=_smart_encoded(form.get("SmartEncoded")),
     )
     submission.check_destinations(request, destinations, "StatusCallback")
     currency = account.tenant.currency
@@ -297,3 +299,11 @@ async def list_messages(
             uri(max(page_number - 1, 0), _encode_token("PB", items[0][1])) if newer_exists else None
         ),
     }
+
+
+def _smart_encoded(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value.lower() not in ("true", "false"):
+        raise _invalid("SmartEncoded", "must be true or false")
+    return value.lower() == "true"

@@ -15,7 +15,7 @@ from db.sql import Queries, json_rows
 
 _q = Queries("messages")
 
-# smsgw_accept_one_v2: the credit or the ingest bucket went to a concurrent send.
+# smsgw_accept_one_v3: the credit or the ingest bucket went to a concurrent send.
 REFUSED_BY_A_CONCURRENT_SEND = "SMG01"
 
 
@@ -29,10 +29,12 @@ async def accept(
     task: str,
     honour_opt_outs: bool = True,
 ) -> Row:
-    """Refuse the messages to opted-out recipients (their ids in ``opted_out``) and to
-    destinations no rate of the tenant covers (``not_priced``), price the others (a
-    message's ``price`` None: from the tenant's rates; ``rates`` lists
-    [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix]), hold
+    """Refuse the messages whose sender the tenant may not use there (``sender_refused``:
+    [[id, reason]], smsgw_sender_v1's reasons), to opted-out recipients (their ids in
+    ``opted_out``) and to destinations no rate of the tenant covers (``not_priced``),
+    price the others (a message's ``price`` None: from the tenant's rates; ``rates``
+    lists [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix,
+    sender], the sender chosen for a message that named none), hold
     their total, insert them and make sure a dispatch job (``task`` on ``queue``) runs
     by the earliest one's due time. ``accepted`` is 0, and nothing written, when every
     message was refused, credit is short or, with a ``rate``, the tenant's ingest
@@ -61,11 +63,14 @@ async def accept_one(
     task: str,
     honour_opt_outs: bool = True,
     key_id: uuid.UUID | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> Row:
     """``accept`` for one message (``message`` holds the same fields), without JSON;
-    ``opted_out`` and ``not_priced`` are booleans here, and the price and rate are
-    columns. With ``key_id``, nothing is written and ``stale`` is true unless that key
-    is live and the tenant's tier and rate are still ``queue`` and ``rate``."""
+    ``opted_out`` and ``not_priced`` are booleans here, ``sender_refused`` the reason
+    or None, and the price, rate and sender are columns. With ``key_id``, nothing is
+    written and ``stale`` is true unless that key is live and the tenant's tier and rate
+    are still ``queue`` and ``rate``, and its other ``settings`` (``smart``,
+    ``quiet_start``, ``quiet_end``) as given."""
     try:
         row = await _q.one(
             conn,
@@ -76,6 +81,7 @@ async def accept_one(
             task=task,
             honour_opt_outs=honour_opt_outs,
             key_id=key_id,
+            **(settings or {"smart": None, "quiet_start": None, "quiet_end": None}),
             **message,
         )
     except psycopg.Error as exc:
@@ -90,6 +96,7 @@ async def accept_one(
             "opted_out": False,
             "stale": False,
             "not_priced": False,
+            "sender_refused": None,
             "price": left.get("price"),
         }
     assert row is not None
@@ -99,10 +106,11 @@ async def accept_one(
 async def accept_sends(conn: Conn, *, sends: Sequence[Mapping[str, Any]], task: str) -> list[Row]:
     """Single sends of any tenants in one call: each holds a tenant's ``tenant_id``,
     ``tier``, ``rate`` and ``key_id`` (``accept_one``'s) and a message's fields. One row
-    per send: its ``id`` and ``outcome`` ('accepted', 'stale', 'opted_out', 'not_priced',
-    or 'refused' with the ``available`` credit and ``tokens`` left for it); an accepted
-    or refused send carries its ``price`` and rate (``price_per_segment``, ``rate_card``,
-    ``rate_card_version``, ``rate_prefix``)."""
+    per send: its ``id`` and ``outcome`` ('accepted', 'stale', 'sender_refused' with its
+    ``refusal``, 'opted_out', 'not_priced', or 'refused' with the ``available`` credit
+    and ``tokens`` left for it); an accepted or refused send carries its ``price``, rate
+    (``price_per_segment``, ``rate_card``, ``rate_card_version``, ``rate_prefix``) and
+    ``sender``."""
     return await _q.all(conn, "accept_sends", sends=json_rows(sends), task=task)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import time
 
 from db import Conn, Row
 from db.sql import Queries
@@ -82,6 +83,10 @@ async def update_tenant(
     set_help_reply: bool = False,
     help_reply: str | None = None,
     inbound_format: str | None = None,
+    smart_encoding: bool | None = None,
+    set_quiet_hours: bool = False,
+    quiet_hours_start: time | None = None,
+    quiet_hours_end: time | None = None,
 ) -> bool:
     row = await _q.one(
         conn,
@@ -96,5 +101,9 @@ async def update_tenant(
         set_help_reply=set_help_reply,
         help_reply=help_reply,
         inbound_format=inbound_format,
+        smart_encoding=smart_encoding,
+        set_quiet_hours=set_quiet_hours,
+        quiet_hours_start=quiet_hours_start,
+        quiet_hours_end=quiet_hours_end,
     )
     return row is not None

@@ -56,6 +56,8 @@ class SmppBindError(Exception):
 
 
 _NON_DIGITS = re.compile(r"[^0-9]")
+# The longest short code (core/numbers.py says the same of inbound addresses).
+_SHORT_CODE_DIGITS = 8
 
 
 class SmppProvider:
@@ -179,11 +181,16 @@ class SmppProvider:
         config = self.config
         sender = message.sender or config.source_addr
         if sender.startswith("+") and not _NON_DIGITS.search(sender[1:]):
-            source = (sender[1:], 1, 1)
+            source = (sender[1:], 1, 1)  # E.164: international, ISDN plan
         elif _NON_DIGITS.search(sender):
             source = (sender, 5, 0)  # alphanumeric
+        elif len(sender) > _SHORT_CODE_DIGITS:
+            source = (sender, 1, 1)  # an international number written without its +
         else:
-            source = (sender, config.source_ton, config.source_npi)
+            # A short code: national to its network, no numbering plan.
+            ton = 3 if config.source_ton is None else config.source_ton
+            npi = 0 if config.source_npi is None else config.source_npi
+            source = (sender, ton, npi)
         destination = (message.to.removeprefix("+"), config.dest_ton, config.dest_npi)
         return source, destination
 

@@ -25,8 +25,11 @@ class SmppConfig:
     # submit_sm per second at most for this bind (each part counts); None: no cap.
     mps: float | None = None
     source_addr: str = ""
-    source_ton: int = 1
-    source_npi: int = 1
+    # The TON/NPI of an all-digit sender of 3-8 digits (a short code); None: network
+    # specific (3) and unknown plan (0), what SMSCs take short codes as. An E.164 sender
+    # always goes as international/ISDN (1/1), an alphanumeric one as 5/0.
+    source_ton: int | None = None
+    source_npi: int | None = None
     dest_ton: int = 1
     dest_npi: int = 1
     registered_delivery: int = 1

@@ -94,6 +94,14 @@ def submit_status(exc: BaseException) -> int:
         return ESME_RSUBMITFAIL
     if isinstance(exc, errors.RecipientOptedOut):
         return ESME_RX_P_APPN
+    if isinstance(
+        exc,
+        errors.SenderNotAllowed
+        | errors.SenderNotAllowedForDestination
+        | errors.NoSenderForDestination,
+    ):
+        # The source address is not the ESME's to use (or not to that destination).
+        return ESME_RINVSRCADR
     if isinstance(exc, errors.DestinationNotPriced):
         # The gateway sells nothing to that destination: the address is the problem.
         return ESME_RINVDSTADR

@@ -10,6 +10,7 @@ started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -22,7 +23,8 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import dict_row
 
-from core import logs, smpp_accounts, tenants
+from core import logs, numbers, smpp_accounts, tenants
+from core.errors import Conflict
 from core.settings import Settings, SettingsError
 from db import migrate as migrate_db
 from smsgw import processes
@@ -31,6 +33,9 @@ from smsgw.embedded import EmbeddedError, EmbeddedPostgres
 DEMO_TENANT = "demo"
 DEMO_CREDIT = 100_000_000  # 100 USD in micro-units
 DEMO_TO = "+14155552671"
+# The demo tenant's own number: a message names it or none (the gateway then picks it for
+# US destinations), an ESME sends from it, and the README's Twilio example uses it.
+DEMO_FROM = "+14155550100"
 
 
 def settings_or_exit(environ: Mapping[str, str], **overrides: object) -> Settings:
@@ -56,7 +61,8 @@ async def _seed_demo_smpp(database_url: str) -> tuple[str, str]:
 
 
 async def _seed_demo(database_url: str) -> str:
-    """A demo tenant with credit; a fresh API key for it on every run (keys show once)."""
+    """A demo tenant with credit and its number (DEMO_FROM); a fresh API key for it on
+    every run (keys show once)."""
     async with await psycopg.AsyncConnection.connect(
         database_url, autocommit=True, row_factory=dict_row
     ) as conn:
@@ -76,6 +82,10 @@ async def _seed_demo(database_url: str) -> str:
             await tenants.add_credit(
                 conn, tenant_id=tenant_id, amount=DEMO_CREDIT, reference="demo-initial-credit"
             )
+            # An operator may have given the number to another tenant: the demo then sends
+            # without one (the upstream's default sender).
+            with contextlib.suppress(Conflict):
+                await numbers.add_number(conn, tenant_id=tenant_id, number=DEMO_FROM)
         return key.api_key
 
 
@@ -90,7 +100,7 @@ def _banner(host: str, port: int, admin_token: str, api_key: str, generated: boo
     lines = [
         "",
         f"smsgw is running at {base}  (OpenAPI: {base}/schema/openapi.json)",
-        f"  demo tenant API key: {api_key}",
+        f"  demo tenant API key: {api_key}  (it sends from its number {DEMO_FROM})",
         f"  admin token{' (generated)' if generated else ''}: {admin_token}",
         "",
         "Send a first message:",
@@ -183,7 +193,8 @@ def run_all(*, host: str, port: int) -> int:
                 raise SystemExit(f"smsgw: the SMPP listener did not start ({exc})") from None
             print(
                 f"SMPP 3.4 listener on {_shown_host(host)}:{settings.smpp_port}: bind as "
-                f"system_id {smpp_login[0]}, password {smpp_login[1]} (the demo tenant)\n",
+                f"system_id {smpp_login[0]}, password {smpp_login[1]} (the demo tenant; "
+                f"source_addr {DEMO_FROM[1:]}, TON 1, or none)\n",
                 flush=True,
             )
         while not stopping:

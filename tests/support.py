@@ -84,6 +84,35 @@ async def make_tenant(
     return TenantHandle(body["id"], body["api_key"], body["webhook_secret"], body)
 
 
+async def own_number(
+    api: httpx.AsyncClient, admin_headers: dict[str, str], tenant: TenantHandle, number: str
+) -> None:
+    """Give ``number`` to ``tenant``: it may send from it (and receives to it)."""
+    response = await api.post(
+        f"/v1/admin/tenants/{tenant.id}/numbers", json={"number": number}, headers=admin_headers
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+async def register_sender(
+    api: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    tenant: TenantHandle,
+    sender_id: str,
+    countries: list[str] | None = None,
+    status: str = "approved",
+) -> dict[str, Any]:
+    """Register the alphanumeric ``sender_id`` for ``tenant``."""
+    response = await api.post(
+        f"/v1/admin/tenants/{tenant.id}/sender-ids",
+        json={"sender_id": sender_id, "countries": countries, "status": status},
+        headers=admin_headers,
+    )
+    assert response.status_code in (200, 201), response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
 async def send(
     api: httpx.AsyncClient,
     tenant: TenantHandle,
@@ -188,6 +217,7 @@ def assert_token_bucket(times: list[float], *, rate: float, burst: float) -> Non
 
 # Every field of a message as the API shows it.
 MESSAGE_FIELDS = {
+    "quiet_hours_until",
     "id",
     "status",
     "to",

@@ -22,6 +22,7 @@ from app.schemas import (
     BalanceView,
     CreateTenant,
     CreditRequest,
+    QuietHours,
     SmppCredentialsIssued,
     SmppCredentialsRequest,
     SmppCredentialsUpdate,
@@ -30,7 +31,7 @@ from app.schemas import (
     TenantView,
     UpdateTenant,
 )
-from core import smpp_accounts, tenants
+from core import quiet_hours, smpp_accounts, tenants
 from core.errors import NotFound
 from db import Conn
 from jobs.scheduler import follow_tier
@@ -66,6 +67,16 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
         help_reply=tenant.help_reply,
         inbound_format=tenant.inbound_format,
         rate_card=tenant.rate_card,
+        sender_policy="any" if tenant.sender_policy == "any" else "own",
+        smart_encoding=tenant.smart_encoding,
+        quiet_hours=(
+            None
+            if tenant.quiet_hours is None
+            else QuietHours(
+                start=tenant.quiet_hours[0].strftime("%H:%M"),
+                end=tenant.quiet_hours[1].strftime("%H:%M"),
+            )
+        ),
     )
 
 
@@ -108,8 +119,9 @@ class AdminController(Controller):
         tenant_id: FromPath[str],
         data: JSONBody[UpdateTenant],
     ) -> TenantView:
-        """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`)
-        or HELP answer (`help_reply`); a tier change moves the tenant's waiting dispatch
+        """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`),
+        HELP answer (`help_reply`) or sender policy (`sender_policy`: `any` lets the
+        tenant send from any sender); a tier change moves the tenant's waiting dispatch
         job to the new tier's queue at once."""
         async with conn.transaction():
             tenant, balance = await tenants.update_tenant(
@@ -127,6 +139,18 @@ class AdminController(Controller):
                 ),
                 destinations=services(state).destinations,
                 rate_card=data.rate_card,
+                sender_policy=None if data.sender_policy is msgspec.UNSET else data.sender_policy,
+                smart_encoding=(
+                    None if data.smart_encoding is msgspec.UNSET else data.smart_encoding
+                ),
+                quiet_hours=(
+                    data.quiet_hours
+                    if data.quiet_hours is None or data.quiet_hours is msgspec.UNSET
+                    else (
+                        quiet_hours.parse_clock(data.quiet_hours.start),
+                        quiet_hours.parse_clock(data.quiet_hours.end),
+                    )
+                ),
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)

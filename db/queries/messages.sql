@@ -1,25 +1,26 @@
 -- name: accept
--- Opt-outs, price, hold, messages, ledger and the tenant's queue row in one call
--- (smsgw_accept_v5).
-SELECT accepted, available, tokens, opted_out, not_priced, rates
-  FROM smsgw_accept_v5(%(tenant_id)s, %(rate)s, %(messages)s::json,
+-- Senders, opt-outs, price, hold, messages, ledger and the tenant's queue row in one
+-- call (smsgw_accept_v6).
+SELECT accepted, available, tokens, opted_out, not_priced, sender_refused, rates
+  FROM smsgw_accept_v6(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: accept_one
--- One message: the same as `accept` with typed arguments (smsgw_accept_one_v2).
+-- One message: the same as `accept` with typed arguments (smsgw_accept_one_v3).
 SELECT accepted, available, tokens, opted_out, stale, not_priced, price, price_per_segment,
-       rate_card, rate_card_version, rate_prefix
-  FROM smsgw_accept_one_v2(
+       rate_card, rate_card_version, rate_prefix, sender, sender_refused
+  FROM smsgw_accept_one_v3(
     %(tenant_id)s, %(rate)s, %(queue)s, %(task)s, %(honour_opt_outs)s, %(id)s,
     %(created_at)s, %(status)s, %(to_number)s, %(sender)s, %(body)s, %(encoding)s,
     %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
-    %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s)
+    %(send_at)s, %(expires_at)s, %(facade)s, %(messaging_service_sid)s, %(key_id)s,
+    %(to_country)s, %(quiet_until)s, %(smart)s, %(quiet_start)s::time, %(quiet_end)s::time)
 
 -- name: accept_sends
--- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v2).
+-- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v3).
 SELECT id, outcome, available, tokens, price, price_per_segment, rate_card,
-       rate_card_version, rate_prefix
-  FROM smsgw_accept_sends_v2(%(sends)s::json, %(task)s)
+       rate_card_version, rate_prefix, sender, refusal
+  FROM smsgw_accept_sends_v3(%(sends)s::json, %(task)s)
 
 -- name: quote
 -- The rate a send to `to_number` would be held at now: the accept's own lookup.

@@ -3,7 +3,8 @@ INSERT INTO tenants (id, name, tier, rate_limit_mps, price_per_segment, currency
 VALUES (%(id)s, %(name)s, %(tier)s, %(rate_limit_mps)s, %(price_per_segment)s, %(currency)s,
         %(webhook_secret)s)
 RETURNING id, name, tier, rate_limit_mps, price_per_segment, currency, webhook_secret, created_at,
-          inbound_url, help_reply, inbound_format
+          inbound_url, help_reply, inbound_format, smart_encoding, quiet_hours_start,
+          quiet_hours_end
 
 -- name: insert_balance
 INSERT INTO balances (tenant_id) VALUES (%(tenant_id)s)
@@ -11,6 +12,7 @@ INSERT INTO balances (tenant_id) VALUES (%(tenant_id)s)
 -- name: get_tenant
 SELECT t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
        t.webhook_secret, t.created_at, t.inbound_url, t.help_reply, t.inbound_format,
+       t.sender_policy, t.smart_encoding, t.quiet_hours_start, t.quiet_hours_end,
        b.available, b.held, b.captured,
        (SELECT c.name FROM rate_cards c
          WHERE c.id = coalesce(t.rate_card_id,
@@ -36,7 +38,8 @@ SELECT revoked_at FROM api_keys WHERE id = %(id)s
 -- The live key with this prefix and its tenant; the caller compares the digest.
 SELECT k.id AS key_id, k.secret_sha256, t.id, t.name, t.tier, t.rate_limit_mps,
        t.price_per_segment, t.currency, t.webhook_secret, t.created_at, t.inbound_url,
-       t.help_reply, t.inbound_format
+       t.help_reply, t.inbound_format, t.smart_encoding, t.quiet_hours_start,
+       t.quiet_hours_end
   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
  WHERE k.prefix = %(prefix)s AND k.revoked_at IS NULL
 
@@ -49,6 +52,11 @@ UPDATE tenants
        price_per_segment = coalesce(%(price_per_segment)s, price_per_segment),
        inbound_url = CASE WHEN %(set_inbound_url)s THEN %(inbound_url)s ELSE inbound_url END,
        help_reply = CASE WHEN %(set_help_reply)s THEN %(help_reply)s ELSE help_reply END,
-       inbound_format = coalesce(%(inbound_format)s, inbound_format)
+       inbound_format = coalesce(%(inbound_format)s, inbound_format),
+       smart_encoding = coalesce(%(smart_encoding)s, smart_encoding),
+       quiet_hours_start = CASE WHEN %(set_quiet_hours)s THEN %(quiet_hours_start)s::time
+                                ELSE quiet_hours_start END,
+       quiet_hours_end = CASE WHEN %(set_quiet_hours)s THEN %(quiet_hours_end)s::time
+                              ELSE quiet_hours_end END
  WHERE id = %(id)s
 RETURNING id

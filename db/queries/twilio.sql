@@ -11,7 +11,7 @@ RETURNING a.account_sid, a.created_at, a.rotated_at
 -- name: find_account
 SELECT a.account_sid, a.token_sha256, t.id, t.name, t.tier, t.rate_limit_mps,
        t.price_per_segment, t.currency, t.webhook_secret, t.created_at, t.inbound_url,
-       t.help_reply, t.inbound_format
+       t.help_reply, t.inbound_format, t.smart_encoding, t.quiet_hours_start, t.quiet_hours_end
   FROM twilio_accounts a JOIN tenants t ON t.id = a.tenant_id
  WHERE a.account_sid = %(account_sid)s
 

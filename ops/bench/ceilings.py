@@ -2,7 +2,7 @@
 
 `pgbench` runs the hold-plus-insert transaction the issue names (a balance UPDATE and a
 message INSERT on scratch tables): the machine's ceiling for the shape of an accept.
-`pgbench_accept` runs the gateway's own single-send call, smsgw_accept_one_v2, on the
+`pgbench_accept` runs the gateway's own single-send call, smsgw_accept_one_v3, on the
 real schema with real tenants and keys: what the database alone can accept per second
 with both cores and no API, so the single-send figure can be read against it (the API
 shares the cores with the server; the rest of the gap is the API's CPU per message).
@@ -23,15 +23,17 @@ from ops.bench.server_stats import per_message
 
 # One call as `POST /v1/messages` makes it for a cached key (core/accept.py,
 # db/queries/messages.sql: accept_one): the key re-checked, opt-outs honoured, the tenant
-# queued for dispatch, priced by its card (price NULL). The tenant's row of
+# queued for dispatch, priced by its card (price NULL), no sender (the sender rules of
+# its country looked up). The tenant's row of
 # bench_scratch.accept_keys names its ids.
 ACCEPT_SCRIPT = """\\set tenant random(1, :tenants)
 SELECT a.accepted
   FROM bench_scratch.accept_keys k,
-       smsgw_accept_one_v2(
+       smsgw_accept_one_v3(
            k.tenant_id, NULL, 'standard', 'smsgw.dispatch', true, gen_random_uuid(), now(),
            'queued', '+14155552671', NULL, 'bench message', 'GSM-7', 1::smallint, NULL,
-           NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, k.key_id) AS a
+           NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, k.key_id, 'US', NULL,
+           false, NULL, NULL) AS a
  WHERE k.n = :tenant;
 """
 

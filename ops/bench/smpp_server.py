@@ -34,14 +34,16 @@ import psycopg
 import smpp34
 from psycopg.rows import dict_row
 
-from core import smpp_accounts, tenants
+from core import numbers, smpp_accounts, tenants
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import free_port, smsgw_command, spawn, stop, wait_listening
 
 CREDIT = 10**12  # enough for any run
 
 
-async def _tenant(db_url: str, name: str) -> tuple[str, str]:
+async def _tenant(db_url: str, name: str, number: str) -> tuple[str, str, str]:
+    """A tenant with credit, its SMPP login and the number it sends from (a sender must
+    be its own): (system_id, password, source_addr)."""
     async with await psycopg.AsyncConnection.connect(
         db_url, autocommit=True, row_factory=dict_row
     ) as conn:
@@ -50,12 +52,13 @@ async def _tenant(db_url: str, name: str) -> tuple[str, str]:
                 conn, name=name, tier="vip", rate_limit_mps=None
             )
             await tenants.add_credit(conn, tenant_id=tenant.id, amount=CREDIT, reference=name)
+            await numbers.add_number(conn, tenant_id=tenant.id, number=number)
         account, password = await smpp_accounts.issue_credentials(conn, tenant_id=tenant.id)
-        return account.system_id, password
+        return account.system_id, password, number.removeprefix("+")
 
 
 async def _bind_and_submit(
-    port: int, login: tuple[str, str], count: int, window: int, registered_delivery: int
+    port: int, login: tuple[str, str, str], count: int, window: int, registered_delivery: int
 ) -> int:
     client = smpp34.Client("127.0.0.1", port, login[0], login[1], bind_type="TRX")
     session = await client.connect()
@@ -69,8 +72,9 @@ async def _bind_and_submit(
             answer = await session.submit_sm(
                 "14155552671",
                 f"Your code is {number:06d}".encode(),
-                source_addr="ACME",
-                source_addr_ton=5,
+                source_addr=login[2],
+                source_addr_ton=1,
+                source_addr_npi=1,
                 dest_addr_ton=1,
                 dest_addr_npi=1,
                 registered_delivery=registered_delivery,
@@ -85,7 +89,7 @@ async def _bind_and_submit(
 
 
 async def _run(
-    port: int, logins: list[tuple[str, str]], messages: int, window: int, rd: int
+    port: int, logins: list[tuple[str, str, str]], messages: int, window: int, rd: int
 ) -> float:
     share = messages // len(logins)
     started = time.perf_counter()
@@ -111,9 +115,9 @@ async def main_async(args: argparse.Namespace) -> None:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        one = await _tenant(db_url, "one-bind")
-        shared = await _tenant(db_url, "four-binds")
-        several = [await _tenant(db_url, f"tenant-{n}") for n in range(4)]
+        one = await _tenant(db_url, "one-bind", "+14155550200")
+        shared = await _tenant(db_url, "four-binds", "+14155550201")
+        several = [await _tenant(db_url, f"tenant-{n}", f"+1415555021{n}") for n in range(4)]
         rd = args.registered_delivery
         runs = [("1 bind", [one]), ("4 binds, one tenant", [shared] * 4)]
         runs.append(("4 binds, four tenants", several))

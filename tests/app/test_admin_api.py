@@ -39,6 +39,7 @@ async def test_create_tenant(api, admin_headers, tier, price):
         json={"to": support.VALID_TO, "body": "a" * 161},
         headers=handle.headers,
     )
+    as_written = {"body": "a" * 161, "encoding": "GSM-7", "segments": 2, "price": 2 * price}
     assert quote.json() == {
         "encoding": "GSM-7",
         "segments": 2,
@@ -47,6 +48,9 @@ async def test_create_tenant(api, admin_headers, tier, price):
         "rate_card": tier,  # the tier's card, one rate for every destination
         "rate_card_version": 1,
         "rate_prefix": "",
+        "smart_encoding": False,
+        "as_written": as_written,
+        "smart_encoded": as_written,
     }
     assert await support.balance(api, handle) == {
         "available": 0,

@@ -22,10 +22,13 @@ PRICE = 7_900  # standard tier, per segment
 CREDIT = 10_000_000  # the `tenant` fixture's credit
 
 
-async def test_send_answers_202_with_the_message(api, tenant):
+async def test_send_answers_202_with_the_message(api, admin_headers, tenant):
+    # An alphanumeric sender registered for the tenant, to a country that takes one.
+    await support.register_sender(api, admin_headers, tenant, "ACME")
     response = await support.send(
         api,
         tenant,
+        to=OTHER_TO,
         body="Your code is 1234 €",
         **{"from": "ACME"},
         callback_url="https://example.com/cb",
@@ -37,7 +40,7 @@ async def test_send_answers_202_with_the_message(api, tenant):
     assert set(message) == MESSAGE_FIELDS
     assert uuid.UUID(message["id"]).version == 7
     assert message["status"] == "queued"
-    assert message["to"] == VALID_TO
+    assert message["to"] == OTHER_TO
     assert message["from"] == "ACME"
     assert message["body"] == "Your code is 1234 €"
     assert (message["encoding"], message["segments"], message["price"]) == ("GSM-7", 1, PRICE)
@@ -121,7 +124,10 @@ async def test_quote_prices_without_storing(api, tenant, conn):
         assert response.status_code == 200, response.text
         # The tier's card, one rate for every destination (the price of 1.0.0).
         rate = {"price_per_segment": PRICE, "rate_card": "standard", "rate_card_version": 1}
-        assert response.json() == {**expected, **rate, "rate_prefix": ""}
+        # Nothing to smart-encode here: both ways are the same.
+        both = {"smart_encoding": False, "as_written": {"body": body, **expected}}
+        both["smart_encoded"] = both["as_written"]
+        assert response.json() == {**expected, **rate, "rate_prefix": "", **both}
     assert await support.stored(conn) == support.NOTHING_STORED
     assert (await support.balance(api, tenant))["available"] == CREDIT
 

@@ -84,9 +84,10 @@ async def test_create_validates_like_the_rest_api_with_twilios_codes(
     assert (await support.stored(conn))["messages"] == 0
     broke = await support.make_tenant(api, admin_headers, name="broke")
     broke_sid, broke_token = await credentials(api, admin_headers, broke)
+    await two_way.own(api, admin_headers, broke, two_way.OTHER_NUMBER)
     short = await api.post(
         f"/2010-04-01/Accounts/{broke_sid}/Messages.json",
-        data={"To": HANDSET, "From": OUR_NUMBER, "Body": "x"},
+        data={"To": HANDSET, "From": two_way.OTHER_NUMBER, "Body": "x"},
         auth=(broke_sid, broke_token),
     )
     assert_twilio_error(short, 402, 20005)
@@ -180,6 +181,7 @@ async def _twenty_sends_against_credit_for_15(api, conn, admin_headers) -> int:
     """20 concurrent sends, credit for 15: 15 x 201 with distinct SIDs, 5 x 402; returns
     how many transactions wrote the messages."""
     tenant = await support.make_tenant(api, admin_headers, credit=15 * 7_900, name="tw")
+    await two_way.own(api, admin_headers, tenant, OUR_NUMBER)
     sid, token = await credentials(api, admin_headers, tenant)
     url = f"/2010-04-01/Accounts/{sid}/Messages.json"
     sends = [

@@ -165,9 +165,10 @@ async def test_a_send_that_loses_the_last_credit_to_a_concurrent_one_leaves_noth
         else:
             raise AssertionError("the second send never waited for the balance row")
         await first.execute(
-            "SELECT accepted FROM smsgw_accept_one_v2(%s, NULL, 'standard', NULL, true,"
+            "SELECT accepted FROM smsgw_accept_one_v3(%s, NULL, 'standard', NULL, true,"
             " gen_random_uuid(), now(), 'queued', %s, NULL, 'first', 'GSM-7', 1::smallint,"
-            " NULL, NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, NULL)",
+            " NULL, NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, NULL, 'US', NULL,"
+            " false, NULL, NULL)",
             (tenant.id, VALID_TO),
         )
     assert_problem(await second, 402, "insufficient_credit")

@@ -1,5 +1,5 @@
 """Single sends that arrive together are accepted in one call (core/coalesce.py,
-smsgw_accept_sends_v2), and each still gets the answer a call of its own would give."""
+smsgw_accept_sends_v3), and each still gets the answer a call of its own would give."""
 
 from __future__ import annotations
 
@@ -115,7 +115,7 @@ async def test_a_send_postgresql_refuses_fails_alone(api, admin_headers, conn, p
         draft = submission.prepare(request, price_per_segment=PRICE, now_ms=accept.now_ms())
         (row,) = accept._rows([draft])
         send = {"tenant_id": tenant.id, "tier": "standard", "rate": None, "key_id": key_id}
-        return await sends.accept({**send, **row, "body": body})
+        return await sends.accept({**send, **accept._settings(tenant), **row, "body": body})
 
     results = await asyncio.gather(
         raw("first"), raw("a"), raw("b\x00c"), raw("d"), return_exceptions=True

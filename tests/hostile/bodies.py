@@ -28,6 +28,16 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/v1/admin/tenants/{tenant_id}/credits"): {"amount": 5, "reference": "top-up"},
     ("POST", "/v1/admin/tenants/{tenant_id}/numbers"): {"number": "+14155550111"},
+    ("POST", "/v1/admin/tenants/{tenant_id}/sender-ids"): {
+        "sender_id": "ACME",
+        "countries": ["GB", "IN"],
+        "status": "approved",
+    },
+    ("PUT", "/v1/admin/sender-rules/{country}"): {
+        "alphanumeric": "registered",
+        "numeric_allowed": False,
+        "source": "operator",
+    },
     ("POST", "/v1/admin/tenants/{tenant_id}/smpp-credentials"): {
         "system_id": "acme",
         "allowed_networks": ["10.0.0.0/8"],

@@ -63,12 +63,17 @@ def _seed(client: httpx.Client) -> tuple[dict[str, str], dict[str, str], list[st
     tenant = _tenant(client, "fuzzed", 1_000_000_000)
     managed = _tenant(client, "managed", 1_000_000)
     headers = {"Authorization": f"Bearer {tenant['api_key']}"}
+    # Its sender ID, sent to a country that takes alphanumeric senders.
+    registered = client.post(
+        f"/v1/admin/tenants/{tenant['id']}/sender-ids", json={"sender_id": "ACME"}, headers=ADMIN
+    )
+    assert registered.status_code == 201, registered.text
     later = (datetime.now(UTC) + timedelta(days=2)).isoformat()
     ids = []
     for fields in (
         {},
         {"send_at": later, "client_reference": "ref-1", "callback_url": "https://example.com/"},
-        {"body": "ünïcödé 😀", "from": "ACME"},
+        {"body": "ünïcödé 😀", "from": "ACME", "to": "+447400123456"},
     ):
         sent = client.post(
             "/v1/messages", json={"to": VALID_TO, "body": "hi", **fields}, headers=headers
@@ -206,6 +211,7 @@ async def world(
         )
     )
     await two_way.own(api, admin_headers, tenant, two_way.OUR_NUMBER)
+    await support.register_sender(api, admin_headers, tenant, "ACME", ["GB"])
     await _created(
         await api.post("/v1/suppressions", json={"recipient": OTHER_TO}, headers=tenant.headers)
     )
@@ -232,6 +238,8 @@ async def world(
             "name": "agg",
             "provider": "agg",
             "number": two_way.OUR_NUMBER,
+            "sender_id": "ACME",
+            "country": "GB",
             "recipient": OTHER_TO,
             "account_sid": twilio["account_sid"],
             "resource": "SM" + uuid.UUID(message["id"]).hex + ".json",

@@ -172,6 +172,11 @@ async def _send(api, alice, bob):
     )
     # Bob's message to the number Alice suppressed is not refused: her list is hers.
     assert (await support.send(api, bob.tenant, to=ALICE_TO)).status_code == 202
+    # From Alice's number, Bob may not send: the number is hers. Nothing held.
+    before = await support.balance(api, bob.tenant)
+    refused = await support.send(api, bob.tenant, **{"from": ALICE_NUMBER})
+    assert_problem(refused, 422, "sender_not_allowed")
+    assert await support.balance(api, bob.tenant) == before
 
 
 @check("POST", "/v1/messages/batch")
@@ -180,6 +185,12 @@ async def _batch(api, alice, bob):
     batch = await api.post("/v1/messages/batch", json={"messages": items}, headers=bob.headers)
     assert batch.status_code == 202, batch.text
     assert [m["price"] for m in batch.json()["messages"]] == [9_000, 9_000]
+    # An item from Alice's number is refused on its own; the others are accepted.
+    items = [{"to": VALID_TO, "body": "x"}, {"to": VALID_TO, "body": "y", "from": ALICE_NUMBER}]
+    batch = await api.post("/v1/messages/batch", json={"messages": items}, headers=bob.headers)
+    assert batch.status_code == 202, batch.text
+    assert [m["body"] for m in batch.json()["messages"]] == ["x"]
+    assert [(e["index"], e["code"]) for e in batch.json()["errors"]] == [(1, "sender_not_allowed")]
 
 
 @check("POST", "/v1/messages/quote")
@@ -305,11 +316,15 @@ async def _twilio_send(api, alice, bob):
     assert_problem(
         await api.get(f"/v1/messages/{message_id}", headers=alice.headers), 404, "not_found"
     )
-    # From Alice's number, Bob may not send: the number is hers.
+    # From Alice's number, Bob may not send: the number is hers (Twilio's 21606), and
+    # nothing is held.
+    before = await support.balance(api, bob.tenant)
     as_alice = await api.post(
         bob.twilio_url("/Messages.json"), data={**form, "From": ALICE_NUMBER}, headers=bob.basic
     )
-    assert as_alice.status_code in (201, 400), as_alice.text
+    assert as_alice.status_code == 400, as_alice.text
+    assert as_alice.json()["code"] == 21606
+    assert await support.balance(api, bob.tenant) == before
 
 
 def test_every_endpoint_a_tenant_can_call_has_an_isolation_check():

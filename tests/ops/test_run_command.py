@@ -94,6 +94,10 @@ def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
         assert status == "202", done.stdout
         message = json.loads(body)
         assert message["status"] == "queued"
+        # No sender named: the gateway picked the demo tenant's own number.
+        own = re.search(r"it sends from its number (\+\d+)", banner)
+        assert own, banner
+        assert message["from"] == own.group(1)
         headers = {"Authorization": f"Bearer {key.group(1)}"}
         url = f"http://127.0.0.1:{port}/v1/messages/{message['id']}"
         deadline = time.monotonic() + 30

@@ -44,11 +44,12 @@ def test_run_starts_an_smpp_listener_a_demo_esme_can_bind_to(data_dir):  # noqa:
             line = proc.stdout.readline()
         login = re.search(
             rf"SMPP 3.4 listener on 127.0.0.1:{smpp_port}: bind as system_id (\S+), "
-            r"password (\S+) ",
+            r"password (\S+) .*source_addr (\d+)",
             line,
         )
         assert login, line
-        client = e.Esme(smpp_port, login.group(1), login.group(2))
+        # From the demo tenant's number, as the banner says (a sender must be its own).
+        client = e.Esme(smpp_port, login.group(1), login.group(2), source=login.group(3))
         client.bind()
         status, message_id = client.submit(
             destination_addr="14155552671", text="Hello over SMPP", registered_delivery=1

@@ -79,6 +79,7 @@ class Submit:
     session: int
     source: str
     source_ton: int
+    source_npi: int
     destination: str
     esm_class: int
     data_coding: int
@@ -261,6 +262,7 @@ class Smsc:
                 session=session.number,
                 source=submit.source_addr,
                 source_ton=submit.source_addr_ton,
+                source_npi=submit.source_addr_npi,
                 destination=submit.destination_addr,
                 esm_class=submit.esm_class,
                 data_coding=submit.data_coding,

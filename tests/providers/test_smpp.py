@@ -215,3 +215,18 @@ async def test_throttling_halves_the_window_and_pauses_then_it_grows_back() -> N
     for _ in range(3):
         window.release(await window.acquire(), "accepted")
     assert window.limit == 5
+
+
+async def test_source_ton_and_npi_follow_the_kind_of_sender(smsc: Smsc) -> None:
+    provider = SmppProvider(settings(smsc))
+    senders = ["ACME", "+14155550100", "12345", "14155550100"]
+    results = await provider.send([outbound(f"from {s}", sender=s) for s in senders])
+    await provider.close()
+    assert all(isinstance(r, Accepted) for r in results)
+    seen = {s.short_message.decode(): (s.source, s.source_ton, s.source_npi) for s in smsc.submits}
+    assert seen == {
+        "from ACME": ("ACME", 5, 0),  # alphanumeric
+        "from +14155550100": ("14155550100", 1, 1),  # international, ISDN
+        "from 12345": ("12345", 3, 0),  # a short code: network specific
+        "from 14155550100": ("14155550100", 1, 1),
+    }

@@ -3,6 +3,7 @@ credentials made through the admin API."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,17 @@ class SmppTenant:
     tenant: support.TenantHandle
     system_id: str
     password: str
+    # The number it owns, which its ESMEs send from (E.164 without +, as SMPP writes it).
+    source: str
 
     def esme(self, listener: Listener, **fields: Any) -> Esme:
-        return Esme(listener.port, self.system_id, self.password, **fields)
+        return Esme(
+            listener.port, self.system_id, self.password, **{"source": self.source, **fields}
+        )
+
+
+# Each SMPP tenant's own number, none of tests/two_way.py's.
+_numbers = itertools.count(200)
 
 
 async def smpp_tenant(
@@ -46,6 +55,11 @@ async def smpp_tenant(
     **fields: Any,
 ) -> SmppTenant:
     tenant = await support.make_tenant(api, admin_headers, credit=credit, **fields)
+    # What its ESME sends from: its own number (the default), and the sender ID "ACME"
+    # where alphanumeric senders are taken.
+    source = f"1415555{next(_numbers):04d}"
+    await support.own_number(api, admin_headers, tenant, "+" + source)
+    await support.register_sender(api, admin_headers, tenant, "ACME")
     issued = await api.post(
         f"/v1/admin/tenants/{tenant.id}/smpp-credentials",
         json=credentials or {},
@@ -53,4 +67,4 @@ async def smpp_tenant(
     )
     assert issued.status_code == 201, issued.text
     body = issued.json()
-    return SmppTenant(tenant, body["system_id"], body["password"])
+    return SmppTenant(tenant, body["system_id"], body["password"], source)

@@ -74,6 +74,8 @@ class Esme:
     system_id: str
     password: str
     bind_as: str = "transceiver"
+    # The source_addr of a submit that names none: a number its tenant owns.
+    source: str = ""
     # What to answer each deliver_sm with (ESME_ROK unless the test says otherwise).
     answer: Callable[[Deliver], int] = field(default=lambda d: ESME_ROK)
     received: list[Deliver] = field(default_factory=list)
@@ -146,7 +148,7 @@ class Esme:
         for message in messages:
             while len(pending) >= window:
                 self._read_into(pending)
-            pdu = self._client.send_message(**_submit_fields(message))
+            pdu = self._client.send_message(**_submit_fields(message, self.source))
             order.append(pdu.sequence)
             pending.add(pdu.sequence)
         while pending:
@@ -233,11 +235,15 @@ class Esme:
         self.errors.append((pdu.command, int(pdu.status)))
 
 
-def _submit_fields(message: dict[str, Any]) -> dict[str, Any]:
+def _submit_fields(message: dict[str, Any], source: str) -> dict[str, Any]:
+    # A sender must be the tenant's own: by default the number its tenant owns
+    # (tests/smpp_server/conftest.py: smpp_tenant), international; a sender ID otherwise.
+    source = message.get("source_addr", source)
+    alphanumeric = not source.isdigit()
     fields = {
-        "source_addr_ton": 5,
-        "source_addr_npi": 0,
-        "source_addr": "ACME",
+        "source_addr_ton": 5 if alphanumeric else 1,
+        "source_addr_npi": 0 if alphanumeric else 1,
+        "source_addr": source,
         "dest_addr_ton": 1,
         "dest_addr_npi": 1,
         "registered_delivery": 0,

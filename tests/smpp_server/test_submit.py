@@ -26,14 +26,18 @@ async def test_a_submit_is_accepted_as_the_api_would_and_answered_with_its_id(
     tenant = await smpp_tenant(api, admin_headers)
     client = tenant.esme(listener)
     await run(client.bind)
+    # The tenant's sender ID, to a country that takes alphanumeric senders.
     status, message_id = await run(
-        client.submit, destination_addr=TO, source_addr="ACME", text="Your code is 123456"
+        client.submit,
+        destination_addr=support.OTHER_TO[1:],
+        source_addr="ACME",
+        text="Your code is 123456",
     )
     assert status == e.ESME_ROK
     assert len(message_id) == 32  # the message's UUID in hex
     message = await support.message(api, tenant.tenant, message_id)
     assert uuid.UUID(message["id"]).hex == message_id
-    assert message["to"] == support.VALID_TO
+    assert message["to"] == support.OTHER_TO
     assert message["from"] == "ACME"
     assert message["body"] == "Your code is 123456"
     assert (message["encoding"], message["segments"], message["price"]) == ("GSM-7", 1, 7_900)
@@ -43,14 +47,14 @@ async def test_a_submit_is_accepted_as_the_api_would_and_answered_with_its_id(
         client.submit,
         destination_addr=TO,
         source_addr_ton=1,
-        source_addr="14155550100",
+        source_addr=tenant.source,
         data_coding=8,
         short_message="Привет 📦".encode("utf-16-be"),
     )
     assert status == e.ESME_ROK
     message = await support.message(api, tenant.tenant, message_id)
     assert (message["body"], message["encoding"]) == ("Привет 📦", "UCS-2")
-    assert message["from"] == "+14155550100"
+    assert message["from"] == "+" + tenant.source
     balance = await support.balance(api, tenant.tenant)
     assert balance["held"] == 2 * 7_900
     await run(client.unbind)
@@ -60,6 +64,9 @@ async def test_refusals_come_back_as_smpp_statuses_and_store_nothing(
     api, admin_headers, listener, conn
 ):
     tenant = await smpp_tenant(api, admin_headers, credit=7_900)
+    other = await support.make_tenant(api, admin_headers, name="other")
+    await support.own_number(api, admin_headers, other, "+14155550100")
+    await support.register_sender(api, admin_headers, other, "OTHERCO")
     client = tenant.esme(listener)
     await run(client.bind)
     answers = await run(
@@ -73,8 +80,13 @@ async def test_refusals_come_back_as_smpp_statuses_and_store_nothing(
             {"destination_addr": TO, "text": "x", "validity_period": "tomorrow"},
             # The first part of a message announced as 12 parts: over 10 segments.
             {"destination_addr": TO, **e.long_message_parts("x" * 1800)[0]},
+            # Another tenant's number, a sender ID that is not its, and its own sender ID
+            # where the destination's country takes no alphanumeric sender.
+            {"destination_addr": TO, "source_addr": "14155550100", "text": "not mine"},
+            {"destination_addr": TO, "source_addr": "OTHERCO", "text": "not mine"},
+            {"destination_addr": TO, "source_addr": "ACME", "text": "not to the US"},
         ],
-        window=7,
+        window=10,
     )
     assert [status for status, _ in answers] == [
         0x0B,  # ESME_RINVDSTADR
@@ -84,6 +96,9 @@ async def test_refusals_come_back_as_smpp_statuses_and_store_nothing(
         0x45,  # ESME_RSUBMITFAIL: binary data_coding
         0x62,  # ESME_RINVEXPIRY
         0x01,  # ESME_RINVMSGLEN: 12 parts
+        0x0A,  # ESME_RINVSRCADR: sender_not_allowed
+        0x0A,  # ESME_RINVSRCADR: sender_not_allowed
+        0x0A,  # ESME_RINVSRCADR: sender_not_allowed_for_destination
     ]
     assert await support.stored(conn) == support.NOTHING_STORED
     # Credit for one message: the first is accepted, the second finds none.

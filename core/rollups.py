@@ -41,7 +41,7 @@ async def fold_due(
     """Fold the hours that are due, oldest first, each in its own transaction; returns
     how many were folded. ``at`` is the clock (tests move it ahead)."""
     clock = at or datetime.now(UTC)
-    folded = 0
+    folded: list[datetime] = []
     async with pool.connection() as conn:
         due = await rollups_db.due_hours(
             conn,
@@ -55,10 +55,12 @@ async def fold_due(
         for row in due:
             async with conn.transaction():
                 await rollups_db.fold_hour(conn, hour=row["hour"], settled=row["settled"])
-            folded += 1
-    if folded:
-        log.info("rollups.folded", hours=folded)
-    return folded
+            folded.append(row["hour"])
+        # A line when the folded hours hold messages; an idle gateway refolding its
+        # empty hours writes none (issue 21: an idle gateway is quiet).
+        if folded and await rollups_db.messages_in(conn, hours=folded):
+            log.info("rollups.folded", hours=len(folded))
+    return len(folded)
 
 
 async def drop_old(pool: AsyncConnectionPool[Conn], settings: Settings) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from db import Conn, Row
@@ -36,6 +37,11 @@ async def fold_hour(conn: Conn, *, hour: datetime, settled: bool) -> bool:
     row = await _q.one(conn, "fold_hour", hour=hour, settled=settled)
     assert row is not None
     return bool(row["final"])
+
+
+async def messages_in(conn: Conn, *, hours: Sequence[datetime]) -> int:
+    row = await _q.one(conn, "messages_in", hours=list(hours))
+    return int(row["n"]) if row else 0
 
 
 async def drop_old(conn: Conn, *, retention_days: int) -> int:

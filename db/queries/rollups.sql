@@ -39,6 +39,10 @@ SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS se
 -- name: fold_hour
 SELECT smsgw_fold_rollup_hour_v1(%(hour)s, %(settled)s) AS final
 
+-- name: messages_in
+-- How many messages the rollups of these hours hold (a fold of empty hours is not news).
+SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(hours)s)
+
 -- name: drop_old
 -- Rollups older than their retention, with their hours' marks.
 WITH gone AS (

@@ -65,7 +65,7 @@ async def test_five_thousand_submits_in_a_window_of_ten_all_get_receipts_across_
         )
         assert fields["text"] == text[:20]
         assert receipt.message_state == 2  # DELIVERED
-        assert (receipt.source, receipt.destination) == (TO, "ACME")
+        assert (receipt.source, receipt.destination) == (TO, tenant.source)
     balance = await support.balance(api, tenant.tenant)
     assert (balance["held"], balance["captured"]) == (0, 5_000 * 7_900)
     await eventually(lambda: _no_outbox(conn))

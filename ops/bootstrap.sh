@@ -53,6 +53,24 @@ ensure_chromium() {
     fi
 }
 
+# The PgBouncer test (tests/db/test_pgbouncer.py) runs Debian's pgbouncer in
+# transaction mode in front of the tests' server.
+ensure_pgbouncer() {
+    if [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null 2>&1; then
+        return
+    fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "smsgw: installing pgbouncer (for the PgBouncer test) with apt-get" >&2
+        if ! { DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+               DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null; }; then
+            echo "smsgw: pgbouncer could not be installed; the PgBouncer test will be skipped" >&2
+        fi
+    else
+        echo "smsgw: pgbouncer is missing, so the PgBouncer test will be skipped" >&2
+        echo "       (Debian/Ubuntu: sudo apt-get install pgbouncer)." >&2
+    fi
+}
+
 # The environment is exactly what the lock file says: requirements.txt for running,
 # requirements-dev.txt (a superset at the same versions) for the tests and tools. When
 # the lock or pyproject.toml changes, the environment is made again from nothing, so no
@@ -90,5 +108,6 @@ ensure_venv() {
 ensure_postgres
 if [ "$EXTRAS" = "dev" ]; then
     ensure_chromium
+    ensure_pgbouncer
 fi
 ensure_venv

@@ -12,23 +12,19 @@ round trips. The functions that take a connection (``accept_drafts``, ``accept_k
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import ids, senders, submission
+from core import ids, refusals, submission
 from core.coalesce import SendCoalescer
 from core.errors import (
     DestinationNotPriced,
-    DomainError,
-    InsufficientCredit,
-    RateLimited,
     RecipientOptedOut,
 )
 from core.idempotency import Accepted, Idempotency, stored_answer
@@ -37,15 +33,6 @@ from core.tenants import Tenant
 from db import Conn
 from db import idempotency as idempotency_db
 from db import messages as messages_db
-
-OPTED_OUT = (
-    "The recipient opted out of messages from this sender (they texted STOP); "
-    "they must text START to receive messages again."
-)
-
-
-def not_priced(to: str) -> str:
-    return f"No rate of this account's rate card covers {to}: nothing was sent or held."
 
 
 class StaleKey(Exception):
@@ -224,13 +211,13 @@ async def _hold_insert_enqueue(
         if outcome["stale"]:
             raise StaleKey
         if outcome["sender_refused"]:
-            raise _sender_refused(drafts[0], outcome["sender_refused"])
+            raise refusals.sender_refused(drafts[0], outcome["sender_refused"])
         if outcome["opted_out"]:
-            raise RecipientOptedOut(OPTED_OUT)
+            raise RecipientOptedOut(refusals.OPTED_OUT)
         if outcome["not_priced"]:
-            raise DestinationNotPriced(not_priced(drafts[0].to))
+            raise DestinationNotPriced(refusals.not_priced(drafts[0].to))
         if outcome["accepted"] == 0:
-            _refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
+            refusals.refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
         return Decided(drafts=[submission.priced(drafts[0], outcome)])
     outcome = await messages_db.accept(
         conn,
@@ -249,28 +236,8 @@ async def _hold_insert_enqueue(
         uuid.UUID(r[0]): dict(zip(_RATE_FIELDS, r[1:], strict=True)) for r in outcome["rates"] or ()
     }
     if outcome["accepted"] == 0:
-        if len(opted_out) + len(unpriced) + len(unsent) == len(drafts):
-            if unsent:
-                first = next(d for d in drafts if d.id in unsent)
-                if len(drafts) == 1:
-                    raise _sender_refused(first, unsent[first.id])
-                error = _sender_refused(first, unsent[first.id])
-                raise type(error)(
-                    f"No message of the batch was accepted. The first refused: {error.detail}"
-                )
-            if unpriced:
-                raise DestinationNotPriced(
-                    not_priced(drafts[0].to)
-                    if len(drafts) == 1
-                    else "No rate of this account's rate card covers any destination of "
-                    "the batch that did not opt out."
-                )
-            raise RecipientOptedOut(
-                OPTED_OUT
-                if len(drafts) == 1
-                else "Every recipient in the batch opted out of messages from its sender."
-            )
-        _refuse(
+        refusals.nothing_accepted(drafts, opted_out=opted_out, unpriced=unpriced, unsent=unsent)
+        refusals.refuse(
             outcome,
             tenant=tenant,
             total=sum(r["price"] for r in rates.values()),
@@ -304,27 +271,6 @@ def _settings(tenant: Tenant) -> dict[str, Any]:
         "quiet_start": None if quiet is None else quiet[0],
         "quiet_end": None if quiet is None else quiet[1],
     }
-
-
-def _sender_refused(draft: submission.Draft, reason: str) -> DomainError:
-    return senders.refusal(reason, sender=draft.sender, to_country=draft.to_country)
-
-
-def _refuse(
-    outcome: Mapping[str, Any], *, tenant: Tenant, total: int, count: int, rate: float | None
-) -> NoReturn:
-    """Say why nothing was accepted. Over the rate comes first: a client sending too
-    fast hears that, whatever its credit."""
-    tokens = outcome["tokens"]
-    if rate is not None and tokens is not None and tokens < 1:
-        wait = max(1, math.ceil((1 - tokens) / rate))
-        raise RateLimited(
-            f"Over the rate limit of {tenant.rate_limit_mps} requests per second.",
-            retry_after=wait,
-        )
-    raise InsufficientCredit(
-        f"Available credit does not cover {total} micro-units ({count} message(s))."
-    )
 
 
 def now_ms() -> int:
@@ -431,12 +377,12 @@ async def accept_together(
         case "stale":
             raise StaleKey
         case "sender_refused":
-            raise _sender_refused(draft, outcome["refusal"])
+            raise refusals.sender_refused(draft, outcome["refusal"])
         case "opted_out":
-            raise RecipientOptedOut(OPTED_OUT)
+            raise RecipientOptedOut(refusals.OPTED_OUT)
         case "not_priced":
-            raise DestinationNotPriced(not_priced(draft.to))
-    _refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
+            raise DestinationNotPriced(refusals.not_priced(draft.to))
+    refusals.refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
 
 
 async def accept_single(

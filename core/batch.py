@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import accept, senders, submission
+from core import accept, refusals, senders, submission
 from core.errors import DestinationNotPriced, FieldError, InvalidRequest, RecipientOptedOut
 from core.idempotency import Accepted, Idempotency
 from core.messages import Message, message_from_draft
@@ -108,7 +108,7 @@ def _prepare(
                 BatchItemError(
                     index=indexes[d.id],
                     code=DestinationNotPriced.code,
-                    detail=accept.not_priced(d.to),
+                    detail=refusals.not_priced(d.to),
                 )
                 for d in drafts
                 if d.id in decided.not_priced

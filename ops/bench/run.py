@@ -50,11 +50,11 @@ from pathlib import Path
 from ops.bench import chart, load, paired, report
 from ops.bench.ceilings import pgbench_accept, pgbench_ceiling
 from ops.bench.comparisons import baseline, fairness
+from ops.bench.lifecycle import end_to_end
 from ops.bench.phases import (
     Bench,
     Outcome,
     Plan,
-    end_to_end,
     http_ingest,
 )
 from ops.bench.system import Cluster

@@ -1,0 +1,83 @@
+"""Why an accept took nothing: the wording of each refusal, and which one a batch hears
+when none of its messages was accepted (core/accept.py decides; this says why)."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+
+from core import senders, submission
+from core.errors import (
+    DestinationNotPriced,
+    DomainError,
+    InsufficientCredit,
+    RateLimited,
+    RecipientOptedOut,
+)
+from core.tenants import Tenant
+
+OPTED_OUT = (
+    "The recipient opted out of messages from this sender (they texted STOP); "
+    "they must text START to receive messages again."
+)
+
+
+def not_priced(to: str) -> str:
+    return f"No rate of this account's rate card covers {to}: nothing was sent or held."
+
+
+def sender_refused(draft: submission.Draft, reason: str) -> DomainError:
+    return senders.refusal(reason, sender=draft.sender, to_country=draft.to_country)
+
+
+def refuse(
+    outcome: Mapping[str, Any], *, tenant: Tenant, total: int, count: int, rate: float | None
+) -> NoReturn:
+    """Say why nothing was accepted. Over the rate comes first: a client sending too
+    fast hears that, whatever its credit."""
+    tokens = outcome["tokens"]
+    if rate is not None and tokens is not None and tokens < 1:
+        wait = max(1, math.ceil((1 - tokens) / rate))
+        raise RateLimited(
+            f"Over the rate limit of {tenant.rate_limit_mps} requests per second.",
+            retry_after=wait,
+        )
+    raise InsufficientCredit(
+        f"Available credit does not cover {total} micro-units ({count} message(s))."
+    )
+
+
+def nothing_accepted(
+    drafts: Sequence[submission.Draft],
+    *,
+    opted_out: frozenset[uuid.UUID],
+    unpriced: frozenset[uuid.UUID],
+    unsent: Mapping[uuid.UUID, str],
+) -> None:
+    """When every message of an accept was refused by a rule (its sender, its
+    destination's price, an opt-out), the refusal to answer; returns when some were
+    refused for credit or rate instead (``refuse`` says which)."""
+    if len(opted_out) + len(unpriced) + len(unsent) != len(drafts):
+        return
+    if unsent:
+        first = next(d for d in drafts if d.id in unsent)
+        if len(drafts) == 1:
+            raise sender_refused(first, unsent[first.id])
+        error = sender_refused(first, unsent[first.id])
+        raise type(error)(
+            f"No message of the batch was accepted. The first refused: {error.detail}"
+        )
+    if unpriced:
+        raise DestinationNotPriced(
+            not_priced(drafts[0].to)
+            if len(drafts) == 1
+            else "No rate of this account's rate card covers any destination of "
+            "the batch that did not opt out."
+        )
+    raise RecipientOptedOut(
+        OPTED_OUT
+        if len(drafts) == 1
+        else "Every recipient in the batch opted out of messages from its sender."
+    )

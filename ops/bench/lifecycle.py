@@ -150,7 +150,9 @@ def end_to_end(
             done = measure.drain(url, t0, t1, timeout=p.drain_seconds)
             due_at_end = measure.receipts_due(url) if receipts else 0
             settled = (
-                measure.settle(url, p.drain_seconds, callbacks=callbacks) if receipts else done
+                measure.settle(url, t0, t1, p.drain_seconds, callbacks=callbacks)
+                if receipts
+                else done
             )
         w = measure.window(url, t0, t1)
         lat = measure.latency(url, t0, t1)

@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from app.auth import admin_guard, bearer_token
 from app.deps import services
 from app.openapi import problems
-from core import observability, reports
+from core import metric_families, observability, reports
 from core.errors import NotFound, Unauthorized
 from core.upstreams import ProviderStatus
 
@@ -60,7 +60,7 @@ async def metrics(request: Request[Any, Any, Any], state: State) -> Response[byt
     except Exception as exc:  # a scrape still answers, with smsgw_database_up 0
         log.warning("metrics.database_unreadable", error=type(exc).__name__)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(list(observability.families(snapshot, replication))))
+    registry.register(_Families(list(metric_families.families(snapshot, replication))))
     body = generate_latest(found.http_metrics.registry) + generate_latest(registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

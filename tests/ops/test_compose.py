@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core import deliverability, observability
+from core import deliverability, metric_families, observability
 from jobs.app import QUEUES, TIER_QUEUES
 from smsgw.cli import build_parser
 
@@ -139,7 +139,7 @@ def test_prometheus_loads_the_shipped_alerting_rules_on_series_the_gateway_expor
         delivery=[alert],
         rollup_frontier=datetime.now(UTC),
     )
-    exported = {family.name for family in observability.families(snapshot, None)}
+    exported = {family.name for family in metric_families.families(snapshot, None)}
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
     assert set(alerts) == {"SmsgwDeliveryRateDropped", "SmsgwRollupsBehind"}
     for rule in alerts.values():

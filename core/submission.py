@@ -121,8 +121,11 @@ def _clean_text(value: str, field: str, errors: list[FieldError]) -> bool:
     return True
 
 
-def _check_recipient(to: str, errors: list[FieldError]) -> phonenumbers.PhoneNumber | None:
-    """The recipient's number when it is valid (its country decides the sender rules)."""
+def _check_recipient(
+    to: str, errors: list[FieldError]
+) -> tuple[phonenumbers.PhoneNumber, str] | None:
+    """The recipient's number and its region when it is valid (its country decides the
+    sender rules)."""
     if not _clean_text(to, "to", errors):
         return None
     if not E164.match(to):
@@ -133,7 +136,8 @@ def _check_recipient(to: str, errors: list[FieldError]) -> phonenumbers.PhoneNum
     except phonenumbers.NumberParseException:
         errors.append(FieldError("to", "is not a phone number"))
         return None
-    if not phone_numbers.is_valid(number):
+    region = phone_numbers.valid_region(number)
+    if region is None:
         errors.append(FieldError("to", "is not a valid number for its country"))
         return None
     canonical = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
@@ -143,7 +147,7 @@ def _check_recipient(to: str, errors: list[FieldError]) -> phonenumbers.PhoneNum
         # miss the recipient's opt-out, which is kept under the number's E.164 form.
         errors.append(FieldError("to", f"is not in E.164 form: send it as {canonical}"))
         return None
-    return number
+    return number, region
 
 
 def _check_sender(sender: str, errors: list[FieldError]) -> None:
@@ -316,7 +320,7 @@ def prepare(
     start = request.send_at or now
     send_at, quiet_until = request.send_at, None
     if quiet is not None and recipient is not None and request.quiet_hours is not False:
-        quiet_until = quiet_hours.opens_at(recipient, quiet[0], quiet[1], start)
+        quiet_until = quiet_hours.opens_at(recipient[0], quiet[0], quiet[1], start)
         if quiet_until is not None:
             send_at = quiet_until
     return Draft(
@@ -332,7 +336,7 @@ def prepare(
         client_reference=request.client_reference,
         send_at=send_at,
         expires_at=start + timedelta(seconds=validity),
-        to_country=None if recipient is None else phone_numbers.country(recipient),
+        to_country=None if recipient is None else phone_numbers.country_of(recipient[1]),
         quiet_until=quiet_until,
     )
 

@@ -1,6 +1,7 @@
-"""core.phone_numbers.is_valid gives phonenumbers.is_valid_number's answer, always: a
-recipient it let through would be sent to a number the gateway calls invalid, one it
-refused would be a valid send answered 422."""
+"""core.phone_numbers.valid_region gives phonenumbers.is_valid_number's answer and, for a
+valid number, region_code_for_number's, always: a recipient it let through would be sent
+to a number the gateway calls invalid, one it refused would be a valid send answered 422,
+and a wrong region would judge the sender by another country's rules."""
 
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ def _agrees(e164: str) -> bool:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return True
-    return phone_numbers.is_valid(number) == phonenumbers.is_valid_number(number)
+    expected = (
+        phonenumbers.region_code_for_number(number)
+        if phonenumbers.is_valid_number(number)
+        else None
+    )
+    return phone_numbers.valid_region(number) == expected
 
 
 def test_every_regions_example_numbers_get_the_same_answer() -> None:

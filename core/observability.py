@@ -20,7 +20,7 @@ from typing import Literal
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import deliverability, reports, upstreams
+from core import deliverability, reports, todays_margin, upstreams
 from core.upstreams import ProviderStatus
 from db import Conn
 from db import observability as obs_db
@@ -33,6 +33,8 @@ BREAKER_STATES = ("closed", "half_open", "open")
 # walks more index entries than that.
 CAP = 1_000_000
 FOLD_EVERY_SECONDS = 60.0
+# Today's margin moves when an hour is folded (every few minutes): read it once a minute.
+MARGIN_EVERY_SECONDS = 60.0
 
 
 class CounterRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -203,6 +205,7 @@ class Observer:
         self._snapshot: tuple[float, Snapshot] | None = None
         self._replication: tuple[float, Replication] | None = None
         self._live: tuple[float, list[reports.LiveTenant]] | None = None
+        self._margin: tuple[float, todays_margin.TodaysMargin] | None = None
         self._folded_at = 0.0
 
     async def snapshot(self) -> Snapshot:
@@ -242,6 +245,17 @@ class Observer:
             live = await reports.live_top_tenants(conn)
         self._live = (now, live)
         return live
+
+    async def todays_margin(self) -> todays_margin.TodaysMargin:
+        """Today's margin and loss-making destinations, from the reporting database's
+        rollups (cached a minute)."""
+        now = time.monotonic()
+        if self._margin and now - self._margin[0] < MARGIN_EVERY_SECONDS:
+            return self._margin[1]
+        async with self._reporting.connection() as conn:
+            margin = await todays_margin.todays_margin(conn, now=datetime.now(UTC))
+        self._margin = (now, margin)
+        return margin
 
 
 def message_totals(snapshot: Snapshot) -> dict[str, int]:

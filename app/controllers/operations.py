@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector
 from app.auth import admin_guard, bearer_token
 from app.deps import services
 from app.openapi import problems
-from core import metric_families, observability, reports
+from core import metric_families, observability, reports, todays_margin
 from core.errors import NotFound, Unauthorized
 from core.upstreams import ProviderStatus
 
@@ -80,6 +80,8 @@ class DashboardView(msgspec.Struct, frozen=True, kw_only=True):
     providers: list[ProviderStatus]
     top_tenants: list[reports.LiveTenant]
     replication: observability.Replication | None
+    # Today's revenue, cost and margin, and the destinations sold at a loss (rollups).
+    margin: todays_margin.TodaysMargin | None = None
 
 
 class OperationsController(Controller):
@@ -100,9 +102,10 @@ class OperationsController(Controller):
         try:
             replication: observability.Replication | None = await observer.replication()
             top = await observer.live_top_tenants()
+            margin: todays_margin.TodaysMargin | None = await observer.todays_margin()
         except Exception as exc:  # the replica may be down; the live view goes on
             log.warning("dashboard.reporting_unreadable", error=type(exc).__name__)
-            replication, top = None, []
+            replication, top, margin = None, [], None
         return DashboardView(
             at=snapshot.at,
             messages=observability.message_totals(snapshot),
@@ -114,6 +117,7 @@ class OperationsController(Controller):
             providers=snapshot.providers,
             top_tenants=top,
             replication=replication,
+            margin=margin,
         )
 
 

@@ -155,6 +155,30 @@
       r.reporting === "replica" ? fmt.format(r.lag_bytes) + " bytes behind" : "reports read the primary";
   }
 
+  // Money is integer micro-units; shown in units with the currency's code.
+  function money(micros, currency) {
+    return escape(currency) + " " + (micros / 1e6).toFixed(2);
+  }
+
+  function drawMargin(view) {
+    const m = view.margin;
+    const totals = m ? m.totals : [];
+    const losses = m ? m.losses : [];
+    $("margin-span").textContent = m && m.until
+      ? "00:00 to " + new Date(m.until).toISOString().slice(11, 16) + " UTC (folded hours)"
+      : "folded hours, UTC";
+    $("margin-table").querySelector("tbody").innerHTML = totals.map((t) =>
+      "<tr><td>" + escape(t.currency) + "</td><td>" + fmt.format(t.messages) + "</td><td>" +
+      money(t.revenue, t.currency) + "</td><td>" + money(t.cost, t.currency) + "</td><td" +
+      (t.margin < 0 ? ' class="loss"' : "") + ">" + money(t.margin, t.currency) + "</td></tr>").join("");
+    $("margin-empty").hidden = totals.length > 0;
+    $("losses-table").querySelector("tbody").innerHTML = losses.map((d) =>
+      "<tr><td>" + escape(d.country) + "</td><td>" + fmt.format(d.messages) + "</td><td>" +
+      money(d.revenue, d.currency) + "</td><td>" + money(d.cost, d.currency) +
+      '</td><td class="loss">' + money(d.margin, d.currency) + "</td></tr>").join("");
+    $("losses-empty").hidden = losses.length > 0;
+  }
+
   function escape(text) {
     return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
   }
@@ -167,6 +191,7 @@
       drawQueue(view, at);
       drawProviders(view, at);
       drawTenants(view);
+      drawMargin(view);
       drawReplication(view);
       $("in-flight").textContent = fmt.format(view.in_flight);
       state.last = { at, messages: view.messages };

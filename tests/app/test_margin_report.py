@@ -3,6 +3,9 @@ cost what the routes that sent it cost, and the sums equal the ledger's captures
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+from core import rollups, todays_margin
 from tests import support, workers
 from tests.app.rate_cards import UK_LANDLINE, UK_MOBILE, US, world_tenant
 from tests.jobs.test_margin import _provider, _settled
@@ -70,3 +73,50 @@ async def test_margin_by_every_grouping_sums_to_the_ledgers_captures(
         "US": (2, 2_000),
     }
     assert await support.violations(conn) == []
+
+
+async def test_the_dashboard_shows_todays_margin_and_the_destinations_sold_at_a_loss(
+    api, conn, pool, settings, admin_headers, tenant
+):
+    await world_tenant(api, admin_headers, tenant)  # US 1,000, UK 30,000, UK mobile 35,000
+    # The UK route costs more than the UK is sold for, and the operator allowed it.
+    await _provider(
+        api, admin_headers, "ukagg", prefix="+44", cost_per_segment=40_000, allow_loss=True
+    )
+    await _provider(api, admin_headers, "usagg", prefix="+1", cost_per_segment=400)
+    for to in (UK_MOBILE, UK_LANDLINE, US, US):
+        assert (await support.send(api, tenant, to=to)).status_code == 202
+    async with workers.in_process(settings):
+        await _settled(conn, 4)
+    # The hour in progress is not folded yet: no figures for it, and the dashboard says
+    # until when its figures run.
+    now = datetime.now(UTC)
+    before = await todays_margin.todays_margin(conn, now=now)
+    assert (before.totals, before.losses) == ([], [])
+    assert before.until is None or before.until <= now
+
+    await rollups.fold_due(pool, settings, at=now + timedelta(hours=2))
+    response = await api.get("/v1/admin/dashboard", headers=admin_headers)
+    assert response.status_code == 200, response.text
+    margin = response.json()["margin"]
+    assert margin["since"].startswith(now.strftime("%Y-%m-%d"))
+    assert margin["totals"] == [
+        {
+            "currency": "USD",
+            "messages": 4,
+            "revenue": 35_000 + 30_000 + 2_000,
+            "cost": 2 * 40_000 + 2 * 400,
+            "margin": 67_000 - 80_800,
+        }
+    ]
+    assert margin["totals"][0]["revenue"] == await _captured(conn)
+    assert margin["losses"] == [
+        {
+            "country": "GB",
+            "currency": "USD",
+            "messages": 2,
+            "revenue": 65_000,
+            "cost": 80_000,
+            "margin": -15_000,
+        }
+    ]

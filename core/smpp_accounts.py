@@ -216,6 +216,13 @@ async def get_account(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[SmppAccount,
     return account_from_row(row), int(row["binds"])
 
 
+async def find_account(conn: Conn, *, tenant_id: uuid.UUID) -> SmppAccount | None:
+    """The tenant's account, None when it has none (read before a change, for the audit
+    trail)."""
+    row = await smpp_db.get_account(conn, tenant_id=tenant_id)
+    return None if row is None else account_from_row(row)
+
+
 async def update_account(
     conn: Conn,
     *,

@@ -3,6 +3,7 @@ tenant's own rates."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,7 +15,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from app.auth import admin_guard
 from app.controllers.admin import parse_id
 from app.openapi import problems
-from core import rates
+from core import audit, rates
+from core.audit import Actor
 from core.errors import FieldError, InvalidRequest, NotFound
 from db import Conn
 
@@ -44,6 +46,30 @@ def _answer(result: rates.Imported | rates.Diff) -> Response[Any]:
     return Response(result, status_code=201 if isinstance(result, rates.Imported) else 200)
 
 
+async def _record(
+    conn: Conn,
+    actor: Actor,
+    action: str,
+    target: str,
+    result: rates.Imported | rates.Diff,
+    *,
+    tenant_id: uuid.UUID | None = None,
+) -> None:
+    """A written version in the audit trail (a dry run wrote nothing): its number, time
+    and count of rates, and the version it follows; the rates themselves are the
+    version, read back with GET .../versions/<n>.csv."""
+    if isinstance(result, rates.Imported):
+        await audit.record(
+            conn,
+            actor=actor,
+            action=action,
+            target=target,
+            tenant_id=tenant_id,
+            before={"version": result.version - 1 if result.version > 1 else None},
+            after=result,
+        )
+
+
 class RateCardsController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
@@ -66,6 +92,7 @@ class RateCardsController(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         card: FromPath[str],
         effective_at: Annotated[
             datetime | None,
@@ -83,6 +110,7 @@ class RateCardsController(Controller):
             result = await rates.import_version(
                 conn, card=card, csv_text=text, effective_at=effective_at, dry_run=dry_run
             )
+            await _record(conn, actor, "rate_card.version_imported", f"rate_card:{card}", result)
         return _answer(result)
 
     @get("/rate-cards/{card:str}")
@@ -121,6 +149,7 @@ class RateCardsController(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         name: FromPath[str],
         effective_at: Annotated[
             datetime | None,
@@ -138,6 +167,7 @@ class RateCardsController(Controller):
             result = await rates.import_provider_costs(
                 conn, provider=name, csv_text=text, effective_at=effective_at, dry_run=dry_run
             )
+            await _record(conn, actor, "provider_costs.imported", f"provider:{name}", result)
         return _answer(result)
 
     @put(
@@ -150,6 +180,7 @@ class RateCardsController(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         tenant_id: FromPath[str],
         dry_run: FromQuery[bool] = False,
     ) -> Response[Any]:
@@ -158,7 +189,16 @@ class RateCardsController(Controller):
         them."""
         text = await _csv_body(request)
         async with conn.transaction():
+            tenant = parse_id(tenant_id, "tenant")
             result = await rates.put_own_rates(
-                conn, tenant_id=parse_id(tenant_id, "tenant"), csv_text=text, dry_run=dry_run
+                conn, tenant_id=tenant, csv_text=text, dry_run=dry_run
+            )
+            await _record(
+                conn,
+                actor,
+                "tenant_rates.replaced",
+                f"rate_card:{rates.own_card(tenant)}",
+                result,
+                tenant_id=tenant,
             )
         return Response(result, status_code=200)

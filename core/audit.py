@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from core import cursors
+from core import cursors, rates
 from core.errors import FieldError, InvalidRequest
 from db import Conn, Row
 from db import audit as audit_db
@@ -40,6 +40,10 @@ ACTION = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 SECRET_FIELDS: frozenset[str] = frozenset(
     {"api_key", "webhook_secret", "password", "password_hash", "auth_token", "secret_sha256"}
 ).union(*(kind.secrets for kind in kinds.KINDS.values()))
+
+
+# Fields that move with every write, changed or not: alone, they are no change.
+_BOOKKEEPING = frozenset({"updated_at"})
 
 
 class Actor(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +98,8 @@ def changed(
     if before is None or after is None:
         return (None if before is None else dict(before)), (None if after is None else dict(after))
     keys = [key for key in {**before, **after} if before.get(key) != after.get(key)]
+    if set(keys) <= _BOOKKEEPING:
+        return {}, {}
     return {key: before.get(key) for key in keys}, {key: after.get(key) for key in keys}
 
 
@@ -125,6 +131,30 @@ async def record(
         after=None if new is None else msgspec.json.encode(new).decode(),
     )
     return True
+
+
+async def record_version(
+    conn: Conn,
+    actor: Actor,
+    action: str,
+    target: str,
+    result: rates.Imported | rates.Diff,
+    *,
+    tenant_id: uuid.UUID | None = None,
+) -> None:
+    """A price list's new version (a dry run's diff wrote nothing): its number, time and
+    count of rates, and the version it follows; the rates themselves are the version,
+    read back as CSV (GET .../versions/<n>.csv), not copied here."""
+    if isinstance(result, rates.Imported):
+        await record(
+            conn,
+            actor=actor,
+            action=action,
+            target=target,
+            tenant_id=tenant_id,
+            before={"version": result.version - 1 if result.version > 1 else None},
+            after=result,
+        )
 
 
 def _event(row: Row) -> AuditEvent:

@@ -3,7 +3,6 @@ tenant's own rates."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -46,30 +45,6 @@ def _answer(result: rates.Imported | rates.Diff) -> Response[Any]:
     return Response(result, status_code=201 if isinstance(result, rates.Imported) else 200)
 
 
-async def _record(
-    conn: Conn,
-    actor: Actor,
-    action: str,
-    target: str,
-    result: rates.Imported | rates.Diff,
-    *,
-    tenant_id: uuid.UUID | None = None,
-) -> None:
-    """A written version in the audit trail (a dry run wrote nothing): its number, time
-    and count of rates, and the version it follows; the rates themselves are the
-    version, read back with GET .../versions/<n>.csv."""
-    if isinstance(result, rates.Imported):
-        await audit.record(
-            conn,
-            actor=actor,
-            action=action,
-            target=target,
-            tenant_id=tenant_id,
-            before={"version": result.version - 1 if result.version > 1 else None},
-            after=result,
-        )
-
-
 class RateCardsController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
@@ -110,7 +85,9 @@ class RateCardsController(Controller):
             result = await rates.import_version(
                 conn, card=card, csv_text=text, effective_at=effective_at, dry_run=dry_run
             )
-            await _record(conn, actor, "rate_card.version_imported", f"rate_card:{card}", result)
+            await audit.record_version(
+                conn, actor, "rate_card.version_imported", f"rate_card:{card}", result
+            )
         return _answer(result)
 
     @get("/rate-cards/{card:str}")
@@ -167,7 +144,9 @@ class RateCardsController(Controller):
             result = await rates.import_provider_costs(
                 conn, provider=name, csv_text=text, effective_at=effective_at, dry_run=dry_run
             )
-            await _record(conn, actor, "provider_costs.imported", f"provider:{name}", result)
+            await audit.record_version(
+                conn, actor, "provider_costs.imported", f"provider:{name}", result
+            )
         return _answer(result)
 
     @put(
@@ -193,7 +172,7 @@ class RateCardsController(Controller):
             result = await rates.put_own_rates(
                 conn, tenant_id=tenant, csv_text=text, dry_run=dry_run
             )
-            await _record(
+            await audit.record_version(
                 conn,
                 actor,
                 "tenant_rates.replaced",

@@ -131,6 +131,23 @@ async def test_a_change_that_fails_leaves_no_row(api, conn, admin_headers, tenan
     assert (await api.get(t, headers=admin_headers)).json()["rate_limit_mps"] is None
 
 
+async def test_a_request_that_changes_nothing_writes_nothing(api, conn, admin_headers, tenant):
+    t = f"/v1/admin/tenants/{tenant.id}"
+    repeats = [
+        ("POST", t + "/sender-ids", {"sender_id": "ACME", "countries": ["GB"]}),
+        ("PUT", "/v1/admin/sender-rules/FR", {"alphanumeric": "registered"}),
+        ("POST", t + "/numbers", {"number": "+14155550142"}),
+        ("PATCH", t, {"rate_limit_mps": 5}),
+    ]
+    for method, url, body in repeats:
+        assert (await api.request(method, url, json=body, headers=admin_headers)).status_code < 300
+    before = await _count(conn)
+    for method, url, body in repeats:
+        again = await api.request(method, url, json=body, headers=admin_headers)
+        assert again.status_code == 200, f"{method} {url}: {again.text}"
+    assert await _count(conn) == before
+
+
 async def test_a_tenant_reads_its_own_events_only(api, admin_headers, tenant):
     other = await support.make_tenant(api, admin_headers, name="other")
     for handle, rate in ((tenant, 3), (other, 4)):

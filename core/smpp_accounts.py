@@ -192,7 +192,7 @@ async def issue_credentials(
     password = new_password()
     password_hash = await asyncio.to_thread(hash_password, password)
     try:
-        # One statement: in autocommit, its own transaction.
+        # One statement: in the caller's transaction (with its audit row), or its own.
         row = await smpp_db.save_account(
             conn,
             tenant_id=tenant_id,

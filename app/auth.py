@@ -20,6 +20,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from app.deps import services
 from core import tenants, twilio
+from core.audit import Actor
 from core.errors import Forbidden, Unauthorized
 
 
@@ -98,7 +99,7 @@ async def tenant_guard(
         )
         if known is not None:
             tenant = known.tenant
-            state["key_id"] = known.key_id
+            state["key_id"] = state["api_key_id"] = known.key_id
         else:
             tenant = await authenticate(connection, token)
     state["tenant"] = tenant
@@ -113,6 +114,9 @@ async def authenticate(
     async with svc.pool.connection() as conn:
         key_id, tenant = await tenants.authenticate_key(conn, api_key=token)
     svc.key_cache.put(token, key_id=key_id, tenant=tenant)
+    # Who is calling, for the audit trail; not `key_id`, which asks the accept to
+    # re-check a key taken from the cache.
+    request_state(connection)["api_key_id"] = key_id
     return tenant
 
 
@@ -134,6 +138,7 @@ async def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRou
         token = bearer_token(connection)
         expected = services(connection.app.state).settings.admin_token
         if expected and hmac.compare_digest(token.encode(), expected.encode()):
+            request_state(connection)["admin"] = True
             return
         if token.startswith("smsgw_"):
             raise Forbidden("Tenant API keys cannot use the admin API.")
@@ -167,3 +172,16 @@ def provide_tenant(request: Request[Any, Any, Any]) -> tenants.Tenant:
     tenant = request_state(request)["tenant"]
     assert isinstance(tenant, tenants.Tenant)
     return tenant
+
+
+def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    """Who makes a change, for the audit trail (core/audit.py): the admin token, or the
+    tenant's API key by its id, as the route's guard found it; never the secret."""
+    state = request_state(request)
+    address = client_address(request)
+    if state.get("admin"):
+        return Actor(kind="admin", address=address)
+    key_id = state.get("api_key_id")
+    if "tenant" in state and key_id is not None:
+        return Actor(kind="api_key", id=str(key_id), address=address)
+    raise RuntimeError("provide_actor is for routes behind admin_guard or tenant_guard")

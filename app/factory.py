@@ -10,8 +10,10 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
+from app.auth import provide_actor
 from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
+from app.controllers.audit import AdminAuditController, AuditController
 from app.controllers.exports import ExportsController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
@@ -99,6 +101,8 @@ def create_app(
     app = Litestar(
         route_handlers=[
             AdminController,
+            AdminAuditController,
+            AuditController,
             ExportsController,
             MessagesController,
             AccountController,
@@ -120,7 +124,10 @@ def create_app(
             dashboard_page,
             dashboard_static,
         ],
-        dependencies={"conn": Provide(provide_conn)},
+        dependencies={
+            "conn": Provide(provide_conn),
+            "actor": Provide(provide_actor, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         middleware=[request_observer(http_metrics)],

@@ -134,6 +134,13 @@ async def list_sender_ids(conn: Conn, *, tenant_id: uuid.UUID) -> SenderIdList:
     return SenderIdList(sender_ids=[_sender_id(row) for row in rows])
 
 
+async def find_sender_id(conn: Conn, *, tenant_id: uuid.UUID, sender_id: str) -> SenderId | None:
+    """The tenant's registration of ``sender_id``, None when there is none (read before a
+    change, for the audit trail)."""
+    found = await list_sender_ids(conn, tenant_id=tenant_id)
+    return next((item for item in found.sender_ids if item.sender_id == sender_id), None)
+
+
 async def delete_sender_id(conn: Conn, *, tenant_id: uuid.UUID, sender_id: str) -> None:
     if "\x00" in sender_id or not await senders_db.delete_sender_id(
         conn, tenant_id=tenant_id, sender_id=sender_id

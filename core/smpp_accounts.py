@@ -192,7 +192,7 @@ async def issue_credentials(
     password = new_password()
     password_hash = await asyncio.to_thread(hash_password, password)
     try:
-        # One statement: in autocommit, its own transaction.
+        # One statement: in the caller's transaction (with its audit row), or its own.
         row = await smpp_db.save_account(
             conn,
             tenant_id=tenant_id,
@@ -214,6 +214,13 @@ async def get_account(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[SmppAccount,
     if row is None:
         raise NotFound("This tenant has no SMPP account.")
     return account_from_row(row), int(row["binds"])
+
+
+async def find_account(conn: Conn, *, tenant_id: uuid.UUID) -> SmppAccount | None:
+    """The tenant's account, None when it has none (read before a change, for the audit
+    trail)."""
+    row = await smpp_db.get_account(conn, tenant_id=tenant_id)
+    return None if row is None else account_from_row(row)
 
 
 async def update_account(

@@ -68,9 +68,12 @@ async def add(
     return bool(row["created"]), _view(row)
 
 
-async def remove(conn: Conn, *, tenant: Tenant, recipient: str, number: str | None) -> int:
+async def remove(
+    conn: Conn, *, tenant: Tenant, recipient: str, number: str | None
+) -> list[str | None]:
     """Lift the recipient's entries (only the one for ``number`` when given; '*' names
-    the all-numbers entry); NotFound when there was none."""
+    the all-numbers entry): the numbers of the entries lifted (None: all numbers);
+    NotFound when there was none."""
     # No entry holds a NUL, and PostgreSQL text cannot carry one to compare.
     removed = (
         []
@@ -81,7 +84,7 @@ async def remove(conn: Conn, *, tenant: Tenant, recipient: str, number: str | No
     )
     if not removed:
         raise NotFound("This recipient is not on the suppression list.")
-    return len(removed)
+    return [None if row["number"] == ALL else row["number"] for row in removed]
 
 
 async def list_entries(

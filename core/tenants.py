@@ -64,6 +64,12 @@ class Balance(msgspec.Struct, frozen=True, kw_only=True):
     captured: int
 
 
+class RevokedKey(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    revoked_at: datetime
+
+
 class IssuedKey(msgspec.Struct, frozen=True, kw_only=True):
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -197,7 +203,13 @@ def _check_help_reply(text: str, errors: list[FieldError]) -> None:
         errors.append(FieldError("help_reply", f"must fit in {segments.MAX_SEGMENTS} segments"))
 
 
-async def get_tenant(conn: Conn, *, tenant_id: uuid.UUID) -> tuple[Tenant, Balance]:
+async def get_tenant(
+    conn: Conn, *, tenant_id: uuid.UUID, lock: bool = False
+) -> tuple[Tenant, Balance]:
+    """The tenant and its balances; ``lock``: its settings held still until the caller's
+    transaction ends (read before a change, for the audit trail)."""
+    if lock:
+        await tenants_db.lock_tenant(conn, id=tenant_id)
     row = await tenants_db.get_tenant(conn, id=tenant_id)
     if row is None:
         raise NotFound("No tenant has this id.")
@@ -219,12 +231,15 @@ async def issue_api_key(conn: Conn, *, tenant_id: uuid.UUID) -> IssuedKey:
     )
 
 
-async def revoke_api_key(conn: Conn, *, key_id: uuid.UUID) -> None:
-    """Revoke a key; revoking an already revoked key is fine, an unknown one is not."""
-    if not await tenants_db.revoke_api_key(conn, id=key_id) and not (
-        await tenants_db.api_key_exists(conn, id=key_id)
-    ):
+async def revoke_api_key(conn: Conn, *, key_id: uuid.UUID) -> RevokedKey | None:
+    """Revoke a key: the key when revoked now, None when it was revoked already;
+    NotFound for an unknown one."""
+    row = await tenants_db.revoke_api_key(conn, id=key_id)
+    if row is not None:
+        return RevokedKey(id=row["id"], tenant_id=row["tenant_id"], revoked_at=row["revoked_at"])
+    if not await tenants_db.api_key_exists(conn, id=key_id):
         raise NotFound("No API key has this id.")
+    return None
 
 
 _DUMMY_DIGEST = _digest("no key has this digest")

@@ -97,6 +97,15 @@ async def put_provider(
     return next(s for s in await provider_status(conn) if s.name == name)
 
 
+async def provider_settings(conn: Conn, *, name: str) -> dict[str, Any] | None:
+    """A provider's settings as stored (kind, config with its secrets, mps, enabled),
+    None when there is none: what the audit trail records, masked."""
+    for row in await providers_db.list_providers(conn):
+        if row["name"] == name:
+            return {key: row[key] for key in ("kind", "config", "mps", "enabled")}
+    return None
+
+
 async def provider_status(conn: Conn) -> list[ProviderStatus]:
     statuses = []
     for row in await providers_db.provider_status(conn):

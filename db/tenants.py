@@ -57,9 +57,13 @@ async def insert_api_key(
     return row
 
 
-async def revoke_api_key(conn: Conn, *, id: uuid.UUID) -> bool:
-    """True when a live key was revoked now."""
-    return await _q.one(conn, "revoke_api_key", id=id) is not None
+async def revoke_api_key(conn: Conn, *, id: uuid.UUID) -> Row | None:
+    """The key (id, tenant_id, revoked_at) when a live key was revoked now."""
+    return await _q.one(conn, "revoke_api_key", id=id)
+
+
+async def lock_tenant(conn: Conn, *, id: uuid.UUID) -> None:
+    await _q.run(conn, "lock_tenant", id=id)
 
 
 async def api_key_exists(conn: Conn, *, id: uuid.UUID) -> bool:

@@ -13,8 +13,11 @@ import msgspec
 import psycopg
 from psycopg.rows import dict_row
 
-from core import rates
+from core import audit, rates
 from core.errors import DomainError, InvalidRequest
+
+# The operator at the machine: the audit trail names the tool (there is no client address).
+_OPERATOR = audit.Actor(kind="system", id="smsgw rates import")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,5 +72,8 @@ async def _run(database_url: str, args: argparse.Namespace) -> str:
                 csv_text=text,
                 effective_at=args.effective_at,
                 dry_run=args.dry_run,
+            )
+            await audit.record_version(
+                conn, _OPERATOR, "rate_card.version_imported", f"rate_card:{args.card}", result
             )
     return msgspec.json.format(msgspec.json.encode(result)).decode() + "\n"

@@ -31,7 +31,8 @@ from app.schemas import (
     TenantView,
     UpdateTenant,
 )
-from core import quiet_hours, smpp_accounts, tenants
+from core import audit, quiet_hours, smpp_accounts, tenants
+from core.audit import Actor
 from core.errors import NotFound
 from db import Conn
 from jobs.scheduler import follow_tier
@@ -87,11 +88,22 @@ class AdminController(Controller):
 
     @post("/tenants", dto=StrictBody[CreateTenant], return_dto=None, status_code=201)
     async def create_tenant(
-        self, conn: NamedDependency[Conn], data: JSONBody[CreateTenant]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        data: JSONBody[CreateTenant],
     ) -> TenantCreated:
         async with conn.transaction():
             tenant, key = await tenants.create_tenant(
                 conn, name=data.name, tier=data.tier, rate_limit_mps=data.rate_limit_mps
+            )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="tenant.created",
+                target=f"tenant:{tenant.id}",
+                tenant_id=tenant.id,
+                after={**audit.mask(tenant), "api_key_id": str(key.id)},
             )
         return TenantCreated(
             id=tenant.id,
@@ -116,6 +128,7 @@ class AdminController(Controller):
         self,
         state: State,
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         tenant_id: FromPath[str],
         data: JSONBody[UpdateTenant],
     ) -> TenantView:
@@ -124,9 +137,12 @@ class AdminController(Controller):
         tenant send from any sender); a tier change moves the tenant's waiting dispatch
         job to the new tier's queue at once."""
         async with conn.transaction():
+            before, _ = await tenants.get_tenant(
+                conn, tenant_id=parse_id(tenant_id, "tenant"), lock=True
+            )
             tenant, balance = await tenants.update_tenant(
                 conn,
-                tenant_id=parse_id(tenant_id, "tenant"),
+                tenant_id=before.id,
                 tier=None if data.tier is msgspec.UNSET else data.tier,
                 rate_limit_mps=data.rate_limit_mps,
                 price_per_segment=(
@@ -154,6 +170,15 @@ class AdminController(Controller):
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)
+            await audit.record(
+                conn,
+                actor=actor,
+                action="tenant.updated",
+                target=f"tenant:{tenant.id}",
+                tenant_id=tenant.id,
+                before=before,
+                after=tenant,
+            )
         return _view(tenant, balance)
 
     @post(
@@ -168,7 +193,11 @@ class AdminController(Controller):
         "the current balances and credits nothing.",
     )
     async def add_credit(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[CreditRequest]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        tenant_id: FromPath[str],
+        data: JSONBody[CreditRequest],
     ) -> Response[BalanceView]:
         async with conn.transaction():
             created, balance = await tenants.add_credit(
@@ -177,6 +206,22 @@ class AdminController(Controller):
                 amount=data.amount,
                 reference=data.reference,
             )
+            if created:  # a repeated reference credits nothing: no change to record
+                # The credit is one conditional UPDATE adding `amount`: what was there
+                # before is exactly the balance less it.
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="credit.topped_up",
+                    target=f"credit:{data.reference}",
+                    tenant_id=parse_id(tenant_id, "tenant"),
+                    before={"available": balance.available - data.amount},
+                    after={
+                        "available": balance.available,
+                        "amount": data.amount,
+                        "reference": data.reference,
+                    },
+                )
         view = BalanceView(
             available=balance.available, held=balance.held, captured=balance.captured
         )
@@ -184,18 +229,39 @@ class AdminController(Controller):
 
     @post("/tenants/{tenant_id:str}/api-keys", status_code=201)
     async def create_api_key(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str]
+        self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], tenant_id: FromPath[str]
     ) -> ApiKeyCreated:
         async with conn.transaction():
             await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
             key = await tenants.issue_api_key(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            await audit.record(
+                conn,
+                actor=actor,
+                action="api_key.created",
+                target=f"api_key:{key.id}",
+                tenant_id=key.tenant_id,
+                after=key,  # its `api_key` is masked: the secret is shown once, here only
+            )
         return ApiKeyCreated(
             id=key.id, tenant_id=key.tenant_id, api_key=key.api_key, created_at=key.created_at
         )
 
     @delete("/api-keys/{key_id:str}", status_code=204)
-    async def revoke_api_key(self, conn: NamedDependency[Conn], key_id: FromPath[str]) -> None:
-        await tenants.revoke_api_key(conn, key_id=parse_id(key_id, "API key"))
+    async def revoke_api_key(
+        self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], key_id: FromPath[str]
+    ) -> None:
+        async with conn.transaction():
+            revoked = await tenants.revoke_api_key(conn, key_id=parse_id(key_id, "API key"))
+            if revoked is not None:  # None: it was revoked already, nothing changed
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="api_key.revoked",
+                    target=f"api_key:{revoked.id}",
+                    tenant_id=revoked.tenant_id,
+                    before={"revoked_at": None},
+                    after={"revoked_at": revoked.revoked_at},
+                )
 
     # -- SMPP credentials (issue 9) -------------------------------------------------------
 
@@ -212,16 +278,28 @@ class AdminController(Controller):
     async def issue_smpp_credentials(
         self,
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         tenant_id: FromPath[str],
         data: JSONBody[SmppCredentialsRequest],
     ) -> SmppCredentialsIssued:
-        account, password = await smpp_accounts.issue_credentials(
-            conn,
-            tenant_id=parse_id(tenant_id, "tenant"),
-            system_id=data.system_id,
-            max_binds=data.max_binds,
-            allowed_networks=data.allowed_networks,
-        )
+        async with conn.transaction():
+            before = await smpp_accounts.find_account(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            account, password = await smpp_accounts.issue_credentials(
+                conn,
+                tenant_id=parse_id(tenant_id, "tenant"),
+                system_id=data.system_id,
+                max_binds=data.max_binds,
+                allowed_networks=data.allowed_networks,
+            )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="smpp_account.created" if before is None else "smpp_account.password_reset",
+                target=f"smpp_account:{account.system_id}",
+                tenant_id=account.tenant_id,
+                before=before,
+                after={**audit.mask(account), "password": password},  # masked as a secret
+            )
         return SmppCredentialsIssued(
             tenant_id=account.tenant_id,
             system_id=account.system_id,
@@ -249,24 +327,47 @@ class AdminController(Controller):
     async def update_smpp_credentials(
         self,
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         tenant_id: FromPath[str],
         data: JSONBody[SmppCredentialsUpdate],
     ) -> SmppCredentialsView:
         """Change the bind limit or the allowed networks (binds already up stay)."""
-        account, binds = await smpp_accounts.update_account(
-            conn,
-            tenant_id=parse_id(tenant_id, "tenant"),
-            max_binds=data.max_binds,
-            allowed_networks=data.allowed_networks,
-        )
+        async with conn.transaction():
+            before = await smpp_accounts.find_account(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            account, binds = await smpp_accounts.update_account(
+                conn,
+                tenant_id=parse_id(tenant_id, "tenant"),
+                max_binds=data.max_binds,
+                allowed_networks=data.allowed_networks,
+            )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="smpp_account.updated",
+                target=f"smpp_account:{account.system_id}",
+                tenant_id=account.tenant_id,
+                before=before,
+                after=account,
+            )
         return _smpp_view(account, binds)
 
     @delete("/tenants/{tenant_id:str}/smpp-credentials", status_code=204)
     async def delete_smpp_credentials(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str]
+        self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], tenant_id: FromPath[str]
     ) -> None:
         """No more binds; the tenant's binds up now are closed within seconds."""
-        await smpp_accounts.delete_account(conn, tenant_id=parse_id(tenant_id, "tenant"))
+        async with conn.transaction():
+            before = await smpp_accounts.find_account(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            await smpp_accounts.delete_account(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            assert before is not None  # delete_account found it
+            await audit.record(
+                conn,
+                actor=actor,
+                action="smpp_account.deleted",
+                target=f"smpp_account:{before.system_id}",
+                tenant_id=before.tenant_id,
+                before=before,
+            )
 
 
 def _smpp_view(account: smpp_accounts.SmppAccount, binds: int) -> SmppCredentialsView:

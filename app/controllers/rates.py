@@ -14,7 +14,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from app.auth import admin_guard
 from app.controllers.admin import parse_id
 from app.openapi import problems
-from core import rates
+from core import audit, rates
+from core.audit import Actor
 from core.errors import FieldError, InvalidRequest, NotFound
 from db import Conn
 
@@ -66,6 +67,7 @@ class RateCardsController(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         card: FromPath[str],
         effective_at: Annotated[
             datetime | None,
@@ -82,6 +84,9 @@ class RateCardsController(Controller):
         async with conn.transaction():
             result = await rates.import_version(
                 conn, card=card, csv_text=text, effective_at=effective_at, dry_run=dry_run
+            )
+            await audit.record_version(
+                conn, actor, "rate_card.version_imported", f"rate_card:{card}", result
             )
         return _answer(result)
 
@@ -121,6 +126,7 @@ class RateCardsController(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         name: FromPath[str],
         effective_at: Annotated[
             datetime | None,
@@ -138,6 +144,9 @@ class RateCardsController(Controller):
             result = await rates.import_provider_costs(
                 conn, provider=name, csv_text=text, effective_at=effective_at, dry_run=dry_run
             )
+            await audit.record_version(
+                conn, actor, "provider_costs.imported", f"provider:{name}", result
+            )
         return _answer(result)
 
     @put(
@@ -150,6 +159,7 @@ class RateCardsController(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         tenant_id: FromPath[str],
         dry_run: FromQuery[bool] = False,
     ) -> Response[Any]:
@@ -158,7 +168,16 @@ class RateCardsController(Controller):
         them."""
         text = await _csv_body(request)
         async with conn.transaction():
+            tenant = parse_id(tenant_id, "tenant")
             result = await rates.put_own_rates(
-                conn, tenant_id=parse_id(tenant_id, "tenant"), csv_text=text, dry_run=dry_run
+                conn, tenant_id=tenant, csv_text=text, dry_run=dry_run
+            )
+            await audit.record_version(
+                conn,
+                actor,
+                "tenant_rates.replaced",
+                f"rate_card:{rates.own_card(tenant)}",
+                result,
+                tenant_id=tenant,
             )
         return Response(result, status_code=200)

@@ -14,7 +14,9 @@ from litestar.params import FromPath, JSONBody
 from app.auth import admin_guard
 from app.body import StrictBody
 from app.controllers.admin import parse_id
-from core import senders, tenants
+from core import audit, senders, tenants
+from core.audit import Actor
+from core.errors import NotFound
 from db import Conn
 
 
@@ -66,18 +68,34 @@ class SenderIdsController(Controller):
         },
     )
     async def register_sender_id(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[SenderIdRequest]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        tenant_id: FromPath[str],
+        data: JSONBody[SenderIdRequest],
     ) -> Response[senders.SenderId]:
         """Register an alphanumeric sender ID for the tenant (201), or change the countries
         or status of one registered already (200). Only an `approved` one may be sent from."""
         async with conn.transaction():
             tenant, _ = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            before = await senders.find_sender_id(
+                conn, tenant_id=tenant.id, sender_id=data.sender_id
+            )
             created, sender_id = await senders.register_sender_id(
                 conn,
                 tenant_id=tenant.id,
                 sender_id=data.sender_id,
                 countries=data.countries,
                 status=data.status,
+            )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="sender_id.registered" if created else "sender_id.updated",
+                target=f"sender_id:{sender_id.sender_id}",
+                tenant_id=tenant.id,
+                before=before,
+                after=sender_id,
             )
         return Response(sender_id, status_code=201 if created else 200)
 
@@ -90,11 +108,24 @@ class SenderIdsController(Controller):
 
     @delete("/{sender_id:str}", status_code=204)
     async def delete_sender_id(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], sender_id: FromPath[str]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        tenant_id: FromPath[str],
+        sender_id: FromPath[str],
     ) -> None:
-        await senders.delete_sender_id(
-            conn, tenant_id=parse_id(tenant_id, "tenant"), sender_id=sender_id
-        )
+        tenant = parse_id(tenant_id, "tenant")
+        async with conn.transaction():
+            before = await senders.find_sender_id(conn, tenant_id=tenant, sender_id=sender_id)
+            await senders.delete_sender_id(conn, tenant_id=tenant, sender_id=sender_id)
+            await audit.record(
+                conn,
+                actor=actor,
+                action="sender_id.deleted",
+                target=f"sender_id:{sender_id}",
+                tenant_id=tenant,
+                before=before,
+            )
 
 
 class SenderRulesController(Controller):
@@ -117,13 +148,15 @@ class SenderRulesController(Controller):
     async def set_rule(
         self,
         conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
         country: FromPath[str],
         data: JSONBody[CountryRuleRequest],
     ) -> senders.CountryRule:
         """Set the sender rule of messages to `country` (ISO 3166 alpha-2); it applies to
         the next accept."""
         async with conn.transaction():
-            return await senders.set_rule(
+            before = await _rule_or_none(conn, country)
+            rule = await senders.set_rule(
                 conn,
                 country=country,
                 alphanumeric=data.alphanumeric,
@@ -131,8 +164,35 @@ class SenderRulesController(Controller):
                 default_sender=data.default_sender,
                 source=data.source,
             )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="sender_rule.set",
+                target=f"sender_rule:{country}",
+                before=before,
+                after=rule,
+            )
+        return rule
 
     @delete("/{country:str}", status_code=204)
-    async def delete_rule(self, conn: NamedDependency[Conn], country: FromPath[str]) -> None:
+    async def delete_rule(
+        self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], country: FromPath[str]
+    ) -> None:
         """Back to no rule: any sender, no default sender."""
-        await senders.delete_rule(conn, country=country)
+        async with conn.transaction():
+            before = await _rule_or_none(conn, country)
+            await senders.delete_rule(conn, country=country)
+            await audit.record(
+                conn,
+                actor=actor,
+                action="sender_rule.deleted",
+                target=f"sender_rule:{country}",
+                before=before,
+            )
+
+
+async def _rule_or_none(conn: Conn, country: str) -> senders.CountryRule | None:
+    try:
+        return await senders.get_rule(conn, country=country)
+    except NotFound:
+        return None

@@ -15,7 +15,8 @@ from app.auth import admin_guard, provide_tenant, tenant_guard
 from app.body import StrictBody
 from app.controllers.admin import parse_id
 from app.openapi import problems
-from core import numbers, suppressions, tenants, twilio
+from core import audit, numbers, suppressions, tenants, twilio
+from core.audit import Actor
 from core.tenants import Tenant
 from db import Conn
 
@@ -49,13 +50,26 @@ class TwoWayAdminController(Controller):
         },
     )
     async def add_number(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], data: JSONBody[NumberRequest]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        tenant_id: FromPath[str],
+        data: JSONBody[NumberRequest],
     ) -> Response[numbers.OwnedNumber]:
         """Give the tenant a number: inbound messages to it reach the tenant. 200 when
         the tenant owned it already, 409 when another tenant does."""
         async with conn.transaction():
             tenant, _ = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
             created, owned = await numbers.add_number(conn, tenant_id=tenant.id, number=data.number)
+            if created:  # owned already: nothing changed
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="number.added",
+                    target=f"number:{owned.number}",
+                    tenant_id=tenant.id,
+                    after=owned,
+                )
         return Response(owned, status_code=201 if created else 200)
 
     @get("/numbers")
@@ -67,19 +81,42 @@ class TwoWayAdminController(Controller):
 
     @delete("/numbers/{number:str}", status_code=204)
     async def delete_number(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str], number: FromPath[str]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        tenant_id: FromPath[str],
+        number: FromPath[str],
     ) -> None:
-        await numbers.delete_number(conn, tenant_id=parse_id(tenant_id, "tenant"), number=number)
+        tenant = parse_id(tenant_id, "tenant")
+        async with conn.transaction():
+            await numbers.delete_number(conn, tenant_id=tenant, number=number)
+            await audit.record(
+                conn,
+                actor=actor,
+                action="number.removed",
+                target=f"number:{number}",
+                tenant_id=tenant,
+                before={"number": number, "tenant_id": tenant},
+            )
 
     @post("/twilio-credentials", status_code=201)
     async def issue_twilio_credentials(
-        self, conn: NamedDependency[Conn], tenant_id: FromPath[str]
+        self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], tenant_id: FromPath[str]
     ) -> twilio.Credentials:
         """The tenant's Twilio account SID and a new auth token (shown once; the
         previous token stops working). HTTP Basic auth of /2010-04-01/Accounts/..."""
         async with conn.transaction():
             tenant, _ = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-            return await twilio.issue_credentials(conn, tenant_id=tenant.id)
+            issued = await twilio.issue_credentials(conn, tenant_id=tenant.id)
+            await audit.record(
+                conn,
+                actor=actor,
+                action="twilio_credentials.issued",
+                target=f"twilio_account:{issued.account_sid}",
+                tenant_id=tenant.id,
+                after=issued,  # its auth_token is masked
+            )
+            return issued
 
 
 class SuppressionsController(Controller):
@@ -117,13 +154,24 @@ class SuppressionsController(Controller):
         self,
         conn: NamedDependency[Conn],
         tenant: NamedDependency[Tenant],
+        actor: NamedDependency[Actor],
         data: JSONBody[SuppressionRequest],
     ) -> Response[suppressions.Suppression]:
         """Stop sends to ``recipient`` (from ``number``, or from every number); 200 when
         the entry was there already."""
-        created, entry = await suppressions.add(
-            conn, tenant=tenant, recipient=data.recipient, number=data.number
-        )
+        async with conn.transaction():
+            created, entry = await suppressions.add(
+                conn, tenant=tenant, recipient=data.recipient, number=data.number
+            )
+            if created:  # there already: nothing changed
+                await audit.record(
+                    conn,
+                    actor=actor,
+                    action="suppression.added",
+                    target=f"suppression:{entry.recipient}:{entry.number or suppressions.ALL}",
+                    tenant_id=tenant.id,
+                    after=entry,
+                )
         return Response(entry, status_code=201 if created else 200)
 
     @delete("/{recipient:str}", status_code=204)
@@ -131,9 +179,21 @@ class SuppressionsController(Controller):
         self,
         conn: NamedDependency[Conn],
         tenant: NamedDependency[Tenant],
+        actor: NamedDependency[Actor],
         recipient: FromPath[str],
         number: FromQuery[str | None] = None,
     ) -> None:
         """Lift every entry of ``recipient``, or with ``?number=`` only that number's
         (``*``: the all-numbers entry)."""
-        await suppressions.remove(conn, tenant=tenant, recipient=recipient, number=number)
+        async with conn.transaction():
+            removed = await suppressions.remove(
+                conn, tenant=tenant, recipient=recipient, number=number
+            )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="suppression.removed",
+                target=f"suppression:{recipient}:{number or '*'}",
+                tenant_id=tenant.id,
+                before={"recipient": recipient, "numbers": removed},
+            )

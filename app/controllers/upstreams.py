@@ -15,7 +15,8 @@ from app.auth import admin_guard
 from app.body import StrictBody
 from app.deps import services
 from app.openapi import problems
-from core import upstreams
+from core import audit, upstreams
+from core.audit import Actor
 from core.errors import NotFound
 from core.upstreams import ProviderStatus, RouteView
 from db import Conn
@@ -88,11 +89,16 @@ class UpstreamsAdminController(Controller):
 
     @put("/providers/{name:str}", dto=StrictBody[ProviderRequest], return_dto=None)
     async def put_provider(
-        self, conn: NamedDependency[Conn], name: FromPath[str], data: JSONBody[ProviderRequest]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        name: FromPath[str],
+        data: JSONBody[ProviderRequest],
     ) -> ProviderStatus:
         """Create or replace a provider; workers pick the change up within seconds."""
         async with conn.transaction():
-            return await upstreams.put_provider(
+            before = await upstreams.provider_settings(conn, name=name)
+            status = await upstreams.put_provider(
                 conn,
                 name=name,
                 kind=data.kind,
@@ -100,6 +106,16 @@ class UpstreamsAdminController(Controller):
                 mps=data.mps,
                 enabled=data.enabled,
             )
+            await audit.record(
+                conn,
+                actor=actor,
+                action="provider.created" if before is None else "provider.updated",
+                target=f"provider:{name}",
+                before=before,
+                # The config's secret settings (providers/kinds.py) are masked.
+                after=await upstreams.provider_settings(conn, name=name),
+            )
+        return status
 
     @get("/routes")
     async def list_routes(self, conn: NamedDependency[Conn]) -> list[RouteView]:
@@ -107,24 +123,41 @@ class UpstreamsAdminController(Controller):
 
     @post("/routes", dto=StrictBody[RouteRequest], return_dto=None, status_code=201)
     async def add_route(
-        self, conn: NamedDependency[Conn], data: JSONBody[RouteRequest]
+        self,
+        conn: NamedDependency[Conn],
+        actor: NamedDependency[Actor],
+        data: JSONBody[RouteRequest],
     ) -> RouteView:
-        return await upstreams.add_route(
-            conn,
-            prefix=data.prefix,
-            tier=data.tier,
-            provider=data.provider,
-            priority=data.priority,
-            cost_per_segment=data.cost_per_segment,
-            enabled=data.enabled,
-            allow_loss=data.allow_loss,
-        )
+        async with conn.transaction():
+            route = await upstreams.add_route(
+                conn,
+                prefix=data.prefix,
+                tier=data.tier,
+                provider=data.provider,
+                priority=data.priority,
+                cost_per_segment=data.cost_per_segment,
+                enabled=data.enabled,
+                allow_loss=data.allow_loss,
+            )
+            await audit.record(
+                conn, actor=actor, action="route.created", target=f"route:{route.id}", after=route
+            )
+        return route
 
     @delete("/routes/{route_id:str}", status_code=204)
-    async def delete_route(self, conn: NamedDependency[Conn], route_id: FromPath[str]) -> None:
+    async def delete_route(
+        self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], route_id: FromPath[str]
+    ) -> None:
         if not route_id.isdigit():
             raise NotFound("No route has this id.")
-        await upstreams.delete_route(conn, route_id=int(route_id))
+        async with conn.transaction():
+            before = next(
+                (r for r in await upstreams.list_routes(conn) if r.id == int(route_id)), None
+            )
+            await upstreams.delete_route(conn, route_id=int(route_id))
+            await audit.record(
+                conn, actor=actor, action="route.deleted", target=f"route:{route_id}", before=before
+            )
 
 
 class ReceiptsController(Controller):

@@ -29,7 +29,13 @@ RETURNING id, tenant_id, prefix, created_at
 -- name: revoke_api_key
 UPDATE api_keys SET revoked_at = now()
  WHERE id = %(id)s AND revoked_at IS NULL
-RETURNING id
+RETURNING id, tenant_id, revoked_at
+
+-- name: lock_tenant
+-- Holds a tenant's settings still until the caller's transaction ends, so what it reads
+-- as "before" a change is what the change replaced (the audit trail). NO KEY UPDATE:
+-- the foreign-key checks of sends (KEY SHARE) are not blocked.
+SELECT id FROM tenants WHERE id = %(id)s FOR NO KEY UPDATE
 
 -- name: api_key_exists
 SELECT revoked_at FROM api_keys WHERE id = %(id)s

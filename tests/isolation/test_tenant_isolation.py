@@ -259,6 +259,20 @@ async def _unsuppress(api, alice, bob):
     assert len(still.json()["suppressions"]) == 1
 
 
+@check("GET", "/v1/audit")
+async def _audit(api, alice, bob):
+    listed = await api.get("/v1/audit", params={"limit": 500}, headers=bob.headers)
+    assert listed.status_code == 200, listed.text
+    events = listed.json()["events"]
+    assert {e["tenant_id"] for e in events} == {bob.tenant.id}
+    assert {"tenant.created", "number.added", "suppression.added"} <= {e["action"] for e in events}
+    for text in (alice.tenant.id, ALICE_NUMBER, ALICE_TO, "hooks.example.com/alice"):
+        assert text not in listed.text
+    # Not even by asking for her id: a tenant's trail has no tenant filter.
+    asked = await api.get("/v1/audit", params={"tenant_id": alice.tenant.id}, headers=bob.headers)
+    assert alice.tenant.id not in asked.text
+
+
 @check("GET", "/v1/webhooks/deliveries")
 async def _webhook_deliveries(api, alice, bob):
     listed = await api.get("/v1/webhooks/deliveries", params={"limit": 500}, headers=bob.headers)

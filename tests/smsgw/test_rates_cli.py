@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from smsgw import cli
 from tests.app.rate_cards import WORLD
@@ -57,3 +59,22 @@ def test_a_malformed_file_lists_its_problems_by_line_and_imports_nothing(
     assert "line 2: price must be a whole number" in err
     assert "line 3: prefix '44' is also on line 2" in err
     assert cli.main(["rates", "export", "bad"]) == 1
+
+
+def test_an_import_is_in_the_audit_trail_as_the_tool(database, tmp_path, capsys):
+    card = tmp_path / "world.csv"
+    card.write_text(WORLD)
+    assert cli.main(["rates", "import", "world", str(card), "--dry-run"]) == 0
+    assert cli.main(["rates", "import", "world", str(card)]) == 0
+    with psycopg.connect(database, row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT * FROM audit_events").fetchall()
+    # The dry run wrote nothing, the import one row naming the tool.
+    [row] = rows
+    assert (row["action"], row["target"]) == ("rate_card.version_imported", "rate_card:world")
+    assert (row["actor_kind"], row["actor_id"], row["address"]) == (
+        "system",
+        "smsgw rates import",
+        None,
+    )
+    assert row["after"]["version"] == 1
+    assert row["after"]["rates"] == 3

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 import msgspec
 import procrastinate
 import structlog
@@ -27,7 +27,7 @@ from core.retry import Backoff
 from db import Row
 from db import callbacks as callbacks_db
 from jobs.context import WorkerDeps, deps_of
-from jobs.webhook_transport import DestinationNotAllowed
+from jobs.webhook_transport import DestinationNotAllowed, WebhookClient
 
 log = structlog.get_logger("smsgw.callbacks")
 
@@ -82,9 +82,7 @@ class Attempt:
     answer: bytes = b""
 
 
-async def _post(
-    http: httpx.AsyncClient, row: Row, limit: asyncio.Semaphore, seconds: float
-) -> Attempt:
+async def _post(http: WebhookClient, row: Row, limit: asyncio.Semaphore, seconds: float) -> Attempt:
     request = _request(row)
     if request is None:
         return Attempt(None, "no Twilio account to sign with", None)
@@ -92,44 +90,61 @@ async def _post(
     async with limit:
         started = time.perf_counter()
         try:
-            async with http.stream(
-                "POST",
+            async with http.post(
                 row["url"],
-                content=body,
+                data=body,
                 headers=headers,
-                timeout=httpx.Timeout(seconds, connect=min(seconds, 2.0)),
+                timeout=aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 2.0)),
             ) as response:
+                status = response.status
                 answer = await _answer(response, wanted=row.get("kind") == "twilio_inbound")
         except DestinationNotAllowed as exc:
             return Attempt(None, str(exc), None, final=True)
         except Exception as exc:
-            # Not only httpx.HTTPError: a URL the client cannot use (an IDNA host like
-            # "xn--", a port out of range) raises InvalidURL, IDNAError or an
-            # ExceptionGroup. It is this callback's failure, retried with backoff; let
-            # through, it would fail the whole batch, other tenants' callbacks with it.
-            return Attempt(None, type(exc).__name__, _since(started))
+            # Not only aiohttp.ClientError: a URL the client cannot use (an IDNA host
+            # like "xn--", a port out of range) raises InvalidURL or ValueError, a slow
+            # endpoint TimeoutError. It is this callback's failure, retried with backoff;
+            # let through, it would fail the whole batch, other tenants' callbacks with it.
+            return Attempt(None, _failure(exc), _since(started))
     latency = _since(started)
-    if response.is_success:
-        return Attempt(response.status_code, None, latency, answer=answer)
-    error = f"HTTP {response.status_code}"
-    if response.is_redirect:
+    if 200 <= status < 300:
+        return Attempt(status, None, latency, answer=answer)
+    error = f"HTTP {status}"
+    if 300 <= status < 400:
         error += " (redirects are not followed)"
-    return Attempt(response.status_code, error, latency)
+    return Attempt(status, error, latency)
 
 
-async def _answer(response: httpx.Response, *, wanted: bool) -> bytes:
+def _failure(exc: Exception) -> str:
+    """What a tenant reads of a request that got no answer: the same names whatever the
+    HTTP client (they were httpx's before aiohttp)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "ConnectTimeout"
+    if isinstance(exc, TimeoutError):  # the whole attempt's time ran out waiting
+        return "ReadTimeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "ConnectError"
+    return type(exc).__name__
+
+
+async def _answer(response: aiohttp.ClientResponse, *, wanted: bool) -> bytes:
     """The body of a response, kept when ``wanted`` (up to one byte over
     twilio_inbound.MAX_TWIML_BYTES, which tells the parser it was cut); otherwise read
     and dropped, so the connection can be kept, up to MAX_IGNORED_BYTES."""
-    kept = bytearray()
-    async for chunk in response.aiter_bytes():
-        if wanted:
+    if wanted:
+        kept = bytearray()
+        most = twilio_inbound.MAX_TWIML_BYTES + 1
+        while len(kept) < most and (chunk := await response.content.read(most - len(kept))):
             kept += chunk
-            if len(kept) > twilio_inbound.MAX_TWIML_BYTES:
-                break
-        elif response.num_bytes_downloaded > MAX_IGNORED_BYTES:
-            break  # an endpoint that streams without end: drop the connection
-    return bytes(kept)
+        return bytes(kept)
+    dropped = 0
+    while chunk := await response.content.read(64 * 1024):
+        dropped += len(chunk)
+        if dropped > MAX_IGNORED_BYTES:
+            # An endpoint that streams without end: drop the connection.
+            response.close()
+            break
+    return b""
 
 
 def _since(started: float) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 import procrastinate
 from psycopg_pool import AsyncConnectionPool
 
@@ -13,6 +12,7 @@ from core.accept import DispatchScheduler
 from core.dispatch import DispatchConfig, Upstreams
 from core.settings import Settings
 from db import Conn
+from jobs.webhook_transport import WebhookClient
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class WorkerDeps:
     scheduler: DispatchScheduler
     dispatch: DispatchConfig
     # Status callbacks to tenants; one client so connections are pooled per host.
-    http: httpx.AsyncClient
+    http: WebhookClient
 
 
 def deps_of(context: procrastinate.JobContext) -> WorkerDeps:

@@ -150,7 +150,7 @@ async def run_worker(
                 await keeper
         await app.close_async()
         await upstreams.close()
-        await http.aclose()
+        await http.close()
         await pool.close()
         log.info("worker.stopped")
 

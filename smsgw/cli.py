@@ -87,10 +87,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise SystemExit(f"smsgw: unknown queue(s) {', '.join(unknown)}")
+    import uvloop
+
     from jobs.worker import run_worker
 
     freeze_startup_objects()
-    asyncio.run(run_worker(settings, queues=queues, name=args.name))
+    # uvloop as the API and the SMPP listener have: a worker's time is mostly the event
+    # loop's (webhooks, provider calls, database round trips).
+    uvloop.run(run_worker(settings, queues=queues, name=args.name))
     return 0
 
 

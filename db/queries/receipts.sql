@@ -52,8 +52,12 @@ SELECT d.id AS receipt_id, d.status AS new_status, d.error_code, d.occurred_at,
 -- with the keys' range and ids (see db/queries/dispatch.sql, mark_sending).
 UPDATE messages m
    SET status = r.new_status,
+       -- The carrier's time, but never in the future nor before the message was
+       -- recorded sent (a carrier's clock, or a receipt that beat a slow settle, would
+       -- show a message delivered before it was sent).
        delivered_at = CASE WHEN r.new_status = 'delivered'
-                           THEN least(r.occurred_at, clock_timestamp()) END,
+                           THEN greatest(m.sent_at, least(r.occurred_at, clock_timestamp()))
+                      END,
        error_code = r.error_code,
        error_message = CASE WHEN r.new_status = 'undelivered'
                             THEN 'the carrier reported the message undelivered' END,

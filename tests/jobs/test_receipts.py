@@ -123,3 +123,22 @@ async def _status_count(conn, tenant_id, status, expected):
         status,
     )
     return n == expected
+
+
+async def test_a_receipt_stamped_before_the_send_was_recorded_never_shows_it_delivered_earlier(
+    api, conn, pool, settings, tenant
+):
+    sent = await support.send(api, tenant)
+    message_id = sent.json()["id"]
+    held = [q for q in QUEUES if q != CALLBACKS]
+    async with workers.in_process(settings, queues=held, simulator_dlr_delay_seconds=3600):
+        await workers.eventually(lambda: _status_count(conn, tenant.id, "sent", 1), timeout=60)
+    # The carrier's clock is a minute behind ours.
+    await conn.execute(
+        "UPDATE receipts_inbox SET available_at = now(), occurred_at = now() - interval '1 min',"
+        " status = 'delivered', error_code = NULL"
+    )
+    await receipts.apply_for(pool, seconds=10, lanes=1, limit=10)
+    got = (await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)).json()
+    assert got["status"] == "delivered"
+    assert got["created_at"] <= got["sent_at"] == got["delivered_at"]

@@ -25,6 +25,9 @@ from db import rates as rates_db
 HEADER = ("prefix", "country", "network", "price")
 MAX_PRICE = 10**12  # the bound of a tenant's price per segment
 MAX_NETWORK_CHARS = 200
+# An import this large refreshes the planner's statistics in its own transaction (a
+# new card of 50,000 rates is invisible to them until autovacuum gets to it).
+ANALYZE_FROM = 1_000
 CARD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PREFIX = re.compile(r"^[0-9]{0,15}$")
 _PRICE = re.compile(r"^[0-9]+$")
@@ -260,6 +263,8 @@ async def _write(
         effective_at=at,
         rates=_rows(rates),
     )
+    if len(rates) >= ANALYZE_FROM:
+        await rates_db.analyze(conn)
     return Imported(
         card=card, version=row["version"], effective_at=row["effective_at"], rates=row["rates"]
     )

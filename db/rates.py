@@ -49,6 +49,10 @@ async def insert_version(
     return row
 
 
+async def analyze(conn: Conn) -> None:
+    await _q.run(conn, "analyze", prepare=False)
+
+
 async def versions(conn: Conn, *, card_id: int) -> list[Row]:
     return await _q.all(conn, "versions", card_id=card_id)
 

@@ -145,3 +145,21 @@ async def test_a_tenants_own_rates_need_a_tenant_and_a_good_file(api, admin_head
         headers=headers,
     )
     assert assert_problem(bad, 422, "invalid_request")["errors"][0]["field"] == "line 2"
+
+
+async def test_a_large_import_leaves_the_planner_statistics_of_its_size(api, conn, admin_headers):
+    async def rows_known():
+        cursor = await conn.execute(
+            "SELECT reltuples FROM pg_class WHERE relname = 'rate_card_spans'"
+        )
+        return (await cursor.fetchone())["reltuples"]
+
+    small = "prefix,country,network,price\n1,US,,1000\n44,GB,,2000\n"
+    assert (await import_card(api, admin_headers, "small", small)).status_code == 201
+    assert await rows_known() < 100  # a handful of rates leaves them to autovacuum
+    large = "prefix,country,network,price\n" + "".join(
+        f"44{n:05d},GB,,{1000 + n}\n" for n in range(5_000)
+    )
+    assert (await import_card(api, admin_headers, "large", large)).status_code == 201
+    # Accepts right after the import are planned knowing the card's thousands of spans.
+    assert await rows_known() >= 5_000

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
+from app.console import console_router, template_config
 from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
 from app.controllers.exports import ExportsController
@@ -119,7 +120,9 @@ def create_app(
             metrics,
             dashboard_page,
             dashboard_static,
+            console_router(),
         ],
+        template_config=template_config(),
         dependencies={"conn": Provide(provide_conn)},
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -1,0 +1,173 @@
+"""The consoles over HTTP in this process: sign-in, the security headers and cookie
+flags, CSRF refusals, and one tenant's pages closed to another. The journeys in a real
+browser are tests/app/test_consoles_browser.py."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests import support
+from tests.conftest import ADMIN_TOKEN
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def token_of(page: httpx.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+async def operator_signed_in(api: httpx.AsyncClient) -> str:
+    """Signs the client in as the operator; the CSRF token of its session."""
+    form = await api.get("/console/operator/sign-in")
+    signed = await api.post(
+        "/console/operator/sign-in",
+        data={"token": ADMIN_TOKEN, "csrf_token": token_of(form)},
+    )
+    assert signed.status_code == 303, signed.text
+    tenants = await api.get("/console/operator/tenants")
+    assert tenants.status_code == 200
+    return token_of(tenants)
+
+
+async def tenant_user(api: httpx.AsyncClient, tenant_id: str, email: str) -> str:
+    """Invites ``email`` to the tenant as the operator, accepts as them; their CSRF token.
+    The client ends up signed in as the tenant user."""
+    csrf = await operator_signed_in(api)
+    invited = await api.post(
+        f"/console/operator/tenants/{tenant_id}/invitations",
+        data={"email": email, "csrf_token": csrf},
+    )
+    assert invited.status_code == 200, invited.text
+    link = re.search(r'id="invitation-link">([^<]+)<', invited.text)
+    assert link
+    path = httpx.URL(link.group(1)).path
+    form = await api.get(path)
+    assert email.lower() in form.text
+    accepted = await api.post(
+        path, data={"password": "correct horse battery", "csrf_token": token_of(form)}
+    )
+    assert accepted.status_code == 303, accepted.text
+    overview = await api.get("/console/")
+    assert overview.status_code == 200
+    return token_of(overview)
+
+
+async def test_pages_carry_the_security_headers_and_a_strict_session_cookie(api):
+    form = await api.get("/console/operator/sign-in")
+    assert form.status_code == 200
+    policy = form.headers["content-security-policy"]
+    assert "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert form.headers["x-frame-options"] == "DENY"
+    signed = await api.post(
+        "/console/operator/sign-in", data={"token": ADMIN_TOKEN, "csrf_token": token_of(form)}
+    )
+    cookie = signed.headers["set-cookie"].lower()
+    for flag in ("httponly", "samesite=lax", "path=/console"):
+        assert flag in cookie
+    # The admin token is never in what the browser keeps.
+    assert ADMIN_TOKEN not in signed.headers["set-cookie"]
+    page = await api.get("/console/operator/tenants")
+    assert ADMIN_TOKEN not in page.text
+
+
+async def test_a_wrong_admin_token_is_refused_on_a_readable_page(api):
+    form = await api.get("/console/operator/sign-in")
+    refused = await api.post(
+        "/console/operator/sign-in", data={"token": "guess", "csrf_token": token_of(form)}
+    )
+    assert refused.status_code == 401
+    assert "The admin token is not valid." in refused.text
+    assert refused.headers["content-type"].startswith("text/html")
+    assert (await api.get("/console/operator/tenants")).status_code == 303
+
+
+async def test_a_form_post_without_its_csrf_token_is_refused_and_changes_nothing(api, tenant):
+    await operator_signed_in(api)
+    forged = await api.post(
+        f"/console/operator/tenants/{tenant.id}/credits",
+        data={"amount": "1000", "reference": "forged"},
+    )
+    assert forged.status_code == 403
+    assert "security token" in forged.text
+    wrong = await api.post(
+        f"/console/operator/tenants/{tenant.id}/credits",
+        data={"amount": "1000", "reference": "forged", "csrf_token": "not-it"},
+    )
+    assert wrong.status_code == 403
+    balance = await api.get("/v1/balance", headers=tenant.headers)
+    assert balance.json()["available"] == 10_000_000
+
+
+async def test_the_operator_tops_up_and_a_repeated_reference_credits_nothing(api, tenant):
+    csrf = await operator_signed_in(api)
+    for expected in ("Credit added.", "nothing credited"):
+        done = await api.post(
+            f"/console/operator/tenants/{tenant.id}/credits",
+            data={"amount": "2.5", "reference": "invoice-7", "csrf_token": csrf},
+            follow_redirects=True,
+        )
+        assert expected in done.text
+    balance = await api.get("/v1/balance", headers=tenant.headers)
+    assert balance.json()["available"] == 12_500_000
+
+
+async def test_bad_form_input_is_the_apis_problem_shown_as_a_page(api, tenant):
+    csrf = await operator_signed_in(api)
+    bad = await api.post(
+        f"/console/operator/tenants/{tenant.id}/credits",
+        data={"amount": "lots", "reference": "x", "csrf_token": csrf},
+    )
+    assert bad.status_code == 422
+    assert "amount" in bad.text
+    assert "invalid_request" in bad.text
+
+
+async def test_a_tenant_cannot_open_another_tenants_message(api, admin_headers):
+    mine = await support.make_tenant(api, admin_headers, credit=10_000_000, name="mine")
+    theirs = await support.make_tenant(api, admin_headers, credit=10_000_000, name="theirs")
+    sent = await api.post(
+        "/v1/messages", json={"to": support.VALID_TO, "body": "secret"}, headers=theirs.headers
+    )
+    assert sent.status_code == 202
+    await tenant_user(api, mine.id, "owner@mine.example")
+    peek = await api.get(f"/console/messages/{sent.json()['id']}")
+    assert peek.status_code == 404
+    assert "secret" not in peek.text
+    assert "No message has this id." in peek.text
+
+
+async def test_sign_in_with_a_password_and_sign_out_ends_the_session(api, tenant):
+    await tenant_user(api, tenant.id, "Owner@Acme.example")
+    csrf = token_of(await api.get("/console/"))
+    cookie = api.cookies.get("smsgw_console")
+    out = await api.post("/console/sign-out", data={"csrf_token": csrf})
+    assert out.status_code == 303
+    # The old cookie is dead in the database, not only forgotten by this browser.
+    api.cookies.set("smsgw_console", cookie, path="/console")
+    assert (await api.get("/console/")).status_code == 303
+    api.cookies.clear()
+    form = await api.get("/console/sign-in")
+    wrong = await api.post(
+        "/console/sign-in",
+        data={
+            "email": "owner@acme.example",
+            "password": "wrong wrong wrong",
+            "csrf_token": token_of(form),
+        },
+    )
+    assert wrong.status_code == 401
+    right = await api.post(
+        "/console/sign-in",
+        data={
+            "email": "owner@acme.example",
+            "password": "correct horse battery",
+            "csrf_token": token_of(form),
+        },
+    )
+    assert right.status_code == 303
+    assert (await api.get("/console/")).status_code == 200

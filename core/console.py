@@ -280,6 +280,20 @@ async def list_api_keys(conn: Conn, *, tenant_id: uuid.UUID) -> list[KeyRow]:
     ]
 
 
+class UserRow(msgspec.Struct, frozen=True, kw_only=True):
+    id: uuid.UUID
+    email: str
+    role: str
+    active: bool
+    created_at: datetime
+
+
+async def list_users(conn: Conn, *, tenant_id: uuid.UUID) -> list[UserRow]:
+    """The tenant's console users; ``active``: the invitation was accepted."""
+    rows = await console_db.list_users(conn, tenant_id=tenant_id)
+    return [msgspec.convert(r, UserRow) for r in rows]
+
+
 async def owns_api_key(conn: Conn, *, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
     """NotFound unless the key is the tenant's: a console user revokes only their own."""
     if not any(k.id == key_id for k in await list_api_keys(conn, tenant_id=tenant_id)):

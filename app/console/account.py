@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from app.console import forms
 from app.console.tenant import TENANT_DEPENDENCIES
-from app.console.web import PREFIX, page, tenant_guard
+from app.console.web import PREFIX, form_fields, page, tenant_guard
 from core import console, numbers, senders, suppressions, tenants, webhooks
 from core.tenants import Tenant
 from db import Conn
@@ -94,6 +94,33 @@ class AccountConsole(Controller):
         """A new signing secret, shown once; callbacks from now on are signed with it."""
         secret = await tenants.rotate_webhook_secret(conn, tenant_id=tenant.id)
         return await _webhooks_page(request, conn, tenant, new_secret=secret)
+
+    @get("/team")
+    async def team(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+    ) -> Template:
+        return page(request, "team.html", users=await console.list_users(conn, tenant_id=tenant.id))
+
+    @post("/team")
+    async def invite(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+    ) -> Template:
+        """The owner invites a colleague: a link shown once, as the operator's is."""
+        fields = await form_fields(request)
+        token = await console.invite(conn, tenant_id=tenant.id, email=fields.get("email", ""))
+        link = f"{str(request.base_url).rstrip('/')}{PREFIX}/invitations/{token}"
+        return page(
+            request,
+            "team.html",
+            users=await console.list_users(conn, tenant_id=tenant.id),
+            invitation=link,
+        )
 
     @get("/numbers")
     async def numbers_page(

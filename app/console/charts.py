@@ -4,6 +4,7 @@ build step, and the numbers are also in a table beside each chart for screen rea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 WIDTH, HEIGHT, PAD = 640, 200, 24
 
@@ -47,3 +48,15 @@ def bars(points: list[tuple[str, int]]) -> Chart:
             )
         )
     return Chart(bars=drawn, peak=peak)
+
+
+def every_day(starts: datetime, ends: datetime, values: dict[str, int]) -> list[tuple[str, int]]:
+    """(MM-DD, value) for each day of the window, 0 for a day without a row, so that
+    bars keep their width and a quiet day shows as one."""
+    first: date = starts.date()
+    last: date = (ends - timedelta(microseconds=1)).date()
+    days = []
+    while first <= last:
+        days.append((first.isoformat()[5:], values.get(first.isoformat(), 0)))
+        first += timedelta(days=1)
+    return days

@@ -82,7 +82,8 @@ class TenantConsole(Controller):
             to=None,
             group_by="country",
         )
-        days = [(r.key or "", r) for r in by_day.rows]
+        spent = {(r.key or "")[:10]: r.spent for r in by_day.rows}
+        sent = {(r.key or "")[:10]: r.messages for r in by_day.rows}
         return page(
             request,
             "overview.html",
@@ -91,8 +92,8 @@ class TenantConsole(Controller):
             currency=currency,
             rows=by_day.rows,
             countries=by_country.rows,
-            spend=charts.bars([(d[5:], r.spent) for d, r in days]),
-            volume=charts.bars([(d[5:], r.messages) for d, r in days]),
+            spend=charts.bars(charts.every_day(by_day.from_, by_day.to, spent)),
+            volume=charts.bars(charts.every_day(by_day.from_, by_day.to, sent)),
         )
 
     @get("/messages")

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 
 from app.auth import provide_tenant, tenant_guard
-from core import webhooks
+from core import tenants, webhooks
 from core.tenants import Tenant
 from db import Conn
+
+
+class WebhookSecret(msgspec.Struct, frozen=True, kw_only=True):
+    webhook_secret: str
 
 
 class WebhooksController(Controller):
@@ -33,3 +38,13 @@ class WebhooksController(Controller):
         attempt's status code or error and latency, the next retry. A destination the
         gateway may not reach fails at once, with the reason in `error`."""
         return await webhooks.list_deliveries(conn, tenant=tenant, limit=limit, cursor=cursor)
+
+    @post("/secret", status_code=201)
+    async def rotate_secret(
+        self, conn: NamedDependency[Conn], tenant: NamedDependency[Tenant]
+    ) -> WebhookSecret:
+        """A new signing secret, shown once: every callback from now on is signed with it
+        (the console's "Rotate the signing secret" calls the same function)."""
+        return WebhookSecret(
+            webhook_secret=await tenants.rotate_webhook_secret(conn, tenant_id=tenant.id)
+        )

@@ -19,8 +19,11 @@ RETURNING purpose, audience, tenant_id, email
 
 -- name: upsert_user
 -- An invitation accepted: the address's user at the link's tenant gets its password.
+-- The tenant's first user is its owner; those the owner invites are members.
 INSERT INTO console_users (id, tenant_id, email, password_hash, role)
-VALUES (%(id)s, %(tenant_id)s, %(email)s, %(password_hash)s, 'owner')
+SELECT %(id)s, %(tenant_id)s, %(email)s, %(password_hash)s,
+       CASE WHEN EXISTS (SELECT 1 FROM console_users WHERE tenant_id = %(tenant_id)s)
+            THEN 'member' ELSE 'owner' END
 ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash
  WHERE console_users.tenant_id = excluded.tenant_id
 RETURNING id, tenant_id, email, password_hash, role

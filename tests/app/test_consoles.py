@@ -5,9 +5,11 @@ browser are tests/app/test_consoles_browser.py."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import httpx
 
+from app.console import charts
 from tests import support
 from tests.conftest import ADMIN_TOKEN
 
@@ -171,3 +173,48 @@ async def test_sign_in_with_a_password_and_sign_out_ends_the_session(api, tenant
     )
     assert right.status_code == 303
     assert (await api.get("/console/")).status_code == 200
+
+
+async def test_the_owner_invites_a_colleague_who_joins_as_a_member(api, tenant):
+    csrf = await tenant_user(api, tenant.id, "owner@acme.example")
+    invited = await api.post(
+        "/console/team", data={"email": "ann@acme.example", "csrf_token": csrf}
+    )
+    link = re.search(r'id="invitation-link">([^<]+)<', invited.text)
+    assert link
+    api.cookies.clear()
+    path = httpx.URL(link.group(1)).path
+    form = await api.get(path)
+    joined = await api.post(
+        path, data={"password": "another long passphrase", "csrf_token": token_of(form)}
+    )
+    assert joined.status_code == 303
+    team = await api.get("/console/team")
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>", team.text)
+    assert rows == [
+        ("ann@acme.example", "member", "active"),
+        ("owner@acme.example", "owner", "active"),
+    ]
+    # An invitation is used once.
+    assert (await api.get(path)).status_code == 404
+
+
+async def test_rotating_the_webhook_secret_through_the_api_shows_it_once(api, tenant):
+    rotated = await api.post("/v1/webhooks/secret", headers=tenant.headers)
+    assert rotated.status_code == 201
+    secret = rotated.json()["webhook_secret"]
+    assert secret.startswith("whsec_")
+    assert secret != tenant.webhook_secret
+    await tenant_user(api, tenant.id, "owner@acme.example")
+    page = await api.get("/console/webhooks")
+    assert f"whsec_…{secret[-4:]}" in page.text
+    assert secret not in page.text
+
+
+def test_a_chart_has_a_bar_for_every_day_of_its_window():
+    days = charts.every_day(
+        datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC), {"2026-03-02": 7}
+    )
+    assert days == [("03-01", 0), ("03-02", 7), ("03-03", 0)]
+    drawn = charts.bars(days)
+    assert [b.height > 0 for b in drawn.bars] == [False, True, False]

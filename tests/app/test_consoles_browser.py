@@ -157,7 +157,11 @@ async def test_operator_and_owner_journeys(db_url, settings):
 
             # The spend chart has today's bar.
             await owner.goto("/console/")
-            assert await me.locator("#spend-chart rect.bar").count() >= 1
+            heights = await me.locator("#spend-chart rect.bar").evaluate_all(
+                "bars => bars.map(b => Number(b.getAttribute('height')))"
+            )
+            assert len(heights) >= 30
+            assert heights[-1] > 0  # today
             await owner.check("overview")
 
             # The webhook signing secret rotates; the new one is shown once.

@@ -13,6 +13,7 @@ from litestar.template import TemplateConfig
 from app.console.access import AccessController
 from app.console.account import AccountConsole
 from app.console.operator import OperatorConsole
+from app.console.rate_cards import RateCardsConsole
 from app.console.tenant import TenantConsole
 from app.console.web import EXCEPTION_HANDLERS, PREFIX, check_csrf, security_headers
 
@@ -48,6 +49,7 @@ def console_router() -> Router:
         route_handlers=[
             AccessController,
             OperatorConsole,
+            RateCardsConsole,
             TenantConsole,
             AccountConsole,
             create_static_files_router(

@@ -11,6 +11,7 @@ import httpx
 
 from app.console import charts
 from tests import support
+from tests.app.rate_cards import import_card
 from tests.conftest import ADMIN_TOKEN
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -218,3 +219,43 @@ def test_a_chart_has_a_bar_for_every_day_of_its_window():
     assert days == [("03-01", 0), ("03-02", 7), ("03-03", 0)]
     drawn = charts.bars(days)
     assert [b.height > 0 for b in drawn.bars] == [False, True, False]
+
+
+async def test_a_rate_card_upload_shows_its_diff_then_writes_on_confirm(api, admin_headers):
+    csrf = await operator_signed_in(api)
+    old = "prefix,country,network,price\n1,US,,1000\n44,GB,,30000\n"
+    new = "prefix,country,network,price\n1,US,,1200\n447,GB,UK mobile,35000\n"
+    first = await import_card(api, admin_headers, "spring", old)
+    assert first.status_code == 201
+    preview = await api.post(
+        "/console/operator/rate-cards/preview",
+        data={"card": "spring", "csrf_token": csrf},
+        files={"file": ("spring.csv", new.encode(), "text/csv")},
+    )
+    assert preview.status_code == 200, preview.text
+    summary = re.search(r'id="diff-summary">(.*?)</p>', preview.text, re.DOTALL)
+    assert summary
+    assert " ".join(summary.group(1).split()) == (
+        "Against version 1: 1 added, 1 removed, 1 up, 0 down, 0 unchanged."
+    )
+    # Nothing written by the preview.
+    card = await api.get("/v1/admin/rate-cards/spring", headers=admin_headers)
+    assert len(card.json()["versions"]) == 1
+    carried = re.search(r'<textarea name="csv" hidden>(.*?)</textarea>', preview.text, re.DOTALL)
+    assert carried
+    confirm = {"card": "spring", "csrf_token": csrf, "against": "1", "effective_at": ""}
+    done = await api.post(
+        "/console/operator/rate-cards/confirm", data={**confirm, "csv": carried.group(1)}
+    )
+    assert done.status_code == 200, done.text
+    assert "2 rates" in done.text
+    exported = await api.get(
+        "/v1/admin/rate-cards/spring/versions/current.csv", headers=admin_headers
+    )
+    assert exported.text.splitlines()[1:] == ["1,US,,1200", "447,GB,UK mobile,35000"]
+    # Confirming the same preview again: the diff it showed is stale now.
+    stale = await api.post(
+        "/console/operator/rate-cards/confirm", data={**confirm, "csv": carried.group(1)}
+    )
+    assert stale.status_code == 409
+    assert "upload the file again" in stale.text

@@ -23,6 +23,7 @@ AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text()
 SHOTS = ARTIFACTS / "consoles"
 OWNER = "owner@acme-retail.example"
 PASSWORD = "a long enough passphrase"
+AUTUMN = b"prefix,country,network,price\n1,US,,1100\n44,GB,,31000\n"
 
 
 class Browsing:
@@ -105,6 +106,21 @@ async def test_operator_and_owner_journeys(db_url, settings):
             await operator.check("operator-tenants")
             await operator.goto("/console/operator/providers")
             await operator.check("operator-providers")
+            # A rate card: the file, its diff, then confirm.
+            await operator.goto("/console/operator/rate-cards")
+            await operator.check("operator-rate-cards")
+            await page.fill("#card", "autumn")
+            await page.set_input_files(
+                "#file",
+                files=[{"name": "autumn.csv", "mimeType": "text/csv", "buffer": AUTUMN}],
+            )
+            await page.click("text=Preview the changes")
+            summary = await page.inner_text("#diff-summary")
+            assert "2 added" in summary
+            await operator.check("operator-rate-card-diff")
+            await page.click("text=Confirm: write the new version")
+            assert "2 rates" in await page.inner_text("#imported")
+            await operator.check("operator-rate-card-imported")
 
             # The owner, in a browser of their own, accepts and sets a password.
             owner = Browsing(await (await browser.new_context()).new_page(), base)

@@ -184,3 +184,13 @@ class OperatorConsole(Controller):
             providers=await upstreams.provider_status(conn),
             routes=await upstreams.list_routes(conn),
         )
+
+    @post("/providers/{name:str}/enabled")
+    async def set_provider_enabled(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], name: FromPath[str]
+    ) -> Redirect:
+        """Takes a provider out of routing, or back, keeping its configuration."""
+        fields = await form_fields(request)
+        async with conn.transaction():
+            await upstreams.set_enabled(conn, name=name, enabled=fields.get("enabled") == "true")
+        return Redirect(f"{HERE}/providers", status_code=303)

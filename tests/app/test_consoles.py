@@ -259,3 +259,24 @@ async def test_a_rate_card_upload_shows_its_diff_then_writes_on_confirm(api, adm
     )
     assert stale.status_code == 409
     assert "upload the file again" in stale.text
+
+
+async def test_the_operator_disables_a_provider_and_enables_it_again(api, admin_headers):
+    put = await api.put(
+        "/v1/admin/providers/spare", json={"kind": "simulator", "mps": 50}, headers=admin_headers
+    )
+    assert put.status_code == 200, put.text
+    csrf = await operator_signed_in(api)
+    for enabled in ("false", "true"):
+        done = await api.post(
+            "/console/operator/providers/spare/enabled",
+            data={"enabled": enabled, "csrf_token": csrf},
+            follow_redirects=True,
+        )
+        assert done.status_code == 200
+        listed = (await api.get("/v1/admin/providers", headers=admin_headers)).json()
+        spare = next(p for p in listed if p["name"] == "spare")
+        assert spare["enabled"] is (enabled == "true")
+        assert spare["mps"] == 50
+        word = "Disable" if enabled == "true" else "Enable"
+        assert f"{word} spare" in done.text

@@ -234,6 +234,11 @@ async def revoke_session(conn: Conn, *, token: str) -> None:
     await console_db.revoke_session(conn, id_sha256=digest(token))
 
 
+async def purge_expired(conn: Conn) -> int:
+    """Forget sessions and one-time links a day after their end (the upkeep job)."""
+    return await console_db.purge_expired(conn)
+
+
 # -- what the operator lists ---------------------------------------------------------------
 
 TENANT_PAGE = 25

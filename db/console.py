@@ -108,3 +108,8 @@ async def list_tenants(
 
 async def list_api_keys(conn: Conn, *, tenant_id: uuid.UUID) -> list[Row]:
     return await _q.all(conn, "list_api_keys", tenant_id=tenant_id)
+
+
+async def purge_expired(conn: Conn) -> int:
+    row = await _q.one(conn, "purge_expired")
+    return int(row["purged"]) if row else 0

@@ -70,9 +70,10 @@ class SignInRequired(Exception):
 
 
 def secure(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
-    # Behind a TLS-terminating proxy the scheme is what the ASGI server was told
-    # (granian's --url-path-prefix/forwarded settings); see README, "Consoles".
-    return connection.url.scheme == "https"
+    # Behind a proxy that ends TLS the scheme reaches us as X-Forwarded-Proto. Trusting
+    # a forged one only makes the cookie Secure on plain http, where it is then not sent.
+    forwarded = connection.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return connection.url.scheme == "https" or forwarded == "https"
 
 
 def session_cookie(connection: ASGIConnection[Any, Any, Any, Any], token: str) -> Cookie:

@@ -66,3 +66,14 @@ SELECT id, prefix, created_at, revoked_at
   FROM api_keys WHERE tenant_id = %(tenant_id)s
  ORDER BY revoked_at IS NOT NULL, created_at DESC
  LIMIT 200
+
+-- name: purge_expired
+-- Sessions and links a day past their end (expired, or signed out): nothing reads them.
+WITH sessions AS (
+    DELETE FROM console_sessions
+     WHERE expires_at < now() - interval '1 day' OR revoked_at < now() - interval '1 day'
+    RETURNING 1
+), links AS (
+    DELETE FROM console_links WHERE expires_at < now() - interval '1 day' RETURNING 1
+)
+SELECT (SELECT count(*) FROM sessions) + (SELECT count(*) FROM links) AS purged

@@ -76,6 +76,10 @@ async def test_pages_carry_the_security_headers_and_a_strict_session_cookie(api)
     assert ADMIN_TOKEN not in signed.headers["set-cookie"]
     page = await api.get("/console/operator/tenants")
     assert ADMIN_TOKEN not in page.text
+    # Behind a proxy that ends TLS the cookie is Secure.
+    proxied = await api.get("/console/operator/sign-in", headers={"X-Forwarded-Proto": "https"})
+    assert "secure" in proxied.headers["set-cookie"].lower()
+    assert "secure" not in form.headers["set-cookie"].lower()
 
 
 async def test_a_wrong_admin_token_is_refused_on_a_readable_page(api):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -13,6 +14,7 @@ from litestar.response import Redirect, Template
 from app.console import forms
 from app.console.tenant import TENANT_DEPENDENCIES
 from app.console.web import PREFIX, form_fields, page, tenant_guard
+from app.deps import services
 from core import console, numbers, senders, suppressions, tenants, webhooks
 from core.tenants import Tenant
 from db import Conn
@@ -94,6 +96,24 @@ class AccountConsole(Controller):
         """A new signing secret, shown once; callbacks from now on are signed with it."""
         secret = await tenants.rotate_webhook_secret(conn, tenant_id=tenant.id)
         return await _webhooks_page(request, conn, tenant, new_secret=secret)
+
+    @post("/webhooks/test")
+    async def test_event(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+    ) -> Redirect:
+        """A signed test callback to the URL given; its answer shows in the deliveries."""
+        fields = await form_fields(request)
+        await webhooks.send_test_event(
+            conn,
+            tenant=tenant,
+            url=fields.get("url", "").strip(),
+            destinations=services(state).destinations,
+        )
+        return Redirect(f"{PREFIX}/webhooks?tested=1", status_code=303)
 
     @get("/team")
     async def team(

@@ -4,15 +4,19 @@ browser are tests/app/test_consoles_browser.py."""
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from datetime import UTC, datetime
 
 import httpx
 
 from app.console import charts
-from tests import support
+from core import callbacks
+from tests import httpd, support
 from tests.app.rate_cards import import_card
 from tests.conftest import ADMIN_TOKEN
+from tests.jobs.test_webhook_destinations import _deliver_once, resolving_to
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -284,3 +288,31 @@ async def test_the_operator_disables_a_provider_and_enables_it_again(api, admin_
         assert spare["mps"] == 50
         word = "Disable" if enabled == "true" else "Enable"
         assert f"{word} spare" in done.text
+
+
+async def test_a_test_event_reaches_the_endpoint_signed_and_shows_its_answer(
+    api, tenant, settings, pool
+):
+    csrf = await tenant_user(api, tenant.id, "owner@acme.example")
+    refused = await api.post(
+        "/console/webhooks/test", data={"url": "http://10.0.0.8/hook", "csrf_token": csrf}
+    )
+    assert refused.status_code == 422
+    assert "callback_url_not_allowed" in refused.text
+    with httpd.serve(lambda n: (204, 0.0)) as hook:
+        sent = await api.post("/console/webhooks/test", data={"url": hook.url, "csrf_token": csrf})
+        assert sent.status_code == 303
+        assert await _deliver_once(settings, pool, resolving_to("127.0.0.1")) == 1
+    [received] = hook.received
+    assert json.loads(received.body)["status"] == "test"
+    assert callbacks.verify(
+        tenant.webhook_secret,
+        received.body,
+        received.headers[callbacks.SIGNATURE_HEADER.lower()],
+        now=int(time.time()),
+    )
+    page = await api.get("/console/webhooks")
+    row = re.search(r"<td>message\.test</td><td[^>]*>([^<]+)</td><td>(\w+)</td>", page.text)
+    assert row
+    assert row.groups() == (hook.url, "delivered")
+    assert '<td class="num">204</td>' in page.text

@@ -66,35 +66,25 @@ class TenantConsole(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
-        reporting: NamedDependency[Conn],
         tenant: NamedDependency[Tenant],
     ) -> Template:
-        """Balance, and spend and volume by day over 30 days, from the reporting pool."""
+        """The balance at once; the charts follow (htmx loads the usage fragment), so the
+        page does not wait for the reports."""
         balance, currency = await tenants.get_balance(conn, tenant_id=tenant.id)
-        by_day = await reports.tenant_usage(
-            reporting, tenant_id=tenant.id, currency=currency, from_=None, to=None, group_by="day"
-        )
-        by_country = await reports.tenant_usage(
-            reporting,
-            tenant_id=tenant.id,
-            currency=currency,
-            from_=None,
-            to=None,
-            group_by="country",
-        )
-        spent = {(r.key or "")[:10]: r.spent for r in by_day.rows}
-        sent = {(r.key or "")[:10]: r.messages for r in by_day.rows}
-        return page(
-            request,
-            "overview.html",
-            tenant=tenant,
-            balance=balance,
-            currency=currency,
-            rows=by_day.rows,
-            countries=by_country.rows,
-            spend=charts.bars(charts.every_day(by_day.from_, by_day.to, spent)),
-            volume=charts.bars(charts.every_day(by_day.from_, by_day.to, sent)),
-        )
+        return page(request, "overview.html", tenant=tenant, balance=balance, currency=currency)
+
+    @get("/usage")
+    async def usage(
+        self,
+        request: Request[Any, Any, Any],
+        reporting: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        fragment: FromQuery[bool] = False,
+    ) -> Template:
+        """Spend and volume by day over 30 days, and by country, from the reporting pool:
+        the overview's charts (``fragment``), or a page of their own."""
+        context = await _usage(reporting, tenant)
+        return page(request, "_usage.html" if fragment else "usage.html", **context)
 
     @get("/messages")
     async def message_list(
@@ -192,3 +182,31 @@ async def _message(
     found = await messages.get_message(conn, tenant=tenant, message_id=message_id)
     history = await messages.status_history(conn, tenant=tenant, message_id=message_id)
     return found, history
+
+
+async def _usage(reporting: Conn, tenant: Tenant) -> dict[str, Any]:
+    by_day = await reports.tenant_usage(
+        reporting,
+        tenant_id=tenant.id,
+        currency=tenant.currency,
+        from_=None,
+        to=None,
+        group_by="day",
+    )
+    by_country = await reports.tenant_usage(
+        reporting,
+        tenant_id=tenant.id,
+        currency=tenant.currency,
+        from_=None,
+        to=None,
+        group_by="country",
+    )
+    spent = {(r.key or "")[:10]: r.spent for r in by_day.rows}
+    sent = {(r.key or "")[:10]: r.messages for r in by_day.rows}
+    return {
+        "currency": tenant.currency,
+        "rows": by_day.rows,
+        "countries": by_country.rows,
+        "spend": charts.bars(charts.every_day(by_day.from_, by_day.to, spent)),
+        "volume": charts.bars(charts.every_day(by_day.from_, by_day.to, sent)),
+    }

@@ -173,6 +173,8 @@ async def test_operator_and_owner_journeys(db_url, settings):
 
             # The spend chart has today's bar.
             await owner.goto("/console/")
+            # The charts come after the page, from the reporting pool.
+            await me.wait_for_selector("#spend-chart rect.bar", state="attached")
             heights = await me.locator("#spend-chart rect.bar").evaluate_all(
                 "bars => bars.map(b => Number(b.getAttribute('height')))"
             )

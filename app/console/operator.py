@@ -34,28 +34,14 @@ def _tier(raw: str) -> tenants.Tier:
 
 
 async def _tenant_page(
-    request: Request[Any, Any, Any],
-    conn: Conn,
-    reporting: Conn,
-    tenant_id: uuid.UUID,
-    **extra: Any,
+    request: Request[Any, Any, Any], conn: Conn, tenant_id: uuid.UUID, **extra: Any
 ) -> Template:
     tenant, balance = await tenants.get_tenant(conn, tenant_id=tenant_id)
-    today = datetime.now(UTC).date().isoformat()
-    traffic = await reports.tenant_usage(
-        reporting,
-        tenant_id=tenant.id,
-        currency=tenant.currency,
-        from_=today,
-        to=None,
-        group_by="status",
-    )
     return page(
         request,
         "operator_tenant.html",
         tenant=tenant,
         balance=balance,
-        traffic=traffic,
         keys=await console.list_api_keys(conn, tenant_id=tenant.id),
         **extra,
     )
@@ -99,10 +85,29 @@ class OperatorConsole(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
+        tenant_id: FromPath[str],
+    ) -> Template:
+        return await _tenant_page(request, conn, forms.an_id(tenant_id, "tenant"))
+
+    @get("/tenants/{tenant_id:str}/traffic")
+    async def traffic(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Conn],
         reporting: NamedDependency[Conn],
         tenant_id: FromPath[str],
     ) -> Template:
-        return await _tenant_page(request, conn, reporting, forms.an_id(tenant_id, "tenant"))
+        """Today's messages by status, from the reporting pool: loaded after the page."""
+        tenant, _ = await tenants.get_tenant(conn, tenant_id=forms.an_id(tenant_id, "tenant"))
+        today = await reports.tenant_usage(
+            reporting,
+            tenant_id=tenant.id,
+            currency=tenant.currency,
+            from_=datetime.now(UTC).date().isoformat(),
+            to=None,
+            group_by="status",
+        )
+        return page(request, "_traffic.html", traffic=today)
 
     @post("/tenants/{tenant_id:str}/settings")
     async def update_tenant(
@@ -148,7 +153,6 @@ class OperatorConsole(Controller):
         self,
         request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
-        reporting: NamedDependency[Conn],
         tenant_id: FromPath[str],
     ) -> Template:
         """A link for the tenant's owner to set a password; shown once, here."""
@@ -157,7 +161,7 @@ class OperatorConsole(Controller):
         await tenants.get_tenant(conn, tenant_id=tenant)
         token = await console.invite(conn, tenant_id=tenant, email=fields.get("email", ""))
         link = f"{str(request.base_url).rstrip('/')}{PREFIX}/invitations/{token}"
-        return await _tenant_page(request, conn, reporting, tenant, invitation=link)
+        return await _tenant_page(request, conn, tenant, invitation=link)
 
     @post("/tenants/{tenant_id:str}/api-keys/{key_id:str}/revoke")
     async def revoke_key(

@@ -125,6 +125,8 @@ async def test_the_operator_tops_up_and_a_repeated_reference_credits_nothing(api
         assert expected in done.text
     balance = await api.get("/v1/balance", headers=tenant.headers)
     assert balance.json()["available"] == 12_500_000
+    traffic = await api.get(f"/console/operator/tenants/{tenant.id}/traffic")
+    assert "No messages today." in traffic.text
 
 
 async def test_bad_form_input_is_the_apis_problem_shown_as_a_page(api, tenant):

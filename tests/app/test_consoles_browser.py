@@ -222,6 +222,9 @@ async def test_operator_and_owner_journeys(db_url, settings):
 
             # The operator revokes the owner's key: the next API send is refused.
             await page.goto(tenant_url)
+            # Today's traffic follows the page: the owner's test message, delivered.
+            await page.wait_for_selector("#traffic table")
+            assert "delivered" in await page.inner_text("#traffic")
             await page.click(f"text=Revoke smsgw_{key.split('_')[1]}")
             await page.wait_for_selector("#saved")
             refused = await api.post(

@@ -23,7 +23,7 @@ from app.auth import request_state
 from app.deps import services
 from app.errors import STATUS
 from core import console
-from core.errors import DomainError, Forbidden, InvalidRequest
+from core.errors import DomainError, Forbidden, InvalidRequest, RateLimited, Unavailable
 
 SESSION_COOKIE = "smsgw_console"
 FORM_COOKIE = "smsgw_console_form"
@@ -175,6 +175,7 @@ def page(
     *,
     status_code: int = 200,
     cookies: list[Cookie] | None = None,
+    headers: dict[str, str] | None = None,
     **context: Any,
 ) -> Template:
     found = request_state(request).get("console_session")
@@ -185,6 +186,7 @@ def page(
         context={"session": session, "path": request.url.path, **context},
         status_code=status_code,
         cookies=cookies,
+        headers=headers,
     )
 
 
@@ -206,7 +208,12 @@ def problem_view(exc: DomainError) -> tuple[int, dict[str, Any]]:
 
 def domain_error_page(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     status, problem = problem_view(exc)
-    return page(request, "error.html", status_code=status, problem=problem)
+    retry = (
+        {"Retry-After": str(exc.retry_after)}
+        if isinstance(exc, RateLimited | Unavailable)
+        else None
+    )
+    return page(request, "error.html", status_code=status, headers=retry, problem=problem)
 
 
 def http_error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -318,3 +318,23 @@ async def test_a_test_event_reaches_the_endpoint_signed_and_shows_its_answer(
     assert row
     assert row.groups() == (hook.url, "delivered")
     assert '<td class="num">204</td>' in page.text
+
+
+async def test_a_console_send_is_judged_by_the_same_accept_as_the_api(api, tenant):
+    csrf = await tenant_user(api, tenant.id, "owner@acme.example")
+    refused = await api.post(
+        "/console/send",
+        data={"to": support.VALID_TO, "from": "ACME", "body": "hi", "csrf_token": csrf},
+    )
+    assert refused.status_code == 422
+    assert "sender_not_allowed" in refused.text
+    balance = (await api.get("/v1/balance", headers=tenant.headers)).json()
+    assert (balance["available"], balance["held"]) == (10_000_000, 0)
+    sent = await api.post(
+        "/console/send", data={"to": support.VALID_TO, "body": "hi", "csrf_token": csrf}
+    )
+    assert sent.status_code == 303
+    message_id = sent.headers["location"].rsplit("/", 1)[1]
+    through_api = await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)
+    assert through_api.json()["status"] == "queued"
+    assert through_api.json()["price"] == 7_900

@@ -43,6 +43,7 @@ async def _tenant_page(
         tenant=tenant,
         balance=balance,
         keys=await console.list_api_keys(conn, tenant_id=tenant.id),
+        users=await console.list_users(conn, tenant_id=tenant.id),
         **extra,
     )
 

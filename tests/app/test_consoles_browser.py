@@ -225,6 +225,7 @@ async def test_operator_and_owner_journeys(db_url, settings):
             # Today's traffic follows the page: the owner's test message, delivered.
             await page.wait_for_selector("#traffic table")
             assert "delivered" in await page.inner_text("#traffic")
+            assert f"{OWNER}\towner\tactive" in await page.inner_text("#users")
             await page.click(f"text=Revoke smsgw_{key.split('_')[1]}")
             await page.wait_for_selector("#saved")
             refused = await api.post(

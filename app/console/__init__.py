@@ -10,7 +10,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 
-from app.console.access import AccessController
+from app.console.access import AccessController, no_such_page
 from app.console.account import AccountConsole
 from app.console.operator import OperatorConsole
 from app.console.rate_cards import RateCardsConsole
@@ -48,6 +48,7 @@ def console_router() -> Router:
         path="/",
         route_handlers=[
             AccessController,
+            no_such_page,
             OperatorConsole,
             RateCardsConsole,
             TenantConsole,

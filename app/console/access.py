@@ -4,6 +4,7 @@ a tenant user's email and password, an invitation accepted, a one-time sign-in l
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -24,7 +25,7 @@ from app.console.web import (
 )
 from app.deps import services
 from core import console
-from core.errors import Unauthorized
+from core.errors import NotFound, Unauthorized
 from db import Conn
 
 
@@ -125,3 +126,9 @@ class AccessController(Controller):
             else f"{PREFIX}/sign-in"
         )
         return Redirect(where, status_code=303, cookies=[cleared_cookie(request)])
+
+
+@get(f"{PREFIX}/{{rest:path}}", include_in_schema=False)
+async def no_such_page(rest: FromPath[Path]) -> None:
+    """Any other address under /console: the 404 as a page, not as JSON."""
+    raise NotFound("There is no page at this address.")

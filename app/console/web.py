@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from litestar import Request, Response
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
@@ -19,6 +21,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import errors
 from app.auth import request_state
 from app.deps import services
 from app.errors import STATUS
@@ -217,6 +220,8 @@ def domain_error_page(request: Request[Any, Any, Any], exc: DomainError) -> Resp
 
 
 def http_error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code >= 500:
+        return internal_error_page(request, exc)
     problem: dict[str, Any] = {
         "status": exc.status_code,
         "code": "not_found" if exc.status_code == 404 else "invalid_request",
@@ -227,6 +232,32 @@ def http_error_page(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return page(request, "error.html", status_code=exc.status_code, problem=problem)
 
 
+def unavailable_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    errors.unavailable(request, exc)  # logged as the API logs it
+    problem = {
+        "status": 503,
+        "code": "unavailable",
+        "title": "Service unavailable",
+        "detail": "The database is unavailable; retry shortly.",
+        "errors": [],
+    }
+    return page(
+        request, "error.html", status_code=503, headers={"Retry-After": "2"}, problem=problem
+    )
+
+
+def internal_error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    errors.internal_error(request, exc)  # logged with its traceback, as the API does
+    problem = {
+        "status": 500,
+        "code": "internal_error",
+        "title": "Internal error",
+        "detail": "An unexpected error occurred.",
+        "errors": [],
+    }
+    return page(request, "error.html", status_code=500, problem=problem)
+
+
 def sign_in_required(_: Request[Any, Any, Any], exc: SignInRequired) -> Response[Any]:
     return Redirect(exc.where, status_code=303)
 
@@ -235,4 +266,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     DomainError: domain_error_page,
     HTTPException: http_error_page,
     SignInRequired: sign_in_required,
+    psycopg.OperationalError: unavailable_page,
+    psycopg_pool.PoolTimeout: unavailable_page,
+    Exception: internal_error_page,
 }

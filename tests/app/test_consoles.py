@@ -338,3 +338,15 @@ async def test_a_console_send_is_judged_by_the_same_accept_as_the_api(api, tenan
     through_api = await api.get(f"/v1/messages/{message_id}", headers=tenant.headers)
     assert through_api.json()["status"] == "queued"
     assert through_api.json()["price"] == 7_900
+
+
+async def test_an_unknown_console_address_is_a_page_with_the_security_headers(api):
+    missing = await api.get("/console/no/such/page")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "There is no page at this address." in missing.text
+    assert missing.headers["x-frame-options"] == "DENY"
+    sheet = await api.get("/console/static/console.css")
+    assert sheet.status_code == 200
+    assert "text/css" in sheet.headers["content-type"]
+    assert (await api.get("/console/static/htmx.min.js")).status_code == 200

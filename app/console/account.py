@@ -169,3 +169,37 @@ class AccountConsole(Controller):
             conn, tenant=tenant, recipient=recipient or None, cursor=cursor or None
         )
         return page(request, "suppressions.html", found=found, recipient=recipient or "")
+
+    @post("/suppressions")
+    async def add_suppression(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+    ) -> Redirect:
+        """As `POST /v1/suppressions`: stop sends to a recipient (from one number, or all)."""
+        fields = await form_fields(request)
+        await suppressions.add(
+            conn,
+            tenant=tenant,
+            recipient=fields.get("recipient", "").strip(),
+            number=fields.get("number", "").strip() or None,
+        )
+        return Redirect(f"{PREFIX}/suppressions?saved=added", status_code=303)
+
+    @post("/suppressions/remove")
+    async def remove_suppression(
+        self,
+        request: Request[Any, Any, Any],
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+    ) -> Redirect:
+        """As `DELETE /v1/suppressions/{recipient}?number=`: lift one entry."""
+        fields = await form_fields(request)
+        await suppressions.remove(
+            conn,
+            tenant=tenant,
+            recipient=fields.get("recipient", ""),
+            number=fields.get("number") or None,
+        )
+        return Redirect(f"{PREFIX}/suppressions?saved=removed", status_code=303)

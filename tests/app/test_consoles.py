@@ -350,3 +350,28 @@ async def test_an_unknown_console_address_is_a_page_with_the_security_headers(ap
     assert sheet.status_code == 200
     assert "text/css" in sheet.headers["content-type"]
     assert (await api.get("/console/static/htmx.min.js")).status_code == 200
+
+
+async def test_the_owner_adds_and_lifts_an_opt_out_and_sends_follow_it(api, tenant):
+    csrf = await tenant_user(api, tenant.id, "owner@acme.example")
+    added = await api.post(
+        "/console/suppressions",
+        data={"recipient": support.VALID_TO, "number": "", "csrf_token": csrf},
+        follow_redirects=True,
+    )
+    assert "Added: no message goes to this recipient." in added.text
+    assert f"Lift {support.VALID_TO}" in added.text
+    refused = await api.post(
+        "/v1/messages", json={"to": support.VALID_TO, "body": "hi"}, headers=tenant.headers
+    )
+    support.assert_problem(refused, 422, "recipient_opted_out")
+    lifted = await api.post(
+        "/console/suppressions/remove",
+        data={"recipient": support.VALID_TO, "number": "*", "csrf_token": csrf},
+        follow_redirects=True,
+    )
+    assert "No recipient has opted out." in lifted.text
+    sent = await api.post(
+        "/v1/messages", json={"to": support.VALID_TO, "body": "hi"}, headers=tenant.headers
+    )
+    assert sent.status_code == 202

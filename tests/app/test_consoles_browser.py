@@ -199,6 +199,19 @@ async def test_operator_and_owner_journeys(db_url, settings):
                 ".then(r => r.status)"
             )
             assert forged == 403
+            # And a form on another site, posted in the owner's browser: refused too.
+            await owner.goto("/console/keys")
+            live_keys = await me.locator("text=Revoke smsgw_").count()
+            attacker = await me.context.new_page()
+            await attacker.set_content(
+                f'<form method="post" action="{base}/console/keys"><button>Win</button></form>'
+            )
+            await attacker.click("text=Win")
+            await attacker.wait_for_load_state()
+            assert "new-api-key" not in await attacker.content()
+            await attacker.close()
+            await owner.goto("/console/keys")
+            assert await me.locator("text=Revoke smsgw_").count() == live_keys
 
             # Another tenant's message, by editing the URL: not found.
             admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

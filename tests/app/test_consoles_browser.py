@@ -192,6 +192,11 @@ async def test_operator_and_owner_journeys(db_url, settings):
             await owner.check("numbers")
             await owner.goto("/console/suppressions")
             await owner.check("suppressions")
+            await owner.goto("/console/team")
+            assert OWNER in await me.inner_text("main")
+            await owner.check("team")
+            await owner.goto("/console/usage")
+            await owner.check("usage")
 
             # A post without the form's token is refused, and changes nothing.
             forged = await me.evaluate(

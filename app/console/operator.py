@@ -18,7 +18,7 @@ from app.console import forms
 from app.console.web import PREFIX, form_fields, operator_guard, page
 from app.deps import provide_reporting_conn, services
 from core import console, reports, tenants, upstreams
-from core.errors import FieldError, InvalidRequest
+from core.errors import FieldError, InvalidRequest, NotFound
 from db import Conn
 from jobs.scheduler import follow_tier
 
@@ -198,4 +198,54 @@ class OperatorConsole(Controller):
         fields = await form_fields(request)
         async with conn.transaction():
             await upstreams.set_enabled(conn, name=name, enabled=fields.get("enabled") == "true")
+        return Redirect(f"{HERE}/providers", status_code=303)
+
+    @post("/routes")
+    async def add_route(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn]
+    ) -> Redirect:
+        """As `POST /v1/admin/routes`."""
+        fields = await form_fields(request)
+        tier = fields.get("tier", "")
+        async with conn.transaction():
+            await upstreams.add_route(
+                conn,
+                prefix=fields.get("prefix", "").strip(),
+                tier=_tier(tier) if tier else None,
+                provider=fields.get("provider", "").strip(),
+                priority=forms.whole(fields, "priority") or 0,
+                cost_per_segment=forms.whole(fields, "cost_per_segment") or 0,
+                enabled=True,
+            )
+        return Redirect(f"{HERE}/providers", status_code=303)
+
+    @post("/routes/{route_id:int}/enabled")
+    async def set_route_enabled(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], route_id: FromPath[int]
+    ) -> Redirect:
+        """A route on or off: the API has no edit, so the route is replaced by its copy
+        with `enabled` changed, in one transaction, through the API's own add and delete
+        (it gets a new id)."""
+        fields = await form_fields(request)
+        async with conn.transaction():
+            route = next((r for r in await upstreams.list_routes(conn) if r.id == route_id), None)
+            if route is None:
+                raise NotFound("No route has this id.")
+            await upstreams.delete_route(conn, route_id=route.id)
+            await upstreams.add_route(
+                conn,
+                prefix=route.prefix,
+                tier=route.tier,
+                provider=route.provider,
+                priority=route.priority,
+                cost_per_segment=route.cost_per_segment,
+                enabled=fields.get("enabled") == "true",
+                allow_loss=route.allow_loss,
+            )
+        return Redirect(f"{HERE}/providers", status_code=303)
+
+    @post("/routes/{route_id:int}/remove")
+    async def remove_route(self, conn: NamedDependency[Conn], route_id: FromPath[int]) -> Redirect:
+        """As `DELETE /v1/admin/routes/{id}`."""
+        await upstreams.delete_route(conn, route_id=route_id)
         return Redirect(f"{HERE}/providers", status_code=303)

@@ -375,3 +375,38 @@ async def test_the_owner_adds_and_lifts_an_opt_out_and_sends_follow_it(api, tena
         "/v1/messages", json={"to": support.VALID_TO, "body": "hi"}, headers=tenant.headers
     )
     assert sent.status_code == 202
+
+
+async def test_the_operator_adds_disables_and_removes_a_route(api, admin_headers):
+    await api.put("/v1/admin/providers/spare", json={"kind": "simulator"}, headers=admin_headers)
+    csrf = await operator_signed_in(api)
+    form = {"prefix": "+44", "tier": "vip", "provider": "spare", "priority": "5"}
+    added = await api.post(
+        "/console/operator/routes",
+        data={**form, "cost_per_segment": "2100", "csrf_token": csrf},
+        follow_redirects=True,
+    )
+    assert "Disable route +44 via spare" in added.text
+
+    async def ours() -> list[dict]:
+        routes = (await api.get("/v1/admin/routes", headers=admin_headers)).json()
+        return [r for r in routes if r["provider"] == "spare"]
+
+    [route] = await ours()
+    assert (route["prefix"], route["tier"], route["priority"], route["enabled"]) == (
+        "+44",
+        "vip",
+        5,
+        True,
+    )
+    off = await api.post(
+        f"/console/operator/routes/{route['id']}/enabled",
+        data={"enabled": "false", "csrf_token": csrf},
+        follow_redirects=True,
+    )
+    assert "Enable route +44 via spare" in off.text
+    [disabled] = await ours()
+    assert disabled["enabled"] is False
+    assert disabled["cost_per_segment"] == 2100
+    await api.post(f"/console/operator/routes/{disabled['id']}/remove", data={"csrf_token": csrf})
+    assert await ours() == []

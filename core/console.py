@@ -132,14 +132,20 @@ async def invitation_email(conn: Conn, *, token: str) -> str:
     return str(row["email"])
 
 
-async def accept_invitation(conn: Conn, *, token: str, password: str) -> Opened:
-    """Set the invited user's password and open a session for them (the caller's
-    transaction: the link is used only if the session opens)."""
+async def new_password_hash(password: str) -> str:
+    """A chosen password checked and hashed, before any transaction: hashing takes a
+    core for tens of milliseconds and nothing should wait on it."""
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidRequest(
             "The password is not valid.",
             [FieldError("password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters")],
         )
+    return await hash_password(password)
+
+
+async def accept_invitation(conn: Conn, *, token: str, password_hash: str) -> Opened:
+    """Give the invited user the password (``new_password_hash``) and open a session for
+    them, in the caller's transaction: the link is used only if the session opens."""
     link = await console_db.use_link(conn, token_sha256=digest(token), purpose="invitation")
     if link is None:
         raise NotFound("This invitation is unknown, used or expired.")
@@ -148,7 +154,7 @@ async def accept_invitation(conn: Conn, *, token: str, password: str) -> Opened:
         id=uuid.uuid4(),
         tenant_id=link["tenant_id"],
         email=link["email"],
-        password_hash=await hash_password(password),
+        password_hash=password_hash,
     )
     if user is None:
         raise InvalidRequest(

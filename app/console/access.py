@@ -93,10 +93,9 @@ class AccessController(Controller):
         self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], token: FromPath[str]
     ) -> Redirect:
         fields = await form_fields(request)
+        password_hash = await console.new_password_hash(fields.get("password", ""))
         async with conn.transaction():
-            opened = await console.accept_invitation(
-                conn, token=token, password=fields.get("password", "")
-            )
+            opened = await console.accept_invitation(conn, token=token, password_hash=password_hash)
         return Redirect(
             _home(opened), status_code=303, cookies=[session_cookie(request, opened.token)]
         )

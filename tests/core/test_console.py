@@ -18,11 +18,12 @@ async def test_an_invitation_sets_a_password_once_and_the_hash_is_argon2id(conn)
     token = await console.invite(conn, tenant_id=tenant.id, email=" Owner@Acme.Example ")
     assert await console.invitation_email(conn, token=token) == "owner@acme.example"
     with pytest.raises(InvalidRequest):
-        await console.accept_invitation(conn, token=token, password="short")
-    opened = await console.accept_invitation(conn, token=token, password="long enough pass")
+        await console.new_password_hash("short")
+    chosen = await console.new_password_hash("long enough pass")
+    opened = await console.accept_invitation(conn, token=token, password_hash=chosen)
     assert opened.tenant_id == tenant.id
     with pytest.raises(NotFound):
-        await console.accept_invitation(conn, token=token, password="long enough pass")
+        await console.accept_invitation(conn, token=token, password_hash=chosen)
     cursor = await conn.execute("SELECT password_hash FROM console_users")
     stored = (await cursor.fetchone())["password_hash"]
     assert stored.startswith("$argon2id$")
@@ -32,7 +33,8 @@ async def test_an_invitation_sets_a_password_once_and_the_hash_is_argon2id(conn)
 async def test_sign_in_fails_the_same_way_for_a_wrong_password_and_an_unknown_address(conn):
     tenant = await _tenant(conn)
     token = await console.invite(conn, tenant_id=tenant.id, email="owner@acme.example")
-    await console.accept_invitation(conn, token=token, password="long enough pass")
+    chosen = await console.new_password_hash("long enough pass")
+    await console.accept_invitation(conn, token=token, password_hash=chosen)
     answers = []
     for email, password in (("owner@acme.example", "wrong password!"), ("nobody@x.example", "x")):
         with pytest.raises(Unauthorized) as refused:

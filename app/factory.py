@@ -11,6 +11,7 @@ from litestar.openapi import OpenAPIConfig
 from psycopg_pool import AsyncConnectionPool
 
 from app.auth import provide_actor
+from app.console import console_router, template_config
 from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
 from app.controllers.audit import AdminAuditController, AuditController
@@ -123,7 +124,9 @@ def create_app(
             metrics,
             dashboard_page,
             dashboard_static,
+            console_router(),
         ],
+        template_config=template_config(),
         dependencies={
             "conn": Provide(provide_conn),
             "actor": Provide(provide_actor, sync_to_thread=False),

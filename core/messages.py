@@ -229,6 +229,22 @@ async def get_message(conn: Conn, *, tenant: Tenant, message_id: uuid.UUID) -> M
     return message_from_row(row)
 
 
+class StatusChange(msgspec.Struct, frozen=True, kw_only=True):
+    status: str
+    at: datetime
+    error_code: str | None
+
+
+async def status_history(
+    conn: Conn, *, tenant: Tenant, message_id: uuid.UUID
+) -> list[StatusChange]:
+    """The message's statuses in order; empty for another tenant's message."""
+    rows = await messages_db.status_history(
+        conn, tenant_id=tenant.id, id=message_id, created_at=ids.created_at(message_id)
+    )
+    return [StatusChange(status=r["status"], at=r["at"], error_code=r["error_code"]) for r in rows]
+
+
 async def cancel_message(conn: Conn, *, tenant: Tenant, message_id: uuid.UUID) -> Message:
     """Cancel a scheduled or queued message and release its hold."""
     created_at = ids.created_at(message_id)

@@ -218,6 +218,14 @@ async def get_tenant(
     )
 
 
+async def rotate_webhook_secret(conn: Conn, *, tenant_id: uuid.UUID) -> str:
+    """A new signing secret for the tenant's webhooks, used from the next delivery on."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    if not await tenants_db.set_webhook_secret(conn, id=tenant_id, webhook_secret=secret):
+        raise NotFound("No tenant has this id.")
+    return secret
+
+
 async def issue_api_key(conn: Conn, *, tenant_id: uuid.UUID) -> IssuedKey:
     prefix, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     row = await tenants_db.insert_api_key(

@@ -106,6 +106,17 @@ async def provider_settings(conn: Conn, *, name: str) -> dict[str, Any] | None:
     return None
 
 
+async def set_enabled(conn: Conn, *, name: str, enabled: bool) -> ProviderStatus:
+    """Enable or disable a provider as configured (the console's switch): the put of its
+    own configuration with ``enabled`` changed, as `PUT /v1/admin/providers/{name}`."""
+    row = next((r for r in await providers_db.list_providers(conn) if r["name"] == name), None)
+    if row is None:
+        raise NotFound("No provider has this name.")
+    return await put_provider(
+        conn, name=name, kind=row["kind"], config=row["config"], mps=row["mps"], enabled=enabled
+    )
+
+
 async def provider_status(conn: Conn) -> list[ProviderStatus]:
     statuses = []
     for row in await providers_db.provider_status(conn):

@@ -6,13 +6,15 @@ tenant's rows."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 
-from core import cursors
+from core import cursors, submission
+from core.errors import FieldError, InvalidRequest
 from core.tenants import Tenant
+from core.webhook_policy import DestinationPolicy
 from db import Conn, Row
 from db import callbacks as callbacks_db
 
@@ -100,3 +102,23 @@ async def list_deliveries(
         rows, size, item=delivery_from_row, key=lambda d: (d.created_at, d.id)
     )
     return DeliveryPage(deliveries=page, next_cursor=next_cursor)
+
+
+async def send_test_event(
+    conn: Conn, *, tenant: Tenant, url: str, destinations: DestinationPolicy
+) -> uuid.UUID:
+    """A status callback of a made-up message (status ``test``) to ``url``, signed with
+    the tenant's secret and delivered (and retried) like any other, so the tenant sees
+    its endpoint's answer among the deliveries. The id of the made-up message."""
+    errors: list[FieldError] = []
+    submission.check_url(url, errors, "url")
+    if errors:
+        raise InvalidRequest("The URL is not valid.", errors)
+    submission.check_destination(url, destinations, "url")
+    message_id = uuid.uuid4()
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    payload = {"id": str(message_id), "status": "test", "error_code": None, "timestamp": now}
+    await callbacks_db.enqueue(
+        conn, tenant_id=tenant.id, message_id=message_id, url=url, payload=payload, kind="status"
+    )
+    return message_id

@@ -126,6 +126,12 @@ async def get_message(
     return await _q.one(conn, "get_message", tenant_id=tenant_id, id=id, created_at=created_at)
 
 
+async def status_history(
+    conn: Conn, *, tenant_id: uuid.UUID, id: uuid.UUID, created_at: datetime
+) -> list[Row]:
+    return await _q.all(conn, "status_history", tenant_id=tenant_id, id=id, created_at=created_at)
+
+
 async def cancel_message(
     conn: Conn, *, tenant_id: uuid.UUID, id: uuid.UUID, created_at: datetime
 ) -> Row | None:

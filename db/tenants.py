@@ -111,3 +111,9 @@ async def update_tenant(
         quiet_hours_end=quiet_hours_end,
     )
     return row is not None
+
+
+async def set_webhook_secret(conn: Conn, *, id: uuid.UUID, webhook_secret: str) -> bool:
+    return (
+        await _q.one(conn, "set_webhook_secret", id=id, webhook_secret=webhook_secret) is not None
+    )

@@ -8,7 +8,7 @@ import procrastinate
 import structlog
 from procrastinate import jobs as procrastinate_jobs
 
-from core import deliverability, delivery, inbound, rollups
+from core import console, deliverability, delivery, inbound, rollups
 from db import auth as auth_db
 from db import idempotency as idempotency_db
 from db import inbound as inbound_db
@@ -101,9 +101,14 @@ def register(app: procrastinate.App, *, queue: str) -> None:
             failures = await auth_db.purge_failures(
                 conn, window_seconds=deps.settings.auth_failures_window_seconds
             )
-        if keys or seen or failures:
+            sessions = await console.purge_expired(conn)
+        if keys or seen or failures or sessions:
             log.info(
-                "upkeep.purged", idempotency_keys=keys, inbound_seen=seen, auth_failures=failures
+                "upkeep.purged",
+                idempotency_keys=keys,
+                inbound_seen=seen,
+                auth_failures=failures,
+                console_sessions_and_links=sessions,
             )
 
     @app.periodic(cron="* * * * * */5", periodic_id="inbound-parts")

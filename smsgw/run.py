@@ -19,11 +19,12 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import psycopg
 from psycopg.rows import dict_row
 
-from core import logs, numbers, smpp_accounts, tenants
+from core import console, logs, numbers, smpp_accounts, tenants
 from core.errors import Conflict
 from core.settings import Settings, SettingsError
 from db import migrate as migrate_db
@@ -60,9 +61,16 @@ async def _seed_demo_smpp(database_url: str) -> tuple[str, str]:
         return account.system_id, password
 
 
-async def _seed_demo(database_url: str) -> str:
+class Demo(NamedTuple):
+    api_key: str
+    # One-time console sign-in links' tokens (24 h): the demo tenant's, the operator's.
+    tenant_link: str
+    operator_link: str
+
+
+async def _seed_demo(database_url: str) -> Demo:
     """A demo tenant with credit and its number (DEMO_FROM); a fresh API key for it on
-    every run (keys show once)."""
+    every run (keys show once), and one-time sign-in links to the consoles."""
     async with await psycopg.AsyncConnection.connect(
         database_url, autocommit=True, row_factory=dict_row
     ) as conn:
@@ -86,7 +94,9 @@ async def _seed_demo(database_url: str) -> str:
             # without one (the upstream's default sender).
             with contextlib.suppress(Conflict):
                 await numbers.add_number(conn, tenant_id=tenant_id, number=DEMO_FROM)
-        return key.api_key
+            tenant_link = await console.sign_in_link(conn, audience="tenant", tenant_id=tenant_id)
+            operator_link = await console.sign_in_link(conn, audience="operator", tenant_id=None)
+        return Demo(key.api_key, tenant_link, operator_link)
 
 
 def _shown_host(host: str) -> str:
@@ -94,12 +104,16 @@ def _shown_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
 
 
-def _banner(host: str, port: int, admin_token: str, api_key: str, generated: bool) -> str:
+def _banner(host: str, port: int, admin_token: str, demo: Demo, generated: bool) -> str:
     shown = _shown_host(host)
     base = f"http://{shown}:{port}"
+    api_key = demo.api_key
     lines = [
         "",
         f"smsgw is running at {base}  (OpenAPI: {base}/schema/openapi.json)",
+        f"  consoles: {base}/console/  (operators: {base}/console/operator/sign-in)",
+        f"  sign in once, within 24 h, as the demo tenant: {base}/console/links/{demo.tenant_link}",
+        f"                          as the operator: {base}/console/links/{demo.operator_link}",
         f"  demo tenant API key: {api_key}  (it sends from its number {DEMO_FROM})",
         f"  admin token{' (generated)' if generated else ''}: {admin_token}",
         "",
@@ -168,7 +182,7 @@ def run_all(*, host: str, port: int) -> int:
         except migrate_db.PreReleaseDatabase as exc:
             where = f"; its data folder is {embedded.root}" if embedded is not None else ""
             raise SystemExit(f"smsgw: {exc}{where}") from None
-        api_key = asyncio.run(_seed_demo(settings.database_url))
+        demo = asyncio.run(_seed_demo(settings.database_url))
         # The children write to this terminal: their lines are the run's log.
         api = ["api", "--host", host, "--port", str(port)]
         children.append(processes.spawn(processes.smsgw_command(*api), env=env, log=None))
@@ -183,7 +197,7 @@ def run_all(*, host: str, port: int) -> int:
             processes.wait_http(f"{base}/ready", watch=children, timeout=60)
         except processes.StartError as exc:
             raise SystemExit(f"smsgw: the API did not start ({exc}); see the log above") from None
-        print(_banner(host, port, env["SMSGW_ADMIN_TOKEN"], api_key, generated), flush=True)
+        print(_banner(host, port, env["SMSGW_ADMIN_TOKEN"], demo, generated), flush=True)
         if smpp_login is not None:
             try:
                 processes.wait_listening(

@@ -52,6 +52,7 @@ SLOW = (
     # hostile input, headless Chromium, the twilio package, kill and signal.
     "hostile/",
     "app/test_dashboard_browser.py",
+    "app/test_consoles_browser.py",
     # A real `smsgw api` streams 200,000 rows while its memory is watched.
     "app/test_export_memory.py",
     # PostgreSQL, PgBouncer, an API and two workers as real processes.

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 
 from app.auth import provide_tenant, tenant_guard
-from core import webhooks
+from core import audit, tenants, webhooks
+from core.audit import Actor
 from core.tenants import Tenant
 from db import Conn
+
+
+class WebhookSecret(msgspec.Struct, frozen=True, kw_only=True):
+    webhook_secret: str
 
 
 class WebhooksController(Controller):
@@ -33,3 +39,25 @@ class WebhooksController(Controller):
         attempt's status code or error and latency, the next retry. A destination the
         gateway may not reach fails at once, with the reason in `error`."""
         return await webhooks.list_deliveries(conn, tenant=tenant, limit=limit, cursor=cursor)
+
+    @post("/secret", status_code=201)
+    async def rotate_secret(
+        self,
+        conn: NamedDependency[Conn],
+        tenant: NamedDependency[Tenant],
+        actor: NamedDependency[Actor],
+    ) -> WebhookSecret:
+        """A new signing secret, shown once: every callback from now on is signed with it
+        (the console's "Rotate the signing secret" calls the same function)."""
+        async with conn.transaction():
+            secret = await tenants.rotate_webhook_secret(conn, tenant_id=tenant.id)
+            await audit.record(
+                conn,
+                actor=actor,
+                action="webhook_secret.rotated",
+                target=f"tenant:{tenant.id}",
+                tenant_id=tenant.id,
+                # Masked: the row says that a new secret was set, never what it is.
+                after={"webhook_secret": secret},
+            )
+        return WebhookSecret(webhook_secret=secret)

@@ -66,3 +66,10 @@ SELECT * FROM messages
         OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
  ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s
+
+-- name: status_history
+-- A message's statuses in order (the trigger writes one row per change).
+SELECT status, at, error_code FROM message_events
+ WHERE message_created_at = %(created_at)s AND message_id = %(id)s
+   AND tenant_id = %(tenant_id)s
+ ORDER BY at

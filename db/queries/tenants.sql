@@ -66,3 +66,6 @@ UPDATE tenants
                               ELSE quiet_hours_end END
  WHERE id = %(id)s
 RETURNING id
+
+-- name: set_webhook_secret
+UPDATE tenants SET webhook_secret = %(webhook_secret)s WHERE id = %(id)s RETURNING id

@@ -281,6 +281,12 @@ CHANGES: dict[tuple[str, str], Change] = {
         before=("version",),
         after=("card", "version", "rates"),
     ),
+    ("POST", "/v1/webhooks/secret"): Change(
+        "webhook_secret.rotated",
+        lambda w, _: w.ok("POST", "/v1/webhooks/secret", headers=w.tenant.headers),
+        before=None,
+        after=("webhook_secret",),
+    ),
     ("POST", "/v1/suppressions"): Change(
         "suppression.added",
         lambda w, _: w.ok(
@@ -339,7 +345,7 @@ async def test_every_change_appears_with_its_actor_before_and_after(
         rows = await _rows(conn, "SELECT * FROM audit_events WHERE id > %s ORDER BY id", last)
         assert [r["action"] for r in rows] == [change.action], where
         [row] = rows
-        tenant_side = path.startswith("/v1/suppressions")
+        tenant_side = path.startswith(("/v1/suppressions", "/v1/webhooks"))
         assert row["actor_kind"] == ("api_key" if tenant_side else "admin"), where
         assert row["actor_id"] == (key_id if tenant_side else None), where
         assert row["address"] == ADDRESS, where

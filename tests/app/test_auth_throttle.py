@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -55,3 +56,23 @@ async def test_successful_requests_are_never_counted(settings, tenant):
     async with api_process(settings) as api:
         for _ in range(LIMIT * 3):
             assert (await api.get("/v1/balance", headers=tenant.headers)).status_code == 200
+
+
+async def test_console_sign_in_failures_count_towards_the_same_throttle(settings, tenant):
+    async with api_process(settings) as api:
+        form = await api.get("/console/sign-in")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf
+        attempt = {"email": "owner@acme.example", "password": "guess", "csrf_token": csrf[1]}
+        for _ in range(LIMIT):
+            refused = await api.post("/console/sign-in", data=attempt)
+            assert refused.status_code == 401
+            assert "The email address or the password is not right." in refused.text
+        blocked = await api.post("/console/sign-in", data=attempt)
+        assert blocked.status_code == 429
+        assert "Too many failed authentication attempts" in blocked.text
+        assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+        # The API's door is closed to this address too, even with a valid key.
+        support.assert_problem(
+            await api.get("/v1/balance", headers=tenant.headers), 429, "rate_limited"
+        )

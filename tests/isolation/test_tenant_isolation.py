@@ -284,6 +284,18 @@ async def _webhook_deliveries(api, alice, bob):
     assert bob.tenant.webhook_secret not in listed.text
 
 
+@check("POST", "/v1/webhooks/secret")
+async def _webhook_secret(api, alice, bob):
+    # The key's tenant's secret only: nothing names a tenant, so none other can be meant.
+    rotated = await api.post("/v1/webhooks/secret", headers=bob.headers)
+    assert rotated.status_code == 201, rotated.text
+    assert rotated.json()["webhook_secret"] not in (
+        alice.tenant.webhook_secret,
+        bob.tenant.webhook_secret,
+    )
+    assert alice.tenant.webhook_secret not in rotated.text
+
+
 def _sid(kind: str, message_id: str) -> str:
     return ("MM" if kind == "inbound" else "SM") + uuid.UUID(message_id).hex
 

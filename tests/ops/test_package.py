@@ -57,6 +57,10 @@ def test_the_wheel_is_the_product_at_the_release_version(wheel: Path):
     assert any(n.startswith("db/migrations/0001_") for n in names)
     assert "db/queries/messages.sql" in names
     assert "app/static/dashboard.html" in names
+    # The consoles: their templates, sheet and vendored htmx.
+    assert "app/console/templates/base.html" in names
+    assert "app/static/console/console.css" in names
+    assert "app/static/vendor/htmx.min.js" in names
 
 
 def test_what_the_wheel_installs_runs_without_the_checkout(wheel: Path, tmp_path: Path):

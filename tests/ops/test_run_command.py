@@ -107,6 +107,15 @@ def test_run_prints_a_curl_that_sends_a_message_which_gets_delivered(data_dir):
                 break
             time.sleep(0.2)
         assert seen["status"] == "delivered", seen
+        # The one-time links open the consoles, once.
+        for audience in ("demo tenant", "operator"):
+            link = re.search(rf"as the {audience}: (\S+)", banner)
+            assert link, banner
+            with httpx.Client(timeout=10) as browser:
+                signed = browser.get(link.group(1), follow_redirects=True)
+                assert signed.status_code == 200
+                assert "Sign out" in signed.text
+            assert httpx.get(link.group(1), timeout=10).status_code == 401
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)

@@ -15,11 +15,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from core import webhook_policy
 from core.dispatch import DispatchConfig
 from jobs.callbacks import deliver_batch
 from jobs.context import WorkerDeps
 from jobs.scheduler import ProcrastinateScheduler
 from jobs.upstreams import DatabaseUpstreams
+from jobs.webhook_transport import webhook_client
 from tests import httpd, support, two_way
 from tests.isolation.routes import endpoints
 from tests.support import VALID_TO, TenantHandle, assert_problem
@@ -385,7 +387,8 @@ async def test_one_tenants_unusable_callback_url_does_not_hold_back_anothers(
             canceled = await api.post(f"/v1/messages/{sent[who.id]}/cancel", headers=who.headers)
             assert canceled.status_code == 200, canceled.text
         # Both "canceled" callbacks are due now: one worker claims them in one batch.
-        async with httpx.AsyncClient() as http:
+        policy = webhook_policy.policy(settings.webhook_allowed_networks)
+        async with webhook_client(policy) as http:
             deps = WorkerDeps(
                 settings=settings,
                 pool=pool,

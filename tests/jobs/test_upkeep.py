@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
-from core import delivery
+from core import delivery, webhook_policy
 from core.dispatch import DispatchConfig
 from jobs.app import create_app
 from jobs.context import WorkerDeps
 from jobs.scheduler import DISPATCH_TASK, ProcrastinateScheduler, tier_lock
 from jobs.upkeep import recover_stalled_jobs
 from jobs.upstreams import DatabaseUpstreams
+from jobs.webhook_transport import webhook_client
 from tests import support
 
 
@@ -42,7 +41,8 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
             "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
             (worker_id, upkeep),
         )
-        async with httpx.AsyncClient() as http:
+        policy = webhook_policy.policy(settings.webhook_allowed_networks)
+        async with webhook_client(policy) as http:
             deps = WorkerDeps(
                 settings=settings,
                 pool=pool,

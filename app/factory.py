@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
 from app.controllers.exports import ExportsController
+from app.controllers.exposure import ExposureAdminController, ExposureController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
 from app.controllers.operations import (
@@ -102,6 +103,8 @@ def create_app(
             ExportsController,
             MessagesController,
             AccountController,
+            ExposureAdminController,
+            ExposureController,
             UpstreamsAdminController,
             RateCardsController,
             ReceiptsController,

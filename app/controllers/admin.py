@@ -31,7 +31,7 @@ from app.schemas import (
     TenantView,
     UpdateTenant,
 )
-from core import quiet_hours, smpp_accounts, tenants
+from core import exposure, quiet_hours, smpp_accounts, tenants
 from core.errors import NotFound
 from db import Conn
 from jobs.scheduler import follow_tier
@@ -51,7 +51,7 @@ def parse_id(raw: str, what: str) -> uuid.UUID:
         raise NotFound(f"No {what} has this id.") from None
 
 
-def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
+def _view(tenant: tenants.Tenant, balance: tenants.Balance, limits: exposure.Limits) -> TenantView:
     return TenantView(
         id=tenant.id,
         name=tenant.name,
@@ -77,6 +77,13 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
                 end=tenant.quiet_hours[1].strftime("%H:%M"),
             )
         ),
+        daily_spend_cap=limits.daily_spend_cap,
+        monthly_spend_cap=limits.monthly_spend_cap,
+        day_spent=limits.day_spent,
+        month_spent=limits.month_spent,
+        low_balance_threshold=limits.low_balance_threshold,
+        alerts_url=limits.alerts_url,
+        spend_alert_percents=limits.spend_alert_percents,
     )
 
 
@@ -109,7 +116,7 @@ class AdminController(Controller):
     @get("/tenants/{tenant_id:str}")
     async def get_tenant(self, conn: NamedDependency[Conn], tenant_id: FromPath[str]) -> TenantView:
         tenant, balance = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-        return _view(tenant, balance)
+        return _view(tenant, balance, await exposure.get_limits(conn, tenant_id=tenant.id))
 
     @patch("/tenants/{tenant_id:str}", dto=StrictBody[UpdateTenant], return_dto=None)
     async def update_tenant(
@@ -122,7 +129,9 @@ class AdminController(Controller):
         """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`),
         HELP answer (`help_reply`) or sender policy (`sender_policy`: `any` lets the
         tenant send from any sender); a tier change moves the tenant's waiting dispatch
-        job to the new tier's queue at once."""
+        job to the new tier's queue at once. Exposure limits: `daily_spend_cap` and
+        `monthly_spend_cap` (micro-units, null: none), `low_balance_threshold`,
+        `alerts_url` and `spend_alert_percents` (issue 25)."""
         async with conn.transaction():
             tenant, balance = await tenants.update_tenant(
                 conn,
@@ -154,7 +163,17 @@ class AdminController(Controller):
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)
-        return _view(tenant, balance)
+            limits = await exposure.set_limits(
+                conn,
+                tenant_id=tenant.id,
+                daily_spend_cap=data.daily_spend_cap,
+                monthly_spend_cap=data.monthly_spend_cap,
+                low_balance_threshold=data.low_balance_threshold,
+                alerts_url=data.alerts_url,
+                spend_alert_percents=data.spend_alert_percents,
+                destinations=services(state).destinations,
+            )
+        return _view(tenant, balance, limits)
 
     @post(
         "/tenants/{tenant_id:str}/credits",

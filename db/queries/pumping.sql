@@ -22,7 +22,7 @@ ON CONFLICT (tenant_id, country, prefix, hour, slot) DO UPDATE SET n = c.n + exc
 -- over the smaller bound are judged, so the medians are computed for few. A destination
 -- suspended now, or lifted during this hour, is left alone (a lift holds for the hour).
 WITH cur AS (
-    SELECT c.tenant_id, c.country, c.prefix, sum(c.n) AS n
+    SELECT c.tenant_id, c.country, c.prefix, sum(c.n)::bigint AS n
       FROM destination_counts c
      WHERE c.hour = date_trunc('hour', now())
      GROUP BY 1, 2, 3

@@ -308,5 +308,6 @@ async def pumping_limits(conn: Conn) -> list[Row]:
 
 
 async def delete_pumping_limit(conn: Conn, *, country: str) -> None:
-    if not await exposure_db.delete_pumping_limit(conn, country=country):
+    known = country in phonenumbers.SUPPORTED_REGIONS
+    if not known or not await exposure_db.delete_pumping_limit(conn, country=country):
         raise NotFound("No limit is set for this country.")

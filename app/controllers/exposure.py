@@ -4,6 +4,7 @@ are set with PATCH /v1/admin/tenants/{id} (app/controllers/admin.py)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 import msgspec
@@ -17,6 +18,7 @@ from app.body import StrictBody
 from app.controllers.admin import parse_id
 from app.deps import services
 from core import exposure
+from core.errors import FieldError, InvalidRequest
 from core.tenants import Tenant
 from db import Conn
 
@@ -60,6 +62,17 @@ class AlertSettingsRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
 
 class SuspensionPage(msgspec.Struct, kw_only=True):
     suspensions: list[exposure.Suspension]
+
+
+def _tenant_filter(raw: str | None) -> uuid.UUID | None:
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InvalidRequest(
+            "The query is not valid.", [FieldError("tenant_id", "must be a tenant id (UUID)")]
+        ) from None
 
 
 class ExposureAdminController(Controller):
@@ -148,9 +161,7 @@ class ExposureAdminController(Controller):
         """Destinations suspended by pumping protection, newest first, with their cause;
         every tenant's unless `tenant_id`; ended ones too with `include_ended`."""
         found = await exposure.list_suspensions(
-            conn,
-            tenant_id=None if tenant_id is None else parse_id(tenant_id, "tenant"),
-            include_ended=include_ended,
+            conn, tenant_id=_tenant_filter(tenant_id), include_ended=include_ended
         )
         return SuspensionPage(suspensions=found)
 

@@ -9,8 +9,10 @@ SELECT t.id AS tenant_id, g.countries, coalesce(g.high_risk_enabled, '{}') AS hi
  WHERE t.id = %(tenant_id)s
 
 -- name: set_geo_permissions
+-- No row when no tenant has the id.
 INSERT INTO geo_permissions (tenant_id, countries, high_risk_enabled, updated_at)
-VALUES (%(tenant_id)s, %(countries)s, %(high_risk_enabled)s, now())
+SELECT t.id, %(countries)s, %(high_risk_enabled)s, now() FROM tenants t
+ WHERE t.id = %(tenant_id)s
 ON CONFLICT (tenant_id) DO UPDATE
    SET countries = excluded.countries, high_risk_enabled = excluded.high_risk_enabled,
        updated_at = excluded.updated_at

@@ -159,6 +159,19 @@ async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
             headers={"Authorization": f"Bearer {ADMIN}"},
         )
         credited.raise_for_status()
+        # Issue 25: the exposure controls at work, never binding (ops/bench/system.py).
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        (
+            await client.put(
+                f"/v1/admin/tenants/{tenant['id']}/geo-permissions",
+                json={"countries": None},
+                headers=admin,
+            )
+        ).raise_for_status()
+        caps = {"daily_spend_cap": 10**16, "monthly_spend_cap": 10**16}
+        (
+            await client.patch(f"/v1/admin/tenants/{tenant['id']}", json=caps, headers=admin)
+        ).raise_for_status()
         keys.append(tenant["api_key"])
     return keys
 

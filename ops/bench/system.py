@@ -195,8 +195,27 @@ class Gateway:
                     json={"amount": CREDIT, "reference": "bench"},
                 )
                 credited.raise_for_status()
+                exposed(client, body["id"])
                 made.append(Tenant(id=body["id"], key=body["api_key"]))
         return made
+
+
+# Issue 25: measured with the exposure controls at work for every tenant, never binding.
+EXPOSURE_CAP = 10**16
+
+
+def exposed(client: httpx.Client, tenant_id: str) -> None:
+    """Geo permissions (every country: the check still reads the tenant's row) and daily
+    and monthly spend caps far above what a run spends, for a tenant; the hourly
+    counters are always on."""
+    client.put(
+        f"/v1/admin/tenants/{tenant_id}/geo-permissions",
+        json={"countries": None, "high_risk_enabled": []},
+    ).raise_for_status()
+    client.patch(
+        f"/v1/admin/tenants/{tenant_id}",
+        json={"daily_spend_cap": EXPOSURE_CAP, "monthly_spend_cap": EXPOSURE_CAP},
+    ).raise_for_status()
 
 
 def _pg_sockets(pg_port: int) -> set[str]:

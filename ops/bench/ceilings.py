@@ -114,9 +114,9 @@ async def _accept_keys(url: str, count: int) -> None:
                 conn,
                 tenant_id=tenant.id,
                 set_daily=True,
-                daily=10**16,
+                daily=10**15,
                 set_monthly=True,
-                monthly=10**16,
+                monthly=10**15,
             )
             await conn.execute(
                 "INSERT INTO bench_scratch.accept_keys VALUES (%s, %s, %s, %s)",

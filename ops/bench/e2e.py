@@ -145,6 +145,14 @@ async def _use_provider(client: httpx.AsyncClient, body: dict[str, Any] | None) 
 
 async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
     keys = []
+    # Issue 25: no pumping suspension of the bench's bulk sends (ops/bench/system.py).
+    (
+        await client.put(
+            "/v1/admin/pumping-limits/US",
+            json={"hourly_limit": 10**9},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+    ).raise_for_status()
     for i in range(count):
         created = await client.post(
             "/v1/admin/tenants",
@@ -168,7 +176,7 @@ async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
                 headers=admin,
             )
         ).raise_for_status()
-        caps = {"daily_spend_cap": 10**16, "monthly_spend_cap": 10**16}
+        caps = {"daily_spend_cap": 10**15, "monthly_spend_cap": 10**15}
         (
             await client.patch(f"/v1/admin/tenants/{tenant['id']}", json=caps, headers=admin)
         ).raise_for_status()

@@ -8,6 +8,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+import pytest
+
 from app.errors import STATUS
 from core import errors, pumping
 from db import dispatch as dispatch_db
@@ -25,6 +28,12 @@ CARD = """prefix,country,network,price
 """
 MOBILE = "+4474001234{:02d}"
 PREMIUM = "+4470123{:05d}"
+
+
+@pytest.fixture
+def settings(settings):
+    # A floor of 100 an hour, so a burst of a few hundred shows it (the default is 1000).
+    return msgspec.structs.replace(settings, pumping_floor=100)
 
 
 async def _batch(api, tenant, numbers: list[str]) -> Any:

@@ -175,7 +175,7 @@ class TenantView(msgspec.Struct, kw_only=True):
     quiet_hours: QuietHours | None = None
     daily_spend_cap: int | None = None
     monthly_spend_cap: int | None = None
-    # Spent (held or captured at accept) in the current UTC day and month.
+    # Spent (held or captured) in the current UTC day and month.
     day_spent: int = 0
     month_spent: int = 0
     low_balance_threshold: int | None = None

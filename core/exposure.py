@@ -43,7 +43,7 @@ class GeoPermissions(msgspec.Struct, frozen=True, kw_only=True):
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
     daily_spend_cap: int | None
     monthly_spend_cap: int | None
-    # Spent (held or captured at accept) in the current UTC day and month.
+    # Spent (held or captured: released holds given back) in the current UTC day and month.
     day_spent: int
     month_spent: int
     alerts_url: str | None

@@ -3113,8 +3113,9 @@ $$;
 -- condition of the same conditional UPDATE as the credit check: exact across processes
 -- under concurrency, with no row of its own. Caps are in micro-units (NULL: none); the
 -- spend of the current day and month (UTC: tenants have no time zone) is the money held
--- by the accepts of that period (a hold is spent whether it is later captured or
--- released). `spend_day`/`spend_month` name the period the running sums belong to; an
+-- by the accepts of that period and not released since (captured plus held): a release
+-- of a message accepted in the period gives its money back (smsgw_apply_settlement_v2,
+-- a cancel). `spend_day`/`spend_month` name the period the running sums belong to; an
 -- accept in a new period starts them again. Adding columns with constant defaults
 -- rewrites nothing.
 ALTER TABLE balances ADD COLUMN daily_spend_cap bigint CHECK (daily_spend_cap >= 0);
@@ -3892,6 +3893,47 @@ BEGIN
                         rate.price_per_segment, rate.rate_card, rate.rate_card_version,
                         rate.rate_prefix, chosen.sender, NULL::text, NULL::timestamptz,
                         NULL::bigint;
+END;
+$$;
+
+-- smsgw_apply_settlement_v1, and a release gives its money back to the spend caps: the
+-- hold of a message accepted in the current day (month) counted in its `day_spent`
+-- (`month_spent`), so its release takes it out again (`p_released_day`,
+-- `p_released_month`: the released amounts of messages accepted this day and month,
+-- UTC). Spend is then captured plus held money, as a cap means.
+CREATE FUNCTION smsgw_apply_settlement_v2(
+    p_tenants uuid[], p_captured bigint[], p_released bigint[], p_released_day bigint[],
+    p_released_month bigint[])
+    RETURNS integer
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    t record;
+    changed integer := 0;
+BEGIN
+    FOR t IN
+        SELECT u.tenant_id, sum(u.captured) AS captured, sum(u.released) AS released,
+               sum(u.released_day) AS released_day, sum(u.released_month) AS released_month
+          FROM unnest(p_tenants, p_captured, p_released, p_released_day, p_released_month)
+               AS u(tenant_id, captured, released, released_day, released_month)
+         GROUP BY u.tenant_id
+         ORDER BY u.tenant_id
+    LOOP
+        CONTINUE WHEN t.captured = 0 AND t.released = 0;
+        UPDATE balances b
+           SET held = b.held - t.captured - t.released,
+               captured = b.captured + t.captured,
+               available = b.available + t.released,
+               day_spent = CASE WHEN b.spend_day = smsgw_spend_day_v1()
+                                THEN greatest(b.day_spent - t.released_day, 0)
+                                ELSE b.day_spent END,
+               month_spent = CASE WHEN b.spend_month = smsgw_spend_month_v1()
+                                  THEN greatest(b.month_spent - t.released_month, 0)
+                                  ELSE b.month_spent END
+         WHERE b.tenant_id = t.tenant_id;
+        changed := changed + 1;
+    END LOOP;
+    RETURN changed;
 END;
 $$;
 

@@ -48,11 +48,21 @@ WITH canceled AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
     SELECT created_at, id, tenant_id, 'release', price FROM canceled
     ON CONFLICT DO NOTHING
-    RETURNING amount
+    RETURNING amount, message_created_at
 ), refund AS (
+    -- A message accepted this UTC day (month) gives its money back to the spend caps.
     UPDATE balances
-       SET held = held - r.amount, available = available + r.amount
-      FROM (SELECT sum(amount) AS amount FROM released) AS r
+       SET held = held - r.amount, available = available + r.amount,
+           day_spent = CASE WHEN spend_day = smsgw_spend_day_v1() AND r.today
+                            THEN greatest(day_spent - r.amount, 0) ELSE day_spent END,
+           month_spent = CASE WHEN spend_month = smsgw_spend_month_v1() AND r.this_month
+                              THEN greatest(month_spent - r.amount, 0) ELSE month_spent END
+      FROM (SELECT sum(amount) AS amount,
+                   bool_and((message_created_at AT TIME ZONE 'UTC')::date
+                            = smsgw_spend_day_v1()) AS today,
+                   bool_and(date_trunc('month', message_created_at AT TIME ZONE 'UTC')::date
+                            = smsgw_spend_month_v1()) AS this_month
+              FROM released) AS r
      WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
 )
 SELECT * FROM canceled

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests import support
+from tests import support, workers
 from tests.support import VALID_TO, TenantHandle, assert_problem
 
 PRICE = 7_900  # the standard tier's price per segment
@@ -197,4 +197,43 @@ async def test_a_batch_past_the_cap_is_refused_whole_and_raising_the_cap_lets_it
     poor = await support.make_tenant(api, admin_headers, credit=PRICE - 1, name="poor")
     await _cap_covering(api, admin_headers, poor, 10)
     assert_problem(await support.send(api, poor), 402, "insufficient_credit")
+    assert await support.violations(conn) == []
+
+
+async def test_a_canceled_message_gives_its_price_back_to_the_cap(api, conn, admin_headers, tenant):
+    # Spend is captured plus held money: a release (here a cancel) frees its share.
+    await _cap_covering(api, admin_headers, tenant, 2)
+    first = await support.send(api, tenant, body="one")
+    second = await support.send(api, tenant, body="two")
+    assert (first.status_code, second.status_code) == (202, 202)
+    assert_problem(await support.send(api, tenant, body="three"), 402, "spend_limit_reached")
+    canceled = await api.post(f"/v1/messages/{first.json()['id']}/cancel", headers=tenant.headers)
+    assert canceled.status_code == 200, canceled.text
+    shown = (await api.get(f"/v1/admin/tenants/{tenant.id}", headers=admin_headers)).json()
+    assert shown["day_spent"] == PRICE
+    assert (await support.send(api, tenant, body="three")).status_code == 202
+    assert await support.violations(conn) == []
+
+
+async def test_a_failed_message_gives_its_price_back_to_the_cap(
+    api, conn, settings, admin_headers, tenant
+):
+    await _cap_covering(api, admin_headers, tenant, 3)
+    for i in range(3):
+        assert (await support.send(api, tenant, body=f"m{i}")).status_code == 202
+    async with workers.in_process(settings, simulator_permanent_rate=1.0):
+
+        async def all_failed():
+            return (
+                await support.count(
+                    conn, "SELECT count(*) AS n FROM messages WHERE status = 'failed'"
+                )
+                == 3
+            )
+
+        await workers.eventually(all_failed)
+    shown = (await api.get(f"/v1/admin/tenants/{tenant.id}", headers=admin_headers)).json()
+    assert shown["day_spent"] == 0
+    assert shown["month_spent"] == 0
+    assert (await support.send(api, tenant, body="again")).status_code == 202
     assert await support.violations(conn) == []

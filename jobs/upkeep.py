@@ -133,7 +133,8 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
         await recover_stalled_jobs(context.app, deps_of(context))
 
-    @app.periodic(cron="* * * * * */10", periodic_id="pumping")
+    # Off the whole seconds where the other periodic jobs start (7, 17, ... and 23, 53).
+    @app.periodic(cron="* * * * * 7-59/10", periodic_id="pumping")
     @app.task(name="smsgw.watch_pumping", queue=queue, pass_context=True)
     async def watch_pumping(context: procrastinate.JobContext, timestamp: int) -> None:
         # Suspends destinations over their hourly limit, ends cooled-off suspensions,
@@ -141,7 +142,7 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         deps = deps_of(context)
         await pumping.watch(deps.pool, deps.settings, task=deps.scheduler.task)
 
-    @app.periodic(cron="* * * * * */30", periodic_id="alerts")
+    @app.periodic(cron="* * * * * 23-59/30", periodic_id="alerts")
     @app.task(name="smsgw.check_alerts", queue=queue, pass_context=True)
     async def check_alerts(context: procrastinate.JobContext, timestamp: int) -> None:
         # balance.low and spend.threshold crossings, once each (core/alerts.py).

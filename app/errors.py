@@ -32,6 +32,9 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.SenderNotAllowed: 422,
     errors.SenderNotAllowedForDestination: 422,
     errors.NoSenderForDestination: 422,
+    errors.DestinationNotPermitted: 422,
+    errors.DestinationSuspended: 429,
+    errors.SpendLimitReached: 402,
     errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.Unavailable: 503,
@@ -71,7 +74,7 @@ def domain_error(request: Request[Any, Any, Any], exc: errors.DomainError) -> Re
     )
     headers = None
     extra: dict[str, Any] = {}
-    if isinstance(exc, errors.RateLimited | errors.Unavailable):
+    if isinstance(exc, errors.RateLimited | errors.Unavailable | errors.DestinationSuspended):
         headers = {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, errors.InvalidRequest):
         extra["errors"] = [{"field": e.field, "detail": e.detail} for e in exc.errors]

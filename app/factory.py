@@ -16,6 +16,7 @@ from app.controllers.account import AccountController
 from app.controllers.admin import AdminController
 from app.controllers.audit import AdminAuditController, AuditController
 from app.controllers.exports import ExportsController
+from app.controllers.exposure import ExposureAdminController, ExposureController
 from app.controllers.health import health, ready
 from app.controllers.messages import MessagesController
 from app.controllers.operations import (
@@ -107,6 +108,8 @@ def create_app(
             ExportsController,
             MessagesController,
             AccountController,
+            ExposureAdminController,
+            ExposureController,
             UpstreamsAdminController,
             RateCardsController,
             ReceiptsController,

@@ -49,6 +49,9 @@ ProblemCode = Literal[
     "sender_not_allowed",
     "sender_not_allowed_for_destination",
     "no_sender_for_destination",
+    "destination_not_permitted",
+    "destination_suspended",
+    "spend_limit_reached",
     "internal_error",
     "unavailable",
 ]

@@ -115,6 +115,39 @@ class UpdateTenant(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         | msgspec.UnsetType
         | None
     ) = msgspec.UNSET
+    daily_spend_cap: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                description="Micro-units the tenant may spend (held plus captured) per UTC "
+                "day; a send past it is refused with 402 spend_limit_reached; null: none"
+            ),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    monthly_spend_cap: (
+        Annotated[int, msgspec.Meta(description="The same per UTC month; null: none")]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    low_balance_threshold: (
+        Annotated[
+            int,
+            msgspec.Meta(description="balance.low is sent when available drops under it"),
+        ]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    alerts_url: (
+        Annotated[str, msgspec.Meta(description="Alerts are POSTed here, signed; null: off")]
+        | msgspec.UnsetType
+        | None
+    ) = msgspec.UNSET
+    spend_alert_percents: (
+        Annotated[list[int], msgspec.Meta(description="Shares of a cap that send spend.threshold")]
+        | msgspec.UnsetType
+    ) = msgspec.UNSET
 
 
 class TenantView(msgspec.Struct, kw_only=True):
@@ -140,6 +173,14 @@ class TenantView(msgspec.Struct, kw_only=True):
     ] = "own"
     smart_encoding: bool = False
     quiet_hours: QuietHours | None = None
+    daily_spend_cap: int | None = None
+    monthly_spend_cap: int | None = None
+    # Spent (held or captured) in the current UTC day and month.
+    day_spent: int = 0
+    month_spent: int = 0
+    low_balance_threshold: int | None = None
+    alerts_url: str | None = None
+    spend_alert_percents: list[int] = msgspec.field(default_factory=lambda: [50, 80, 100])
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

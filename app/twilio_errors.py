@@ -25,6 +25,9 @@ UNSUBSCRIBED_RECIPIENT = 21610
 # "Permission to send an SMS has not been enabled for the region indicated by the To"
 REGION_NOT_ENABLED = 21408
 CANNOT_CANCEL = 30409
+# "Message delivery blocked" by SMS Pumping Protection: a destination suspended for
+# the account. (A spend cap has no Twilio code: the HTTP status, 402, stands.)
+PUMPING_BLOCKED = 30450
 # "The From phone number is not a valid, SMS-capable inbound phone number or short code
 # for your account": Twilio's answer to a From the account does not own, or cannot use
 # to that destination.
@@ -58,6 +61,10 @@ _STATUS: dict[type[errors.DomainError], tuple[int, int]] = {
     errors.NotFound: (404, NOT_FOUND),
     errors.RecipientOptedOut: (400, UNSUBSCRIBED_RECIPIENT),
     errors.DestinationNotPriced: (400, REGION_NOT_ENABLED),
+    # Geo permissions: exactly Twilio's "region not enabled" answer.
+    errors.DestinationNotPermitted: (400, REGION_NOT_ENABLED),
+    errors.DestinationSuspended: (429, PUMPING_BLOCKED),
+    errors.SpendLimitReached: (402, 402),
     errors.SenderNotAllowed: (400, FROM_NOT_ALLOWED),
     errors.SenderNotAllowedForDestination: (400, FROM_NOT_ALLOWED),
     errors.NoSenderForDestination: (400, FROM_REQUIRED),
@@ -103,7 +110,7 @@ def domain_error(request: Request[Any, Any, Any], exc: errors.DomainError) -> Re
         (pair for cls, pair in _STATUS.items() if isinstance(exc, cls)), (500, INTERNAL)
     )
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.RateLimited | errors.Unavailable):
+    if isinstance(exc, errors.RateLimited | errors.Unavailable | errors.DestinationSuspended):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Basic realm="smsgw"'

@@ -44,12 +44,13 @@ class StaleKey(Exception):
 class Decided:
     """What an accept call made of a request's drafts: those it accepted, priced, in the
     request's order, and the ids it refused for an opt-out, an unpriced destination or
-    a sender (with the reason smsgw_sender_v1 gave)."""
+    a rule (its sender, with the reason smsgw_sender_v1 gave, or its destination: geo
+    permissions, a suspension), with the reason and, for a suspension, its end."""
 
     drafts: Sequence[submission.Draft]
     opted_out: frozenset[uuid.UUID] = frozenset()
     not_priced: frozenset[uuid.UUID] = frozenset()
-    sender_refused: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    sender_refused: Mapping[uuid.UUID, tuple[str, Any]] = field(default_factory=dict)
 
 
 class DispatchScheduler(Protocol):
@@ -189,9 +190,10 @@ async def _hold_insert_enqueue(
     honour_opt_outs: bool = True,
     key_id: uuid.UUID | None = None,
 ) -> Decided:
-    """One call (smsgw_accept_one_v3 for one message, smsgw_accept_v6 for more), which
-    judges each message's sender and prices it by its destination; raises when nothing
-    was accepted."""
+    """One call (smsgw_accept_one_v4 for one message, smsgw_accept_v7 for more), which
+    judges each message's destination (geo permissions, suspensions) and sender, prices
+    it by its destination and holds it within credit and the spend caps; raises when
+    nothing was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
     rows = _rows(drafts)
     if len(rows) == 1:
@@ -211,7 +213,9 @@ async def _hold_insert_enqueue(
         if outcome["stale"]:
             raise StaleKey
         if outcome["sender_refused"]:
-            raise refusals.sender_refused(drafts[0], outcome["sender_refused"])
+            raise refusals.sender_refused(
+                drafts[0], outcome["sender_refused"], outcome.get("retry_at")
+            )
         if outcome["opted_out"]:
             raise RecipientOptedOut(refusals.OPTED_OUT)
         if outcome["not_priced"]:
@@ -230,7 +234,8 @@ async def _hold_insert_enqueue(
     )
     opted_out = frozenset(outcome["opted_out"] or ())
     unpriced = frozenset(outcome["not_priced"] or ())
-    unsent = {uuid.UUID(i): reason for i, reason in outcome["sender_refused"] or ()}
+    # [[id, reason, retry_at]]: retry_at for a suspended destination, else null.
+    unsent = {uuid.UUID(r[0]): (r[1], r[2]) for r in outcome["sender_refused"] or ()}
     # [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix, sender]
     rates = {
         uuid.UUID(r[0]): dict(zip(_RATE_FIELDS, r[1:], strict=True)) for r in outcome["rates"] or ()
@@ -377,7 +382,7 @@ async def accept_together(
         case "stale":
             raise StaleKey
         case "sender_refused":
-            raise refusals.sender_refused(draft, outcome["refusal"])
+            raise refusals.sender_refused(draft, outcome["refusal"], outcome["retry_at"])
         case "opted_out":
             raise RecipientOptedOut(refusals.OPTED_OUT)
         case "not_priced":

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import accept, refusals, senders, submission
+from core import accept, refusals, submission
 from core.errors import DestinationNotPriced, FieldError, InvalidRequest, RecipientOptedOut
 from core.idempotency import Accepted, Idempotency
 from core.messages import Message, message_from_draft
@@ -114,9 +115,9 @@ def _prepare(
                 if d.id in decided.not_priced
             ]
             + [
-                _sender_error(indexes[d.id], d, reason)
+                _sender_error(indexes[d.id], d, *refused_by)
                 for d in drafts
-                if (reason := decided.sender_refused.get(d.id)) is not None
+                if (refused_by := decided.sender_refused.get(d.id)) is not None
             ]
         )
         return BatchResult(
@@ -127,6 +128,8 @@ def _prepare(
     return drafts, respond
 
 
-def _sender_error(index: int, draft: submission.Draft, reason: str) -> BatchItemError:
-    error = senders.refusal(reason, sender=draft.sender, to_country=draft.to_country)
+def _sender_error(
+    index: int, draft: submission.Draft, reason: str, retry_at: Any
+) -> BatchItemError:
+    error = refusals.sender_refused(draft, reason, retry_at)
     return BatchItemError(index=index, code=error.code, detail=error.detail)

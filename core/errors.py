@@ -106,6 +106,35 @@ class NoSenderForDestination(DomainError):
     title = "No sender for this destination"
 
 
+class DestinationNotPermitted(DomainError):
+    """The tenant's geo permissions do not include the destination's country (or it is
+    one of the operator's high-risk countries, not enabled for the tenant)."""
+
+    code = "destination_not_permitted"
+    title = "Destination not permitted"
+
+
+class DestinationSuspended(DomainError):
+    """Pumping protection suspended sends from the tenant to this destination (its
+    traffic there broke the hourly limit) until ``retry_after`` seconds from now, unless
+    lifted sooner."""
+
+    code = "destination_suspended"
+    title = "Destination suspended"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class SpendLimitReached(DomainError):
+    """The send would take the tenant's spend of the day or month past its cap (captured
+    plus held money); distinct from a short balance."""
+
+    code = "spend_limit_reached"
+    title = "Spend limit reached"
+
+
 class IdempotencyMismatch(DomainError):
     code = "idempotency_mismatch"
     title = "Idempotency key reused with a different body"

@@ -9,7 +9,14 @@ from typing import Annotated, Literal
 import msgspec
 
 from core import cursors, ids, submission
-from core.errors import Conflict, DestinationNotPriced, FieldError, InvalidRequest, NotFound
+from core.errors import (
+    Conflict,
+    DestinationNotPermitted,
+    DestinationNotPriced,
+    FieldError,
+    InvalidRequest,
+    NotFound,
+)
 from core.tenants import Tenant
 from db import Conn, Row
 from db import messages as messages_db
@@ -190,8 +197,15 @@ async def quote(
         msgspec.structs.replace(request, smart_encoding=True), now_ms=now_ms
     )
     draft = encoded if smart else plain
-    rate = await messages_db.quote(conn, tenant_id=tenant.id, to_number=draft.to)
-    if rate is None:
+    rate = await messages_db.quote(
+        conn, tenant_id=tenant.id, to_number=draft.to, to_country=draft.to_country
+    )
+    if rate["refusal"] is not None:
+        raise DestinationNotPermitted(
+            f"This account may not send to {draft.to_country}: it is not in the "
+            "account's geo permissions."
+        )
+    if rate["price_per_segment"] is None:
         raise DestinationNotPriced(
             f"No rate of this account's rate card covers {draft.to}: nothing was sent or held."
         )

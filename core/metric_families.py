@@ -116,6 +116,18 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
         tenants.add_metric([ledger.currency], ledger.tenants)
     yield from (balance, tenants)
 
+    suspensions = GaugeMetricFamily(
+        "smsgw_suspensions_active",
+        "Destinations (tenant, country, range) suspended now by SMS pumping protection",
+    )
+    suspensions.add_metric([], s.suspensions_active)
+    below = GaugeMetricFamily(
+        "smsgw_tenants_below_balance_threshold",
+        "Tenants whose available credit is under their low_balance_threshold",
+    )
+    below.add_metric([], s.tenants_below_balance_threshold)
+    yield from (suspensions, below)
+
 
 def _delivery_families(alerts: list[deliverability.Alert]) -> Iterator[Metric]:
     rate = GaugeMetricFamily(

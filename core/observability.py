@@ -23,7 +23,9 @@ from psycopg_pool import AsyncConnectionPool
 from core import deliverability, reports, todays_margin, upstreams
 from core.upstreams import ProviderStatus
 from db import Conn
+from db import alerts as alerts_db
 from db import observability as obs_db
+from db import pumping as pumping_db
 from db import rollups as rollups_db
 
 TIERS: tuple[str, ...] = ("vip", "premium", "standard")
@@ -100,6 +102,10 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     receipts_waiting: int
     # The deliverability alerts as last judged (core/deliverability.py).
     delivery: list[deliverability.Alert] = []
+    # Exposure (issue 25): destinations suspended by pumping protection now, and tenants
+    # whose available credit is under their low-balance threshold.
+    suspensions_active: int = 0
+    tenants_below_balance_threshold: int = 0
     # The end of the folded hours of the rollups (None: none folded yet).
     rollup_frontier: datetime | None = None
 
@@ -127,6 +133,8 @@ async def read_snapshot(
             receipts_waiting = await obs_db.receipts_waiting(conn, cap=CAP)
             delivery = await deliverability.alerts(conn)
             rollup_frontier = await rollups_db.frontier(conn)
+            suspensions_active = await pumping_db.active_count(conn)
+            below_threshold = await alerts_db.below_threshold(conn)
         providers = await upstreams.provider_status(conn)
     at = now or datetime.now(UTC)
     return Snapshot(
@@ -151,6 +159,8 @@ async def read_snapshot(
         receipts_waiting=receipts_waiting,
         delivery=delivery,
         rollup_frontier=rollup_frontier,
+        suspensions_active=suspensions_active,
+        tenants_below_balance_threshold=below_threshold,
     )
 
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from core import senders, submission
 from core.errors import (
+    DestinationNotPermitted,
     DestinationNotPriced,
+    DestinationSuspended,
     DomainError,
     InsufficientCredit,
     RateLimited,
     RecipientOptedOut,
+    SpendLimitReached,
 )
 from core.tenants import Tenant
 
@@ -28,8 +32,35 @@ def not_priced(to: str) -> str:
     return f"No rate of this account's rate card covers {to}: nothing was sent or held."
 
 
-def sender_refused(draft: submission.Draft, reason: str) -> DomainError:
+def sender_refused(
+    draft: submission.Draft, reason: str, retry_at: datetime | str | None = None
+) -> DomainError:
+    """The error for a rule's refusal of a message: its destination's (geo permissions,
+    a suspension until ``retry_at``) or its sender's (smsgw_sender_v1's reasons)."""
+    country = draft.to_country or "the destination's country"
+    if reason == "destination_not_permitted":
+        return DestinationNotPermitted(
+            f"This account may not send to {country}: it is not in the account's geo "
+            "permissions. Nothing was sent or held."
+        )
+    if reason == "destination_suspended":
+        until = _moment(retry_at)
+        left = 1.0 if until is None else (until - datetime.now(UTC)).total_seconds()
+        wait = max(1, math.ceil(left))
+        return DestinationSuspended(
+            f"Sends to {draft.to}'s range in {country} are suspended for this account "
+            f"until {until.isoformat() if until else 'later'}: its traffic there broke the "
+            "hourly limit (SMS pumping protection). Nothing was sent or held.",
+            retry_after=wait,
+        )
     return senders.refusal(reason, sender=draft.sender, to_country=draft.to_country)
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    # From JSON (a batch call's refusals) a time arrives as text.
+    if isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return value
 
 
 def refuse(
@@ -44,6 +75,12 @@ def refuse(
             f"Over the rate limit of {tenant.rate_limit_mps} requests per second.",
             retry_after=wait,
         )
+    room = outcome.get("cap_room")
+    if room is not None and room < total:
+        raise SpendLimitReached(
+            f"{total} micro-units ({count} message(s)) would take this account past its "
+            f"spend cap: {max(room, 0)} left this period. Nothing was sent or held."
+        )
     raise InsufficientCredit(
         f"Available credit does not cover {total} micro-units ({count} message(s))."
     )
@@ -54,7 +91,7 @@ def nothing_accepted(
     *,
     opted_out: frozenset[uuid.UUID],
     unpriced: frozenset[uuid.UUID],
-    unsent: Mapping[uuid.UUID, str],
+    unsent: Mapping[uuid.UUID, tuple[str, Any]],
 ) -> None:
     """When every message of an accept was refused by a rule (its sender, its
     destination's price, an opt-out), the refusal to answer; returns when some were
@@ -63,12 +100,14 @@ def nothing_accepted(
         return
     if unsent:
         first = next(d for d in drafts if d.id in unsent)
+        reason, retry_at = unsent[first.id]
+        error = sender_refused(first, reason, retry_at)
         if len(drafts) == 1:
-            raise sender_refused(first, unsent[first.id])
-        error = sender_refused(first, unsent[first.id])
-        raise type(error)(
-            f"No message of the batch was accepted. The first refused: {error.detail}"
-        )
+            raise error
+        detail = f"No message of the batch was accepted. The first refused: {error.detail}"
+        if isinstance(error, DestinationSuspended):
+            raise DestinationSuspended(detail, retry_after=error.retry_after)
+        raise type(error)(detail)
     if unpriced:
         raise DestinationNotPriced(
             not_priced(drafts[0].to)

@@ -57,6 +57,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # known outcomes in the hour (and in the week), fires.
     delivery_alert_margin: float = 0.10
     delivery_alert_min_messages: int = 100
+    # SMS pumping protection (core/pumping.py): a tenant's hourly count to a destination
+    # breaks its limit when over the operator's limit for the country, else over this
+    # multiple of its trailing 7-day hourly median there, and never under the floor;
+    # the destination is then suspended for the cool-off. The floor is what a tenant
+    # without history (a new one, a new destination) may send in an hour: high enough
+    # for a first campaign, low enough to bound a pumped form's loss.
+    pumping_multiple: float = 10.0
+    pumping_floor: int = 1000
+    pumping_cool_off_seconds: int = 12 * 3600
     # Delivery (issue 3 builds on these).
     dispatch_batch_size: int = 200
     # 128 tenants (was 32): under single sends from many tenants, each has a message or
@@ -188,6 +197,10 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_DELIVERY_ALERT_MARGIN / _MIN_MESSAGES": "a (country, provider) alerts when its "
     "last hour's delivery rate is this far below its 7-day rate, with this many outcomes "
     "(0.10 / 100)",
+    "SMSGW_PUMPING_MULTIPLE / _FLOOR": "a tenant's hourly sends to a destination above "
+    "this multiple of its 7-day hourly median there, and above the floor, suspend it, "
+    "unless the operator set a limit for the country (10 / 1000)",
+    "SMSGW_PUMPING_COOL_OFF_SECONDS": "how long a pumping suspension lasts (43200: 12 h)",
     "SMSGW_DISPATCH_BATCH_SIZE": "messages one dispatch job claims per turn (200)",
     "SMSGW_WORKER_CONCURRENCY": "dispatch jobs one worker process runs at once (8)",
     "SMSGW_LEASE_SECONDS": "a claimed message returns to the queue after this (60)",

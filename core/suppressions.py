@@ -2,8 +2,8 @@
 
 Entries are per (tenant, our number, their number). ``number`` None (stored as '*')
 covers every number of the tenant: STOPALL, or an entry added through the API without
-a number. A send is checked inside its accept call (smsgw_accept_one_v3,
-smsgw_accept_sends_v3, smsgw_accept_v6), after its sender is decided: refused when an
+a number. A send is checked inside its accept call (smsgw_accept_one_v4,
+smsgw_accept_sends_v4, smsgw_accept_v7), after its sender is decided: refused when an
 entry names its sender (the one the gateway chose, when it named none) or every number; a
 send left without a sender is refused when any entry names its recipient, since the
 number it will go out from is not known.

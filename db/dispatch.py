@@ -100,12 +100,18 @@ async def settle(conn: Conn, *, results: Sequence[Mapping[str, Any]]) -> Settled
     )
     statuses: dict[str, int] = {}
     due_again: dict[uuid.UUID, datetime] = {}
-    money: dict[uuid.UUID, tuple[int, int]] = {}
+    # captured, released, and of the released what was accepted this day and month
+    money: dict[uuid.UUID, tuple[int, int, int, int]] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + int(row["messages"])
         if row["due_again_oldest"] is not None:
             due_again[row["tenant_id"]] = row["due_again_oldest"]
-        money[row["tenant_id"]] = (int(row["captured"]), int(row["released"]))
+        money[row["tenant_id"]] = (
+            int(row["captured"]),
+            int(row["released"]),
+            int(row["released_day"]),
+            int(row["released_month"]),
+        )
     if money:
         tenants = sorted(money)
         await _q.one(
@@ -114,6 +120,8 @@ async def settle(conn: Conn, *, results: Sequence[Mapping[str, Any]]) -> Settled
             tenant_ids=tenants,
             captured=[money[t][0] for t in tenants],
             released=[money[t][1] for t in tenants],
+            released_day=[money[t][2] for t in tenants],
+            released_month=[money[t][3] for t in tenants],
         )
     return Settled(statuses=statuses, due_again=due_again)
 

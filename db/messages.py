@@ -15,7 +15,8 @@ from db.sql import Queries, json_rows
 
 _q = Queries("messages")
 
-# smsgw_accept_one_v3: the credit or the ingest bucket went to a concurrent send.
+# smsgw_accept_one_v4: the credit, the ingest bucket or the spend cap's room went to a
+# concurrent send.
 REFUSED_BY_A_CONCURRENT_SEND = "SMG01"
 
 
@@ -29,8 +30,10 @@ async def accept(
     task: str,
     honour_opt_outs: bool = True,
 ) -> Row:
-    """Refuse the messages whose sender the tenant may not use there (``sender_refused``:
-    [[id, reason]], smsgw_sender_v1's reasons), to opted-out recipients (their ids in
+    """Refuse the messages to a destination the tenant may not send to or that is
+    suspended for it, or whose sender the tenant may not use there (``sender_refused``:
+    [[id, reason, retry_at]]: 'destination_not_permitted', 'destination_suspended' with
+    the suspension's end, or smsgw_sender_v1's reasons), to opted-out recipients (their ids in
     ``opted_out``) and to destinations no rate of the tenant covers (``not_priced``),
     price the others (a message's ``price`` None: from the tenant's rates; ``rates``
     lists [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix,
@@ -38,7 +41,8 @@ async def accept(
     their total, insert them and make sure a dispatch job (``task`` on ``queue``) runs
     by the earliest one's due time. ``accepted`` is 0, and nothing written, when every
     message was refused, credit is short or, with a ``rate``, the tenant's ingest
-    bucket is empty; ``available`` and ``tokens`` then say which."""
+    bucket is empty, or a spend cap would be passed; ``available``, ``tokens`` and
+    ``cap_room`` (what the caps leave, None without one) then say which."""
     row = await _q.one(
         conn,
         "accept",
@@ -97,7 +101,9 @@ async def accept_one(
             "stale": False,
             "not_priced": False,
             "sender_refused": None,
+            "retry_at": None,
             "price": left.get("price"),
+            "cap_room": left.get("cap_room"),
         }
     assert row is not None
     return row
@@ -107,17 +113,23 @@ async def accept_sends(conn: Conn, *, sends: Sequence[Mapping[str, Any]], task: 
     """Single sends of any tenants in one call: each holds a tenant's ``tenant_id``,
     ``tier``, ``rate`` and ``key_id`` (``accept_one``'s) and a message's fields. One row
     per send: its ``id`` and ``outcome`` ('accepted', 'stale', 'sender_refused' with its
-    ``refusal``, 'opted_out', 'not_priced', or 'refused' with the ``available`` credit
-    and ``tokens`` left for it); an accepted or refused send carries its ``price``, rate
+    ``refusal``, a destination's included, and ``retry_at`` for a suspension,
+    'opted_out', 'not_priced', or 'refused' with the ``available`` credit, ``tokens``
+    and ``cap_room`` left for it); an accepted or refused send carries its ``price``, rate
     (``price_per_segment``, ``rate_card``, ``rate_card_version``, ``rate_prefix``) and
     ``sender``."""
     return await _q.all(conn, "accept_sends", sends=json_rows(sends), task=task)
 
 
-async def quote(conn: Conn, *, tenant_id: uuid.UUID, to_number: str) -> Row | None:
-    """The tenant's rate for ``to_number`` now, by the accept's lookup; None when no
-    rate covers it."""
-    return await _q.one(conn, "quote", tenant_id=tenant_id, to_number=to_number)
+async def quote(conn: Conn, *, tenant_id: uuid.UUID, to_number: str, to_country: str | None) -> Row:
+    """The tenant's rate for ``to_number`` now, by the accept's lookup (its fields None
+    when no rate covers it), and ``refusal``: 'destination_not_permitted' when the
+    tenant's geo permissions leave out ``to_country``."""
+    row = await _q.one(
+        conn, "quote", tenant_id=tenant_id, to_number=to_number, to_country=to_country
+    )
+    assert row is not None
+    return row
 
 
 async def get_message(

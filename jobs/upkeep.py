@@ -1,6 +1,6 @@
 """Periodic upkeep on the maintenance queue: partitions ahead of time, expired
-idempotency keys, lapsed claims, stalled jobs, the dispatch safety net, and long inbound
-messages whose missing parts never came."""
+idempotency keys, lapsed claims, stalled jobs, the dispatch safety net, long inbound
+messages whose missing parts never came, pumping protection and tenants' alerts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import procrastinate
 import structlog
 from procrastinate import jobs as procrastinate_jobs
 
-from core import console, deliverability, delivery, inbound, rollups
+from core import alerts, console, deliverability, delivery, inbound, pumping, rollups
 from db import auth as auth_db
 from db import idempotency as idempotency_db
 from db import inbound as inbound_db
@@ -138,5 +138,21 @@ def register(app: procrastinate.App, *, queue: str) -> None:
     async def retry_stalled_jobs(context: procrastinate.JobContext, timestamp: int) -> None:
         await recover_stalled_jobs(context.app, deps_of(context))
 
+    # Off the whole seconds where the other periodic jobs start (7, 17, ... and 23, 53).
+    @app.periodic(cron="* * * * * 7-59/10", periodic_id="pumping")
+    @app.task(name="smsgw.watch_pumping", queue=queue, pass_context=True)
+    async def watch_pumping(context: procrastinate.JobContext, timestamp: int) -> None:
+        # Suspends destinations over their hourly limit, ends cooled-off suspensions,
+        # holds back queued messages of suspended ones (core/pumping.py).
+        deps = deps_of(context)
+        await pumping.watch(deps.pool, deps.settings, task=deps.scheduler.task)
+
+    @app.periodic(cron="* * * * * 23-59/30", periodic_id="alerts")
+    @app.task(name="smsgw.check_alerts", queue=queue, pass_context=True)
+    async def check_alerts(context: procrastinate.JobContext, timestamp: int) -> None:
+        # balance.low and spend.threshold crossings, once each (core/alerts.py).
+        await alerts.check_crossings(deps_of(context).pool)
+
+    del watch_pumping, check_alerts
     del ensure_partitions, drop_old_partitions, fold_rollups, purge_idempotency_keys, recover_leases
     del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts, judge_deliverability

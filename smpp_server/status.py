@@ -21,6 +21,9 @@ submit_sm_resp:
 | over the tenant's rate_limit_mps                               | ESME_RTHROTTLED   0x58    |
 | available credit does not cover the message                    | ESME_RSUBMITFAIL  0x45    |
 | recipient opted out (texted STOP; issue 8)                     | ESME_RX_P_APPN    0x65    |
+| destination country not in the tenant's geo permissions        | ESME_RINVDSTADR   0x0B    |
+| destination suspended by pumping protection (retry later)      | ESME_RX_T_APPN    0x64    |
+| the day's or month's spend cap reached                         | ESME_RX_T_APPN    0x64    |
 | database unreachable or its pool exhausted                     | ESME_RSYSERR      0x08    |
 | anything unexpected (logged)                                   | ESME_RSYSERR      0x08    |
 | submit_sm before a bind, or on a receiver bind                 | ESME_RINVBNDSTS   0x04    |
@@ -94,6 +97,12 @@ def submit_status(exc: BaseException) -> int:
         return ESME_RSUBMITFAIL
     if isinstance(exc, errors.RecipientOptedOut):
         return ESME_RX_P_APPN
+    if isinstance(exc, errors.DestinationSuspended | errors.SpendLimitReached):
+        # Temporary: the suspension ends, the day or month turns, the cap is raised.
+        return ESME_RX_T_APPN
+    if isinstance(exc, errors.DestinationNotPermitted):
+        # The gateway will not send there for this ESME: the address is the problem.
+        return ESME_RINVDSTADR
     if isinstance(
         exc,
         errors.SenderNotAllowed

@@ -32,6 +32,9 @@ FAST: dict[str, Any] = {
     "worker_concurrency": 8,
     # The suite's webhook receivers (tests/httpd.py) listen on 127.0.0.1.
     "webhook_allowed_networks": "127.0.0.1/32",
+    # The suite's bulk sends have no history: pumping protection (tests/core/
+    # test_pumping.py judges it on its own) must not suspend them under a worker.
+    "pumping_floor": 10**9,
 }
 
 

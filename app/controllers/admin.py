@@ -31,7 +31,7 @@ from app.schemas import (
     TenantView,
     UpdateTenant,
 )
-from core import audit, quiet_hours, smpp_accounts, tenants
+from core import audit, exposure, quiet_hours, smpp_accounts, tenants
 from core.audit import Actor
 from core.errors import NotFound
 from db import Conn
@@ -52,7 +52,7 @@ def parse_id(raw: str, what: str) -> uuid.UUID:
         raise NotFound(f"No {what} has this id.") from None
 
 
-def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
+def _view(tenant: tenants.Tenant, balance: tenants.Balance, limits: exposure.Limits) -> TenantView:
     return TenantView(
         id=tenant.id,
         name=tenant.name,
@@ -78,6 +78,13 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance) -> TenantView:
                 end=tenant.quiet_hours[1].strftime("%H:%M"),
             )
         ),
+        daily_spend_cap=limits.daily_spend_cap,
+        monthly_spend_cap=limits.monthly_spend_cap,
+        day_spent=limits.day_spent,
+        month_spent=limits.month_spent,
+        low_balance_threshold=limits.low_balance_threshold,
+        alerts_url=limits.alerts_url,
+        spend_alert_percents=limits.spend_alert_percents,
     )
 
 
@@ -121,7 +128,7 @@ class AdminController(Controller):
     @get("/tenants/{tenant_id:str}")
     async def get_tenant(self, conn: NamedDependency[Conn], tenant_id: FromPath[str]) -> TenantView:
         tenant, balance = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-        return _view(tenant, balance)
+        return _view(tenant, balance, await exposure.get_limits(conn, tenant_id=tenant.id))
 
     @patch("/tenants/{tenant_id:str}", dto=StrictBody[UpdateTenant], return_dto=None)
     async def update_tenant(
@@ -135,11 +142,14 @@ class AdminController(Controller):
         """Change tier, rate limit, price, inbound webhook (`inbound_url`, `inbound_format`),
         HELP answer (`help_reply`) or sender policy (`sender_policy`: `any` lets the
         tenant send from any sender); a tier change moves the tenant's waiting dispatch
-        job to the new tier's queue at once."""
+        job to the new tier's queue at once. Exposure limits: `daily_spend_cap` and
+        `monthly_spend_cap` (micro-units, null: none), `low_balance_threshold`,
+        `alerts_url` and `spend_alert_percents` (issue 25)."""
         async with conn.transaction():
             before, _ = await tenants.get_tenant(
                 conn, tenant_id=parse_id(tenant_id, "tenant"), lock=True
             )
+            limits_before = await exposure.get_limits(conn, tenant_id=before.id)
             tenant, balance = await tenants.update_tenant(
                 conn,
                 tenant_id=before.id,
@@ -170,16 +180,27 @@ class AdminController(Controller):
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)
+            limits = await exposure.set_limits(
+                conn,
+                tenant_id=tenant.id,
+                daily_spend_cap=data.daily_spend_cap,
+                monthly_spend_cap=data.monthly_spend_cap,
+                low_balance_threshold=data.low_balance_threshold,
+                alerts_url=data.alerts_url,
+                spend_alert_percents=data.spend_alert_percents,
+                destinations=services(state).destinations,
+            )
+            # The exposure limits are the tenant's settings too: one row for the change.
             await audit.record(
                 conn,
                 actor=actor,
                 action="tenant.updated",
                 target=f"tenant:{tenant.id}",
                 tenant_id=tenant.id,
-                before=before,
-                after=tenant,
+                before={**msgspec.to_builtins(before), **msgspec.to_builtins(limits_before)},
+                after={**msgspec.to_builtins(tenant), **msgspec.to_builtins(limits)},
             )
-        return _view(tenant, balance)
+        return _view(tenant, balance, limits)
 
     @post(
         "/tenants/{tenant_id:str}/credits",

@@ -103,11 +103,22 @@ WITH results AS (
       FROM settled
      WHERE status IN ('sent', 'failed', 'expired')
     ON CONFLICT DO NOTHING
-    RETURNING tenant_id, kind, amount
+    RETURNING tenant_id, kind, amount, message_created_at
 ), totals AS (
+    -- Releases of messages accepted this UTC day (month) give their money back to the
+    -- spend caps (smsgw_apply_settlement_v2).
     SELECT tenant_id,
            coalesce(sum(amount) FILTER (WHERE kind = 'capture'), 0) AS captured,
-           coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS released
+           coalesce(sum(amount) FILTER (WHERE kind = 'release'), 0) AS released,
+           coalesce(sum(amount) FILTER (
+               WHERE kind = 'release'
+                 AND (message_created_at AT TIME ZONE 'UTC')::date = smsgw_spend_day_v1()),
+               0) AS released_day,
+           coalesce(sum(amount) FILTER (
+               WHERE kind = 'release'
+                 AND date_trunc('month', message_created_at AT TIME ZONE 'UTC')::date
+                     = smsgw_spend_month_v1()),
+               0) AS released_month
       FROM entries GROUP BY tenant_id
 ), outcomes AS (
     SELECT tenant_id, status, count(*) AS messages,
@@ -115,14 +126,17 @@ WITH results AS (
       FROM settled GROUP BY tenant_id, status
 )
 SELECT o.tenant_id, o.status, o.messages, o.due_again_oldest,
-       coalesce(t.captured, 0) AS captured, coalesce(t.released, 0) AS released
+       coalesce(t.captured, 0) AS captured, coalesce(t.released, 0) AS released,
+       coalesce(t.released_day, 0) AS released_day,
+       coalesce(t.released_month, 0) AS released_month
   FROM outcomes o LEFT JOIN totals t USING (tenant_id)
 
 -- name: apply_settlement
 -- The balances after a settle, tenant by tenant in id order (two turns settling for the
 -- same tenants never wait for each other in opposite orders).
-SELECT smsgw_apply_settlement_v1(%(tenant_ids)s::uuid[], %(captured)s::bigint[],
-                                 %(released)s::bigint[]) AS tenants
+SELECT smsgw_apply_settlement_v2(%(tenant_ids)s::uuid[], %(captured)s::bigint[],
+                                 %(released)s::bigint[], %(released_day)s::bigint[],
+                                 %(released_month)s::bigint[]) AS tenants
 
 -- name: recover_leases
 -- Messages whose worker died mid-send go back to the queue (at-least-once upstream; the

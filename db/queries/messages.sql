@@ -1,15 +1,16 @@
 -- name: accept
--- Senders, opt-outs, price, hold, messages, ledger and the tenant's queue row in one
--- call (smsgw_accept_v6).
-SELECT accepted, available, tokens, opted_out, not_priced, sender_refused, rates
-  FROM smsgw_accept_v6(%(tenant_id)s, %(rate)s, %(messages)s::json,
+-- Destination rules, senders, opt-outs, price, hold (within credit and the spend caps),
+-- messages, ledger, pumping counters and the tenant's queue row in one call
+-- (smsgw_accept_v7).
+SELECT accepted, available, tokens, opted_out, not_priced, sender_refused, rates, cap_room
+  FROM smsgw_accept_v7(%(tenant_id)s, %(rate)s, %(messages)s::json,
                        %(queue)s, %(task)s, %(honour_opt_outs)s)
 
 -- name: accept_one
--- One message: the same as `accept` with typed arguments (smsgw_accept_one_v3).
+-- One message: the same as `accept` with typed arguments (smsgw_accept_one_v4).
 SELECT accepted, available, tokens, opted_out, stale, not_priced, price, price_per_segment,
-       rate_card, rate_card_version, rate_prefix, sender, sender_refused
-  FROM smsgw_accept_one_v3(
+       rate_card, rate_card_version, rate_prefix, sender, sender_refused, retry_at, cap_room
+  FROM smsgw_accept_one_v4(
     %(tenant_id)s, %(rate)s, %(queue)s, %(task)s, %(honour_opt_outs)s, %(id)s,
     %(created_at)s, %(status)s, %(to_number)s, %(sender)s, %(body)s, %(encoding)s,
     %(segments)s::smallint, %(price)s, %(callback_url)s, %(client_reference)s,
@@ -17,16 +18,18 @@ SELECT accepted, available, tokens, opted_out, stale, not_priced, price, price_p
     %(to_country)s, %(quiet_until)s, %(smart)s, %(quiet_start)s::time, %(quiet_end)s::time)
 
 -- name: accept_sends
--- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v3).
+-- Single sends of any tenants, each with its own outcome (smsgw_accept_sends_v4).
 SELECT id, outcome, available, tokens, price, price_per_segment, rate_card,
-       rate_card_version, rate_prefix, sender, refusal
-  FROM smsgw_accept_sends_v3(%(sends)s::json, %(task)s)
+       rate_card_version, rate_prefix, sender, refusal, retry_at, cap_room
+  FROM smsgw_accept_sends_v4(%(sends)s::json, %(task)s)
 
 -- name: quote
--- The rate a send to `to_number` would be held at now: the accept's own lookup.
-SELECT q.price_per_segment, q.rate_card, q.rate_card_version, q.rate_prefix
-  FROM (SELECT smsgw_rating_v1(%(tenant_id)s, now()) AS rating OFFSET 0) AS t,
-       smsgw_rate_v1(t.rating, %(to_number)s) AS q
+-- The rate a send to `to_number` would be held at now: the accept's own lookup, and
+-- whether the tenant's geo permissions let it send there (`refusal`; NULL: they do).
+SELECT smsgw_geo_refusal_v1(%(tenant_id)s, %(to_country)s::text) AS refusal,
+       q.price_per_segment, q.rate_card, q.rate_card_version, q.rate_prefix
+  FROM (SELECT smsgw_rating_v1(%(tenant_id)s, now()) AS rating OFFSET 0) AS t
+  LEFT JOIN LATERAL smsgw_rate_v1(t.rating, %(to_number)s) AS q ON true
 
 -- name: get_message
 SELECT * FROM messages
@@ -45,11 +48,21 @@ WITH canceled AS (
     INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind, amount)
     SELECT created_at, id, tenant_id, 'release', price FROM canceled
     ON CONFLICT DO NOTHING
-    RETURNING amount
+    RETURNING amount, message_created_at
 ), refund AS (
+    -- A message accepted this UTC day (month) gives its money back to the spend caps.
     UPDATE balances
-       SET held = held - r.amount, available = available + r.amount
-      FROM (SELECT sum(amount) AS amount FROM released) AS r
+       SET held = held - r.amount, available = available + r.amount,
+           day_spent = CASE WHEN spend_day = smsgw_spend_day_v1() AND r.today
+                            THEN greatest(day_spent - r.amount, 0) ELSE day_spent END,
+           month_spent = CASE WHEN spend_month = smsgw_spend_month_v1() AND r.this_month
+                              THEN greatest(month_spent - r.amount, 0) ELSE month_spent END
+      FROM (SELECT sum(amount) AS amount,
+                   bool_and((message_created_at AT TIME ZONE 'UTC')::date
+                            = smsgw_spend_day_v1()) AS today,
+                   bool_and(date_trunc('month', message_created_at AT TIME ZONE 'UTC')::date
+                            = smsgw_spend_month_v1()) AS this_month
+              FROM released) AS r
      WHERE tenant_id = %(tenant_id)s AND r.amount IS NOT NULL
 )
 SELECT * FROM canceled

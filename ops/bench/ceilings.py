@@ -2,7 +2,7 @@
 
 `pgbench` runs the hold-plus-insert transaction the issue names (a balance UPDATE and a
 message INSERT on scratch tables): the machine's ceiling for the shape of an accept.
-`pgbench_accept` runs the gateway's own single-send call, smsgw_accept_one_v3, on the
+`pgbench_accept` runs the gateway's own single-send call, smsgw_accept_one_v4, on the
 real schema with real tenants and keys: what the database alone can accept per second
 with both cores and no API, so the single-send figure can be read against it (the API
 shares the cores with the server; the rest of the gap is the API's CPU per message).
@@ -16,7 +16,8 @@ import time
 import psycopg
 from psycopg.rows import dict_row
 
-from core import tenants
+from core import exposure, tenants
+from db import exposure as exposure_db
 from ops.bench import load, measure
 from ops.bench.phases import Bench, Outcome, scratch_tables
 from ops.bench.server_stats import per_message
@@ -29,7 +30,7 @@ from ops.bench.server_stats import per_message
 ACCEPT_SCRIPT = """\\set tenant random(1, :tenants)
 SELECT a.accepted
   FROM bench_scratch.accept_keys k,
-       smsgw_accept_one_v3(
+       smsgw_accept_one_v4(
            k.tenant_id, NULL, 'standard', 'smsgw.dispatch', true, gen_random_uuid(), now(),
            'queued', '+14155552671', NULL, 'bench message', 'GSM-7', 1::smallint, NULL,
            NULL, NULL, NULL, now() + interval '1 day', NULL, NULL, k.key_id, 'US', NULL,
@@ -104,6 +105,18 @@ async def _accept_keys(url: str, count: int) -> None:
             )
             await tenants.add_credit(
                 conn, tenant_id=tenant.id, amount=10**15, reference=f"pgbench-{n}"
+            )
+            # Issue 25: geo permissions and spend caps at work, never binding.
+            await exposure.set_geo_permissions(
+                conn, tenant_id=tenant.id, countries=None, high_risk_enabled=[]
+            )
+            await exposure_db.set_caps(
+                conn,
+                tenant_id=tenant.id,
+                set_daily=True,
+                daily=10**15,
+                set_monthly=True,
+                monthly=10**15,
             )
             await conn.execute(
                 "INSERT INTO bench_scratch.accept_keys VALUES (%s, %s, %s, %s)",

@@ -145,6 +145,14 @@ async def _use_provider(client: httpx.AsyncClient, body: dict[str, Any] | None) 
 
 async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
     keys = []
+    # Issue 25: no pumping suspension of the bench's bulk sends (ops/bench/system.py).
+    (
+        await client.put(
+            "/v1/admin/pumping-limits/US",
+            json={"hourly_limit": 10**9},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+    ).raise_for_status()
     for i in range(count):
         created = await client.post(
             "/v1/admin/tenants",
@@ -159,6 +167,19 @@ async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
             headers={"Authorization": f"Bearer {ADMIN}"},
         )
         credited.raise_for_status()
+        # Issue 25: the exposure controls at work, never binding (ops/bench/system.py).
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        (
+            await client.put(
+                f"/v1/admin/tenants/{tenant['id']}/geo-permissions",
+                json={"countries": None},
+                headers=admin,
+            )
+        ).raise_for_status()
+        caps = {"daily_spend_cap": 10**15, "monthly_spend_cap": 10**15}
+        (
+            await client.patch(f"/v1/admin/tenants/{tenant['id']}", json=caps, headers=admin)
+        ).raise_for_status()
         keys.append(tenant["api_key"])
     return keys
 

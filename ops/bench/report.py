@@ -151,7 +151,7 @@ def table(head: list[str], plan: Plan, o: dict[str, Outcome]) -> str:
     accept_call = fig("pgbench_accept", "rate")
     if phase(
         "pgbench_accept",
-        f"ceiling: pgbench smsgw_accept_one_v3 (no API), {plan.connections} clients",
+        f"ceiling: pgbench smsgw_accept_one_v4 (no API), {plan.connections} clients",
     ):
         row("  transactions/s", accept_call, _n)
         row(

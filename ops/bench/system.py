@@ -113,6 +113,9 @@ def gateway_env(
             # The callbacks phase's receiver listens on loopback, which webhooks may
             # not reach unless the operator allows it.
             "SMSGW_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.1/32",
+            # Bulk sends without history: pumping protection counts them (its cost is
+            # measured) but must not suspend them mid-phase (issue 25).
+            "SMSGW_PUMPING_FLOOR": str(10**9),
         }
     )
     return env
@@ -183,6 +186,7 @@ class Gateway:
         admin = {"Authorization": f"Bearer {ADMIN}"}
         made = []
         with httpx.Client(base_url=self.base, headers=admin, timeout=30) as client:
+            never_suspend(client)
             for i in range(count):
                 created = client.post(
                     "/v1/admin/tenants",
@@ -195,8 +199,40 @@ class Gateway:
                     json={"amount": CREDIT, "reference": "bench"},
                 )
                 credited.raise_for_status()
+                exposed(client, body["id"])
                 made.append(Tenant(id=body["id"], key=body["api_key"]))
         return made
+
+
+# Issue 25: measured with the exposure controls at work for every tenant, never binding.
+EXPOSURE_CAP = 10**15  # the most a cap may be (core/exposure.py: MAX_MONEY)
+
+
+# Where the benchmarks send (ops/bench: +1 415..., capacity's four countries).
+BENCH_COUNTRIES = ("US", "GB", "DE", "FR")
+
+
+def never_suspend(client: httpx.Client) -> None:
+    """Operator limits no bench tenant reaches: its bulk sends have no history, and
+    pumping protection would suspend them (the counters still count every accept)."""
+    for country in BENCH_COUNTRIES:
+        client.put(
+            f"/v1/admin/pumping-limits/{country}", json={"hourly_limit": 10**9}
+        ).raise_for_status()
+
+
+def exposed(client: httpx.Client, tenant_id: str) -> None:
+    """Geo permissions (every country: the check still reads the tenant's row) and daily
+    and monthly spend caps far above what a run spends, for a tenant; the hourly
+    counters are always on."""
+    client.put(
+        f"/v1/admin/tenants/{tenant_id}/geo-permissions",
+        json={"countries": None, "high_risk_enabled": []},
+    ).raise_for_status()
+    client.patch(
+        f"/v1/admin/tenants/{tenant_id}",
+        json={"daily_spend_cap": EXPOSURE_CAP, "monthly_spend_cap": EXPOSURE_CAP},
+    ).raise_for_status()
 
 
 def _pg_sockets(pg_port: int) -> set[str]:

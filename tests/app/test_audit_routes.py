@@ -29,6 +29,7 @@ class World:
     tenant: TenantHandle
     # Every secret shown once to a caller: none may reach the audit trail.
     secrets: set[str] = field(default_factory=set)
+    conn: Any = None
 
     async def ok(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("headers", self.admin)
@@ -114,6 +115,22 @@ async def _suppressed(w: World) -> str:
         "POST", "/v1/suppressions", json={"recipient": "+447911123488"}, headers=w.tenant.headers
     )
     return "+447911123488"
+
+
+async def _suspension(w: World) -> str:
+    cursor = await w.conn.execute(
+        "INSERT INTO destination_suspensions (tenant_id, country, prefix, until, cause)"
+        " VALUES (%s, 'GB', '4470', now() + interval '12 hours', '{}')"
+        " ON CONFLICT (tenant_id, country, prefix) DO UPDATE"
+        " SET lifted_at = NULL, lifted_by = NULL, until = excluded.until RETURNING id",
+        (w.tenant.id,),
+    )
+    return str((await cursor.fetchone())["id"])
+
+
+async def _pumping_limit(w: World) -> str:
+    await w.ok("PUT", "/v1/admin/pumping-limits/FR", json={"hourly_limit": 5000})
+    return "FR"
 
 
 def _t(w: World) -> str:
@@ -281,6 +298,58 @@ CHANGES: dict[tuple[str, str], Change] = {
         before=("version",),
         after=("card", "version", "rates"),
     ),
+    ("PUT", "/v1/admin/tenants/{tenant_id}/geo-permissions"): Change(
+        "geo_permissions.set",
+        lambda w, _: w.ok("PUT", _t(w) + "/geo-permissions", json={"countries": ["US", "GB"]}),
+        before=("countries",),
+        after=("countries",),
+    ),
+    ("PUT", "/v1/admin/high-risk-countries"): Change(
+        "high_risk_countries.set",
+        lambda w, _: w.ok("PUT", "/v1/admin/high-risk-countries", json={"countries": ["FK"]}),
+        tenant_scoped=False,
+        before=("countries",),
+        after=("countries",),
+    ),
+    ("PUT", "/v1/admin/pumping-limits/{country}"): Change(
+        "pumping_limit.set",
+        lambda w, _: w.ok("PUT", "/v1/admin/pumping-limits/DE", json={"hourly_limit": 7000}),
+        tenant_scoped=False,
+        before=None,
+        after=("hourly_limit",),
+    ),
+    ("DELETE", "/v1/admin/pumping-limits/{country}"): Change(
+        "pumping_limit.deleted",
+        lambda w, country: w.ok("DELETE", f"/v1/admin/pumping-limits/{country}"),
+        prepare=_pumping_limit,
+        tenant_scoped=False,
+        before=("hourly_limit",),
+        after=None,
+    ),
+    ("DELETE", "/v1/admin/suspensions/{suspension_id}"): Change(
+        "suspension.lifted",
+        lambda w, suspension: w.ok("DELETE", f"/v1/admin/suspensions/{suspension}"),
+        prepare=_suspension,
+        before=("lifted_at",),
+        after=("lifted_at", "lifted_by"),
+    ),
+    ("DELETE", "/v1/suspensions/{suspension_id}"): Change(
+        "suspension.lifted",
+        lambda w, suspension: w.ok(
+            "DELETE", f"/v1/suspensions/{suspension}", headers=w.tenant.headers
+        ),
+        prepare=_suspension,
+        before=("lifted_at",),
+        after=("lifted_at", "lifted_by"),
+    ),
+    ("PATCH", "/v1/alerts"): Change(
+        "alert_settings.updated",
+        lambda w, _: w.ok(
+            "PATCH", "/v1/alerts", json={"low_balance_threshold": 1000}, headers=w.tenant.headers
+        ),
+        before=("low_balance_threshold",),
+        after=("low_balance_threshold",),
+    ),
     ("POST", "/v1/webhooks/secret"): Change(
         "webhook_secret.rotated",
         lambda w, _: w.ok("POST", "/v1/webhooks/secret", headers=w.tenant.headers),
@@ -332,7 +401,7 @@ def test_every_route_that_changes_something_is_audited_or_excused():
 async def test_every_change_appears_with_its_actor_before_and_after(
     api, conn, admin_headers, tenant
 ):
-    w = World(api, admin_headers, tenant, {tenant.api_key, tenant.webhook_secret})
+    w = World(api, admin_headers, tenant, {tenant.api_key, tenant.webhook_secret}, conn=conn)
     key_id = await _tenant_key_id(conn, tenant)
     for (method, path), change in CHANGES.items():
         where = f"{method} {path}"
@@ -345,7 +414,9 @@ async def test_every_change_appears_with_its_actor_before_and_after(
         rows = await _rows(conn, "SELECT * FROM audit_events WHERE id > %s ORDER BY id", last)
         assert [r["action"] for r in rows] == [change.action], where
         [row] = rows
-        tenant_side = path.startswith(("/v1/suppressions", "/v1/webhooks"))
+        tenant_side = path.startswith(
+            ("/v1/suppressions", "/v1/webhooks", "/v1/suspensions", "/v1/alerts")
+        )
         assert row["actor_kind"] == ("api_key" if tenant_side else "admin"), where
         assert row["actor_id"] == (key_id if tenant_side else None), where
         assert row["address"] == ADDRESS, where

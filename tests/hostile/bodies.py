@@ -33,6 +33,13 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "countries": ["GB", "IN"],
         "status": "approved",
     },
+    ("PUT", "/v1/admin/tenants/{tenant_id}/geo-permissions"): {
+        "countries": ["US", "GB"],
+        "high_risk_enabled": [],
+    },
+    ("PUT", "/v1/admin/high-risk-countries"): {"countries": ["KP"]},
+    ("PUT", "/v1/admin/pumping-limits/{country}"): {"hourly_limit": 500},
+    ("PATCH", "/v1/alerts"): {"low_balance_threshold": 1000},
     ("PUT", "/v1/admin/sender-rules/{country}"): {
         "alphanumeric": "registered",
         "numeric_allowed": False,

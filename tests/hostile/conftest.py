@@ -162,6 +162,12 @@ TABLES = (
     "inbound_messages",
     "inbound_parts",
     "smpp_accounts",
+    "geo_permissions",
+    "high_risk_countries",
+    "pumping_limits",
+    "destination_suspensions",
+    "destination_counts",
+    "alert_state",
 )
 
 
@@ -247,6 +253,7 @@ async def world(
             "path": "nothing",
             "card": "standard",
             "file": "1.csv",
+            "suspension_id": str(uuid.uuid4()),  # none: a lift finds nothing
         },
         headers={
             "tenant": tenant.headers,

@@ -401,4 +401,9 @@ async def test_unknown_ids_of_every_kind_are_not_found(api, world):
         if (endpoint.method, endpoint.path) == ("PUT", "/v1/admin/sender-rules/{country}"):
             assert response.status_code == 200, response.text  # sets the country's rule
             continue
+        if (endpoint.method, endpoint.path) == ("PUT", "/v1/admin/pumping-limits/{country}"):
+            # A limit names a country a number can be in: ZZ is no country (issue 25).
+            body = assert_problem(response, 422, "invalid_request")
+            assert [e["field"] for e in body["errors"]] == ["country"]
+            continue
         assert_refused(response, endpoint, 404, "not_found")

@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from core import webhook_policy
+from core import pumping, webhook_policy
 from core.dispatch import DispatchConfig
 from jobs.callbacks import deliver_batch
 from jobs.context import WorkerDeps
-from jobs.scheduler import ProcrastinateScheduler
+from jobs.scheduler import DISPATCH_TASK, ProcrastinateScheduler
 from jobs.upstreams import DatabaseUpstreams
 from jobs.webhook_transport import webhook_client
 from tests import httpd, support, two_way
@@ -35,6 +35,8 @@ class Party:
     tenant: TenantHandle
     twilio: dict[str, str]
     messages: dict[str, str]  # kind -> id: queued, scheduled, inbound
+    # Alice's destination suspended by pumping protection (issue 25).
+    suspension: str | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -82,10 +84,38 @@ async def _party(api, admin_headers, name: str, number: str, to: str, price: int
     )
 
 
+async def _exposed(api, admin_headers, conn, settings, alice: Party) -> None:
+    """Alice has geo permissions, alert settings and a suspended destination of her own
+    (her traffic to ALICE_TO's country over an operator limit of 1 an hour)."""
+    country = "GG"  # ALICE_TO's, per libphonenumber
+    geo = await api.put(
+        f"/v1/admin/tenants/{alice.tenant.id}/geo-permissions",
+        json={"countries": [country]},
+        headers=admin_headers,
+    )
+    assert geo.status_code == 200, geo.text
+    alerts = await api.patch(
+        "/v1/alerts",
+        json={"alerts_url": "https://hooks.example.com/alice-alerts"},
+        headers=alice.headers,
+    )
+    assert alerts.status_code == 200, alerts.text
+    limit = f"/v1/admin/pumping-limits/{country}"
+    assert (
+        await api.put(limit, json={"hourly_limit": 1}, headers=admin_headers)
+    ).status_code == 200
+    async with conn.transaction():
+        assert await pumping.judge(conn, settings, task=DISPATCH_TASK) == 1
+    assert (await api.delete(limit, headers=admin_headers)).status_code == 204
+    [suspension] = (await api.get("/v1/suspensions", headers=alice.headers)).json()["suspensions"]
+    alice.suspension = suspension["id"]
+
+
 @pytest.fixture
-async def alice_and_bob(api, admin_headers) -> tuple[Party, Party]:
+async def alice_and_bob(api, admin_headers, conn, settings) -> tuple[Party, Party]:
     await two_way.http_provider(api, admin_headers)
     alice = await _party(api, admin_headers, "alice", ALICE_NUMBER, ALICE_TO, price=6_000)
+    await _exposed(api, admin_headers, conn, settings, alice)
     # Bob sends to VALID_TO and lifts his own suppression of it, so he can send again.
     bob = await _party(api, admin_headers, "bob", BOB_NUMBER, VALID_TO, price=9_000)
     lifted = await api.delete(f"/v1/suppressions/{VALID_TO}", headers=bob.headers)
@@ -353,6 +383,45 @@ async def _twilio_send(api, alice, bob):
     assert as_alice.status_code == 400, as_alice.text
     assert as_alice.json()["code"] == 21606
     assert await support.balance(api, bob.tenant) == before
+
+
+@check("GET", "/v1/geo-permissions")
+async def _geo_permissions(api, alice, bob):
+    mine = await api.get("/v1/geo-permissions", headers=bob.headers)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["countries"] is None  # Alice's list is hers
+
+
+@check("GET", "/v1/suspensions")
+async def _suspensions(api, alice, bob):
+    for params in ({}, {"include_ended": "true"}):
+        mine = await api.get("/v1/suspensions", params=params, headers=bob.headers)
+        assert mine.status_code == 200, mine.text
+        assert mine.json() == {"suspensions": []}
+
+
+@check("DELETE", "/v1/suspensions/{suspension_id}")
+async def _lift(api, alice, bob):
+    refused = await api.delete(f"/v1/suspensions/{alice.suspension}", headers=bob.headers)
+    assert_problem(refused, 404, "not_found")
+    still = (await api.get("/v1/suspensions", headers=alice.headers)).json()["suspensions"]
+    assert [s["id"] for s in still] == [alice.suspension]
+
+
+@check("GET", "/v1/alerts")
+async def _alert_settings(api, alice, bob):
+    mine = await api.get("/v1/alerts", headers=bob.headers)
+    assert mine.status_code == 200, mine.text
+    assert mine.json()["alerts_url"] is None
+
+
+@check("PATCH", "/v1/alerts")
+async def _set_alert_settings(api, alice, bob):
+    changed = await api.patch("/v1/alerts", json={"low_balance_threshold": 5}, headers=bob.headers)
+    assert changed.status_code == 200, changed.text
+    hers = (await api.get("/v1/alerts", headers=alice.headers)).json()
+    assert hers["low_balance_threshold"] is None
+    assert hers["alerts_url"] == "https://hooks.example.com/alice-alerts"
 
 
 def test_every_endpoint_a_tenant_can_call_has_an_isolation_check():

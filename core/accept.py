@@ -236,9 +236,13 @@ async def _hold_insert_enqueue(
     unpriced = frozenset(outcome["not_priced"] or ())
     # [[id, reason, retry_at]]: retry_at for a suspended destination, else null.
     unsent = {uuid.UUID(r[0]): (r[1], r[2]) for r in outcome["sender_refused"] or ()}
-    # [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix, sender]
+    # Groups of the messages priced alike: [price, price_per_segment, rate_card,
+    # rate_card_version, rate_prefix, sender, [id, ...]].
     rates = {
-        uuid.UUID(r[0]): dict(zip(_RATE_FIELDS, r[1:], strict=True)) for r in outcome["rates"] or ()
+        uuid.UUID(message_id): rate
+        for *fields, ids in outcome["rates"] or ()
+        for rate in (dict(zip(_RATE_FIELDS, fields, strict=True)),)
+        for message_id in ids
     }
     if outcome["accepted"] == 0:
         refusals.nothing_accepted(drafts, opted_out=opted_out, unpriced=unpriced, unsent=unsent)

@@ -36,8 +36,9 @@ async def accept(
     the suspension's end, or smsgw_sender_v1's reasons), to opted-out recipients (their ids in
     ``opted_out``) and to destinations no rate of the tenant covers (``not_priced``),
     price the others (a message's ``price`` None: from the tenant's rates; ``rates``
-    lists [id, price, price_per_segment, rate_card, rate_card_version, rate_prefix,
-    sender], the sender chosen for a message that named none), hold
+    lists the messages priced alike as [price, price_per_segment, rate_card,
+    rate_card_version, rate_prefix, sender, [id, ...]], the sender chosen for a message
+    that named none), hold
     their total, insert them and make sure a dispatch job (``task`` on ``queue``) runs
     by the earliest one's due time. ``accepted`` is 0, and nothing written, when every
     message was refused, credit is short or, with a ``rate``, the tenant's ingest

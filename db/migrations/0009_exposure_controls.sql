@@ -165,7 +165,8 @@ CREATE TABLE alert_state (
 -- ('destination_not_permitted', 'destination_suspended') and, for a suspension, its end:
 -- [[id, reason, retry_at]]. The hold is also conditional on the spend caps; when nothing
 -- was accepted `cap_room` says what the caps left (NULL: no cap). Accepted messages are
--- counted in destination_counts.
+-- counted in destination_counts. `rates` lists the messages priced alike, a group each:
+-- [price, price_per_segment, rate_card, rate_card_version, rate_prefix, sender, [ids]].
 CREATE FUNCTION smsgw_accept_v7(
     p_tenant_id uuid, p_rate double precision, p_messages json,
     p_queue text, p_task text, p_honour_opt_outs boolean)
@@ -192,25 +193,24 @@ BEGIN
     -- batch has few of them): '' stands for none, which no sender is.
     WITH m AS (
         SELECT * FROM json_populate_recordset(NULL::smsgw_draft_v3, p_messages)
-    ), exposure AS MATERIALIZED (
-        -- The destination rules, once per country of the call (geo permissions, then
-        -- the tenant's suspended ranges there, NULL when none).
-        SELECT c.country, x.prefixes, x.untils,
-               CASE WHEN p_honour_opt_outs
-                    THEN smsgw_geo_refusal_v1(p_tenant_id, nullif(c.country, '')) END
-                   AS refusal
-          FROM (SELECT DISTINCT coalesce(m.to_country, '') AS country FROM m) AS c
-          LEFT JOIN LATERAL smsgw_suspended_v1(p_tenant_id, c.country) AS x
-                 ON p_honour_opt_outs
     ), decided AS MATERIALIZED (
-        SELECT k.asked, k.country, s.sender, coalesce(e.refusal, s.refusal) AS refusal,
-               e.prefixes, e.untils
+        -- Once per (sender, country) of the call (a batch has few): the destination
+        -- rules (geo permissions, then the tenant's suspended ranges there, NULL when
+        -- none), then the sender. One pass over the messages for both: a pass of its own
+        -- per country cost the batch accept a tenth more.
+        SELECT k.asked, k.country, s.sender, coalesce(g.refusal, s.refusal) AS refusal,
+               x.prefixes, x.untils
           FROM (SELECT DISTINCT coalesce(m.sender, '') AS asked,
                        coalesce(m.to_country, '') AS country
                   FROM m) AS k
-          JOIN exposure AS e ON e.country = k.country
+          CROSS JOIN LATERAL (
+              SELECT CASE WHEN p_honour_opt_outs
+                          THEN smsgw_geo_refusal_v1(p_tenant_id, nullif(k.country, ''))
+                     END AS refusal) AS g
+          LEFT JOIN LATERAL smsgw_suspended_v1(p_tenant_id, k.country) AS x
+                 ON p_honour_opt_outs
           LEFT JOIN LATERAL smsgw_sender_v1(p_tenant_id, nullif(k.asked, ''),
-                                            nullif(k.country, '')) AS s ON e.refusal IS NULL
+                                            nullif(k.country, '')) AS s ON g.refusal IS NULL
     ), judged AS (
         -- A message to a suspended range: refused until the suspension's end (only
         -- read when its country has one).
@@ -261,12 +261,19 @@ BEGIN
       INTO unpriced, drafts
       FROM unnest(drafts) AS m
       LEFT JOIN LATERAL smsgw_rate_v1(rating, m.to_number) AS r ON m.price IS NULL;
-    SELECT count(*), coalesce(sum(m.price), 0), min(coalesce(m.send_at, m.created_at)),
-           min(m.created_at),
-           json_agg(json_build_array(m.id, m.price, m.price_per_segment, m.rate_card,
-                                     m.rate_card_version, m.rate_prefix, m.sender))
+    -- What each message was priced at, as groups of the messages priced alike (a batch
+    -- has few: a JSON array per message cost the call a tenth of its time).
+    SELECT coalesce(sum(g.n), 0)::integer, coalesce(sum(g.total), 0), min(g.first_due),
+           min(g.oldest),
+           json_agg(json_build_array(g.price, g.price_per_segment, g.rate_card,
+                                     g.rate_card_version, g.rate_prefix, g.sender, g.ids))
       INTO wanted, total, first_due, oldest, priced
-      FROM unnest(drafts) AS m;
+      FROM (SELECT m.price, m.price_per_segment, m.rate_card, m.rate_card_version,
+                   m.rate_prefix, m.sender, count(*) AS n, sum(m.price) AS total,
+                   min(coalesce(m.send_at, m.created_at)) AS first_due,
+                   min(m.created_at) AS oldest, array_agg(m.id) AS ids
+              FROM unnest(drafts) AS m
+             GROUP BY 1, 2, 3, 4, 5, 6) AS g;
     IF wanted = 0 THEN
         RETURN QUERY SELECT 0, NULL::bigint, NULL::double precision, refused, unpriced,
                             unsent, NULL::json, NULL::timestamptz, NULL::bigint;

@@ -31,7 +31,7 @@ from app.schemas import (
     TenantView,
     UpdateTenant,
 )
-from core import audit, quiet_hours, smpp_accounts, tenants
+from core import audit, changes, quiet_hours, smpp_accounts, tenants
 from core.audit import Actor
 from core.errors import NotFound
 from db import Conn
@@ -94,16 +94,8 @@ class AdminController(Controller):
         data: JSONBody[CreateTenant],
     ) -> TenantCreated:
         async with conn.transaction():
-            tenant, key = await tenants.create_tenant(
-                conn, name=data.name, tier=data.tier, rate_limit_mps=data.rate_limit_mps
-            )
-            await audit.record(
-                conn,
-                actor=actor,
-                action="tenant.created",
-                target=f"tenant:{tenant.id}",
-                tenant_id=tenant.id,
-                after={**audit.mask(tenant), "api_key_id": str(key.id)},
+            tenant, key = await changes.create_tenant(
+                conn, actor, name=data.name, tier=data.tier, rate_limit_mps=data.rate_limit_mps
             )
         return TenantCreated(
             id=tenant.id,
@@ -137,12 +129,10 @@ class AdminController(Controller):
         tenant send from any sender); a tier change moves the tenant's waiting dispatch
         job to the new tier's queue at once."""
         async with conn.transaction():
-            before, _ = await tenants.get_tenant(
-                conn, tenant_id=parse_id(tenant_id, "tenant"), lock=True
-            )
-            tenant, balance = await tenants.update_tenant(
+            tenant, balance = await changes.update_tenant(
                 conn,
-                tenant_id=before.id,
+                actor,
+                tenant_id=parse_id(tenant_id, "tenant"),
                 tier=None if data.tier is msgspec.UNSET else data.tier,
                 rate_limit_mps=data.rate_limit_mps,
                 price_per_segment=(
@@ -170,15 +160,6 @@ class AdminController(Controller):
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)
-            await audit.record(
-                conn,
-                actor=actor,
-                action="tenant.updated",
-                target=f"tenant:{tenant.id}",
-                tenant_id=tenant.id,
-                before=before,
-                after=tenant,
-            )
         return _view(tenant, balance)
 
     @post(
@@ -200,28 +181,13 @@ class AdminController(Controller):
         data: JSONBody[CreditRequest],
     ) -> Response[BalanceView]:
         async with conn.transaction():
-            created, balance = await tenants.add_credit(
+            created, balance = await changes.add_credit(
                 conn,
+                actor,
                 tenant_id=parse_id(tenant_id, "tenant"),
                 amount=data.amount,
                 reference=data.reference,
             )
-            if created:  # a repeated reference credits nothing: no change to record
-                # The credit is one conditional UPDATE adding `amount`: what was there
-                # before is exactly the balance less it.
-                await audit.record(
-                    conn,
-                    actor=actor,
-                    action="credit.topped_up",
-                    target=f"credit:{data.reference}",
-                    tenant_id=parse_id(tenant_id, "tenant"),
-                    before={"available": balance.available - data.amount},
-                    after={
-                        "available": balance.available,
-                        "amount": data.amount,
-                        "reference": data.reference,
-                    },
-                )
         view = BalanceView(
             available=balance.available, held=balance.held, captured=balance.captured
         )
@@ -232,16 +198,7 @@ class AdminController(Controller):
         self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], tenant_id: FromPath[str]
     ) -> ApiKeyCreated:
         async with conn.transaction():
-            await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-            key = await tenants.issue_api_key(conn, tenant_id=parse_id(tenant_id, "tenant"))
-            await audit.record(
-                conn,
-                actor=actor,
-                action="api_key.created",
-                target=f"api_key:{key.id}",
-                tenant_id=key.tenant_id,
-                after=key,  # its `api_key` is masked: the secret is shown once, here only
-            )
+            key = await changes.issue_api_key(conn, actor, tenant_id=parse_id(tenant_id, "tenant"))
         return ApiKeyCreated(
             id=key.id, tenant_id=key.tenant_id, api_key=key.api_key, created_at=key.created_at
         )
@@ -251,17 +208,7 @@ class AdminController(Controller):
         self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], key_id: FromPath[str]
     ) -> None:
         async with conn.transaction():
-            revoked = await tenants.revoke_api_key(conn, key_id=parse_id(key_id, "API key"))
-            if revoked is not None:  # None: it was revoked already, nothing changed
-                await audit.record(
-                    conn,
-                    actor=actor,
-                    action="api_key.revoked",
-                    target=f"api_key:{revoked.id}",
-                    tenant_id=revoked.tenant_id,
-                    before={"revoked_at": None},
-                    after={"revoked_at": revoked.revoked_at},
-                )
+            await changes.revoke_api_key(conn, actor, key_id=parse_id(key_id, "API key"))
 
     # -- SMPP credentials (issue 9) -------------------------------------------------------
 

@@ -92,8 +92,11 @@ async def issue_api_key(conn: Conn, actor: Actor, *, tenant_id: uuid.UUID) -> te
 
 
 async def revoke_api_key(
-    conn: Conn, actor: Actor, *, key_id: uuid.UUID
+    conn: Conn, actor: Actor, *, key_id: uuid.UUID, tenant_id: uuid.UUID | None = None
 ) -> tenants.RevokedKey | None:
+    """``tenant_id`` (the consoles'): the key must be this tenant's, or it is not found."""
+    if tenant_id is not None:
+        await console.owns_api_key(conn, tenant_id=tenant_id, key_id=key_id)
     revoked = await tenants.revoke_api_key(conn, key_id=key_id)
     if revoked is not None:  # None: it was revoked already, nothing changed
         await audit.record(

@@ -75,8 +75,9 @@ class AccountConsole(Controller):
     ) -> Redirect:
         key = forms.an_id(key_id, "API key")
         async with conn.transaction():
-            await console.owns_api_key(conn, tenant_id=tenant.id, key_id=key)
-            await changes.revoke_api_key(conn, console_actor(request), key_id=key)
+            await changes.revoke_api_key(
+                conn, console_actor(request), key_id=key, tenant_id=tenant.id
+            )
         return Redirect(f"{PREFIX}/keys?revoked=1", status_code=303)
 
     @get("/webhooks")

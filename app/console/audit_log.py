@@ -23,7 +23,7 @@ PAGE = 50
 
 
 def _shown(value: Any) -> str:
-    return "" if value is None else msgspec.json.encode(value).decode()
+    return msgspec.json.encode(value).decode()  # None: null, as the API shows it
 
 
 def fields_of(event: audit.AuditEvent) -> list[tuple[str, str, str]]:

@@ -182,8 +182,7 @@ class OperatorConsole(Controller):
         tenant = forms.an_id(tenant_id, "tenant")
         key = forms.an_id(key_id, "API key")
         async with conn.transaction():
-            await console.owns_api_key(conn, tenant_id=tenant, key_id=key)
-            await changes.revoke_api_key(conn, console_actor(request), key_id=key)
+            await changes.revoke_api_key(conn, console_actor(request), key_id=key, tenant_id=tenant)
         return Redirect(f"{HERE}/tenants/{tenant}?saved=revoked", status_code=303)
 
     @get("/providers")

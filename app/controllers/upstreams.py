@@ -120,17 +120,7 @@ class UpstreamsAdminController(Controller):
         data: JSONBody[RouteRequest],
     ) -> RouteView:
         async with conn.transaction():
-            route = await changes.add_route(
-                conn,
-                actor,
-                prefix=data.prefix,
-                tier=data.tier,
-                provider=data.provider,
-                priority=data.priority,
-                cost_per_segment=data.cost_per_segment,
-                enabled=data.enabled,
-                allow_loss=data.allow_loss,
-            )
+            route = await changes.add_route(conn, actor, **msgspec.structs.asdict(data))
         return route
 
     @delete("/routes/{route_id:str}", status_code=204)

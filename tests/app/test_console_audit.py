@@ -58,20 +58,13 @@ class World:
         return response
 
 
-Prepare = Callable[[World], Awaitable[str]]
-Call = Callable[[World, str], Awaitable[httpx.Response]]
-
-
-async def _nothing(w: World) -> str:
-    return ""
-
-
 @dataclass(frozen=True)
 class Change:
     actions: tuple[str, ...]
     who: Who
-    call: Call
-    prepare: Prepare = _nothing
+    call: Callable[[World, str], Awaitable[httpx.Response]]
+    # What must exist first; its result goes to `call` (None: nothing).
+    prepare: Callable[[World], Awaitable[str]] | None = None
     tenant_scoped: bool = True
     before: tuple[str, ...] | None = ()
     after: tuple[str, ...] | None = ()
@@ -336,7 +329,7 @@ async def test_every_console_change_is_recorded_as_its_api_twin_by_its_user(
     operator_session = await _operator_actor_id(conn)
     owner_id = await _user_id(conn, OWNER)
     for path, change in CHANGES.items():
-        prepared = await change.prepare(w)
+        prepared = await change.prepare(w) if change.prepare else ""
         if path == "/console/invitations/{token}":
             w.secrets.add(prepared.rsplit("/", 1)[1])
         last = await _last_id(conn)

@@ -44,6 +44,9 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     email: str | None
     csrf_token: str
     expires_at: datetime
+    # Names the session in the audit trail where it has no user (the operator's, or one
+    # opened by a sign-in link): the start of its id's digest, which cannot sign anyone in.
+    ref: str
 
 
 class TenantRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -233,6 +236,7 @@ async def find_session(conn: Conn, *, token: str) -> Session | None:
         email=row["email"],
         csrf_token=row["csrf_token"],
         expires_at=row["expires_at"],
+        ref=digest(token).hex()[:16],
     )
 
 

@@ -12,6 +12,7 @@ from litestar.template import TemplateConfig
 
 from app.console.access import AccessController, no_such_page
 from app.console.account import AccountConsole
+from app.console.audit_log import OperatorAuditConsole, TenantAuditConsole
 from app.console.operator import OperatorConsole
 from app.console.rate_cards import RateCardsConsole
 from app.console.tenant import TenantConsole
@@ -53,6 +54,8 @@ def console_router() -> Router:
             RateCardsConsole,
             TenantConsole,
             AccountConsole,
+            OperatorAuditConsole,
+            TenantAuditConsole,
             create_static_files_router(
                 path=f"{PREFIX}/static",
                 directories=[STATIC / "console", STATIC / "vendor"],

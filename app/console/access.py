@@ -13,7 +13,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
-from app.auth import throttled
+from app.auth import client_address, throttled
 from app.console.web import (
     PREFIX,
     SESSION_COOKIE,
@@ -24,7 +24,7 @@ from app.console.web import (
     session_cookie,
 )
 from app.deps import services
-from core import console
+from core import changes, console
 from core.errors import NotFound, Unauthorized
 from db import Conn
 
@@ -95,7 +95,9 @@ class AccessController(Controller):
         fields = await form_fields(request)
         password_hash = await console.new_password_hash(fields.get("password", ""))
         async with conn.transaction():
-            opened = await console.accept_invitation(conn, token=token, password_hash=password_hash)
+            opened = await changes.accept_invitation(
+                conn, token=token, password_hash=password_hash, address=client_address(request)
+            )
         return Redirect(
             _home(opened), status_code=303, cookies=[session_cookie(request, opened.token)]
         )

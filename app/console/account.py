@@ -13,9 +13,9 @@ from litestar.response import Redirect, Template
 
 from app.console import forms
 from app.console.tenant import TENANT_DEPENDENCIES
-from app.console.web import PREFIX, form_fields, page, tenant_guard
+from app.console.web import PREFIX, console_actor, form_fields, page, tenant_guard
 from app.deps import services
-from core import console, numbers, senders, suppressions, tenants, webhooks
+from core import changes, console, numbers, senders, suppressions, webhooks
 from core.tenants import Tenant
 from db import Conn
 
@@ -62,19 +62,22 @@ class AccountConsole(Controller):
     ) -> Template:
         """As `POST /v1/admin/tenants/{id}/api-keys`; the key is on this answer only."""
         async with conn.transaction():
-            key = await tenants.issue_api_key(conn, tenant_id=tenant.id)
+            key = await changes.issue_api_key(conn, console_actor(request), tenant_id=tenant.id)
         return await _keys_page(request, conn, tenant, new_key=key)
 
     @post("/keys/{key_id:str}/revoke")
     async def revoke_key(
         self,
+        request: Request[Any, Any, Any],
         conn: NamedDependency[Conn],
         tenant: NamedDependency[Tenant],
         key_id: FromPath[str],
     ) -> Redirect:
         key = forms.an_id(key_id, "API key")
-        await console.owns_api_key(conn, tenant_id=tenant.id, key_id=key)
-        await tenants.revoke_api_key(conn, key_id=key)
+        async with conn.transaction():
+            await changes.revoke_api_key(
+                conn, console_actor(request), key_id=key, tenant_id=tenant.id
+            )
         return Redirect(f"{PREFIX}/keys?revoked=1", status_code=303)
 
     @get("/webhooks")
@@ -94,7 +97,10 @@ class AccountConsole(Controller):
         tenant: NamedDependency[Tenant],
     ) -> Template:
         """A new signing secret, shown once; callbacks from now on are signed with it."""
-        secret = await tenants.rotate_webhook_secret(conn, tenant_id=tenant.id)
+        async with conn.transaction():
+            secret = await changes.rotate_webhook_secret(
+                conn, console_actor(request), tenant_id=tenant.id
+            )
         return await _webhooks_page(request, conn, tenant, new_secret=secret)
 
     @post("/webhooks/test")
@@ -133,7 +139,10 @@ class AccountConsole(Controller):
     ) -> Template:
         """The owner invites a colleague: a link shown once, as the operator's is."""
         fields = await form_fields(request)
-        token = await console.invite(conn, tenant_id=tenant.id, email=fields.get("email", ""))
+        async with conn.transaction():
+            token = await changes.invite(
+                conn, console_actor(request), tenant_id=tenant.id, email=fields.get("email", "")
+            )
         link = f"{str(request.base_url).rstrip('/')}{PREFIX}/invitations/{token}"
         return page(
             request,
@@ -179,12 +188,14 @@ class AccountConsole(Controller):
     ) -> Redirect:
         """As `POST /v1/suppressions`: stop sends to a recipient (from one number, or all)."""
         fields = await form_fields(request)
-        await suppressions.add(
-            conn,
-            tenant=tenant,
-            recipient=fields.get("recipient", "").strip(),
-            number=fields.get("number", "").strip() or None,
-        )
+        async with conn.transaction():
+            await changes.add_suppression(
+                conn,
+                console_actor(request),
+                tenant=tenant,
+                recipient=fields.get("recipient", "").strip(),
+                number=fields.get("number", "").strip() or None,
+            )
         return Redirect(f"{PREFIX}/suppressions?saved=added", status_code=303)
 
     @post("/suppressions/remove")
@@ -196,10 +207,12 @@ class AccountConsole(Controller):
     ) -> Redirect:
         """As `DELETE /v1/suppressions/{recipient}?number=`: lift one entry."""
         fields = await form_fields(request)
-        await suppressions.remove(
-            conn,
-            tenant=tenant,
-            recipient=fields.get("recipient", ""),
-            number=fields.get("number") or None,
-        )
+        async with conn.transaction():
+            await changes.remove_suppression(
+                conn,
+                console_actor(request),
+                tenant=tenant,
+                recipient=fields.get("recipient", ""),
+                number=fields.get("number") or None,
+            )
         return Redirect(f"{PREFIX}/suppressions?saved=removed", status_code=303)

@@ -15,10 +15,10 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.console import forms
-from app.console.web import PREFIX, form_fields, operator_guard, page
+from app.console.web import PREFIX, console_actor, form_fields, operator_guard, page
 from app.deps import provide_reporting_conn, services
-from core import console, reports, tenants, upstreams
-from core.errors import FieldError, InvalidRequest, NotFound
+from core import changes, console, reports, tenants, upstreams
+from core.errors import FieldError, InvalidRequest
 from db import Conn
 from jobs.scheduler import follow_tier
 
@@ -73,8 +73,9 @@ class OperatorConsole(Controller):
         shown on this answer only."""
         fields = await form_fields(request)
         async with conn.transaction():
-            tenant, key = await tenants.create_tenant(
+            tenant, key = await changes.create_tenant(
                 conn,
+                console_actor(request),
                 name=fields.get("name", ""),
                 tier=_tier(fields.get("tier", "standard")),
                 rate_limit_mps=forms.whole(fields, "rate_limit_mps", optional=True),
@@ -123,8 +124,9 @@ class OperatorConsole(Controller):
         fields = await form_fields(request)
         tier = _tier(fields.get("tier", ""))
         async with conn.transaction():
-            tenant, _ = await tenants.update_tenant(
+            tenant, _ = await changes.update_tenant(
                 conn,
+                console_actor(request),
                 tenant_id=forms.an_id(tenant_id, "tenant"),
                 tier=tier,
                 rate_limit_mps=forms.whole(fields, "rate_limit_mps", optional=True),
@@ -140,8 +142,9 @@ class OperatorConsole(Controller):
         """As `POST /v1/admin/tenants/{id}/credits`: once per reference."""
         fields = await form_fields(request)
         async with conn.transaction():
-            created, _ = await tenants.add_credit(
+            created, _ = await changes.add_credit(
                 conn,
+                console_actor(request),
                 tenant_id=forms.an_id(tenant_id, "tenant"),
                 amount=forms.money(fields, "amount"),
                 reference=fields.get("reference", "").strip(),
@@ -159,8 +162,11 @@ class OperatorConsole(Controller):
         """A link for the tenant's owner to set a password; shown once, here."""
         fields = await form_fields(request)
         tenant = forms.an_id(tenant_id, "tenant")
-        await tenants.get_tenant(conn, tenant_id=tenant)
-        token = await console.invite(conn, tenant_id=tenant, email=fields.get("email", ""))
+        async with conn.transaction():
+            await tenants.get_tenant(conn, tenant_id=tenant)
+            token = await changes.invite(
+                conn, console_actor(request), tenant_id=tenant, email=fields.get("email", "")
+            )
         link = f"{str(request.base_url).rstrip('/')}{PREFIX}/invitations/{token}"
         return await _tenant_page(request, conn, tenant, invitation=link)
 
@@ -175,8 +181,8 @@ class OperatorConsole(Controller):
         """As `DELETE /v1/admin/api-keys/{id}`: the key's next request is refused."""
         tenant = forms.an_id(tenant_id, "tenant")
         key = forms.an_id(key_id, "API key")
-        await console.owns_api_key(conn, tenant_id=tenant, key_id=key)
-        await tenants.revoke_api_key(conn, key_id=key)
+        async with conn.transaction():
+            await changes.revoke_api_key(conn, console_actor(request), key_id=key, tenant_id=tenant)
         return Redirect(f"{HERE}/tenants/{tenant}?saved=revoked", status_code=303)
 
     @get("/providers")
@@ -197,7 +203,9 @@ class OperatorConsole(Controller):
         """Takes a provider out of routing, or back, keeping its configuration."""
         fields = await form_fields(request)
         async with conn.transaction():
-            await upstreams.set_enabled(conn, name=name, enabled=fields.get("enabled") == "true")
+            await changes.set_provider_enabled(
+                conn, console_actor(request), name=name, enabled=fields.get("enabled") == "true"
+            )
         return Redirect(f"{HERE}/providers", status_code=303)
 
     @post("/routes")
@@ -208,8 +216,9 @@ class OperatorConsole(Controller):
         fields = await form_fields(request)
         tier = fields.get("tier", "")
         async with conn.transaction():
-            await upstreams.add_route(
+            await changes.add_route(
                 conn,
+                console_actor(request),
                 prefix=fields.get("prefix", "").strip(),
                 tier=_tier(tier) if tier else None,
                 provider=fields.get("provider", "").strip(),
@@ -225,15 +234,15 @@ class OperatorConsole(Controller):
     ) -> Redirect:
         """A route on or off: the API has no edit, so the route is replaced by its copy
         with `enabled` changed, in one transaction, through the API's own add and delete
-        (it gets a new id)."""
+        (it gets a new id), and audited as they are: `route.deleted`, `route.created`."""
         fields = await form_fields(request)
         async with conn.transaction():
-            route = next((r for r in await upstreams.list_routes(conn) if r.id == route_id), None)
-            if route is None:
-                raise NotFound("No route has this id.")
-            await upstreams.delete_route(conn, route_id=route.id)
-            await upstreams.add_route(
+            actor = console_actor(request)
+            route = await changes.delete_route(conn, actor, route_id=route_id)
+            assert route is not None  # delete_route raised NotFound otherwise
+            await changes.add_route(
                 conn,
+                actor,
                 prefix=route.prefix,
                 tier=route.tier,
                 provider=route.provider,
@@ -245,7 +254,10 @@ class OperatorConsole(Controller):
         return Redirect(f"{HERE}/providers", status_code=303)
 
     @post("/routes/{route_id:int}/remove")
-    async def remove_route(self, conn: NamedDependency[Conn], route_id: FromPath[int]) -> Redirect:
+    async def remove_route(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], route_id: FromPath[int]
+    ) -> Redirect:
         """As `DELETE /v1/admin/routes/{id}`."""
-        await upstreams.delete_route(conn, route_id=route_id)
+        async with conn.transaction():
+            await changes.delete_route(conn, console_actor(request), route_id=route_id)
         return Redirect(f"{HERE}/providers", status_code=303)

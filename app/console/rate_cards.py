@@ -13,9 +13,9 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from app.console.web import PREFIX, operator_guard, page
+from app.console.web import PREFIX, console_actor, operator_guard, page
 from app.controllers.rates import MAX_CSV_BYTES
-from core import rates
+from core import audit, rates
 from core.errors import Conflict, FieldError, InvalidRequest
 from db import Conn
 
@@ -105,6 +105,14 @@ class RateCardsConsole(Controller):
                 )
             done = await rates.import_version(
                 conn, card=card, csv_text=text, effective_at=effective_at
+            )
+            # As `POST /v1/admin/rate-cards/{card}/versions` records its import.
+            await audit.record_version(
+                conn,
+                console_actor(request),
+                "rate_card.version_imported",
+                f"rate_card:{card}",
+                done,
             )
         assert isinstance(done, rates.Imported)
         return page(

@@ -22,10 +22,11 @@ from litestar.response import Redirect, Template
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import errors
-from app.auth import request_state
+from app.auth import client_address, request_state
 from app.deps import services
 from app.errors import STATUS
 from core import console
+from core.audit import Actor
 from core.errors import DomainError, Forbidden, InvalidRequest, RateLimited, Unavailable
 
 SESSION_COOKIE = "smsgw_console"
@@ -131,6 +132,15 @@ def current(request: Request[Any, Any, Any]) -> console.Session:
     found = request_state(request).get("console_session")
     assert isinstance(found, console.Session), "a console guard runs first"
     return found
+
+
+def console_actor(request: Request[Any, Any, Any]) -> Actor:
+    """Who makes a console change, for the audit trail: the console user by id, or, for
+    a session with no user (the operator's, a sign-in link's), the session by its
+    ``ref``, so that one sitting's changes read together; never the cookie."""
+    session = current(request)
+    who = str(session.user_id) if session.user_id else f"{session.audience}-session:{session.ref}"
+    return Actor(kind="console_user", id=who, address=client_address(request))
 
 
 async def check_csrf(request: Request[Any, Any, Any]) -> None:

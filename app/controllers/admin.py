@@ -31,7 +31,7 @@ from app.schemas import (
     TenantView,
     UpdateTenant,
 )
-from core import audit, exposure, quiet_hours, smpp_accounts, tenants
+from core import audit, changes, exposure, quiet_hours, smpp_accounts, tenants
 from core.audit import Actor
 from core.errors import NotFound
 from db import Conn
@@ -101,16 +101,8 @@ class AdminController(Controller):
         data: JSONBody[CreateTenant],
     ) -> TenantCreated:
         async with conn.transaction():
-            tenant, key = await tenants.create_tenant(
-                conn, name=data.name, tier=data.tier, rate_limit_mps=data.rate_limit_mps
-            )
-            await audit.record(
-                conn,
-                actor=actor,
-                action="tenant.created",
-                target=f"tenant:{tenant.id}",
-                tenant_id=tenant.id,
-                after={**audit.mask(tenant), "api_key_id": str(key.id)},
+            tenant, key = await changes.create_tenant(
+                conn, actor, name=data.name, tier=data.tier, rate_limit_mps=data.rate_limit_mps
             )
         return TenantCreated(
             id=tenant.id,
@@ -146,13 +138,11 @@ class AdminController(Controller):
         `monthly_spend_cap` (micro-units, null: none), `low_balance_threshold`,
         `alerts_url` and `spend_alert_percents` (issue 25)."""
         async with conn.transaction():
-            before, _ = await tenants.get_tenant(
-                conn, tenant_id=parse_id(tenant_id, "tenant"), lock=True
-            )
-            limits_before = await exposure.get_limits(conn, tenant_id=before.id)
-            tenant, balance = await tenants.update_tenant(
+            limits_before = await exposure.get_limits(conn, tenant_id=parse_id(tenant_id, "tenant"))
+            tenant, balance = await changes.update_tenant(
                 conn,
-                tenant_id=before.id,
+                actor,
+                tenant_id=parse_id(tenant_id, "tenant"),
                 tier=None if data.tier is msgspec.UNSET else data.tier,
                 rate_limit_mps=data.rate_limit_mps,
                 price_per_segment=(
@@ -190,15 +180,16 @@ class AdminController(Controller):
                 spend_alert_percents=data.spend_alert_percents,
                 destinations=services(state).destinations,
             )
-            # The exposure limits are the tenant's settings too: one row for the change.
+            # Caps and alert settings live beside the tenant's row: a row of their own
+            # (none when they did not change).
             await audit.record(
                 conn,
                 actor=actor,
-                action="tenant.updated",
+                action="tenant_limits.updated",
                 target=f"tenant:{tenant.id}",
                 tenant_id=tenant.id,
-                before={**msgspec.to_builtins(before), **msgspec.to_builtins(limits_before)},
-                after={**msgspec.to_builtins(tenant), **msgspec.to_builtins(limits)},
+                before=limits_before,
+                after=limits,
             )
         return _view(tenant, balance, limits)
 
@@ -221,28 +212,13 @@ class AdminController(Controller):
         data: JSONBody[CreditRequest],
     ) -> Response[BalanceView]:
         async with conn.transaction():
-            created, balance = await tenants.add_credit(
+            created, balance = await changes.add_credit(
                 conn,
+                actor,
                 tenant_id=parse_id(tenant_id, "tenant"),
                 amount=data.amount,
                 reference=data.reference,
             )
-            if created:  # a repeated reference credits nothing: no change to record
-                # The credit is one conditional UPDATE adding `amount`: what was there
-                # before is exactly the balance less it.
-                await audit.record(
-                    conn,
-                    actor=actor,
-                    action="credit.topped_up",
-                    target=f"credit:{data.reference}",
-                    tenant_id=parse_id(tenant_id, "tenant"),
-                    before={"available": balance.available - data.amount},
-                    after={
-                        "available": balance.available,
-                        "amount": data.amount,
-                        "reference": data.reference,
-                    },
-                )
         view = BalanceView(
             available=balance.available, held=balance.held, captured=balance.captured
         )
@@ -253,16 +229,7 @@ class AdminController(Controller):
         self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], tenant_id: FromPath[str]
     ) -> ApiKeyCreated:
         async with conn.transaction():
-            await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-            key = await tenants.issue_api_key(conn, tenant_id=parse_id(tenant_id, "tenant"))
-            await audit.record(
-                conn,
-                actor=actor,
-                action="api_key.created",
-                target=f"api_key:{key.id}",
-                tenant_id=key.tenant_id,
-                after=key,  # its `api_key` is masked: the secret is shown once, here only
-            )
+            key = await changes.issue_api_key(conn, actor, tenant_id=parse_id(tenant_id, "tenant"))
         return ApiKeyCreated(
             id=key.id, tenant_id=key.tenant_id, api_key=key.api_key, created_at=key.created_at
         )
@@ -272,17 +239,7 @@ class AdminController(Controller):
         self, conn: NamedDependency[Conn], actor: NamedDependency[Actor], key_id: FromPath[str]
     ) -> None:
         async with conn.transaction():
-            revoked = await tenants.revoke_api_key(conn, key_id=parse_id(key_id, "API key"))
-            if revoked is not None:  # None: it was revoked already, nothing changed
-                await audit.record(
-                    conn,
-                    actor=actor,
-                    action="api_key.revoked",
-                    target=f"api_key:{revoked.id}",
-                    tenant_id=revoked.tenant_id,
-                    before={"revoked_at": None},
-                    after={"revoked_at": revoked.revoked_at},
-                )
+            await changes.revoke_api_key(conn, actor, key_id=parse_id(key_id, "API key"))
 
     # -- SMPP credentials (issue 9) -------------------------------------------------------
 

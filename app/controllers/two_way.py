@@ -15,7 +15,7 @@ from app.auth import admin_guard, provide_tenant, tenant_guard
 from app.body import StrictBody
 from app.controllers.admin import parse_id
 from app.openapi import problems
-from core import audit, numbers, suppressions, tenants, twilio
+from core import audit, changes, numbers, suppressions, tenants, twilio
 from core.audit import Actor
 from core.tenants import Tenant
 from db import Conn
@@ -160,18 +160,9 @@ class SuppressionsController(Controller):
         """Stop sends to ``recipient`` (from ``number``, or from every number); 200 when
         the entry was there already."""
         async with conn.transaction():
-            created, entry = await suppressions.add(
-                conn, tenant=tenant, recipient=data.recipient, number=data.number
+            created, entry = await changes.add_suppression(
+                conn, actor, tenant=tenant, recipient=data.recipient, number=data.number
             )
-            if created:  # there already: nothing changed
-                await audit.record(
-                    conn,
-                    actor=actor,
-                    action="suppression.added",
-                    target=f"suppression:{entry.recipient}:{entry.number or suppressions.ALL}",
-                    tenant_id=tenant.id,
-                    after=entry,
-                )
         return Response(entry, status_code=201 if created else 200)
 
     @delete("/{recipient:str}", status_code=204)
@@ -186,14 +177,6 @@ class SuppressionsController(Controller):
         """Lift every entry of ``recipient``, or with ``?number=`` only that number's
         (``*``: the all-numbers entry)."""
         async with conn.transaction():
-            removed = await suppressions.remove(
-                conn, tenant=tenant, recipient=recipient, number=number
-            )
-            await audit.record(
-                conn,
-                actor=actor,
-                action="suppression.removed",
-                target=f"suppression:{recipient}:{number or '*'}",
-                tenant_id=tenant.id,
-                before={"recipient": recipient, "numbers": removed},
+            await changes.remove_suppression(
+                conn, actor, tenant=tenant, recipient=recipient, number=number
             )

@@ -15,7 +15,7 @@ from app.auth import admin_guard
 from app.body import StrictBody
 from app.deps import services
 from app.openapi import problems
-from core import audit, upstreams
+from core import changes, upstreams
 from core.audit import Actor
 from core.errors import NotFound
 from core.upstreams import ProviderStatus, RouteView
@@ -97,23 +97,14 @@ class UpstreamsAdminController(Controller):
     ) -> ProviderStatus:
         """Create or replace a provider; workers pick the change up within seconds."""
         async with conn.transaction():
-            before = await upstreams.provider_settings(conn, name=name)
-            status = await upstreams.put_provider(
+            status = await changes.put_provider(
                 conn,
+                actor,
                 name=name,
                 kind=data.kind,
                 config=data.config,
                 mps=data.mps,
                 enabled=data.enabled,
-            )
-            await audit.record(
-                conn,
-                actor=actor,
-                action="provider.created" if before is None else "provider.updated",
-                target=f"provider:{name}",
-                before=before,
-                # The config's secret settings (providers/kinds.py) are masked.
-                after=await upstreams.provider_settings(conn, name=name),
             )
         return status
 
@@ -129,19 +120,7 @@ class UpstreamsAdminController(Controller):
         data: JSONBody[RouteRequest],
     ) -> RouteView:
         async with conn.transaction():
-            route = await upstreams.add_route(
-                conn,
-                prefix=data.prefix,
-                tier=data.tier,
-                provider=data.provider,
-                priority=data.priority,
-                cost_per_segment=data.cost_per_segment,
-                enabled=data.enabled,
-                allow_loss=data.allow_loss,
-            )
-            await audit.record(
-                conn, actor=actor, action="route.created", target=f"route:{route.id}", after=route
-            )
+            route = await changes.add_route(conn, actor, **msgspec.structs.asdict(data))
         return route
 
     @delete("/routes/{route_id:str}", status_code=204)
@@ -151,13 +130,7 @@ class UpstreamsAdminController(Controller):
         if not route_id.isdigit():
             raise NotFound("No route has this id.")
         async with conn.transaction():
-            before = next(
-                (r for r in await upstreams.list_routes(conn) if r.id == int(route_id)), None
-            )
-            await upstreams.delete_route(conn, route_id=int(route_id))
-            await audit.record(
-                conn, actor=actor, action="route.deleted", target=f"route:{route_id}", before=before
-            )
+            await changes.delete_route(conn, actor, route_id=int(route_id))
 
 
 class ReceiptsController(Controller):

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 
 from app.auth import provide_tenant, tenant_guard
-from core import audit, tenants, webhooks
+from core import changes, webhooks
 from core.audit import Actor
 from core.tenants import Tenant
 from db import Conn
@@ -50,14 +50,5 @@ class WebhooksController(Controller):
         """A new signing secret, shown once: every callback from now on is signed with it
         (the console's "Rotate the signing secret" calls the same function)."""
         async with conn.transaction():
-            secret = await tenants.rotate_webhook_secret(conn, tenant_id=tenant.id)
-            await audit.record(
-                conn,
-                actor=actor,
-                action="webhook_secret.rotated",
-                target=f"tenant:{tenant.id}",
-                tenant_id=tenant.id,
-                # Masked: the row says that a new secret was set, never what it is.
-                after={"webhook_secret": secret},
-            )
+            secret = await changes.rotate_webhook_secret(conn, actor, tenant_id=tenant.id)
         return WebhookSecret(webhook_secret=secret)

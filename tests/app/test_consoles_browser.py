@@ -4,8 +4,9 @@ operator signs in, creates a tenant, tops it up and invites its owner; the owner
 password, signs in, makes an API key, sends a test message and watches it become
 `delivered` without reloading, sees the spend chart, rotates the webhook secret; a forged
 post and another tenant's message are refused; the operator revokes the owner's key and
-the next API send is refused. Every page is checked with axe-core (vendored) for serious
-violations, and kept as a screenshot under tests/artifacts/consoles/."""
+the next API send is refused; both read their audit logs. Every page is checked with
+axe-core (vendored) for serious violations, and kept as a screenshot under
+tests/artifacts/consoles/."""
 
 from __future__ import annotations
 
@@ -106,6 +107,13 @@ async def test_operator_and_owner_journeys(db_url, settings):
             await operator.check("operator-tenants")
             await operator.goto("/console/operator/providers")
             await operator.check("operator-providers")
+            # The audit log: the top-up and the invitation, by this console session.
+            await operator.goto("/console/operator/audit")
+            audited = await page.inner_text("#audit-table")
+            assert "credit.topped_up" in audited
+            assert "console_user.invited" in audited
+            assert "operator-session:" in audited
+            await operator.check("operator-audit")
             # A rate card: the file, its diff, then confirm.
             await operator.goto("/console/operator/rate-cards")
             await operator.check("operator-rate-cards")
@@ -197,6 +205,14 @@ async def test_operator_and_owner_journeys(db_url, settings):
             await owner.check("team")
             await owner.goto("/console/usage")
             await owner.check("usage")
+            # The tenant's own audit log: the key made and the secret rotated, by the owner.
+            await owner.goto("/console/audit")
+            audited = await me.inner_text("#audit-table")
+            for action in ("api_key.created", "webhook_secret.rotated", "console_user.joined"):
+                assert action in audited
+            assert key not in audited
+            assert secret not in audited
+            await owner.check("audit")
 
             # A post without the form's token is refused, and changes nothing.
             forged = await me.evaluate(

@@ -187,7 +187,8 @@ async def read_replication(primary: Conn, reporting: Conn | None) -> Replication
         reporting="replica",
         in_recovery=True,
         replay_paused=bool(position["paused"]),
-        lag_seconds=max(0.0, float(position["lag_seconds"] or 0.0)),
+        # Behind the primary, received or not yet: as old as the last replayed commit.
+        lag_seconds=max(0.0, float(position["lag_seconds"] or 0.0)) if lag_bytes else 0.0,
         lag_bytes=lag_bytes,
         primary_lsn=primary_lsn,
         replay_lsn=replay,

@@ -65,11 +65,9 @@ SELECT pg_is_in_recovery() AS in_recovery
 
 -- name: replica_position
 -- On a standby: what it has received and replayed, and how old the last replayed
--- transaction is (zero when it has replayed all it received: an idle primary is not lag).
+-- transaction is (the caller counts it as lag only when the primary is ahead of the
+-- replay: an idle primary is not lag, and WAL not yet received is).
 SELECT pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
        pg_is_wal_replay_paused() AS paused,
-       CASE WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn()
-            THEN 0.0
-            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8
-       END AS lag_seconds
+       extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS lag_seconds

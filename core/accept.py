@@ -2,12 +2,13 @@
 transaction (DESIGN.md: "A credit hold, the message row and the work enqueue commit in ONE
 transaction, or none of them does").
 
-Who opens the transaction can be read from a signature. ``accept_request`` and
-``accept_single`` take the pool: they take a connection and open the unit of work
-themselves, because an Idempotency-Key replay must be decided inside it; without a key
-the accept is one statement in autocommit, its own transaction, with no BEGIN/COMMIT
-round trips. The functions that take a connection (``accept_drafts``, ``accept_keyed``,
-``accept_message``, ``accept_reply``) run in whatever their caller opened.
+Who opens the transaction can be read from a signature. ``accept_request`` (and
+``single_send.accept_single`` above it) take the pool: they take a connection and open
+the unit of work themselves, because an Idempotency-Key replay must be decided inside
+it; without a key the accept is one statement in autocommit, its own transaction, with
+no BEGIN/COMMIT round trips. The functions that take a connection (``accept_drafts``,
+``accept_keyed``, ``accept_reply``) run in whatever their caller opened. One message
+from a front door is core/single_send.py's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import ids, refusals, submission
-from core.coalesce import SendCoalescer
+from core import refusals, submission
 from core.errors import (
     DestinationNotPriced,
     RecipientOptedOut,
@@ -62,7 +62,7 @@ class DispatchScheduler(Protocol):
     task: str
 
 
-def _rows(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
+def rows_of(drafts: Sequence[submission.Draft]) -> list[dict[str, Any]]:
     return [
         {
             "id": d.id,
@@ -195,7 +195,7 @@ async def _hold_insert_enqueue(
     it by its destination and holds it within credit and the spend caps; raises when
     nothing was accepted."""
     rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
-    rows = _rows(drafts)
+    rows = rows_of(drafts)
     if len(rows) == 1:
         # A single send has its own call: typed arguments cost PostgreSQL much less than
         # the batch call's JSON.
@@ -208,7 +208,7 @@ async def _hold_insert_enqueue(
             task=scheduler.task,
             honour_opt_outs=honour_opt_outs,
             key_id=key_id,
-            settings=_settings(tenant),
+            settings=tenant_settings(tenant),
         )
         if outcome["stale"]:
             raise StaleKey
@@ -271,7 +271,7 @@ _RATE_FIELDS = (
 )
 
 
-def _settings(tenant: Tenant) -> dict[str, Any]:
+def tenant_settings(tenant: Tenant) -> dict[str, Any]:
     """The tenant's settings a draft was made with, beside its tier and rate: a cached
     key's accept is stale when they changed (its draft would be made otherwise now)."""
     quiet = tenant.quiet_hours
@@ -284,151 +284,6 @@ def _settings(tenant: Tenant) -> dict[str, Any]:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _draft(
-    tenant: Tenant,
-    request: submission.SendRequest,
-    facade: str | None,
-    messaging_service_sid: str | None,
-    message_id: uuid.UUID | None,
-) -> submission.Draft:
-    draft = submission.prepare(
-        request, now_ms=now_ms(), smart=tenant.smart_encoding, quiet=tenant.quiet_hours
-    )
-    if message_id is not None:
-        draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
-    if facade is not None:
-        draft = replace(draft, facade=facade, messaging_service_sid=messaging_service_sid)
-    return draft
-
-
-def _one(
-    tenant: Tenant,
-    request: submission.SendRequest,
-    render: Callable[[Message], Any] | None,
-    facade: str | None,
-    messaging_service_sid: str | None,
-    message_id: uuid.UUID | None,
-) -> Prepared:
-    draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
-
-    def respond(decided: Decided) -> Any:
-        message = message_from_draft(decided.drafts[0])
-        return render(message) if render is not None else message
-
-    return [draft], respond
-
-
-async def accept_message(
-    conn: Conn,
-    *,
-    tenant: Tenant,
-    request: submission.SendRequest,
-    scheduler: DispatchScheduler,
-    render: Callable[[Message], Any] | None = None,
-    facade: str | None = None,
-    messaging_service_sid: str | None = None,
-    message_id: uuid.UUID | None = None,
-    key_id: uuid.UUID | None = None,
-) -> Accepted:
-    """Accept one message without an Idempotency-Key, in the caller's transaction (or in
-    autocommit, one statement). ``render`` shapes the answer for another front door;
-    ``facade`` marks the message as that door's. ``message_id``: an id drawn earlier
-    (the SMPP door answers the first parts of a long message with the id the whole will
-    have). ``key_id``: ``tenant`` came from the cache of keys (core/key_cache.py); raises
-    ``StaleKey`` when it no longer holds."""
-    drafts, respond = _one(tenant, request, render, facade, messaging_service_sid, message_id)
-    return await accept_drafts(
-        conn,
-        tenant=tenant,
-        drafts=drafts,
-        respond=respond,
-        scheduler=scheduler,
-        key_id=key_id,
-    )
-
-
-async def accept_together(
-    sends: SendCoalescer,
-    *,
-    tenant: Tenant,
-    request: submission.SendRequest,
-    key_id: uuid.UUID | None = None,
-    render: Callable[[Message], Any] | None = None,
-    facade: str | None = None,
-    messaging_service_sid: str | None = None,
-    message_id: uuid.UUID | None = None,
-    receipt: int | None = None,
-) -> Accepted:
-    """Accept one message without an Idempotency-Key, in the call of the single sends
-    that arrive with it (core/coalesce.py): the rules, answers and errors of
-    ``accept_message``, and its arguments. ``receipt``: an SMPP submit's
-    registered_delivery, written as its receipt request if the message is accepted."""
-    draft = _draft(tenant, request, facade, messaging_service_sid, message_id)
-    rate = float(tenant.rate_limit_mps) if tenant.rate_limit_mps else None
-    (row,) = _rows([draft])
-    outcome = await sends.accept(
-        {
-            "tenant_id": tenant.id,
-            "tier": tenant.tier,
-            "rate": rate,
-            "key_id": key_id,
-            "receipt": receipt,
-            **_settings(tenant),
-            **row,
-        }
-    )
-    match outcome["outcome"]:
-        case "accepted":
-            message = message_from_draft(submission.priced(draft, outcome))
-            return Accepted(body=render(message) if render is not None else message, replayed=False)
-        case "stale":
-            raise StaleKey
-        case "sender_refused":
-            raise refusals.sender_refused(draft, outcome["refusal"], outcome["retry_at"])
-        case "opted_out":
-            raise RecipientOptedOut(refusals.OPTED_OUT)
-        case "not_priced":
-            raise DestinationNotPriced(refusals.not_priced(draft.to))
-    refusals.refuse(outcome, tenant=tenant, total=outcome["price"], count=1, rate=rate)
-
-
-async def accept_single(
-    pool: AsyncConnectionPool[Conn],
-    sends: SendCoalescer | None,
-    *,
-    tenant: Tenant,
-    request: submission.SendRequest,
-    scheduler: DispatchScheduler,
-    idem: Idempotency | None = None,
-    key_id: uuid.UUID | None = None,
-    render: Callable[[Message], Any] | None = None,
-    facade: str | None = None,
-    messaging_service_sid: str | None = None,
-) -> Accepted:
-    """One message from a front door: in the shared call of the single sends that arrive
-    with it (``accept_together``), unless it carries an idempotency key, whose row must
-    share its transaction, or ``sends`` is None (SMSGW_ACCEPT_CALLS=0); then in an accept
-    call of its own (``accept_request``) on a connection of ``pool``."""
-    if idem is None and sends is not None:
-        return await accept_together(
-            sends,
-            tenant=tenant,
-            request=request,
-            key_id=key_id,
-            render=render,
-            facade=facade,
-            messaging_service_sid=messaging_service_sid,
-        )
-    return await accept_request(
-        pool,
-        tenant=tenant,
-        prepare=lambda: _one(tenant, request, render, facade, messaging_service_sid, None),
-        scheduler=scheduler,
-        idem=idem,
-        key_id=key_id,
-    )
 
 
 async def accept_reply(

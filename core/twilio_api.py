@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from core import accept, cursors, ids, messages, submission, twilio
+from core import cursors, ids, messages, single_send, submission, twilio
 from core.accept import DispatchScheduler
 from core.coalesce import SendCoalescer
 from core.errors import FieldError, InvalidRequest, NotFound
@@ -123,7 +123,7 @@ async def create_message(
             )
         )
 
-    return await accept.accept_single(
+    return await single_send.accept_single(
         pool,
         sends,
         tenant=account.tenant,

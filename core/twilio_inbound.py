@@ -15,7 +15,7 @@ from typing import Any
 
 import phonenumbers
 
-from core import accept, submission, twilio
+from core import single_send, submission, twilio
 from core.accept import DispatchScheduler
 from core.messages import Message
 from core.tenants import Tenant
@@ -121,7 +121,7 @@ async def accept_reply(
         body=reply.body,
         sender=reply.sender or str(inbound["to"]),
     )
-    accepted = await accept.accept_message(
+    accepted = await single_send.accept_message(
         conn, tenant=tenant, request=request, scheduler=scheduler, facade="twilio"
     )
     assert isinstance(accepted.body, Message)

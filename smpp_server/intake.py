@@ -31,7 +31,7 @@ import uuid
 
 from psycopg_pool import AsyncConnectionPool
 
-from core import accept, ids, submission
+from core import ids, single_send, submission
 from core.accept import DispatchScheduler
 from core.coalesce import SendCoalescer
 from core.errors import FieldError, InvalidRequest
@@ -78,7 +78,7 @@ class Intake:
         request: submission.SendRequest,
         message_id: uuid.UUID,
     ) -> Message:
-        accepted = await accept.accept_message(
+        accepted = await single_send.accept_message(
             conn,
             tenant=tenant,
             request=request,
@@ -104,7 +104,7 @@ class Intake:
         request = sub.request(submit.text(sub.data_coding, sub.payload))
         message_id = ids.uuid7()
         if self._sends is not None:
-            await accept.accept_together(
+            await single_send.accept_together(
                 self._sends,
                 tenant=tenant,
                 request=request,

@@ -16,7 +16,7 @@ from litestar.response import Redirect, Template
 from app.console import charts
 from app.console.web import PREFIX, current, form_fields, page, tenant_guard
 from app.deps import provide_reporting_conn, services
-from core import accept, messages, reports, submission, tenants
+from core import messages, reports, single_send, submission, tenants
 from core.errors import FieldError, InvalidRequest
 from core.messages import Message
 from core.tenants import Tenant
@@ -167,7 +167,7 @@ class TenantConsole(Controller):
             sender=fields.get("from", "").strip() or None,
         )
         submission.check_destinations(data, svc.destinations)
-        result = await accept.accept_single(
+        result = await single_send.accept_single(
             svc.pool, svc.sends, tenant=tenant, request=data, scheduler=svc.scheduler
         )
         sent = result.body

@@ -25,7 +25,7 @@ from app.auth import (
 from app.body import StrictBody, decode, validation_error
 from app.deps import Services, services
 from app.openapi import problems
-from core import accept, batch, idempotency, inbound, messages, submission
+from core import accept, batch, idempotency, inbound, messages, single_send, submission
 from core.batch import BatchResult
 from core.errors import FieldError, InvalidRequest
 from core.inbound import InboundMessage, InboundPage
@@ -99,7 +99,7 @@ async def _accept_one(
     *,
     key_id: uuid.UUID | None,
 ) -> idempotency.Accepted:
-    return await accept.accept_single(
+    return await single_send.accept_single(
         svc.pool,
         svc.sends,
         tenant=tenant,

@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg_pool import PoolClosed
 
-from core import accept, submission, tenants
+from core import accept, single_send, submission, tenants
 from core.coalesce import SendCoalescer
 from core.errors import InsufficientCredit, RateLimited, RecipientOptedOut
 from core.idempotency import Accepted
@@ -46,7 +46,7 @@ async def _tenant(conn, api, admin_headers, **fields) -> tuple[Tenant, uuid.UUID
 
 async def _send(sends: SendCoalescer, tenant: Tenant, key_id: uuid.UUID | None, **fields):
     request = SendRequest(**{"to": VALID_TO, "body": "hello", **fields})
-    return await accept.accept_together(sends, tenant=tenant, request=request, key_id=key_id)
+    return await single_send.accept_together(sends, tenant=tenant, request=request, key_id=key_id)
 
 
 async def test_one_call_answers_each_send_as_its_own_call_would(api, admin_headers, conn, pool):
@@ -113,9 +113,9 @@ async def test_a_send_postgresql_refuses_fails_alone(api, admin_headers, conn, p
         # Validation keeps NUL out of a real request; here one gets through to
         # PostgreSQL, which cannot store it in text.
         draft = submission.prepare(request, price_per_segment=PRICE, now_ms=accept.now_ms())
-        (row,) = accept._rows([draft])
+        (row,) = accept.rows_of([draft])
         send = {"tenant_id": tenant.id, "tier": "standard", "rate": None, "key_id": key_id}
-        return await sends.accept({**send, **accept._settings(tenant), **row, "body": body})
+        return await sends.accept({**send, **accept.tenant_settings(tenant), **row, "body": body})
 
     results = await asyncio.gather(
         raw("first"), raw("a"), raw("b\x00c"), raw("d"), return_exceptions=True

@@ -1,17 +1,18 @@
--- Delivery analytics per destination country and provider, from smsgw_usage_v1 (hourly
--- rollups, raw messages after the last folded hour), and the deliverability alerts.
+-- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v1
+-- (the daily route cube for whole days, hourly rollups at the window's edges, raw
+-- messages after the last folded hour), and the deliverability alerts.
 
 -- name: report
 -- Outcomes and latency buckets per (period, country, provider) of messages a provider
 -- was given; the buckets are summed element by element. Keyset-paginated.
 WITH outcomes AS (
     SELECT CASE %(period)s::text
-               WHEN 'day' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-               WHEN 'hour' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
+               WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
                ELSE ''
            END AS period,
            u.country, u.provider, u.status, u.messages, u.sent_latency, u.delivery_latency
-      FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
      WHERE u.provider <> ''
        AND (%(country)s::text IS NULL OR u.country = %(country)s::text)
        AND (%(provider)s::text IS NULL OR u.provider = %(provider)s::text)
@@ -57,15 +58,19 @@ SELECT p.*,
 
 -- name: rates
 -- Per (country, provider): delivered and known (delivered, undelivered, failed, expired)
--- in the recent window and in the baseline before it.
+-- in the recent window and in the baseline before it (two windows, so that a cube's day
+-- never mixes the two).
 SELECT u.country, u.provider,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour >= %(recent)s AND u.status = 'delivered'),
+       coalesce(sum(u.messages) FILTER (WHERE u.recent AND u.status = 'delivered'),
                 0)::bigint AS hour_delivered,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour >= %(recent)s), 0)::bigint AS hour_known,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour < %(recent)s AND u.status = 'delivered'),
+       coalesce(sum(u.messages) FILTER (WHERE u.recent), 0)::bigint AS hour_known,
+       coalesce(sum(u.messages) FILTER (WHERE NOT u.recent AND u.status = 'delivered'),
                 0)::bigint AS week_delivered,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour < %(recent)s), 0)::bigint AS week_known
-  FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+       coalesce(sum(u.messages) FILTER (WHERE NOT u.recent), 0)::bigint AS week_known
+  FROM (SELECT true AS recent, r.*
+          FROM smsgw_usage_by_route_v1(%(recent)s, %(ends)s, false) r
+        UNION ALL
+        SELECT false, w.* FROM smsgw_usage_by_route_v1(%(starts)s, %(recent)s, false) w) u
  WHERE u.provider <> '' AND u.status IN ('delivered', 'undelivered', 'failed', 'expired')
  GROUP BY 1, 2
 

@@ -36,12 +36,14 @@ import statistics
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 from psycopg import sql
 
+from db.sql import queries
 from smsgw.embedded import EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 
@@ -302,6 +304,72 @@ def _fold(db_url: str) -> tuple[float, int, int]:
     return took, int(wal_1[0] - wal_0[0]), int(count[0])
 
 
+def _plans(db_url: str, tenant_id: str) -> list[str]:
+    """Each timed report's statement once under EXPLAIN ANALYZE, with PostgreSQL's JIT on
+    (the default) and off: where the time goes, server side, and what JIT costs."""
+    # The HTTP calls' window: from=30 days ago, to=today (the whole of today).
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    starts, ends = midnight - timedelta(days=30), midnight + timedelta(days=1)
+    window: dict[str, object] = {
+        "starts": starts,
+        "ends": ends,
+        "period": "window",
+        "limit": 5001,
+        "after_period": None,
+        "after_key": None,
+        "after_currency": None,
+    }
+    reports: list[tuple[str, str, str, dict[str, object]]] = [
+        ("admin usage by tenant", "reports", "admin_usage_by_tenant", {"group_by": "tenant"}),
+        ("admin usage by country", "reports", "admin_usage", {"group_by": "country"}),
+        ("admin usage by provider", "reports", "admin_usage", {"group_by": "provider"}),
+        (
+            "deliverability",
+            "deliverability",
+            "report",
+            {"country": None, "provider": None, "after_country": None, "after_provider": None},
+        ),
+    ]
+    lines = []
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for label, resource, name, extra in reports:
+            lines.append(_plan(conn, label, queries(resource)[name], {**window, **extra}))
+        lines.append(
+            _plan(
+                conn,
+                "tenant usage by day",
+                queries("reports")["tenant_usage"],
+                {"starts": starts, "ends": ends, "tenant_id": tenant_id, "group_by": "day"},
+            )
+        )
+    return lines
+
+
+def _plan(
+    conn: psycopg.Connection[tuple[object, ...]],
+    label: str,
+    query: str,
+    params: dict[str, object],
+) -> str:
+    figures = []
+    for jit in ("on", "off"):
+        conn.execute(sql.SQL("SET jit = {}").format(sql.Literal(jit)))
+        row = conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(sql.SQL(query)),
+            params,
+            prepare=False,
+        ).fetchone()
+        assert row is not None
+        plan = row[0][0]  # type: ignore[index]
+        jit_ms = plan.get("JIT", {}).get("Timing", {}).get("Total", 0.0)
+        figures.append(
+            f"jit {jit}: planning {plan['Planning Time']:.0f} ms, execution"
+            f" {plan['Execution Time']:.0f} ms (JIT {jit_ms:.0f} ms)"
+        )
+    conn.execute("RESET jit")
+    return f"{label}, server side: " + "; ".join(figures)
+
+
 async def _p(
     client: httpx.AsyncClient,
     path: str,
@@ -404,6 +472,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     client, "/v1/reports/usage", {**window, "group_by": group}, key, args.calls
                 )
                 print(f"tenant usage by {group}, 30 days: {figure}", flush=True)
+
+            for line in _plans(db_url, tenant["id"]):
+                print(line, flush=True)
 
             api = procs[0].pid
             rss_0, rows, started = _rss_kib(api), 0, time.perf_counter()

@@ -14,7 +14,9 @@ drops its raw messages. A receipt that arrives after that is not counted (docume
 
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the
-latency buckets) are the sums of each UTC day's hourly rows at every moment: a
+latency buckets; the last two also per hour, ``hourly_tenant_rollups`` and
+``hourly_route_rollups``) are the sums of each UTC day's (hour's) hourly rows at every
+moment: a
 statement-level trigger on ``message_rollups`` adds what a fold writes and subtracts
 what it removes, in the fold's transaction. The fold (v2) merges the hour's rows rather
 than replacing them, so a refold writes, and the trigger sums, only the rows that

@@ -58,9 +58,15 @@ DELETE FROM rollup_hours
  WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
 
 -- name: drop_old_days
--- The daily cubes of the same days (the same retention as the hourly rows: a window's
--- partial days at its edges are read from hourly rows).
-WITH tenants_gone AS (
+-- The cubes of the same days (the same retention as the hourly rows: a window's partial
+-- days at its edges are read from hourly rows).
+WITH hourly_tenants_gone AS (
+    DELETE FROM hourly_tenant_rollups
+     WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+), hourly_routes_gone AS (
+    DELETE FROM hourly_route_rollups
+     WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+), tenants_gone AS (
     DELETE FROM daily_tenant_rollups
      WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
 ), routes_gone AS (

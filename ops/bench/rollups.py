@@ -50,7 +50,14 @@ from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 ADMIN = "bench-admin-token"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 STATUSES = ("delivered", "undelivered", "failed", "sent", "expired")
-ROLLUP_TABLES = ("message_rollups", "daily_rollups", "daily_tenant_rollups", "daily_route_rollups")
+ROLLUP_TABLES = (
+    "message_rollups",
+    "daily_rollups",
+    "daily_tenant_rollups",
+    "daily_route_rollups",
+    "hourly_tenant_rollups",
+    "hourly_route_rollups",
+)
 
 
 def _rss_kib(pid: int) -> int:

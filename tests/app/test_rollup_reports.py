@@ -116,15 +116,17 @@ async def test_reports_answer_the_same_from_raw_messages_rollups_and_rollups_alo
     await _earlier(conn, tenants[0].id, midnight - timedelta(days=3) + timedelta(hours=7.5))
     await _earlier(conn, tenants[1].id, midnight - timedelta(days=3) + timedelta(hours=10))
     await _earlier(conn, tenants[0].id, midnight - timedelta(days=2) + timedelta(hours=5))
+    # And in the first hour of a day: a window's first whole day begins with it.
+    await _earlier(conn, tenants[1].id, midnight - timedelta(days=2))
     raw = await _answers(api, admin_headers, tenants)
     usage = raw[0][0]["rows"]
     # Batch, canceled, earlier today, earlier days.
     assert sum(r["messages"] for r in usage) == 24 + 1 + 20 + 40
     billing = raw[0][-1]
     assert {r["tenant_id"] for r in billing} == {str(t.id) for t in tenants}
-    assert sum(int(r["messages"]) for r in billing) == 24 + 1 + 9 + 20 + 60
-    assert sum(int(r["messages"]) for r in raw[1][-1]) == 24 + 1 + 9 + 20 + 40
-    assert sum(int(r["messages"]) for r in raw[2][-1]) == 60
+    assert sum(int(r["messages"]) for r in billing) == 24 + 1 + 9 + 20 + 80
+    assert sum(int(r["messages"]) for r in raw[1][-1]) == 24 + 1 + 9 + 20 + 60
+    assert sum(int(r["messages"]) for r in raw[2][-1]) == 80
     assert sum(int(r["messages"]) for r in raw[3][-1]) == 20
 
     # Folded up to the last closed hour: whole earlier days from the daily cubes, today's

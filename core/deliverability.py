@@ -1,11 +1,12 @@
 """Delivery analytics per destination country and provider, and the alert on a drop.
 
-The report reads smsgw_usage_v1 (hourly rollups, raw messages after the last folded
-hour): outcomes, the delivery rate (delivered of the messages whose fate is known:
-delivered, undelivered, failed, expired) and p50/p95 of accept-to-sent and
-sent-to-delivered latency, from the rollups' buckets of the folded hours (a quantile is
-reported as the upper bound of the bucket it falls in; None past the last bound; the
-raw messages after the last folded hour count in the rates, not in the quantiles).
+The report reads smsgw_usage_by_route_v1 (the daily route cube for whole days, hourly
+rollups at the window's edges, raw messages after the last folded hour): outcomes, the
+delivery rate (delivered of the messages whose fate is known: delivered, undelivered,
+failed, expired) and p50/p95 of accept-to-sent and sent-to-delivered latency, from the
+rollups' buckets of the folded hours (a quantile is reported as the upper bound of the
+bucket it falls in; None past the last bound; the raw messages after the last folded
+hour count in the rates, not in the quantiles).
 
 Every 15 minutes the worker judges each (country, provider): the rate of the last
 closed hour against the 7 days before it. It fires when the hour had at least

@@ -11,6 +11,19 @@ messages may still change (receipts, retries, scheduled sends), and a last time 
 is older than ``rollup_settle_hours`` with none of its messages scheduled, queued or
 sending: then it is final and never folded again, so its rollups stay when retention
 drops its raw messages. A receipt that arrives after that is not counted (documented).
+
+Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
+tenant; ``daily_route_rollups``: per country, provider, status and currency, with the
+latency buckets; the last two also per hour, ``hourly_tenant_rollups`` and
+``hourly_route_rollups``) are the sums of each UTC day's (hour's) hourly rows at every
+moment: a
+statement-level trigger on ``message_rollups`` adds what a fold writes and subtracts
+what it removes, in the fold's transaction. The fold (v2) merges the hour's rows rather
+than replacing them, so a refold writes, and the trigger sums, only the rows that
+changed. A day's cubes thus exist from its first folded hour on, while late receipts and
+scheduled sends keep its hours open, and reports over whole days read them (a 30-day
+report at 100M messages a day: about 600,000 tenant rows instead of 216M hourly rows).
+Retention drops hourly rows and cubes of the same days together.
 """
 
 from __future__ import annotations
@@ -64,6 +77,6 @@ async def fold_due(
 
 
 async def drop_old(pool: AsyncConnectionPool[Conn], settings: Settings) -> int:
-    """Delete rollups older than ``rollup_retention_days``."""
+    """Delete hourly rollups and daily cubes older than ``rollup_retention_days``."""
     async with pool.connection() as conn, conn.transaction():
         return await rollups_db.drop_old(conn, retention_days=settings.rollup_retention_days)

@@ -193,7 +193,7 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_RETENTION_DAYS": "days of message history kept (40)",
     "SMSGW_ROLLUP_SETTLE_HOURS": "an hour's rollups are final this long after it (6)",
     "SMSGW_ROLLUP_REFRESH_MINUTES": "unsettled hours are folded again this often (60)",
-    "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly rollups kept (397: 13 months)",
+    "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly and daily rollups kept (397: 13 months)",
     "SMSGW_DELIVERY_ALERT_MARGIN / _MIN_MESSAGES": "a (country, provider) alerts when its "
     "last hour's delivery rate is this far below its 7-day rate, with this many outcomes "
     "(0.10 / 100)",

@@ -1,6 +1,7 @@
-"""Usage across tenants for operators, from the hourly rollups: the admin usage report
-(by day, hour or the whole window; by tenant, country, provider or status) and the
-billing export (rollups by tenant and day as CSV, streamed).
+"""Usage across tenants for operators, from the rollups (daily cubes for whole days,
+hourly rows at a window's edges, raw messages after the last folded hour): the admin
+usage report (by day, hour or the whole window; by tenant, country, provider or status)
+and the billing export (rollups by tenant and day as CSV, streamed).
 
 Revenue is captured money (sent, delivered, undelivered: the ledger's captures), cost
 what the routes that sent those messages cost; both in micro-units of the tenant's

@@ -11,8 +11,11 @@ from db.sql import Queries
 
 _q = Queries("reports")
 
-# Every report but the live one reads smsgw_usage_v1 (rollups, then raw messages after
-# the last folded hour), unprepared: the window and the grouping decide the plan.
+# Every report but the live one reads the daily cubes for the window's whole days, the
+# hourly rollups at its edges and the raw messages after the last folded hour
+# (smsgw_usage_v2, smsgw_usage_by_tenant_v1, smsgw_usage_by_route_v1), unprepared: the
+# window and the grouping decide the plan. By tenant across tenants reads the tenants'
+# cube; by country, provider, status or period the routes' cube.
 
 
 async def tenant_usage(
@@ -86,7 +89,8 @@ async def spend_by_tier(conn: Conn, *, starts: datetime, ends: datetime) -> list
 
 
 async def margin(conn: Conn, *, starts: datetime, ends: datetime, group_by: str) -> list[Row]:
-    return await _q.all(conn, "margin", prepare=False, starts=starts, ends=ends, group_by=group_by)
+    name = "margin_by_tenant" if group_by == "tenant" else "margin"
+    return await _q.all(conn, name, prepare=False, starts=starts, ends=ends, group_by=group_by)
 
 
 async def admin_usage(
@@ -101,7 +105,7 @@ async def admin_usage(
 ) -> list[Row]:
     return await _q.all(
         conn,
-        "admin_usage",
+        "admin_usage_by_tenant" if group_by == "tenant" else "admin_usage",
         prepare=False,
         starts=starts,
         ends=ends,

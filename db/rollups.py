@@ -45,7 +45,11 @@ async def messages_in(conn: Conn, *, hours: Sequence[datetime]) -> int:
 
 
 async def drop_old(conn: Conn, *, retention_days: int) -> int:
+    """Hourly rollups and daily cubes older than the retention; the caller's transaction
+    holds both deletions (the cubes' trigger is quiet for it)."""
+    await conn.execute(_q["quiet_retention"])
     cursor = await conn.execute(_q["drop_old"], {"retention_days": retention_days})
+    await conn.execute(_q["drop_old_days"], {"retention_days": retention_days})
     return cursor.rowcount
 
 

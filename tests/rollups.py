@@ -110,3 +110,135 @@ async def traffic(api, conn, settings, admin_headers, *, scheduled: bool = True)
     ):
         await workers.eventually(at_rest)
     return first, second
+
+
+CAPTURED = ("sent", "delivered", "undelivered")
+
+
+async def days_of(conn: Any, hourly: dict[tuple, dict[str, Any]]) -> dict[str, dict]:
+    """The cubes (three daily, two hourly) as sums of hourly rows, keyed as `stored_days`
+    keys them: from `recomputed` they are the cubes of the raw messages, from `stored`
+    the cubes of the hourly rollups."""
+    cursor = await conn.execute("SELECT id, currency FROM tenants")
+    currency = {r["id"]: r["currency"] for r in await cursor.fetchall()}
+    detail: dict[tuple, list[int]] = defaultdict(lambda: [0] * 4)
+    tenant: dict[tuple, list[int]] = defaultdict(lambda: [0] * 6)
+    route: dict[tuple, list[Any]] = defaultdict(lambda: [0] * 4 + [[0] * 12, [0] * 12])
+    hourly_tenant: dict[tuple, list[int]] = defaultdict(lambda: [0] * 6)
+    hourly_route: dict[tuple, list[Any]] = defaultdict(lambda: [0] * 4 + [[0] * 12, [0] * 12])
+    for (hour, tenant_id, country, provider, status), row in hourly.items():
+        day = hour.date()
+        sums = [row["messages"], row["segments"], row["price"], row["cost"]]
+        d = detail[(day, tenant_id, country, provider, status)]
+        for i, value in enumerate(sums):
+            d[i] += value
+        for t in (tenant[(day, tenant_id)], hourly_tenant[(hour, tenant_id)]):
+            t[0] += row["messages"]
+            t[1] += row["segments"]
+            if status in CAPTURED:
+                t[2] += row["messages"]
+                t[3] += row["segments"]
+                t[4] += row["price"]
+                t[5] += row["cost"]
+        for period, routes in ((day, route), (hour, hourly_route)):
+            r = routes[(period, country, provider, status, currency[tenant_id])]
+            for i, value in enumerate(sums):
+                r[i] += value
+            for i in range(12):
+                r[4][i] += row["sent_latency"][i]
+                r[5][i] += row["delivery_latency"][i]
+    return {
+        "detail": dict(detail),
+        "tenant": dict(tenant),
+        "route": dict(route),
+        "hourly_tenant": dict(hourly_tenant),
+        "hourly_route": dict(hourly_route),
+    }
+
+
+async def stored_days(conn: Any) -> dict[str, dict]:
+    detail = await conn.execute(
+        "SELECT day, tenant_id, country, provider, status, messages, segments, price, cost"
+        " FROM daily_rollups"
+    )
+    tenant = await conn.execute(
+        "SELECT day, tenant_id, messages, segments, captured, captured_segments, revenue,"
+        " cost FROM daily_tenant_rollups"
+    )
+    route = await conn.execute(
+        "SELECT day, country, provider, status, currency, messages, segments, price, cost,"
+        " sent_latency, delivery_latency FROM daily_route_rollups"
+    )
+    hourly_tenant = await conn.execute(
+        "SELECT hour, tenant_id, messages, segments, captured, captured_segments, revenue,"
+        " cost FROM hourly_tenant_rollups"
+    )
+    hourly_route = await conn.execute(
+        "SELECT hour, country, provider, status, currency, messages, segments, price, cost,"
+        " sent_latency, delivery_latency FROM hourly_route_rollups"
+    )
+    return {
+        "detail": {
+            (r["day"], r["tenant_id"], r["country"], r["provider"], r["status"]): [
+                r["messages"],
+                r["segments"],
+                r["price"],
+                r["cost"],
+            ]
+            for r in await detail.fetchall()
+        },
+        "tenant": {
+            (r["day"], r["tenant_id"]): [
+                r["messages"],
+                r["segments"],
+                r["captured"],
+                r["captured_segments"],
+                r["revenue"],
+                r["cost"],
+            ]
+            for r in await tenant.fetchall()
+        },
+        "route": {
+            (r["day"], r["country"], r["provider"], r["status"], r["currency"]): [
+                r["messages"],
+                r["segments"],
+                r["price"],
+                r["cost"],
+                r["sent_latency"],
+                r["delivery_latency"],
+            ]
+            for r in await route.fetchall()
+        },
+        "hourly_tenant": {
+            (r["hour"].astimezone(UTC), r["tenant_id"]): [
+                r["messages"],
+                r["segments"],
+                r["captured"],
+                r["captured_segments"],
+                r["revenue"],
+                r["cost"],
+            ]
+            for r in await hourly_tenant.fetchall()
+        },
+        "hourly_route": {
+            (r["hour"].astimezone(UTC), r["country"], r["provider"], r["status"], r["currency"]): [
+                r["messages"],
+                r["segments"],
+                r["price"],
+                r["cost"],
+                r["sent_latency"],
+                r["delivery_latency"],
+            ]
+            for r in await hourly_route.fetchall()
+        },
+    }
+
+
+async def assert_days_match(conn: Any, *, raw: bool = True) -> None:
+    """The daily cubes equal the sums of the hourly rollups and (unless retention dropped
+    them) of the raw messages."""
+    days = await stored_days(conn)
+    assert days["detail"], "no daily rollups"
+    assert days == await days_of(conn, await stored(conn))
+    if raw:
+        assert days == await days_of(conn, await recomputed(conn))

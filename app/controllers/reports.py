@@ -141,7 +141,8 @@ class AdminReportsController(Controller):
     ) -> usage.AdminUsageReport:
         """Messages, segments, revenue (captured) and cost across tenants per period and
         tenant, destination country, provider or status, per currency (limit 1-5000,
-        default 500). Reads the hourly rollups: any window up to 13 months."""
+        default 500). Reads the rollups (daily cubes, hourly rows at the window's edges):
+        any window up to 13 months."""
         return await usage.admin_usage(
             reporting,
             from_=from_,
@@ -179,7 +180,8 @@ class AdminReportsController(Controller):
     ) -> deliverability.DeliverabilityReport:
         """Delivery rate and latency (accept to sent, sent to delivered: p50 and p95 as
         bucket bounds in ms) per period, destination country and provider (limit 1-5000,
-        default 500). Reads the hourly rollups: any window up to 13 months."""
+        default 500). Reads the rollups (daily cubes, hourly rows at the window's edges):
+        any window up to 13 months."""
         return await deliverability.report(
             reporting,
             from_=from_,

@@ -1,17 +1,19 @@
--- Delivery analytics per destination country and provider, from smsgw_usage_v1 (hourly
--- rollups, raw messages after the last folded hour), and the deliverability alerts.
+-- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v1
+-- (the daily route cube for whole days, hourly rollups at the window's edges, raw
+-- messages after the last folded hour), and the deliverability alerts.
 
 -- name: report
 -- Outcomes and latency buckets per (period, country, provider) of messages a provider
--- was given; the buckets are summed element by element. Keyset-paginated.
+-- was given; the buckets are summed element by element (NULL where no row has any: raw
+-- messages only). Keyset-paginated.
 WITH outcomes AS (
     SELECT CASE %(period)s::text
-               WHEN 'day' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-               WHEN 'hour' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
+               WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
                ELSE ''
            END AS period,
            u.country, u.provider, u.status, u.messages, u.sent_latency, u.delivery_latency
-      FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
      WHERE u.provider <> ''
        AND (%(country)s::text IS NULL OR u.country = %(country)s::text)
        AND (%(provider)s::text IS NULL OR u.provider = %(provider)s::text)
@@ -24,48 +26,46 @@ WITH outcomes AS (
            coalesce(sum(messages) FILTER (WHERE status = 'failed'), 0)::bigint AS failed,
            coalesce(sum(messages) FILTER (WHERE status = 'expired'), 0)::bigint AS expired,
            coalesce(sum(messages) FILTER (WHERE status = 'sent'), 0)::bigint
-               AS awaiting_receipt
+               AS awaiting_receipt,
+           CASE WHEN count(sent_latency) > 0 THEN
+               ARRAY[sum(sent_latency[1]), sum(sent_latency[2]), sum(sent_latency[3]),
+                     sum(sent_latency[4]), sum(sent_latency[5]), sum(sent_latency[6]),
+                     sum(sent_latency[7]), sum(sent_latency[8]), sum(sent_latency[9]),
+                     sum(sent_latency[10]), sum(sent_latency[11]), sum(sent_latency[12])]
+                   ::bigint[]
+           END AS sent_latency,
+           CASE WHEN count(delivery_latency) > 0 THEN
+               ARRAY[sum(delivery_latency[1]), sum(delivery_latency[2]), sum(delivery_latency[3]),
+                     sum(delivery_latency[4]), sum(delivery_latency[5]), sum(delivery_latency[6]),
+                     sum(delivery_latency[7]), sum(delivery_latency[8]), sum(delivery_latency[9]),
+                     sum(delivery_latency[10]), sum(delivery_latency[11]),
+                     sum(delivery_latency[12])]::bigint[]
+           END AS delivery_latency
       FROM outcomes
      GROUP BY 1, 2, 3
-), page AS (
-    SELECT * FROM counts
-     WHERE %(after_period)s::text IS NULL
-        OR (period, country, provider)
-           > (%(after_period)s::text, %(after_country)s::text, %(after_provider)s::text)
-     ORDER BY period, country, provider
-     LIMIT %(limit)s
-), sent AS (
-    SELECT o.period, o.country, o.provider, b.i, sum(b.n)::bigint AS n
-      FROM outcomes o, unnest(o.sent_latency) WITH ORDINALITY AS b (n, i)
-     WHERE (o.period, o.country, o.provider) IN (SELECT period, country, provider FROM page)
-     GROUP BY 1, 2, 3, 4
-), delivered AS (
-    SELECT o.period, o.country, o.provider, b.i, sum(b.n)::bigint AS n
-      FROM outcomes o, unnest(o.delivery_latency) WITH ORDINALITY AS b (n, i)
-     WHERE (o.period, o.country, o.provider) IN (SELECT period, country, provider FROM page)
-     GROUP BY 1, 2, 3, 4
 )
-SELECT p.*,
-       (SELECT array_agg(s.n ORDER BY s.i) FROM sent s
-         WHERE (s.period, s.country, s.provider) = (p.period, p.country, p.provider))
-           AS sent_latency,
-       (SELECT array_agg(d.n ORDER BY d.i) FROM delivered d
-         WHERE (d.period, d.country, d.provider) = (p.period, p.country, p.provider))
-           AS delivery_latency
-  FROM page p
- ORDER BY p.period, p.country, p.provider
+SELECT * FROM counts
+ WHERE %(after_period)s::text IS NULL
+    OR (period, country, provider)
+       > (%(after_period)s::text, %(after_country)s::text, %(after_provider)s::text)
+ ORDER BY period, country, provider
+ LIMIT %(limit)s
 
 -- name: rates
 -- Per (country, provider): delivered and known (delivered, undelivered, failed, expired)
--- in the recent window and in the baseline before it.
+-- in the recent window and in the baseline before it (two windows, so that a cube's day
+-- never mixes the two).
 SELECT u.country, u.provider,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour >= %(recent)s AND u.status = 'delivered'),
+       coalesce(sum(u.messages) FILTER (WHERE u.recent AND u.status = 'delivered'),
                 0)::bigint AS hour_delivered,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour >= %(recent)s), 0)::bigint AS hour_known,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour < %(recent)s AND u.status = 'delivered'),
+       coalesce(sum(u.messages) FILTER (WHERE u.recent), 0)::bigint AS hour_known,
+       coalesce(sum(u.messages) FILTER (WHERE NOT u.recent AND u.status = 'delivered'),
                 0)::bigint AS week_delivered,
-       coalesce(sum(u.messages) FILTER (WHERE u.hour < %(recent)s), 0)::bigint AS week_known
-  FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+       coalesce(sum(u.messages) FILTER (WHERE NOT u.recent), 0)::bigint AS week_known
+  FROM (SELECT true AS recent, r.*
+          FROM smsgw_usage_by_route_v1(%(recent)s, %(ends)s, false) r
+        UNION ALL
+        SELECT false, w.* FROM smsgw_usage_by_route_v1(%(starts)s, %(recent)s, false) w) u
  WHERE u.provider <> '' AND u.status IN ('delivered', 'undelivered', 'failed', 'expired')
  GROUP BY 1, 2
 

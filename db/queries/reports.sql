@@ -1,15 +1,18 @@
 -- Reports. They run on the reporting pool (a replica when REPORTING_DATABASE_URL is set),
--- always over a window of whole hours, and read smsgw_usage_v1: the hourly rollups of
--- the folded hours and the raw messages after them (core/rollups.py), so a window of
--- 13 months reads rollup rows, not messages. Only the live dashboard reads messages.
+-- always over a window of whole hours. They read the daily cubes for the window's whole
+-- days, the hourly cubes (a tenant's: its hourly rollups) for its partial days and for
+-- reports by hour, and the raw messages after the last folded hour (smsgw_usage_v2 for a tenant,
+-- smsgw_usage_by_tenant_v1 and smsgw_usage_by_route_v1 across tenants; core/rollups.py),
+-- so a window of 13 months reads cube rows, not messages nor hourly rows. Only the live
+-- dashboard reads messages (60 s of them).
 -- `spent` (revenue) is money captured: the price of a message a provider accepted (sent,
 -- then delivered or undelivered); held, released and never-sent messages spent nothing.
 -- They run unprepared (the window decides the plan; the function is inlined with them).
 
 -- name: tenant_usage
 SELECT CASE %(group_by)s::text
-           WHEN 'day' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-           WHEN 'hour' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
+           WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+           WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
            WHEN 'status' THEN u.status
            WHEN 'provider' THEN nullif(u.provider, '')
            ELSE u.country
@@ -18,7 +21,7 @@ SELECT CASE %(group_by)s::text
        sum(u.segments)::bigint AS segments,
        coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                 0)::bigint AS spent
-  FROM smsgw_usage_v1(%(starts)s, %(ends)s, %(tenant_id)s) u
+  FROM smsgw_usage_v2(%(starts)s, %(ends)s, %(tenant_id)s, %(group_by)s::text = 'hour') u
  GROUP BY 1
  ORDER BY 1 NULLS LAST
 
@@ -28,9 +31,8 @@ WITH usage AS (
     SELECT u.tenant_id,
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
-           coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
-                    0)::bigint AS spent
-      FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+           sum(u.revenue)::bigint AS spent
+      FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
      GROUP BY u.tenant_id
 )
 SELECT u.tenant_id, t.name, t.tier, t.currency, u.messages, u.segments, u.spent
@@ -67,7 +69,7 @@ WITH outcomes AS (
                AS awaiting_receipt,
            coalesce(sum(u.messages) FILTER (WHERE u.status IN ('queued', 'sending')), 0)::bigint
                AS in_progress
-      FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, false) u
      WHERE u.provider <> ''
        AND (%(provider)s::text IS NULL OR u.provider = %(provider)s::text)
      GROUP BY 1, 2
@@ -87,9 +89,8 @@ WITH per_tenant AS (
     SELECT u.tenant_id,
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
-           coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
-                    0)::bigint AS spent
-      FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+           sum(u.revenue)::bigint AS spent
+      FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
      GROUP BY u.tenant_id
 )
 SELECT t.tier, t.currency, count(*) AS tenants, sum(p.messages)::bigint AS messages,
@@ -101,51 +102,84 @@ SELECT t.tier, t.currency, count(*) AS tenants, sum(p.messages)::bigint AS messa
 -- name: margin
 -- Revenue (what was captured: the price of every message a provider accepted), cost
 -- (what the routes that sent them cost; 0 for messages sent before costs were kept) and
--- their difference, per `group_by` (day, hour, tenant, country, provider, status) and
--- currency: money is never added across currencies. The revenue of all rows is the
--- ledger's captures.
+-- their difference, per `group_by` (day, hour, country, provider, status; by tenant:
+-- margin_by_tenant) and currency: money is never added across currencies. The revenue
+-- of all rows is the ledger's captures.
 SELECT CASE %(group_by)s::text
-           WHEN 'day' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-           WHEN 'hour' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
-           WHEN 'tenant' THEN u.tenant_id::text
+           WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+           WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
            WHEN 'provider' THEN u.provider
            WHEN 'status' THEN u.status
            ELSE u.country
        END AS key,
-       t.currency, sum(u.messages)::bigint AS messages, sum(u.segments)::bigint AS segments,
+       u.currency, sum(u.messages)::bigint AS messages, sum(u.segments)::bigint AS segments,
        sum(u.price)::bigint AS revenue, sum(u.cost)::bigint AS cost,
        (sum(u.price) - sum(u.cost))::bigint AS margin
-  FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
-  JOIN tenants t ON t.id = u.tenant_id
+  FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(group_by)s::text = 'hour') u
  WHERE u.status IN ('sent', 'delivered', 'undelivered')
+ GROUP BY 1, u.currency
+ ORDER BY 1, u.currency
+
+-- name: margin_by_tenant
+-- The margin per tenant: its captured messages, their revenue and cost.
+SELECT u.tenant_id::text AS key, t.currency, sum(u.captured)::bigint AS messages,
+       sum(u.captured_segments)::bigint AS segments, sum(u.revenue)::bigint AS revenue,
+       sum(u.cost)::bigint AS cost, (sum(u.revenue) - sum(u.cost))::bigint AS margin
+  FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
+  JOIN tenants t ON t.id = u.tenant_id
  GROUP BY 1, t.currency
+HAVING sum(u.captured) > 0
  ORDER BY 1, t.currency
 
 -- name: admin_usage
 -- Across tenants: messages, segments, revenue (captured) and its cost per `period` (day,
--- hour, or none: the whole window), key (`group_by`: tenant, country, provider, status)
--- and currency. Keyset-paginated on (period, key, currency); `limit` NULL: all rows (the
--- CSV export streams them).
+-- hour, or none: the whole window), key (`group_by`: country, provider, status; by
+-- tenant: admin_usage_by_tenant) and currency. Keyset-paginated on (period, key,
+-- currency); `limit` NULL: all rows.
 WITH usage AS (
     SELECT CASE %(period)s::text
-               WHEN 'day' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD')
-               WHEN 'hour' THEN to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
+               WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
                ELSE ''
            END AS period,
            CASE %(group_by)s::text
-               WHEN 'tenant' THEN u.tenant_id::text
                WHEN 'provider' THEN u.provider
                WHEN 'status' THEN u.status
                ELSE u.country
            END AS key,
-           t.currency,
+           u.currency,
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
            coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                     0)::bigint AS revenue,
            coalesce(sum(u.cost) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                     0)::bigint AS cost
-      FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
+     GROUP BY 1, 2, 3
+)
+SELECT period, key, currency, messages, segments, revenue, cost
+  FROM usage
+ WHERE %(after_period)s::text IS NULL
+    OR (period, key, currency)
+       > (%(after_period)s::text, %(after_key)s::text, %(after_currency)s::text)
+ ORDER BY period, key, currency
+ LIMIT %(limit)s
+
+-- name: admin_usage_by_tenant
+-- admin_usage by tenant, from the tenants' cube.
+WITH usage AS (
+    SELECT CASE %(period)s::text
+               WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+               WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
+               ELSE ''
+           END AS period,
+           u.tenant_id::text AS key,
+           t.currency,
+           sum(u.messages)::bigint AS messages,
+           sum(u.segments)::bigint AS segments,
+           sum(u.revenue)::bigint AS revenue,
+           sum(u.cost)::bigint AS cost
+      FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
       JOIN tenants t ON t.id = u.tenant_id
      GROUP BY 1, 2, 3
 )
@@ -160,13 +194,10 @@ SELECT period, key, currency, messages, segments, revenue, cost
 -- name: billing
 -- Rollups by tenant and day for billing: every tenant's messages, segments, revenue
 -- (captured) and cost per day of the window, read by a server-side cursor.
-SELECT to_char(u.hour AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, u.tenant_id, t.currency,
+SELECT to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, u.tenant_id, t.currency,
        sum(u.messages)::bigint AS messages, sum(u.segments)::bigint AS segments,
-       coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
-                0)::bigint AS revenue,
-       coalesce(sum(u.cost) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
-                0)::bigint AS cost
-  FROM smsgw_usage_v1(%(starts)s, %(ends)s, NULL) u
+       sum(u.revenue)::bigint AS revenue, sum(u.cost)::bigint AS cost
+  FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
   JOIN tenants t ON t.id = u.tenant_id
  GROUP BY 1, 2, 3
  ORDER BY 1, 2

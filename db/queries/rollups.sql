@@ -37,11 +37,16 @@ SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS se
  LIMIT %(limit)s
 
 -- name: fold_hour
-SELECT smsgw_fold_rollup_hour_v1(%(hour)s, %(settled)s) AS final
+SELECT smsgw_fold_rollup_hour_v2(%(hour)s, %(settled)s) AS final
 
 -- name: messages_in
 -- How many messages the rollups of these hours hold (a fold of empty hours is not news).
 SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(hours)s)
+
+-- name: quiet_retention
+-- For the rest of the transaction, deleting hourly rollups leaves the daily cubes alone
+-- (smsgw_rollups_to_days_v1): retention drops the cubes' days itself, whole.
+SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old
 -- Rollups older than their retention, with their hours' marks.
@@ -51,6 +56,24 @@ WITH gone AS (
 )
 DELETE FROM rollup_hours
  WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+
+-- name: drop_old_days
+-- The cubes of the same days (the same retention as the hourly rows: a window's partial
+-- days at its edges are read from hourly rows).
+WITH hourly_tenants_gone AS (
+    DELETE FROM hourly_tenant_rollups
+     WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+), hourly_routes_gone AS (
+    DELETE FROM hourly_route_rollups
+     WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+), tenants_gone AS (
+    DELETE FROM daily_tenant_rollups
+     WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
+), routes_gone AS (
+    DELETE FROM daily_route_rollups
+     WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
+)
+DELETE FROM daily_rollups WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
 
 -- name: frontier
 -- The end of the folded hours (NULL: none): reports read rollups before it and raw

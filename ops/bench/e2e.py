@@ -9,9 +9,10 @@ under granian and ONE `smsgw worker` process, then from this process:
    and times from the first accept to the last `sent`.
 
 Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at),
-then folds the run's messages into hourly rollups once (as the worker does when an hour
-closes) and prints the fold's time and WAL per message, and the share of a core the
-folds (about 7 per message in its life) take at the live rate.
+then folds the run's messages into hourly rollups and their daily cubes once (as the
+worker does when an hour closes: smsgw_fold_rollup_hour_v2) and prints the fold's time
+and WAL per message, and the share of a core the folds (about 7 per message in its life)
+take at the live rate.
 ``--via pgbouncer`` runs the API and the worker through PgBouncer in transaction mode
 (Debian's package, prepared statements off, LISTEN and migrations direct); ``--via both``
 runs the phases direct and then through it, on the same server, and prints both.
@@ -292,7 +293,7 @@ def _fold_cost(db_url: str) -> tuple[float, int, int]:
         started = time.perf_counter()
         for hour in hours:
             with conn.transaction():
-                conn.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+                conn.execute("SELECT smsgw_fold_rollup_hour_v2(%s, false)", (hour,))
         took = time.perf_counter() - started
         after = conn.execute(wal).fetchone()
     assert counted is not None

@@ -2,19 +2,24 @@
 
 Starts a private PostgreSQL (durable settings), migrates it, runs `smsgw api`, then:
 
-1. writes ``--days`` of hourly rollup rows directly (``--rows-per-hour`` rows per hour
-   over ``--tenants`` tenants, the countries of ``dialing_prefixes`` and ``--providers``
-   providers: the full-scale default stands for 100M messages a day), and
-   ``--raw`` raw messages of today (delivered, for one tenant);
-2. folds the raw messages' hours (``smsgw_fold_rollup_hour_v1``): seconds and WAL per
+1. writes ``--days`` of rollups directly (``--rows-per-hour`` hourly rows per hour over
+   ``--tenants`` tenants, every country of ``dialing_prefixes`` and ``--providers``
+   providers: the full-scale default stands for 100M messages a day): the older days as
+   daily cubes, what their hours sum to; the last ``--hourly-days`` (2) as hourly rows,
+   an hour per statement, their cubes made by the trigger as a fold makes them
+   (``--hourly-only``: every day so, hours of loading at full scale); then times an hour
+   of rows written with and without the cubes' trigger (the cubes' upkeep), and loads
+   ``--raw`` raw messages of today until now (delivered, for one tenant);
+2. folds the raw messages' hours (``smsgw_fold_rollup_hour_v2``): seconds and WAL per
    message;
-3. times the admin usage report over the last 30 days by tenant, country and provider
-   and a tenant's usage report (p50/p95 of ``--calls`` calls each, HTTP round trip);
+3. prints the tables' sizes, then times the admin usage report over the last 30 days
+   by tenant, country and provider, the deliverability report and a tenant's usage
+   report by day and by country (p50/p95 of ``--calls`` calls each, HTTP round trip);
 4. streams the tenant's export of its raw messages (CSV): rows/s and the API's RSS at
    the start and the end.
 
-    python -m ops.bench.rollups                     # full scale: hours of loading
-    python -m ops.bench.rollups --days 2 --rows-per-hour 2000 --tenants 50 --raw 500
+    python -m ops.bench.rollups                     # full scale: about half an hour
+    python -m ops.bench.rollups --days 4 --rows-per-hour 2000 --tenants 50 --raw 5000
 
 Not measured here: the fold's share of the e2e batch throughput in the same run (not
 written yet); e2e through PgBouncer against direct connections is ``ops.bench.e2e --via
@@ -31,17 +36,28 @@ import statistics
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
+from psycopg import sql
 
+from db.sql import queries
 from smsgw.embedded import EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 
 ADMIN = "bench-admin-token"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
-STATUSES = ("delivered", "undelivered", "failed", "sent", "canceled")
+STATUSES = ("delivered", "undelivered", "failed", "sent", "expired")
+ROLLUP_TABLES = (
+    "message_rollups",
+    "daily_rollups",
+    "daily_tenant_rollups",
+    "daily_route_rollups",
+    "hourly_tenant_rollups",
+    "hourly_route_rollups",
+)
 
 
 def _rss_kib(pid: int) -> int:
@@ -51,60 +67,199 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _load_rollups(
-    db_url: str, *, days: int, rows_per_hour: int, tenants: int, providers: int
-) -> None:
-    """Rollup rows written directly, hour by hour (one statement per day), and every hour
-    marked final; each (tenant, country, provider, status) appears once per hour."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
+# One hour's rollup rows: row i is tenant i mod T, its (i div T)-th combination of a
+# country, a provider (3 pairs per tenant, spread over every country and provider) and a
+# status (5); `n` messages (14 on average: 300,000 rows an hour stand for 100M a day).
+_ROWS = """
+    WITH t AS (SELECT array_agg(id ORDER BY id) AS ids FROM tenants),
+         c AS (SELECT array_agg(DISTINCT country ORDER BY country) AS codes
+                 FROM dialing_prefixes)
+    SELECT t.ids[1 + i %% cardinality(t.ids)] AS tenant_id,
+           c.codes[1 + (7 * (i %% cardinality(t.ids)) + 31 * (i / cardinality(t.ids) / 5))
+                       %% cardinality(c.codes)] AS country,
+           'p' || ((i %% cardinality(t.ids) + i / cardinality(t.ids) / 5)
+                   %% %(providers)s) AS provider,
+           (%(statuses)s::text[])[1 + (i / cardinality(t.ids)) %% 5] AS status,
+           n
+      FROM t, c, generate_series(0, %(rows)s - 1) AS i,
+           LATERAL (SELECT 1 + (i %% 27)::bigint AS n) AS sized
+"""
+
+
+def _load_tenants(conn: psycopg.Connection[tuple[object, ...]], tenants: int) -> None:
+    conn.execute(
+        "INSERT INTO tenants (id, name, price_per_segment, webhook_secret)"
+        " SELECT gen_random_uuid(), 'bulk ' || i, 7900, 'x'"
+        " FROM generate_series(1, %s) AS i",
+        (max(0, tenants - 1),),
+    )
+
+
+def _load_hours(
+    conn: psycopg.Connection[tuple[object, ...]], *, day: int, rows_per_hour: int, providers: int
+) -> float:
+    """A day of hourly rollup rows, one statement per hour as a fold writes them (the
+    daily cubes' trigger runs on each); returns the seconds taken."""
+    started = time.perf_counter()
+    for hour in range(24):
         conn.execute(
-            "INSERT INTO tenants (id, name, price_per_segment, webhook_secret)"
-            " SELECT gen_random_uuid(), 'bulk ' || i, 7900, 'x'"
-            " FROM generate_series(1, %s) AS i",
-            (max(0, tenants - 1),),
+            sql.SQL(
+                "INSERT INTO message_rollups (hour, tenant_id, country, provider, status,"
+                " messages, segments, price, cost, sent_latency, delivery_latency)"
+                " SELECT date_trunc('day', now(), 'UTC') - make_interval(days => %(day)s,"
+                "                                                        hours => -%(hour)s),"
+                "        tenant_id, country, provider, status, n, n, n * 7900, n * 5000,"
+                "        ARRAY[0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0]::bigint[],"
+                "        ARRAY[0, 0, 0, 0, 0, n, 0, 0, 0, 0, 0, 0]::bigint[]"
+                " FROM ({rows}) AS r ON CONFLICT DO NOTHING"
+            ).format(rows=sql.SQL(_ROWS)),
+            {
+                "providers": providers,
+                "statuses": list(STATUSES),
+                "day": day,
+                "hour": hour,
+                "rows": rows_per_hour,
+            },
         )
+    return time.perf_counter() - started
+
+
+def _load_cubes(
+    conn: psycopg.Connection[tuple[object, ...]], *, day: int, rows_per_hour: int, providers: int
+) -> float:
+    """A day's cubes written directly: what 24 hours of the rows above sum to (the same
+    combinations every hour), without the hourly rows; returns the seconds taken."""
+    started = time.perf_counter()
+    params = {"providers": providers, "statuses": list(STATUSES), "rows": rows_per_hour}
+    day_sql = sql.SQL("(date_trunc('day', now(), 'UTC') - make_interval(days => %(day)s))::date")
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO daily_rollups (day, tenant_id, country, provider, status, messages,"
+            " segments, price, cost)"
+            " SELECT {day}, tenant_id, country, provider, status, 24 * sum(n), 24 * sum(n),"
+            "        24 * sum(n) * 7900, 24 * sum(n) * 5000"
+            " FROM ({rows}) AS r GROUP BY 2, 3, 4, 5"
+        ).format(day=day_sql, rows=sql.SQL(_ROWS)),
+        {**params, "day": day},
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO daily_tenant_rollups (day, tenant_id, messages, segments, captured,"
+            " captured_segments, revenue, cost)"
+            " SELECT day, tenant_id, sum(messages), sum(segments),"
+            "        coalesce(sum(messages) FILTER (WHERE captured), 0),"
+            "        coalesce(sum(segments) FILTER (WHERE captured), 0),"
+            "        coalesce(sum(price) FILTER (WHERE captured), 0),"
+            "        coalesce(sum(cost) FILTER (WHERE captured), 0)"
+            "   FROM (SELECT *, status IN ('sent', 'delivered', 'undelivered') AS captured"
+            "          FROM daily_rollups WHERE day = {day}) d"
+            "  GROUP BY 1, 2"
+        ).format(day=day_sql),
+        {"day": day},
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO daily_route_rollups (day, country, provider, status, currency,"
+            " messages, segments, price, cost, sent_latency, delivery_latency)"
+            " SELECT d.day, d.country, d.provider, d.status, t.currency, sum(d.messages),"
+            "        sum(d.segments), sum(d.price), sum(d.cost),"
+            "        ARRAY[0, 0, sum(d.messages), 0, 0, 0, 0, 0, 0, 0, 0, 0]::bigint[],"
+            "        ARRAY[0, 0, 0, 0, 0, sum(d.messages), 0, 0, 0, 0, 0, 0]::bigint[]"
+            "   FROM daily_rollups d JOIN tenants t ON t.id = d.tenant_id"
+            "  WHERE d.day = {day}"
+            "  GROUP BY 1, 2, 3, 4, 5"
+        ).format(day=day_sql),
+        {"day": day},
+    )
+    return time.perf_counter() - started
+
+
+def _load_rollups(
+    db_url: str,
+    *,
+    days: int,
+    hourly_days: int,
+    rows_per_hour: int,
+    tenants: int,
+    providers: int,
+) -> None:
+    """The older days as daily cubes written directly, the last ``hourly_days`` as hourly
+    rows (their cubes made by the trigger, as folds make them), every hour marked final."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        _load_tenants(conn, tenants)
         for day in range(days, 0, -1):
-            started = time.perf_counter()
-            conn.execute(
-                """
-                WITH t AS (SELECT array_agg(id ORDER BY id) AS ids FROM tenants),
-                     c AS (SELECT array_agg(DISTINCT country) AS codes FROM dialing_prefixes)
-                INSERT INTO message_rollups (hour, tenant_id, country, provider, status,
-                    messages, segments, price, cost, sent_latency, delivery_latency)
-                SELECT h, t.ids[1 + i %% cardinality(t.ids)],
-                       c.codes[1 + (i / cardinality(t.ids)) %% cardinality(c.codes)],
-                       'p' || ((i / cardinality(t.ids) / cardinality(c.codes)) %% %(providers)s),
-                       (%(statuses)s::text[])[1 + (i / cardinality(t.ids) / cardinality(c.codes)
-                                                  / %(providers)s) %% 5],
-                       n, n, n * 7900, n * 5000,
-                       ARRAY[0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0]::bigint[],
-                       ARRAY[0, 0, 0, 0, 0, n, 0, 0, 0, 0, 0, 0]::bigint[]
-                  FROM t, c,
-                       generate_series(date_trunc('day', now()) - make_interval(days => %(day)s),
-                                       date_trunc('day', now()) - make_interval(days => %(day)s)
-                                           + interval '23 hours', interval '1 hour') AS h,
-                       generate_series(0, %(rows)s - 1) AS i,
-                       LATERAL (SELECT 1 + (i %% 97)::bigint AS n) AS sized
-                ON CONFLICT DO NOTHING
-                """,
-                {
-                    "providers": providers,
-                    "statuses": list(STATUSES),
-                    "day": day,
-                    "rows": rows_per_hour,
-                },
-            )
-            print(f"  rollups of day -{day}: {time.perf_counter() - started:.1f} s", flush=True)
+            if day > hourly_days:
+                took = _load_cubes(conn, day=day, rows_per_hour=rows_per_hour, providers=providers)
+                print(f"  cubes of day -{day}: {took:.1f} s", flush=True)
+            else:
+                took = _load_hours(conn, day=day, rows_per_hour=rows_per_hour, providers=providers)
+                print(f"  hourly rows of day -{day} and their cubes: {took:.1f} s", flush=True)
         conn.execute(
             "INSERT INTO rollup_hours (hour, folded_at, final, messages)"
-            " SELECT DISTINCT hour, now(), true, 0 FROM message_rollups ON CONFLICT DO NOTHING"
+            " SELECT h, now(), true, 0 FROM generate_series("
+            "     date_trunc('day', now(), 'UTC') - make_interval(days => %s),"
+            "     date_trunc('day', now(), 'UTC') - interval '1 hour', interval '1 hour') AS h"
+            " ON CONFLICT DO NOTHING",
+            (days,),
         )
-        conn.execute("VACUUM ANALYZE message_rollups")
+        for table in ROLLUP_TABLES:
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
+
+
+def _cube_upkeep(db_url: str, *, rows_per_hour: int, providers: int) -> tuple[float, float]:
+    """An hour of rows written into a copy of message_rollups without the cubes' trigger,
+    and into message_rollups with it (an hour of tomorrow, deleted after with its cube
+    rows): seconds each, so the difference is the cubes' upkeep for an hour's fold."""
+    params = {"providers": providers, "statuses": list(STATUSES), "rows": rows_per_hour}
+    insert = sql.SQL(
+        "INSERT INTO {table} (hour, tenant_id, country, provider, status, messages, segments,"
+        " price, cost, sent_latency, delivery_latency)"
+        " SELECT date_trunc('day', now(), 'UTC') + interval '1 day', tenant_id, country,"
+        "        provider, status, n, n, n * 7900, n * 5000,"
+        "        ARRAY[0, 0, n, 0, 0, 0, 0, 0, 0, 0, 0, 0]::bigint[],"
+        "        ARRAY[0, 0, 0, 0, 0, n, 0, 0, 0, 0, 0, 0]::bigint[]"
+        " FROM ({rows}) AS r"
+    )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_hour (LIKE message_rollups INCLUDING ALL)")
+        started = time.perf_counter()
+        conn.execute(insert.format(table=sql.Identifier("bench_hour"), rows=sql.SQL(_ROWS)), params)
+        bare = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_hour")
+        started = time.perf_counter()
+        conn.execute(
+            insert.format(table=sql.Identifier("message_rollups"), rows=sql.SQL(_ROWS)), params
+        )
+        kept = time.perf_counter() - started
+        conn.execute(
+            "DELETE FROM message_rollups WHERE hour = date_trunc('day', now(), 'UTC')"
+            " + interval '1 day'"
+        )
+    return bare, kept
+
+
+def _sizes(db_url: str) -> list[str]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return [
+            f"{table}: {row[0]:,} rows, {row[1]}"
+            for table in (*ROLLUP_TABLES, "messages")
+            for row in [
+                conn.execute(
+                    sql.SQL(
+                        "SELECT (SELECT count(*) FROM {table}),"
+                        " pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)),"
+                        "                       pg_total_relation_size({name})))"
+                        " FROM pg_partition_tree({name})"
+                    ).format(name=sql.Literal(table), table=sql.Identifier(table)),
+                ).fetchone()
+                or (0, "")
+            ]
+        ]
 
 
 def _load_raw(db_url: str, tenant_id: str, rows: int) -> None:
-    """Delivered messages of today's first hours for one tenant, free (held and captured
-    at 0, so the ledger stays whole)."""
+    """Delivered messages of today until now for one tenant, evenly spread, free (held
+    and captured at 0, so the ledger stays whole)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             """
@@ -118,7 +273,9 @@ def _load_raw(db_url: str, tenant_id: str, rows: int) -> None:
                        repeat('z', 120), 'GSM-7', 1, 0, t + interval '1 day', t, 'simulator',
                        t + interval '300 ms', t + interval '4 s'
                   FROM generate_series(1, %(rows)s) AS i,
-                       LATERAL (SELECT date_trunc('day', now()) + i * interval '10 ms' AS t) AS at
+                       LATERAL (SELECT date_trunc('day', now(), 'UTC')
+                                       + (now() - date_trunc('day', now(), 'UTC'))
+                                         * (i::double precision / (%(rows)s + 1)) AS t) AS at
                 RETURNING id, created_at, tenant_id
             )
             INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id,
@@ -145,13 +302,79 @@ def _fold(db_url: str) -> tuple[float, int, int]:
         started = time.perf_counter()
         for hour in hours:
             with conn.transaction():
-                conn.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+                conn.execute("SELECT smsgw_fold_rollup_hour_v2(%s, false)", (hour,))
         took = time.perf_counter() - started
         wal_1 = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
     assert count
     assert wal_0
     assert wal_1
     return took, int(wal_1[0] - wal_0[0]), int(count[0])
+
+
+def _plans(db_url: str, tenant_id: str) -> list[str]:
+    """Each timed report's statement once under EXPLAIN ANALYZE, with PostgreSQL's JIT on
+    (the default) and off: where the time goes, server side, and what JIT costs."""
+    # The HTTP calls' window: from=30 days ago, to=today (the whole of today).
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    starts, ends = midnight - timedelta(days=30), midnight + timedelta(days=1)
+    window: dict[str, object] = {
+        "starts": starts,
+        "ends": ends,
+        "period": "window",
+        "limit": 5001,
+        "after_period": None,
+        "after_key": None,
+        "after_currency": None,
+    }
+    reports: list[tuple[str, str, str, dict[str, object]]] = [
+        ("admin usage by tenant", "reports", "admin_usage_by_tenant", {"group_by": "tenant"}),
+        ("admin usage by country", "reports", "admin_usage", {"group_by": "country"}),
+        ("admin usage by provider", "reports", "admin_usage", {"group_by": "provider"}),
+        (
+            "deliverability",
+            "deliverability",
+            "report",
+            {"country": None, "provider": None, "after_country": None, "after_provider": None},
+        ),
+    ]
+    lines = []
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for label, resource, name, extra in reports:
+            lines.append(_plan(conn, label, queries(resource)[name], {**window, **extra}))
+        lines.append(
+            _plan(
+                conn,
+                "tenant usage by day",
+                queries("reports")["tenant_usage"],
+                {"starts": starts, "ends": ends, "tenant_id": tenant_id, "group_by": "day"},
+            )
+        )
+    return lines
+
+
+def _plan(
+    conn: psycopg.Connection[tuple[object, ...]],
+    label: str,
+    query: str,
+    params: dict[str, object],
+) -> str:
+    figures = []
+    for jit in ("on", "off"):
+        conn.execute(sql.SQL("SET jit = {}").format(sql.Literal(jit)))
+        row = conn.execute(
+            sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) {}").format(sql.SQL(query)),
+            params,
+            prepare=False,
+        ).fetchone()
+        assert row is not None
+        plan = row[0][0]  # type: ignore[index]
+        jit_ms = plan.get("JIT", {}).get("Timing", {}).get("Total", 0.0)
+        figures.append(
+            f"jit {jit}: planning {plan['Planning Time']:.0f} ms, execution"
+            f" {plan['Execution Time']:.0f} ms (JIT {jit_ms:.0f} ms)"
+        )
+    conn.execute("RESET jit")
+    return f"{label}, server side: " + "; ".join(figures)
 
 
 async def _p(
@@ -193,16 +416,35 @@ async def main_async(args: argparse.Namespace) -> None:
             tenant = made.json()
             key = {"Authorization": f"Bearer {tenant['api_key']}"}
 
-            print(f"loading {args.days} days x 24 h x {args.rows_per_hour} rollup rows", flush=True)
+            hourly_days = args.days if args.hourly_only else min(args.hourly_days, args.days)
+            print(
+                f"loading {args.days} days x 24 h x {args.rows_per_hour} rollup rows"
+                f" ({args.days - hourly_days} days as daily cubes, {hourly_days} as hourly rows)",
+                flush=True,
+            )
+            started = time.perf_counter()
             _load_rollups(
                 db_url,
                 days=args.days,
+                hourly_days=hourly_days,
                 rows_per_hour=args.rows_per_hour,
                 tenants=args.tenants,
                 providers=args.providers,
             )
+            print(f"rollups loaded in {time.perf_counter() - started:.0f} s", flush=True)
+            bare, kept = _cube_upkeep(
+                db_url, rows_per_hour=args.rows_per_hour, providers=args.providers
+            )
+            print(
+                f"an hour of {args.rows_per_hour} rollup rows: {bare:.1f} s written bare,"
+                f" {kept:.1f} s with the daily cubes' upkeep (a day: {24 * (kept - bare):.0f} s"
+                " of upkeep)",
+                flush=True,
+            )
             print(f"loading {args.raw} raw messages", flush=True)
+            started = time.perf_counter()
             _load_raw(db_url, tenant["id"], args.raw)
+            print(f"raw messages loaded in {time.perf_counter() - started:.0f} s", flush=True)
 
             took, wal, messages = _fold(db_url)
             print(
@@ -213,6 +455,8 @@ async def main_async(args: argparse.Namespace) -> None:
             today = time.strftime("%Y-%m-%d", time.gmtime())
             start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86400))
             window = {"from": start, "to": today}
+            for line in _sizes(db_url):
+                print(line)
             for group in ("tenant", "country", "provider"):
                 figure = await _p(
                     client,
@@ -221,11 +465,39 @@ async def main_async(args: argparse.Namespace) -> None:
                     HEADERS,
                     args.calls,
                 )
-                print(f"admin usage by {group}, 30 days: {figure}")
+                print(f"admin usage by {group}, 30 days: {figure}", flush=True)
+            # A window that starts inside a day: its first 18 hours from the hourly cubes.
+            yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
             figure = await _p(
-                client, "/v1/reports/usage", {**window, "group_by": "day"}, key, args.calls
+                client,
+                "/v1/admin/reports/usage",
+                {
+                    "from": f"{yesterday}T06:00:00Z",
+                    "to": today,
+                    "group_by": "tenant",
+                    "period": "window",
+                    "limit": 5000,
+                },
+                HEADERS,
+                args.calls,
             )
-            print(f"tenant usage by day, 30 days: {figure}")
+            print(f"admin usage by tenant, from yesterday 06:00 to today: {figure}", flush=True)
+            figure = await _p(
+                client,
+                "/v1/admin/reports/deliverability",
+                {**window, "period": "window", "limit": 5000},
+                HEADERS,
+                args.calls,
+            )
+            print(f"deliverability by country and provider, 30 days: {figure}", flush=True)
+            for group in ("day", "country"):
+                figure = await _p(
+                    client, "/v1/reports/usage", {**window, "group_by": group}, key, args.calls
+                )
+                print(f"tenant usage by {group}, 30 days: {figure}", flush=True)
+
+            for line in _plans(db_url, tenant["id"]):
+                print(line, flush=True)
 
             api = procs[0].pid
             rss_0, rows, started = _rss_kib(api), 0, time.perf_counter()
@@ -248,6 +520,11 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=30)
+    # The last days as hourly rows (their cubes made by the trigger, as folds make them);
+    # the older ones as daily cubes written directly. --hourly-only: every day as hourly
+    # rows (hours of loading at full scale).
+    parser.add_argument("--hourly-days", type=int, default=2)
+    parser.add_argument("--hourly-only", action="store_true")
     # 100M messages a day over 20,000 tenants: each hour's rows are the (tenant,
     # country, provider, status) combinations in use; 300,000 an hour stands for a
     # tenant in a few countries through a couple of providers.

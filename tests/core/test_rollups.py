@@ -1,17 +1,26 @@
-"""Hourly rollups: after each fold they equal a recomputation from the raw messages
-(done here in Python, with the country from smsgw_country_v1), also after a fold killed
-midway, and they stay when retention drops the raw messages."""
+"""Hourly rollups and their daily cubes: after each fold they equal a recomputation from
+the raw messages (done here in Python, with the country from smsgw_country_v1; the cubes
+also the sums of the hourly rows), also after a fold killed midway, and they stay when
+retention drops the raw messages; rollup retention drops hourly rows and cubes alike."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 from core import rollups
 from tests import support
-from tests.rollups import DESTINATIONS, recomputed, stored, traffic
+from tests.rollups import (
+    DESTINATIONS,
+    assert_days_match,
+    recomputed,
+    stored,
+    stored_days,
+    traffic,
+)
 
 
 async def _hours(conn):
@@ -33,6 +42,7 @@ async def test_rollups_equal_the_raw_messages_after_traffic(
     # An hour is folded once closed: two hours on, the traffic's hour is.
     assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
     assert await stored(conn) == expected
+    await assert_days_match(conn)
     hours = await _hours(conn)
     assert sum(h["messages"] for h in hours) == 35
     assert not any(h["final"] for h in hours)  # not settled yet
@@ -51,6 +61,7 @@ async def test_rollups_equal_the_raw_messages_after_traffic(
     assert canceled.status_code == 200, canceled.text
     await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=9))
     assert await stored(conn) == await recomputed(conn)
+    await assert_days_match(conn)
     assert all(h["final"] for h in await _hours(conn))
 
 
@@ -62,6 +73,7 @@ async def test_a_fold_killed_midway_leaves_the_hour_as_it_was_and_due(
     await rollups.fold_due(pool, settings, at=at)
     before = await stored(conn)
     assert before == await recomputed(conn)
+    days_before = await stored_days(conn)
 
     # Traffic changes the hour, then a worker dies in the middle of its fold: the fold's
     # transaction has replaced the hour's rows but not committed when its backend goes.
@@ -74,15 +86,17 @@ async def test_a_fold_killed_midway_leaves_the_hour_as_it_was_and_due(
     hour = (await cursor.fetchone())["hour"]
     folder = await psycopg.AsyncConnection.connect(db_url)
     try:
-        await folder.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (hour,))
+        await folder.execute("SELECT smsgw_fold_rollup_hour_v2(%s, false)", (hour,))
         await conn.execute("SELECT pg_terminate_backend(%s)", (folder.info.backend_pid,))
     finally:
         await folder.close()
     assert await stored(conn) == before  # nothing of the killed fold is left
+    assert await stored_days(conn) == days_before
 
     # The next run folds it (its last fold is older than the refresh at this clock).
     await rollups.fold_due(pool, settings, at=at + timedelta(hours=2))
     assert await stored(conn) == await recomputed(conn) != before
+    await assert_days_match(conn)
 
 
 async def test_rollups_stay_when_retention_drops_the_raw_messages(
@@ -101,7 +115,39 @@ async def test_rollups_stay_when_retention_drops_the_raw_messages(
     # Later folds (the hour settled now) find no raw messages: the rollups stay, final.
     await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=8))
     assert await stored(conn) == expected
+    await assert_days_match(conn, raw=False)
     assert all(h["final"] for h in await _hours(conn))
+
+
+async def test_rollup_retention_drops_old_hours_and_their_daily_cubes(
+    api, conn, pool, settings, admin_headers
+):
+    first, _ = await traffic(api, conn, settings, admin_headers, scheduled=False)
+    assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
+    kept = await stored_days(conn)
+    # Three hours of rollups of a day older than the retention, written directly (their
+    # messages are long gone): the trigger made that day's cubes.
+    old_day = datetime.now(UTC).date() - timedelta(days=settings.rollup_retention_days + 2)
+    await conn.execute(
+        "INSERT INTO message_rollups SELECT %s::date + (5 + h) * interval '1 hour', %s, 'GB',"
+        " 'simulator', 'delivered', 3, 3, 0, 0, array_fill(0::bigint, ARRAY[12]),"
+        " array_fill(0::bigint, ARRAY[12]) FROM generate_series(0, 2) AS h",
+        (old_day, first.id),
+    )
+    days = await stored_days(conn)
+    assert days["tenant"][(old_day, uuid.UUID(str(first.id)))] == [9, 9, 9, 9, 0, 0]
+    assert days["route"][(old_day, "GB", "simulator", "delivered", "USD")][0] == 9
+
+    await rollups.drop_old(pool, settings)
+    assert (
+        await support.count(
+            conn,
+            "SELECT count(*) AS n FROM message_rollups WHERE hour < now() - interval '397 days'",
+        )
+        == 0
+    )
+    assert await stored_days(conn) == kept
+    await assert_days_match(conn)
 
 
 async def test_metrics_say_how_far_behind_the_rollups_are(api, pool, settings):

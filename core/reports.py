@@ -34,8 +34,6 @@ MAX_WINDOW_DAYS = 397
 DEFAULT_WINDOW_DAYS = 30
 GroupBy = Literal["day", "hour", "status", "provider", "country"]
 GROUP_BY: tuple[str, ...] = ("day", "hour", "status", "provider", "country")
-MarginGroupBy = Literal["day", "hour", "tenant", "country", "provider", "status"]
-MARGIN_GROUP_BY: tuple[str, ...] = ("day", "hour", "tenant", "country", "provider", "status")
 
 
 class Window(msgspec.Struct, frozen=True):
@@ -110,25 +108,6 @@ class SpendReport(msgspec.Struct, frozen=True, kw_only=True):
     from_: datetime = msgspec.field(name="from")
     to: datetime
     rows: list[SpendRow]
-
-
-class MarginRow(msgspec.Struct, frozen=True, kw_only=True):
-    # The day, tenant id, ISO 3166 country (ZZ: unknown) or provider.
-    key: str | None
-    currency: str
-    messages: int
-    segments: int
-    # Captured (what tenants paid), what the routes cost, and the difference.
-    revenue: int
-    cost: int
-    margin: int
-
-
-class MarginReport(msgspec.Struct, frozen=True, kw_only=True):
-    from_: datetime = msgspec.field(name="from")
-    to: datetime
-    group_by: MarginGroupBy
-    rows: list[MarginRow]
 
 
 class LiveTenant(msgspec.Struct, frozen=True, kw_only=True):
@@ -367,36 +346,3 @@ async def live_top_tenants(
         LiveTenant(tenant_id=r["tenant_id"], name=r["name"], tier=r["tier"], messages=r["messages"])
         for r in rows
     ]
-
-
-async def margin(
-    conn: Conn, *, from_: str | None, to: str | None, group_by: str | None
-) -> MarginReport:
-    """Revenue, cost and margin of the messages captured in a window (created in it and
-    accepted by a provider), by day, tenant, destination country or provider, per
-    currency. The revenue of all rows equals the ledger's captures for those messages."""
-    grouping = group_by or "day"
-    if grouping not in MARGIN_GROUP_BY:
-        raise InvalidRequest(
-            "The request parameters are not valid.",
-            [FieldError("group_by", "must be one of day, hour, tenant, country, provider, status")],
-        )
-    span = window(from_, to)
-    rows = await reports_db.margin(conn, starts=span.starts, ends=span.ends, group_by=grouping)
-    return MarginReport(
-        from_=span.starts,
-        to=span.ends,
-        group_by=grouping,  # type: ignore[arg-type]
-        rows=[
-            MarginRow(
-                key=r["key"],
-                currency=r["currency"],
-                messages=r["messages"],
-                segments=r["segments"],
-                revenue=r["revenue"],
-                cost=r["cost"],
-                margin=r["margin"],
-            )
-            for r in rows
-        ],
-    )

@@ -13,7 +13,7 @@ from litestar.response import Stream
 
 from app.auth import admin_guard, provide_tenant, tenant_guard
 from app.deps import provide_reporting_conn, services
-from core import deliverability, reports, usage
+from core import deliverability, margin, reports, usage
 from core.tenants import Tenant
 from db import Conn
 
@@ -118,11 +118,11 @@ class AdminReportsController(Controller):
             str | None,
             QueryParameter(description="day (default), hour, tenant, country, provider, status"),
         ] = None,
-    ) -> reports.MarginReport:
+    ) -> margin.MarginReport:
         """Revenue (captured), cost (of the routes that sent them) and margin, in
         micro-units per currency, by day, hour, tenant, destination country, provider or
         status."""
-        return await reports.margin(reporting, from_=from_, to=to, group_by=group_by)
+        return await margin.margin(reporting, from_=from_, to=to, group_by=group_by)
 
     @get("/usage")
     async def usage(

@@ -34,6 +34,7 @@ STATUS: dict[type[errors.DomainError], int] = {
     errors.NoSenderForDestination: 422,
     errors.DestinationNotPermitted: 422,
     errors.DestinationSuspended: 429,
+    errors.TenantSuspended: 403,
     errors.SpendLimitReached: 402,
     errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,

@@ -28,6 +28,7 @@ from app.controllers.operations import (
 from app.controllers.rates import RateCardsController
 from app.controllers.reports import AdminReportsController, ReportsController
 from app.controllers.senders import SenderIdsController, SenderRulesController
+from app.controllers.suspension import TenantSuspensionController
 from app.controllers.twilio import TwilioController
 from app.controllers.two_way import SuppressionsController, TwoWayAdminController
 from app.controllers.upstreams import ReceiptsController, UpstreamsAdminController
@@ -109,6 +110,7 @@ def create_app(
             MessagesController,
             AccountController,
             ExposureAdminController,
+            TenantSuspensionController,
             ExposureController,
             UpstreamsAdminController,
             RateCardsController,

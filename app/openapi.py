@@ -51,6 +51,7 @@ ProblemCode = Literal[
     "no_sender_for_destination",
     "destination_not_permitted",
     "destination_suspended",
+    "tenant_suspended",
     "spend_limit_reached",
     "internal_error",
     "unavailable",

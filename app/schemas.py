@@ -181,6 +181,11 @@ class TenantView(msgspec.Struct, kw_only=True):
     low_balance_threshold: int | None = None
     alerts_url: str | None = None
     spend_alert_percents: list[int] = msgspec.field(default_factory=lambda: [50, 80, 100])
+    suspended_at: Annotated[
+        datetime | None,
+        msgspec.Meta(description="Since when the operator has it suspended (null: active)"),
+    ] = None
+    suspension_reason: str | None = None
 
 
 class CreditRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

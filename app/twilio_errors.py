@@ -20,7 +20,7 @@ log = structlog.get_logger("smsgw.api")
 AUTHENTICATE = 20003
 NOT_FOUND = 20404
 TOO_MANY_REQUESTS = 20429
-ACCOUNT_NOT_ACTIVE = 20005  # Twilio's answer to an account out of funds
+ACCOUNT_NOT_ACTIVE = 20005  # Twilio's answer to an account out of funds or suspended
 UNSUBSCRIBED_RECIPIENT = 21610
 # "Permission to send an SMS has not been enabled for the region indicated by the To"
 REGION_NOT_ENABLED = 21408
@@ -64,6 +64,8 @@ _STATUS: dict[type[errors.DomainError], tuple[int, int]] = {
     # Geo permissions: exactly Twilio's "region not enabled" answer.
     errors.DestinationNotPermitted: (400, REGION_NOT_ENABLED),
     errors.DestinationSuspended: (429, PUMPING_BLOCKED),
+    # Twilio's "Account not active": what a suspended Twilio account hears.
+    errors.TenantSuspended: (403, ACCOUNT_NOT_ACTIVE),
     errors.SpendLimitReached: (402, 402),
     errors.SenderNotAllowed: (400, FROM_NOT_ALLOWED),
     errors.SenderNotAllowedForDestination: (400, FROM_NOT_ALLOWED),

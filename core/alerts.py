@@ -4,6 +4,8 @@ callback), each told once per crossing.
 
 - ``destination.suspended`` and ``destination.lifted`` are written by whoever suspends or
   lifts (core/pumping.py, core/exposure.py), in its transaction.
+- ``account.suspended`` and ``account.resumed``: the operator suspended or resumed the
+  tenant (core/account_suspension.py), in its transaction.
 - ``balance.low`` (available credit under the tenant's threshold) and
   ``spend.threshold`` (a share of a daily or monthly cap reached) are found off the hot
   path by ``check_crossings``, a periodic job comparing each watched tenant's balance row
@@ -32,6 +34,8 @@ BALANCE_LOW = "balance.low"
 SPEND_THRESHOLD = "spend.threshold"
 DESTINATION_SUSPENDED = "destination.suspended"
 DESTINATION_LIFTED = "destination.lifted"
+ACCOUNT_SUSPENDED = "account.suspended"
+ACCOUNT_RESUMED = "account.resumed"
 
 
 async def tell(conn: Conn, *, tenant_id: uuid.UUID, event: str, data: dict[str, Any]) -> bool:

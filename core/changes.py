@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from core import audit, console, suppressions, tenants, upstreams
+from core import account_suspension, audit, console, suppressions, tenants, upstreams
 from core.audit import Actor
 from db import Conn
 
@@ -54,6 +54,51 @@ async def update_tenant(
         after=tenant,
     )
     return tenant, balance
+
+
+async def suspend_tenant(
+    conn: Conn, actor: Actor, *, tenant_id: uuid.UUID, reason: str
+) -> tuple[tenants.Tenant, tenants.Balance]:
+    before, _ = await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
+    tenant, balance, held = await account_suspension.suspend(
+        conn, tenant_id=tenant_id, reason=reason
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="tenant.suspended",
+        target=f"tenant:{tenant_id}",
+        tenant_id=tenant_id,
+        before=_suspension(before),
+        after={**_suspension(tenant), "messages_held": held},
+    )
+    return tenant, balance
+
+
+async def resume_tenant(
+    conn: Conn, actor: Actor, *, tenant_id: uuid.UUID, task: str
+) -> tuple[tenants.Tenant, tenants.Balance]:
+    before, _ = await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
+    tenant, balance, released = await account_suspension.resume(
+        conn, tenant_id=tenant_id, task=task
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="tenant.resumed",
+        target=f"tenant:{tenant_id}",
+        tenant_id=tenant_id,
+        before=_suspension(before),
+        after={**_suspension(tenant), "messages_released": released},
+    )
+    return tenant, balance
+
+
+def _suspension(tenant: tenants.Tenant) -> dict[str, Any]:
+    return {
+        "suspended_at": tenant.suspended_at.isoformat() if tenant.suspended_at else None,
+        "suspension_reason": tenant.suspension_reason,
+    }
 
 
 async def add_credit(

@@ -59,6 +59,7 @@ class TenantRow(msgspec.Struct, frozen=True, kw_only=True):
     available: int
     held: int
     captured: int
+    suspended_at: datetime | None = None
 
 
 class TenantPage(msgspec.Struct, frozen=True, kw_only=True):

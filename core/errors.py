@@ -127,6 +127,14 @@ class DestinationSuspended(DomainError):
         self.retry_after = retry_after
 
 
+class TenantSuspended(DomainError):
+    """The operator suspended the tenant: no message of it is accepted, whichever door
+    it comes through, until the operator resumes it."""
+
+    code = "tenant_suspended"
+    title = "Account suspended"
+
+
 class SpendLimitReached(DomainError):
     """The send would take the tenant's spend of the day or month past its cap (captured
     plus held money); distinct from a short balance."""

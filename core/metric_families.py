@@ -126,7 +126,11 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
         "Tenants whose available credit is under their low_balance_threshold",
     )
     below.add_metric([], s.tenants_below_balance_threshold)
-    yield from (suspensions, below)
+    suspended = GaugeMetricFamily(
+        "smsgw_tenants_suspended", "Tenants the operator has suspended: their sends are refused"
+    )
+    suspended.add_metric([], s.tenants_suspended)
+    yield from (suspensions, below, suspended)
 
 
 def _delivery_families(alerts: list[deliverability.Alert]) -> Iterator[Metric]:

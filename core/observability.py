@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 from core import deliverability, reports, todays_margin, upstreams
 from core.upstreams import ProviderStatus
 from db import Conn
+from db import account_suspension as suspension_db
 from db import alerts as alerts_db
 from db import observability as obs_db
 from db import pumping as pumping_db
@@ -106,6 +107,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
     # whose available credit is under their low-balance threshold.
     suspensions_active: int = 0
     tenants_below_balance_threshold: int = 0
+    # Tenants the operator has suspended (core/account_suspension.py).
+    tenants_suspended: int = 0
     # The end of the folded hours of the rollups (None: none folded yet).
     rollup_frontier: datetime | None = None
 
@@ -135,6 +138,7 @@ async def read_snapshot(
             rollup_frontier = await rollups_db.frontier(conn)
             suspensions_active = await pumping_db.active_count(conn)
             below_threshold = await alerts_db.below_threshold(conn)
+            tenants_suspended = await suspension_db.suspended_count(conn)
         providers = await upstreams.provider_status(conn)
     at = now or datetime.now(UTC)
     return Snapshot(
@@ -161,6 +165,7 @@ async def read_snapshot(
         rollup_frontier=rollup_frontier,
         suspensions_active=suspensions_active,
         tenants_below_balance_threshold=below_threshold,
+        tenants_suspended=tenants_suspended,
     )
 
 

@@ -19,12 +19,19 @@ from core.errors import (
     RateLimited,
     RecipientOptedOut,
     SpendLimitReached,
+    TenantSuspended,
 )
 from core.tenants import Tenant
 
 OPTED_OUT = (
     "The recipient opted out of messages from this sender (they texted STOP); "
     "they must text START to receive messages again."
+)
+
+
+ACCOUNT_SUSPENDED = (
+    "This account is suspended by the gateway's operator: no message is accepted until "
+    "the operator resumes it. Nothing was sent or held."
 )
 
 
@@ -35,8 +42,11 @@ def not_priced(to: str) -> str:
 def sender_refused(
     draft: submission.Draft, reason: str, retry_at: datetime | str | None = None
 ) -> DomainError:
-    """The error for a rule's refusal of a message: its destination's (geo permissions,
-    a suspension until ``retry_at``) or its sender's (smsgw_sender_v1's reasons)."""
+    """The error for a rule's refusal of a message: the tenant's (suspended by the
+    operator), its destination's (geo permissions, a suspension until ``retry_at``) or
+    its sender's (smsgw_sender_v1's reasons)."""
+    if reason == "tenant_suspended":
+        return TenantSuspended(ACCOUNT_SUSPENDED)
     country = draft.to_country or "the destination's country"
     if reason == "destination_not_permitted":
         return DestinationNotPermitted(
@@ -102,7 +112,7 @@ def nothing_accepted(
         first = next(d for d in drafts if d.id in unsent)
         reason, retry_at = unsent[first.id]
         error = sender_refused(first, reason, retry_at)
-        if len(drafts) == 1:
+        if len(drafts) == 1 or isinstance(error, TenantSuspended):
             raise error
         detail = f"No message of the batch was accepted. The first refused: {error.detail}"
         if isinstance(error, DestinationSuspended):

@@ -55,7 +55,7 @@ class BindRefused(DomainError):
     code = "bind_refused"
     title = "Bind refused"
 
-    def __init__(self, detail: str, reason: Literal["credentials", "network"]) -> None:
+    def __init__(self, detail: str, reason: Literal["credentials", "network", "suspended"]) -> None:
         super().__init__(detail)
         self.reason = reason
 
@@ -271,15 +271,19 @@ async def authenticate(conn: Conn, *, system_id: str, password: str, peer: str) 
     account = account_from_row(row)
     if not peer_allowed(account, peer):
         raise BindRefused(f"Binds from {peer} are not allowed for this account.", "network")
-    return Binding(account=account, tenant=tenant_from_row(row))
+    tenant = tenant_from_row(row)
+    if tenant.suspended_at is not None:
+        raise BindRefused("The tenant is suspended by the operator.", "suspended")
+    return Binding(account=account, tenant=tenant)
 
 
 async def current_bindings(
     conn: Conn, *, tenant_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, Binding | None]:
-    """Accounts and tenants as they are now; None for a tenant whose account is gone."""
+    """Accounts and tenants as they are now; None for a tenant whose account is gone or
+    who is suspended (its binds close)."""
     found: dict[uuid.UUID, Binding | None] = dict.fromkeys(tenant_ids)
     for row in await smpp_db.bound_tenants(conn, tenant_ids=tenant_ids):
-        if row["tenant_id"] is not None:
+        if row["tenant_id"] is not None and row["suspended_at"] is None:
             found[row["id"]] = Binding(account=account_from_row(row), tenant=tenant_from_row(row))
     return found

@@ -56,6 +56,10 @@ class Tenant(msgspec.Struct, frozen=True, kw_only=True):
     smart_encoding: bool = False
     # Its quiet hours (start, end) in recipients' local time; None: none.
     quiet_hours: tuple[time, time] | None = None
+    # Set while the operator has it suspended (core/account_suspension.py); the accept
+    # reads the table, not this.
+    suspended_at: datetime | None = None
+    suspension_reason: str | None = None
 
 
 class Balance(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,6 +102,8 @@ def tenant_from_row(row: Row) -> Tenant:
             if row.get("quiet_hours_start") is not None
             else None
         ),
+        suspended_at=row.get("suspended_at"),
+        suspension_reason=row.get("suspension_reason"),
     )
 
 

@@ -298,7 +298,10 @@ class Listener:
                 self._bindings[tenant_id] = binding
             for session in group:
                 bound = session.binding
-                if binding is None or (
+                if binding is None:
+                    log.info("smpp.bind_ended", tenant_id=str(tenant_id))  # gone or suspended
+                    self._unbind(session)
+                elif (
                     bound is not None
                     and binding.account.password_changed_at > bound.account.password_changed_at
                 ):

@@ -24,17 +24,19 @@ submit_sm_resp:
 | destination country not in the tenant's geo permissions        | ESME_RINVDSTADR   0x0B    |
 | destination suspended by pumping protection (retry later)      | ESME_RX_T_APPN    0x64    |
 | the day's or month's spend cap reached                         | ESME_RX_T_APPN    0x64    |
+| the tenant suspended by the operator                           | ESME_RSUBMITFAIL  0x45    |
 | database unreachable or its pool exhausted                     | ESME_RSYSERR      0x08    |
 | anything unexpected (logged)                                   | ESME_RSYSERR      0x08    |
 | submit_sm before a bind, or on a receiver bind                 | ESME_RINVBNDSTS   0x04    |
 
 Binds: ESME_RINVPASWD (0x0E) for an unknown system_id or a wrong password (one answer,
 so a guess learns nothing about which system_ids exist; the log says which),
-ESME_RBINDFAIL (0x0D) for an address outside the account's networks, a tenant at its
-bind limit, an address blocked after too many failed binds, or fields outside SMPP's
-tables; ESME_RALYBND (0x05) for a second bind on a bound connection; ESME_RSYSERR when
-the database is down. A PDU whose body is shorter than its fields say gets generic_nack
-ESME_RINVCMDLEN (0x02); an unknown command, generic_nack ESME_RINVCMDID (0x03).
+ESME_RBINDFAIL (0x0D) for an address outside the account's networks, a suspended
+tenant, a tenant at its bind limit, an address blocked after too many failed binds, or
+fields outside SMPP's tables; ESME_RALYBND (0x05) for a second bind on a bound
+connection; ESME_RSYSERR when the database is down. A PDU whose body is shorter than
+its fields say gets generic_nack ESME_RINVCMDLEN (0x02); an unknown command,
+generic_nack ESME_RINVCMDID (0x03).
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ def submit_status(exc: BaseException) -> int:
     if isinstance(exc, errors.DestinationSuspended | errors.SpendLimitReached):
         # Temporary: the suspension ends, the day or month turns, the cap is raised.
         return ESME_RX_T_APPN
+    if isinstance(exc, errors.TenantSuspended):
+        # Bound before the suspension: its binds close within seconds (server upkeep).
+        return ESME_RSUBMITFAIL
     if isinstance(exc, errors.DestinationNotPermitted):
         # The gateway will not send there for this ESME: the address is the problem.
         return ESME_RINVDSTADR

@@ -185,6 +185,35 @@ class OperatorConsole(Controller):
             await changes.revoke_api_key(conn, console_actor(request), key_id=key, tenant_id=tenant)
         return Redirect(f"{HERE}/tenants/{tenant}?saved=revoked", status_code=303)
 
+    @post("/tenants/{tenant_id:str}/suspension")
+    async def suspend(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], tenant_id: FromPath[str]
+    ) -> Redirect:
+        """As `PUT /v1/admin/tenants/{id}/suspension`."""
+        fields = await form_fields(request)
+        tenant = forms.an_id(tenant_id, "tenant")
+        async with conn.transaction():
+            await changes.suspend_tenant(
+                conn, console_actor(request), tenant_id=tenant, reason=fields.get("reason", "")
+            )
+        return Redirect(f"{HERE}/tenants/{tenant}?saved=suspended", status_code=303)
+
+    @post("/tenants/{tenant_id:str}/resume")
+    async def resume(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        conn: NamedDependency[Conn],
+        tenant_id: FromPath[str],
+    ) -> Redirect:
+        """As `DELETE /v1/admin/tenants/{id}/suspension`."""
+        tenant = forms.an_id(tenant_id, "tenant")
+        async with conn.transaction():
+            await changes.resume_tenant(
+                conn, console_actor(request), tenant_id=tenant, task=services(state).scheduler.task
+            )
+        return Redirect(f"{HERE}/tenants/{tenant}?saved=resumed", status_code=303)
+
     @get("/providers")
     async def providers(
         self, request: Request[Any, Any, Any], conn: NamedDependency[Conn]

@@ -52,7 +52,9 @@ def parse_id(raw: str, what: str) -> uuid.UUID:
         raise NotFound(f"No {what} has this id.") from None
 
 
-def _view(tenant: tenants.Tenant, balance: tenants.Balance, limits: exposure.Limits) -> TenantView:
+def tenant_view(
+    tenant: tenants.Tenant, balance: tenants.Balance, limits: exposure.Limits
+) -> TenantView:
     return TenantView(
         id=tenant.id,
         name=tenant.name,
@@ -85,6 +87,8 @@ def _view(tenant: tenants.Tenant, balance: tenants.Balance, limits: exposure.Lim
         low_balance_threshold=limits.low_balance_threshold,
         alerts_url=limits.alerts_url,
         spend_alert_percents=limits.spend_alert_percents,
+        suspended_at=tenant.suspended_at,
+        suspension_reason=tenant.suspension_reason,
     )
 
 
@@ -120,7 +124,7 @@ class AdminController(Controller):
     @get("/tenants/{tenant_id:str}")
     async def get_tenant(self, conn: NamedDependency[Conn], tenant_id: FromPath[str]) -> TenantView:
         tenant, balance = await tenants.get_tenant(conn, tenant_id=parse_id(tenant_id, "tenant"))
-        return _view(tenant, balance, await exposure.get_limits(conn, tenant_id=tenant.id))
+        return tenant_view(tenant, balance, await exposure.get_limits(conn, tenant_id=tenant.id))
 
     @patch("/tenants/{tenant_id:str}", dto=StrictBody[UpdateTenant], return_dto=None)
     async def update_tenant(
@@ -191,7 +195,7 @@ class AdminController(Controller):
                 before=limits_before,
                 after=limits,
             )
-        return _view(tenant, balance, limits)
+        return tenant_view(tenant, balance, limits)
 
     @post(
         "/tenants/{tenant_id:str}/credits",

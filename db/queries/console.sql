@@ -52,7 +52,7 @@ UPDATE console_sessions SET revoked_at = now()
 -- name: list_tenants
 -- Keyset on (lower(name), id): the index tenants_name_idx, whatever the page.
 SELECT t.id, t.name, t.tier, t.rate_limit_mps, t.currency, t.created_at,
-       b.available, b.held, b.captured
+       t.suspended_at, b.available, b.held, b.captured
   FROM tenants t JOIN balances b ON b.tenant_id = t.id
  WHERE (%(id)s::uuid IS NULL OR t.id = %(id)s::uuid)
    AND (%(name_prefix)s::text IS NULL OR lower(t.name) LIKE %(name_prefix)s::text)

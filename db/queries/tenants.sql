@@ -13,7 +13,7 @@ INSERT INTO balances (tenant_id) VALUES (%(tenant_id)s)
 SELECT t.id, t.name, t.tier, t.rate_limit_mps, t.price_per_segment, t.currency,
        t.webhook_secret, t.created_at, t.inbound_url, t.help_reply, t.inbound_format,
        t.sender_policy, t.smart_encoding, t.quiet_hours_start, t.quiet_hours_end,
-       b.available, b.held, b.captured,
+       t.suspended_at, t.suspension_reason, b.available, b.held, b.captured,
        (SELECT c.name FROM rate_cards c
          WHERE c.id = coalesce(t.rate_card_id,
                                (SELECT d.id FROM rate_cards d WHERE d.name = t.tier)))

@@ -128,6 +128,11 @@ async def _suspension(w: World) -> str:
     return str((await cursor.fetchone())["id"])
 
 
+async def _tenant_suspended(w: World) -> str:
+    await w.ok("PUT", _t(w) + "/suspension", json={"reason": "under review"})
+    return ""
+
+
 async def _pumping_limit(w: World) -> str:
     await w.ok("PUT", "/v1/admin/pumping-limits/FR", json={"hourly_limit": 5000})
     return "FR"
@@ -156,6 +161,19 @@ CHANGES: dict[tuple[str, str], Change] = {
         lambda w, _: w.ok("POST", _t(w) + "/credits", json={"amount": 5, "reference": "a-1"}),
         before=("available",),
         after=("available", "amount", "reference"),
+    ),
+    ("PUT", "/v1/admin/tenants/{tenant_id}/suspension"): Change(
+        "tenant.suspended",
+        lambda w, _: w.ok("PUT", _t(w) + "/suspension", json={"reason": "fraud"}),
+        before=("suspended_at", "suspension_reason"),
+        after=("suspended_at", "suspension_reason", "messages_held"),
+    ),
+    ("DELETE", "/v1/admin/tenants/{tenant_id}/suspension"): Change(
+        "tenant.resumed",
+        lambda w, _: w.ok("DELETE", _t(w) + "/suspension"),
+        prepare=_tenant_suspended,
+        before=("suspended_at", "suspension_reason"),
+        after=("suspended_at", "suspension_reason", "messages_released"),
     ),
     ("POST", "/v1/admin/tenants/{tenant_id}/api-keys"): Change(
         "api_key.created",

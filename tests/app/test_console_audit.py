@@ -77,6 +77,14 @@ async def _key(w: World) -> str:
     return str(body["id"])
 
 
+async def _suspended(w: World) -> str:
+    put = await w.api.put(
+        f"/v1/admin/tenants/{w.tenant.id}/suspension", json={"reason": "audit"}, headers=w.admin
+    )
+    assert put.status_code == 200, put.text
+    return ""
+
+
 async def _provider(w: World) -> str:
     put = await w.api.put(
         "/v1/admin/providers/audited",
@@ -168,6 +176,21 @@ CHANGES: dict[str, Change] = {
         prepare=_key,
         before=("revoked_at",),
         after=("revoked_at",),
+    ),
+    "/console/operator/tenants/{tenant_id}/suspension": Change(
+        ("tenant.suspended",),
+        "operator",
+        lambda w, _: w.post("operator", _t(w) + "/suspension", reason="chargebacks"),
+        before=("suspended_at", "suspension_reason"),
+        after=("suspended_at", "suspension_reason", "messages_held"),
+    ),
+    "/console/operator/tenants/{tenant_id}/resume": Change(
+        ("tenant.resumed",),
+        "operator",
+        lambda w, _: w.post("operator", _t(w) + "/resume"),
+        prepare=_suspended,
+        before=("suspended_at", "suspension_reason"),
+        after=("suspended_at", "suspension_reason", "messages_released"),
     ),
     "/console/operator/providers/{name}/enabled": Change(
         ("provider.updated",),

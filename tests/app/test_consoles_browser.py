@@ -260,6 +260,23 @@ async def test_operator_and_owner_journeys(db_url, settings):
             await page.wait_for_selector("#traffic table")
             assert "delivered" in await page.inner_text("#traffic")
             assert f"{OWNER}\towner\tactive" in await page.inner_text("#users")
+            # The operator suspends the tenant: its next API send is refused, and the
+            # owner's console says why; resumed, it sends again.
+            await page.fill("#reason", "chargebacks under review")
+            await page.click("text=Suspend acme-retail")
+            await page.wait_for_selector("#suspended")
+            await operator.check("operator-tenant-suspended")
+            suspended = await api.post(
+                "/v1/messages", json={"to": support.VALID_TO, "body": "held"}, headers=headers
+            )
+            assert suspended.status_code == 403
+            assert suspended.json()["code"] == "tenant_suspended"
+            await owner.goto("/console/")
+            assert "chargebacks under review" in await me.inner_text("#suspended")
+            await owner.check("overview-suspended")
+            await page.click("text=Resume acme-retail")
+            await page.wait_for_selector("#saved")
+            assert await page.locator("#suspended").count() == 0
             await page.click(f"text=Revoke smsgw_{key.split('_')[1]}")
             await page.wait_for_selector("#saved")
             refused = await api.post(

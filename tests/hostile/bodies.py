@@ -37,6 +37,7 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "countries": ["US", "GB"],
         "high_risk_enabled": [],
     },
+    ("PUT", "/v1/admin/tenants/{tenant_id}/suspension"): {"reason": "chargebacks"},
     ("PUT", "/v1/admin/high-risk-countries"): {"countries": ["KP"]},
     ("PUT", "/v1/admin/pumping-limits/{country}"): {"hourly_limit": 500},
     ("PATCH", "/v1/alerts"): {"low_balance_threshold": 1000},

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -345,12 +345,27 @@ def priced(draft: Draft, rate: Mapping[str, Any]) -> Draft:
     """``draft`` with the price, rate and sender its accept gave it (a row of the accept
     call: ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
     ``rate_prefix``, ``sender``: the one chosen when the draft named none)."""
-    return replace(
-        draft,
+    # Built whole rather than with dataclasses.replace, which reads the fields anew on
+    # every call: a batch prices a thousand drafts, and replace cost ~12 us each.
+    return Draft(
+        id=draft.id,
+        created_at=draft.created_at,
+        to=draft.to,
         sender=rate.get("sender", draft.sender),
+        body=draft.body,
+        encoding=draft.encoding,
+        segments=draft.segments,
         price=rate["price"],
+        callback_url=draft.callback_url,
+        client_reference=draft.client_reference,
+        send_at=draft.send_at,
+        expires_at=draft.expires_at,
+        facade=draft.facade,
+        messaging_service_sid=draft.messaging_service_sid,
         price_per_segment=rate["price_per_segment"],
         rate_card=rate["rate_card"],
         rate_card_version=rate["rate_card_version"],
         rate_prefix=rate["rate_prefix"],
+        to_country=draft.to_country,
+        quiet_until=draft.quiet_until,
     )

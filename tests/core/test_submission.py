@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -183,3 +185,47 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_price_is_segments_times_price_per_segment(body: str, encoding: str, parts: int) -> None:
     draft = prepare(body=body)
     assert (draft.encoding, draft.segments, draft.price) == (encoding, parts, parts * PRICE)
+
+
+def test_pricing_a_draft_keeps_everything_else_it_carries():
+    # Every field set to something other than its default: a field added to Draft and
+    # forgotten by `priced` would lose what the tenant sent (its validity, its facade...).
+    now = datetime.now(UTC)
+    draft = submission.Draft(
+        id=uuid.uuid4(),
+        created_at=now,
+        to="+447400123456",
+        sender=None,
+        body="hello",
+        encoding="UCS-2",
+        segments=2,
+        price=None,
+        callback_url="https://example.com/cb",
+        client_reference="ref-1",
+        send_at=now + timedelta(hours=1),
+        expires_at=now + timedelta(days=1),
+        facade="twilio",
+        messaging_service_sid="MG0123",
+        to_country="GB",
+        quiet_until=now + timedelta(hours=1),
+    )
+    rate = {
+        "price": 70_000,
+        "price_per_segment": 35_000,
+        "rate_card": "gb",
+        "rate_card_version": 3,
+        "rate_prefix": "447",
+        "sender": "ACME",
+    }
+    priced = submission.priced(draft, rate)
+    assert priced == dataclasses.replace(
+        draft,
+        sender="ACME",
+        price=70_000,
+        price_per_segment=35_000,
+        rate_card="gb",
+        rate_card_version=3,
+        rate_prefix="447",
+    )
+    for field in dataclasses.fields(submission.Draft):
+        assert getattr(priced, field.name) != field.default, field.name

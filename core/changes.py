@@ -214,6 +214,23 @@ async def add_route(conn: Conn, actor: Actor, **route: Any) -> upstreams.RouteVi
     return added
 
 
+async def update_route(
+    conn: Conn, actor: Actor, *, route_id: int, **changes: Any
+) -> upstreams.RouteView:
+    """``upstreams.update_route``: the route keeps its id; the row holds the fields that
+    changed, before and after (none when nothing did)."""
+    before, after = await upstreams.update_route(conn, route_id=route_id, **changes)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="route.updated",
+        target=f"route:{route_id}",
+        before=before,
+        after=after,
+    )
+    return after
+
+
 async def delete_route(conn: Conn, actor: Actor, *, route_id: int) -> upstreams.RouteView | None:
     """The route as it was (None when there was none: NotFound is raised first)."""
     before = next((r for r in await upstreams.list_routes(conn) if r.id == route_id), None)

@@ -1,0 +1,97 @@
+"""What the consoles' audit walk (tests/app/test_console_audit.py) is made of: a world of
+signed-in users and the console changes it makes, and the cases of the operator's pages
+for route edits, spend caps, geo permissions, suspensions and cost lists."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import httpx
+
+from tests.support import TenantHandle
+
+SHOWN_ONCE = re.compile(r'id="(?:new-api-key|new-secret|invitation-link)">([^<]+)<')
+WEBHOOK_SECRET = re.compile(r"<code>(whsec_[^<]+)</code>")
+
+Who = Literal["operator", "owner", "joiner"]
+
+
+@dataclass
+class World:
+    api: httpx.AsyncClient
+    admin: dict[str, str]
+    tenant: TenantHandle
+    sessions: dict[str, tuple[httpx.Cookies, str]] = field(default_factory=dict)
+    secrets: set[str] = field(default_factory=set)
+
+    def be(self, who: str) -> str:
+        """This client as ``who`` (their session cookie); their CSRF token."""
+        cookies, csrf = self.sessions[who]
+        self.api.cookies = httpx.Cookies(cookies)
+        return csrf
+
+    async def post(self, who: str, url: str, **data: str) -> httpx.Response:
+        csrf = self.be(who)
+        response = await self.api.post(url, data={**data, "csrf_token": csrf})
+        assert response.status_code < 400, f"{url}: {response.text[:800]}"
+        self.secrets |= set(SHOWN_ONCE.findall(response.text))
+        self.secrets |= set(WEBHOOK_SECRET.findall(response.text))
+        return response
+
+
+@dataclass(frozen=True)
+class Change:
+    actions: tuple[str, ...]
+    who: Who
+    call: Callable[[World, str], Awaitable[httpx.Response]]
+    # What must exist first; its result goes to `call` (None: nothing).
+    prepare: Callable[[World], Awaitable[str]] | None = None
+    tenant_scoped: bool = True
+    before: tuple[str, ...] | None = ()
+    after: tuple[str, ...] | None = ()
+
+
+def tenant_page(w: World) -> str:
+    return f"/console/operator/tenants/{w.tenant.id}"
+
+
+async def provider(w: World) -> str:
+    put = await w.api.put(
+        "/v1/admin/providers/audited",
+        json={"kind": "http", "config": {"url": "http://127.0.0.1:9/", "api_key": "p-s3cret"}},
+        headers=w.admin,
+    )
+    assert put.status_code == 200, put.text
+    w.secrets.add("p-s3cret")
+    return "audited"
+
+
+async def route(w: World) -> str:
+    await provider(w)
+    added = await w.api.post("/v1/admin/routes", json={"provider": "audited"}, headers=w.admin)
+    return str(added.json()["id"])
+
+
+OPERATOR_CHANGES: dict[str, Change] = {
+    "/console/operator/routes/{route_id}": Change(
+        ("route.updated",),
+        "operator",
+        lambda w, route: w.post(
+            "operator",
+            f"/console/operator/routes/{route}",
+            prefix="+33",
+            tier="",
+            provider="audited",
+            priority="4",
+            cost_per_segment="0",
+            enabled="true",
+        ),
+        prepare=route,
+        tenant_scoped=False,
+        before=("prefix", "priority"),
+        after=("prefix", "priority"),
+    ),
+}

@@ -13,6 +13,7 @@ from litestar.template import TemplateConfig
 from app.console.access import AccessController, no_such_page
 from app.console.account import AccountConsole
 from app.console.audit_log import OperatorAuditConsole, TenantAuditConsole
+from app.console.exposure import OperatorExposureConsole
 from app.console.operator import OperatorConsole
 from app.console.rate_cards import RateCardsConsole
 from app.console.tenant import TenantConsole
@@ -51,6 +52,7 @@ def console_router() -> Router:
             AccessController,
             no_such_page,
             OperatorConsole,
+            OperatorExposureConsole,
             RateCardsConsole,
             TenantConsole,
             AccountConsole,

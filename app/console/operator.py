@@ -15,6 +15,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.console import forms
+from app.console.exposure import tenant_exposure
 from app.console.web import PREFIX, console_actor, form_fields, operator_guard, page
 from app.deps import provide_reporting_conn, services
 from core import changes, console, reports, tenants, upstreams
@@ -44,6 +45,7 @@ async def _tenant_page(
         balance=balance,
         keys=await console.list_api_keys(conn, tenant_id=tenant.id),
         users=await console.list_users(conn, tenant_id=tenant.id),
+        **await tenant_exposure(conn, tenant.id),
         **extra,
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 
@@ -26,6 +26,7 @@ class World:
     tenant: TenantHandle
     sessions: dict[str, tuple[httpx.Cookies, str]] = field(default_factory=dict)
     secrets: set[str] = field(default_factory=set)
+    conn: Any = None  # the test's connection, for what only the workers make (suspensions)
 
     def be(self, who: str) -> str:
         """This client as ``who`` (their session cookie); their CSRF token."""
@@ -75,6 +76,16 @@ async def route(w: World) -> str:
     return str(added.json()["id"])
 
 
+async def suspension(w: World) -> str:
+    """A suspension as pumping protection makes one (the workers' round is not run)."""
+    cursor = await w.conn.execute(
+        "INSERT INTO destination_suspensions (tenant_id, country, prefix, until, cause)"
+        " VALUES (%s, 'GB', '', now() + interval '12 hours', '{}') RETURNING id",
+        (w.tenant.id,),
+    )
+    return str((await cursor.fetchone())["id"])
+
+
 OPERATOR_CHANGES: dict[str, Change] = {
     "/console/operator/routes/{route_id}": Change(
         ("route.updated",),
@@ -93,5 +104,31 @@ OPERATOR_CHANGES: dict[str, Change] = {
         tenant_scoped=False,
         before=("prefix", "priority"),
         after=("prefix", "priority"),
+    ),
+    "/console/operator/tenants/{tenant_id}/caps": Change(
+        ("tenant_limits.updated",),
+        "operator",
+        lambda w, _: w.post(
+            "operator", tenant_page(w) + "/caps", daily_spend_cap="5", monthly_spend_cap="100"
+        ),
+        before=("daily_spend_cap", "monthly_spend_cap"),
+        after=("daily_spend_cap", "monthly_spend_cap"),
+    ),
+    "/console/operator/tenants/{tenant_id}/geo-permissions": Change(
+        ("geo_permissions.set",),
+        "operator",
+        lambda w, _: w.post(
+            "operator", tenant_page(w) + "/geo-permissions", scope="listed", countries="GB"
+        ),
+        before=("countries",),
+        after=("countries",),
+    ),
+    "/console/operator/suspensions/{suspension_id}/lift": Change(
+        ("suspension.lifted",),
+        "operator",
+        lambda w, s: w.post("operator", f"/console/operator/suspensions/{s}/lift"),
+        prepare=suspension,
+        before=("lifted_at",),
+        after=("lifted_at", "lifted_by"),
     ),
 }

@@ -262,6 +262,7 @@ async def test_every_console_change_is_recorded_as_its_api_twin_by_its_user(
     api, conn, admin_headers, tenant
 ):
     w = World(api, admin_headers, tenant, secrets={tenant.api_key, tenant.webhook_secret})
+    w.conn = conn
     w.secrets |= {ADMIN_TOKEN, PASSWORD, JOINER_PASSWORD}
     owner_csrf = await tenant_user(api, tenant.id, OWNER)
     w.sessions["owner"] = (httpx.Cookies(api.cookies), owner_csrf)

@@ -15,7 +15,7 @@ from app.console.account import AccountConsole
 from app.console.audit_log import OperatorAuditConsole, TenantAuditConsole
 from app.console.exposure import OperatorExposureConsole
 from app.console.operator import OperatorConsole
-from app.console.rate_cards import RateCardsConsole
+from app.console.rate_cards import CostListsConsole, RateCardsConsole
 from app.console.tenant import TenantConsole
 from app.console.web import EXCEPTION_HANDLERS, PREFIX, check_csrf, security_headers
 
@@ -54,6 +54,7 @@ def console_router() -> Router:
             OperatorConsole,
             OperatorExposureConsole,
             RateCardsConsole,
+            CostListsConsole,
             TenantConsole,
             AccountConsole,
             OperatorAuditConsole,

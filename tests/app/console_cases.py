@@ -86,6 +86,22 @@ async def suspension(w: World) -> str:
     return str((await cursor.fetchone())["id"])
 
 
+COSTS = "prefix,country,network,price\n44,GB,,2500\n"
+
+
+async def cost_list_preview(w: World) -> str:
+    """The cost list the confirm form carries back, once previewed."""
+    await provider(w)
+    w.be("operator")
+    preview = await w.api.post(
+        "/console/operator/cost-lists/preview",
+        data={"provider": "audited", "csrf_token": w.sessions["operator"][1]},
+        files={"file": ("costs.csv", COSTS.encode(), "text/csv")},
+    )
+    assert preview.status_code == 200, preview.text
+    return COSTS
+
+
 OPERATOR_CHANGES: dict[str, Change] = {
     "/console/operator/routes/{route_id}": Change(
         ("route.updated",),
@@ -130,5 +146,21 @@ OPERATOR_CHANGES: dict[str, Change] = {
         prepare=suspension,
         before=("lifted_at",),
         after=("lifted_at", "lifted_by"),
+    ),
+    "/console/operator/cost-lists/confirm": Change(
+        ("provider_costs.imported",),
+        "operator",
+        lambda w, csv: w.post(
+            "operator",
+            "/console/operator/cost-lists/confirm",
+            provider="audited",
+            csv=csv,
+            against="",
+            effective_at="",
+        ),
+        prepare=cost_list_preview,
+        tenant_scoped=False,
+        before=("version",),
+        after=("card", "version", "rates"),
     ),
 }

@@ -235,6 +235,7 @@ NOT_CHANGES: dict[str, str] = {
     "/console/sign-in": "a session, not a setting; failures count in the throttle",
     "/console/sign-out": "ends a session, not a setting",
     "/console/operator/rate-cards/preview": "a dry run: writes nothing",
+    "/console/operator/cost-lists/preview": "a dry run: writes nothing",
     "/console/send": "traffic: a test send is a message, as POST /v1/messages (not audited)",
     "/console/webhooks/test": "traffic: a test delivery, listed in the webhook deliveries",
 }

@@ -46,6 +46,15 @@ async def test_the_operator_caps_a_tenants_spend_and_sends_past_it_are_refused(
     shown = await api.get(page)
     assert 'value="0.01"' in shown.text
     assert "Spent today 0.0079 of 0.01" in " ".join(shown.text.split())
+    assert "none (no alerts URL)" in shown.text
+    await api.patch(
+        f"/v1/admin/tenants/{tenant.id}",
+        json={"alerts_url": "https://hooks.example.com/alerts", "low_balance_threshold": 2_000_000},
+        headers=admin_headers,
+    )
+    alerting = " ".join((await api.get(page)).text.split())
+    assert "to <code>https://hooks.example.com/alerts</code>" in alerting
+    assert "falls under 2.00" in alerting
     # Emptied: no cap, and the next send goes.
     await api.post(
         page + "/caps",

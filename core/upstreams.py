@@ -192,8 +192,8 @@ async def add_route(
 
 async def update_route(conn: Conn, *, route_id: int, **changes: Any) -> tuple[RouteView, RouteView]:
     """Change a route in place (it keeps its id): ``changes`` are any of its fields but
-    ``id``; the others stay. The route as it was, and as it is now; dispatch routes by it
-    from its next claim."""
+    ``id``; the others stay. The route as it was, and as it is now; workers route by it
+    once they reread the routes (every few seconds)."""
     unknown = sorted(set(changes) - set(RouteView.__struct_fields__) | ({"id"} & set(changes)))
     if unknown:
         raise InvalidRequest(

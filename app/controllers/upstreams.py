@@ -80,8 +80,8 @@ class RouteUpdate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _route_id(raw: str) -> int:
-    # The id is a bigint: anything else names no route.
-    if not raw.isdigit() or int(raw) >= 2**63:
+    # The id is a bigint: anything else (other digits than ASCII ones too) names no route.
+    if not (raw.isascii() and raw.isdigit()) or int(raw) >= 2**63:
         raise NotFound("No route has this id.")
     return int(raw)
 
@@ -156,7 +156,7 @@ class UpstreamsAdminController(Controller):
         data: JSONBody[RouteUpdate],
     ) -> RouteView:
         """Edit a route in place (it keeps its id): the fields given change, the others
-        stay. Dispatch routes by it from its next claim."""
+        stay. Workers route by it within seconds (they reread the routes every ~5 s)."""
         edits = {
             name: value
             for name, value in msgspec.structs.asdict(data).items()

@@ -92,14 +92,16 @@ async def test_bad_edits_are_problems_and_leave_the_route_as_it_was(api, conn, a
         "/v1/admin/routes/999999",
         "/v1/admin/routes/x1",
         "/v1/admin/routes/" + "9" * 25,
+        "/v1/admin/routes/%C2%B2",  # "²": a digit to str.isdigit, not to int()
     ):
         assert_problem(
             await api.patch(missing, json={"priority": 1}, headers=admin_headers), 404, "not_found"
         )
+        assert_problem(await api.delete(missing, headers=admin_headers), 404, "not_found")
     assert await _listed(api, admin_headers) == [route]
     assert await _rows(conn, "SELECT id FROM audit_events WHERE id > %s", last) == []
-    tenant_key = await api.patch(url, json={"priority": 1})
-    assert tenant_key.status_code == 401
+    nobody = await api.patch(url, json={"priority": 1})
+    assert nobody.status_code == 401
 
 
 async def test_the_console_edits_and_switches_a_route_in_place(api, conn, admin_headers):

@@ -13,8 +13,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from core import account_suspension, audit, console, suppressions, tenants, upstreams
+from core import account_suspension, audit, console, exposure, suppressions, tenants, upstreams
 from core.audit import Actor
+from core.webhook_policy import DestinationPolicy
 from db import Conn
 
 # -- tenants and their keys ------------------------------------------------------------------
@@ -170,6 +171,88 @@ async def rotate_webhook_secret(conn: Conn, actor: Actor, *, tenant_id: uuid.UUI
     return secret
 
 
+# -- exposure (issue 25) ---------------------------------------------------------------------
+
+
+async def set_limits(
+    conn: Conn,
+    actor: Actor,
+    *,
+    tenant_id: uuid.UUID,
+    destinations: DestinationPolicy,
+    **limits: Any,
+) -> exposure.Limits:
+    """``exposure.set_limits`` with ``limits`` (spend caps, alert settings; absent ones
+    stay). They live beside the tenant's row, so a row of their own (none when nothing
+    changed); the state before is read under the tenant's row lock."""
+    await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
+    before = await exposure.get_limits(conn, tenant_id=tenant_id)
+    after = await exposure.set_limits(
+        conn, tenant_id=tenant_id, destinations=destinations, **limits
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="tenant_limits.updated",
+        target=f"tenant:{tenant_id}",
+        tenant_id=tenant_id,
+        before=before,
+        after=after,
+    )
+    return after
+
+
+async def set_geo_permissions(
+    conn: Conn,
+    actor: Actor,
+    *,
+    tenant_id: uuid.UUID,
+    countries: list[str] | None,
+    high_risk_enabled: list[str],
+) -> exposure.GeoPermissions:
+    await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
+    before = await exposure.get_geo_permissions(conn, tenant_id=tenant_id)
+    after = await exposure.set_geo_permissions(
+        conn, tenant_id=tenant_id, countries=countries, high_risk_enabled=high_risk_enabled
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="geo_permissions.set",
+        target=f"tenant:{tenant_id}",
+        tenant_id=tenant_id,
+        before=before,
+        after=after,
+    )
+    return after
+
+
+async def lift_suspension(
+    conn: Conn,
+    actor: Actor,
+    *,
+    suspension_id: uuid.UUID,
+    tenant_id: uuid.UUID | None,
+    by: str,
+    task: str,
+) -> exposure.Suspension:
+    """``exposure.lift`` (``tenant_id``: the tenant's own only; ``by``: operator or
+    tenant)."""
+    lifted = await exposure.lift(
+        conn, suspension_id=suspension_id, tenant_id=tenant_id, by=by, task=task
+    )
+    await audit.record(
+        conn,
+        actor=actor,
+        action="suspension.lifted",
+        target=f"suspension:{lifted.id}",
+        tenant_id=lifted.tenant_id,
+        before={"lifted_at": None},
+        after={"lifted_at": lifted.lifted_at, "lifted_by": lifted.lifted_by},
+    )
+    return lifted
+
+
 # -- opt-outs ----------------------------------------------------------------------------------
 
 
@@ -257,6 +340,23 @@ async def add_route(conn: Conn, actor: Actor, **route: Any) -> upstreams.RouteVi
         conn, actor=actor, action="route.created", target=f"route:{added.id}", after=added
     )
     return added
+
+
+async def update_route(
+    conn: Conn, actor: Actor, *, route_id: int, **changes: Any
+) -> upstreams.RouteView:
+    """``upstreams.update_route``: the route keeps its id; the row holds the fields that
+    changed, before and after (none when nothing did)."""
+    before, after = await upstreams.update_route(conn, route_id=route_id, **changes)
+    await audit.record(
+        conn,
+        actor=actor,
+        action="route.updated",
+        target=f"route:{route_id}",
+        before=before,
+        after=after,
+    )
+    return after
 
 
 async def delete_route(conn: Conn, actor: Actor, *, route_id: int) -> upstreams.RouteView | None:

@@ -143,6 +143,26 @@ async def provider_status(conn: Conn) -> list[ProviderStatus]:
     return statuses
 
 
+async def _check_route(
+    conn: Conn, *, prefix: str, tier: str | None, provider: str, priority: int, cost: int
+) -> None:
+    """Refuse a route that could not be stored or routed by (422 naming each field)."""
+    errors: list[FieldError] = []
+    if not re.fullmatch(r"\+[0-9]{0,15}", prefix):
+        errors.append(FieldError("prefix", "must be + followed by up to 15 digits"))
+    if tier is not None and tier not in ("vip", "premium", "standard"):
+        errors.append(FieldError("tier", "must be vip, premium, standard or null"))
+    if not 0 <= cost <= 10**12:  # the bound of a tenant's price per segment
+        errors.append(FieldError("cost_per_segment", "must be 0 to 1000000000000"))
+    if not -(2**31) <= priority < 2**31:  # the column is an integer
+        errors.append(FieldError("priority", "must be a 32-bit integer"))
+    known = {row["name"] for row in await providers_db.list_providers(conn)}
+    if provider not in known:
+        errors.append(FieldError("provider", "no provider has this name (PUT it first)"))
+    if errors:
+        raise InvalidRequest("The route is not valid.", errors)
+
+
 async def add_route(
     conn: Conn,
     *,
@@ -154,20 +174,9 @@ async def add_route(
     enabled: bool,
     allow_loss: bool = False,
 ) -> RouteView:
-    errors: list[FieldError] = []
-    if not re.fullmatch(r"\+[0-9]{0,15}", prefix):
-        errors.append(FieldError("prefix", "must be + followed by up to 15 digits"))
-    if tier is not None and tier not in ("vip", "premium", "standard"):
-        errors.append(FieldError("tier", "must be vip, premium, standard or null"))
-    if not 0 <= cost_per_segment <= 10**12:  # the bound of a tenant's price per segment
-        errors.append(FieldError("cost_per_segment", "must be 0 to 1000000000000"))
-    if not -(2**31) <= priority < 2**31:  # the column is an integer
-        errors.append(FieldError("priority", "must be a 32-bit integer"))
-    known = {row["name"] for row in await providers_db.list_providers(conn)}
-    if provider not in known:
-        errors.append(FieldError("provider", "no provider has this name (PUT it first)"))
-    if errors:
-        raise InvalidRequest("The route is not valid.", errors)
+    await _check_route(
+        conn, prefix=prefix, tier=tier, provider=provider, priority=priority, cost=cost_per_segment
+    )
     row = await providers_db.insert_route(
         conn,
         prefix=prefix,
@@ -179,6 +188,34 @@ async def add_route(
         allow_loss=allow_loss,
     )
     return RouteView(**row)
+
+
+async def update_route(conn: Conn, *, route_id: int, **changes: Any) -> tuple[RouteView, RouteView]:
+    """Change a route in place (it keeps its id): ``changes`` are any of its fields but
+    ``id``; the others stay. The route as it was, and as it is now; workers route by it
+    once they reread the routes (every few seconds)."""
+    unknown = sorted(set(changes) - set(RouteView.__struct_fields__) | ({"id"} & set(changes)))
+    if unknown:
+        raise InvalidRequest(
+            "The route is not valid.", [FieldError(f, "is not an editable field") for f in unknown]
+        )
+    # Held still until the caller's transaction ends: "before" is what this replaced.
+    found = await providers_db.lock_route(conn, id=route_id)
+    if found is None:
+        raise NotFound("No route has this id.")
+    before = RouteView(**found)
+    merged = {**msgspec.structs.asdict(before), **changes}
+    await _check_route(
+        conn,
+        prefix=merged["prefix"],
+        tier=merged["tier"],
+        provider=merged["provider"],
+        priority=merged["priority"],
+        cost=merged["cost_per_segment"],
+    )
+    row = await providers_db.update_route(conn, **merged)
+    assert row is not None  # locked above: it is still there
+    return before, RouteView(**row)
 
 
 async def list_routes(conn: Conn) -> list[RouteView]:

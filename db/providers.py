@@ -102,6 +102,36 @@ async def insert_route(
     return row
 
 
+async def lock_route(conn: Conn, *, id: int) -> Row | None:
+    return await _q.one(conn, "lock_route", id=id)
+
+
+async def update_route(
+    conn: Conn,
+    *,
+    id: int,
+    prefix: str,
+    tier: str | None,
+    provider: str,
+    priority: int,
+    cost_per_segment: int,
+    enabled: bool,
+    allow_loss: bool,
+) -> Row | None:
+    return await _q.one(
+        conn,
+        "update_route",
+        id=id,
+        prefix=prefix,
+        tier=tier,
+        provider=provider,
+        priority=priority,
+        cost_per_segment=cost_per_segment,
+        enabled=enabled,
+        allow_loss=allow_loss,
+    )
+
+
 async def delete_route(conn: Conn, *, id: int) -> bool:
     return await _q.one(conn, "delete_route", id=id) is not None
 

@@ -13,8 +13,9 @@ from litestar.template import TemplateConfig
 from app.console.access import AccessController, no_such_page
 from app.console.account import AccountConsole
 from app.console.audit_log import OperatorAuditConsole, TenantAuditConsole
+from app.console.exposure import OperatorExposureConsole
 from app.console.operator import OperatorConsole
-from app.console.rate_cards import RateCardsConsole
+from app.console.rate_cards import CostListsConsole, RateCardsConsole
 from app.console.tenant import TenantConsole
 from app.console.web import EXCEPTION_HANDLERS, PREFIX, check_csrf, security_headers
 
@@ -51,7 +52,9 @@ def console_router() -> Router:
             AccessController,
             no_such_page,
             OperatorConsole,
+            OperatorExposureConsole,
             RateCardsConsole,
+            CostListsConsole,
             TenantConsole,
             AccountConsole,
             OperatorAuditConsole,

@@ -37,3 +37,14 @@ def an_id(raw: str, what: str) -> uuid.UUID:
         return uuid.UUID(raw)
     except ValueError:
         raise NotFound(f"No {what} has this id.") from None
+
+
+def optional_money(fields: dict[str, str], name: str) -> int | None:
+    """An amount in currency units, or None when the field is left empty."""
+    return money(fields, name) if fields.get(name, "").strip() else None
+
+
+def countries(fields: dict[str, str], name: str) -> list[str]:
+    """ISO 3166 alpha-2 codes typed as a list (``GB, us fr``): upper-cased; the core
+    function judges each one and names the bad ones."""
+    return [code.upper() for code in fields.get(name, "").replace(",", " ").split()]

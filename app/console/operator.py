@@ -15,10 +15,11 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
 from app.console import forms
+from app.console.exposure import tenant_exposure
 from app.console.web import PREFIX, console_actor, form_fields, operator_guard, page
 from app.deps import provide_reporting_conn, services
 from core import changes, console, reports, tenants, upstreams
-from core.errors import FieldError, InvalidRequest
+from core.errors import FieldError, InvalidRequest, NotFound
 from db import Conn
 from jobs.scheduler import follow_tier
 
@@ -44,6 +45,7 @@ async def _tenant_page(
         balance=balance,
         keys=await console.list_api_keys(conn, tenant_id=tenant.id),
         users=await console.list_users(conn, tenant_id=tenant.id),
+        **await tenant_exposure(conn, tenant.id),
         **extra,
     )
 
@@ -261,26 +263,53 @@ class OperatorConsole(Controller):
     async def set_route_enabled(
         self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], route_id: FromPath[int]
     ) -> Redirect:
-        """A route on or off: the API has no edit, so the route is replaced by its copy
-        with `enabled` changed, in one transaction, through the API's own add and delete
-        (it gets a new id), and audited as they are: `route.deleted`, `route.created`."""
+        """A route on or off, in place: `PATCH /v1/admin/routes/{id}` with `enabled`."""
         fields = await form_fields(request)
         async with conn.transaction():
-            actor = console_actor(request)
-            route = await changes.delete_route(conn, actor, route_id=route_id)
-            assert route is not None  # delete_route raised NotFound otherwise
-            await changes.add_route(
+            await changes.update_route(
                 conn,
-                actor,
-                prefix=route.prefix,
-                tier=route.tier,
-                provider=route.provider,
-                priority=route.priority,
-                cost_per_segment=route.cost_per_segment,
+                console_actor(request),
+                route_id=route_id,
                 enabled=fields.get("enabled") == "true",
-                allow_loss=route.allow_loss,
             )
         return Redirect(f"{HERE}/providers", status_code=303)
+
+    @get("/routes/{route_id:int}")
+    async def route(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], route_id: FromPath[int]
+    ) -> Template:
+        found = next((r for r in await upstreams.list_routes(conn) if r.id == route_id), None)
+        if found is None:
+            raise NotFound("No route has this id.")
+        return page(
+            request,
+            "operator_route.html",
+            route=found,
+            providers=await upstreams.provider_status(conn),
+        )
+
+    @post("/routes/{route_id:int}")
+    async def edit_route(
+        self, request: Request[Any, Any, Any], conn: NamedDependency[Conn], route_id: FromPath[int]
+    ) -> Redirect:
+        """As `PATCH /v1/admin/routes/{id}` with every field of the form: the route keeps
+        its id; only the fields that changed are recorded."""
+        fields = await form_fields(request)
+        tier = fields.get("tier", "")
+        async with conn.transaction():
+            await changes.update_route(
+                conn,
+                console_actor(request),
+                route_id=route_id,
+                prefix=fields.get("prefix", "").strip(),
+                tier=_tier(tier) if tier else None,
+                provider=fields.get("provider", "").strip(),
+                priority=forms.whole(fields, "priority"),
+                cost_per_segment=forms.whole(fields, "cost_per_segment"),
+                enabled=fields.get("enabled") == "true",
+                allow_loss=fields.get("allow_loss") == "true",
+            )
+        return Redirect(f"{HERE}/providers?saved=route", status_code=303)
 
     @post("/routes/{route_id:int}/remove")
     async def remove_route(

@@ -142,7 +142,6 @@ class AdminController(Controller):
         `monthly_spend_cap` (micro-units, null: none), `low_balance_threshold`,
         `alerts_url` and `spend_alert_percents` (issue 25)."""
         async with conn.transaction():
-            limits_before = await exposure.get_limits(conn, tenant_id=parse_id(tenant_id, "tenant"))
             tenant, balance = await changes.update_tenant(
                 conn,
                 actor,
@@ -174,26 +173,17 @@ class AdminController(Controller):
             )
             if data.tier is not msgspec.UNSET:
                 await follow_tier(conn, tenant_id=tenant.id)
-            limits = await exposure.set_limits(
+            # Caps and alert settings live beside the tenant's row: a row of their own.
+            limits = await changes.set_limits(
                 conn,
+                actor,
                 tenant_id=tenant.id,
+                destinations=services(state).destinations,
                 daily_spend_cap=data.daily_spend_cap,
                 monthly_spend_cap=data.monthly_spend_cap,
                 low_balance_threshold=data.low_balance_threshold,
                 alerts_url=data.alerts_url,
                 spend_alert_percents=data.spend_alert_percents,
-                destinations=services(state).destinations,
-            )
-            # Caps and alert settings live beside the tenant's row: a row of their own
-            # (none when they did not change).
-            await audit.record(
-                conn,
-                actor=actor,
-                action="tenant_limits.updated",
-                target=f"tenant:{tenant.id}",
-                tenant_id=tenant.id,
-                before=limits_before,
-                after=limits,
             )
         return tenant_view(tenant, balance, limits)
 

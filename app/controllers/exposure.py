@@ -17,7 +17,7 @@ from app.auth import admin_guard, provide_tenant, tenant_guard
 from app.body import StrictBody
 from app.controllers.admin import parse_id
 from app.deps import services
-from core import audit, exposure
+from core import audit, changes, exposure
 from core.audit import Actor
 from core.errors import FieldError, InvalidRequest
 from core.tenants import Tenant
@@ -102,23 +102,13 @@ class ExposureAdminController(Controller):
         """The countries the tenant may send to (`null`: all but the high-risk ones),
         and the operator's high-risk countries enabled for it. A send elsewhere is
         refused with 422 destination_not_permitted."""
-        tenant = parse_id(tenant_id, "tenant")
         async with conn.transaction():
-            before = await exposure.get_geo_permissions(conn, tenant_id=tenant)
-            after = await exposure.set_geo_permissions(
+            after = await changes.set_geo_permissions(
                 conn,
-                tenant_id=tenant,
+                actor,
+                tenant_id=parse_id(tenant_id, "tenant"),
                 countries=data.countries,
                 high_risk_enabled=data.high_risk_enabled,
-            )
-            await audit.record(
-                conn,
-                actor=actor,
-                action="geo_permissions.set",
-                target=f"tenant:{tenant}",
-                tenant_id=tenant,
-                before=before,
-                after=after,
             )
         return after
 
@@ -220,14 +210,14 @@ class ExposureAdminController(Controller):
     ) -> exposure.Suspension:
         """Lift a suspension: sends are accepted again and the held messages go."""
         async with conn.transaction():
-            lifted = await exposure.lift(
+            lifted = await changes.lift_suspension(
                 conn,
+                actor,
                 suspension_id=parse_id(suspension_id, "suspension"),
                 tenant_id=None,
                 by="operator",
                 task=services(state).scheduler.task,
             )
-            await _record_lift(conn, actor, lifted)
         return lifted
 
 
@@ -268,14 +258,14 @@ class ExposureController(Controller):
     ) -> exposure.Suspension:
         """Lift one of this account's suspensions (its traffic there is legitimate)."""
         async with conn.transaction():
-            lifted = await exposure.lift(
+            lifted = await changes.lift_suspension(
                 conn,
+                actor,
                 suspension_id=parse_id(suspension_id, "suspension"),
                 tenant_id=tenant.id,
                 by="tenant",
                 task=services(state).scheduler.task,
             )
-            await _record_lift(conn, actor, lifted)
         return lifted
 
     @get("/alerts")
@@ -322,15 +312,3 @@ class ExposureController(Controller):
 def _pumping_limit(rows: list[Row], country: str) -> dict[str, int] | None:
     found = next((r for r in rows if r["country"] == country), None)
     return None if found is None else {"hourly_limit": found["hourly_limit"]}
-
-
-async def _record_lift(conn: Conn, actor: Actor, lifted: exposure.Suspension) -> None:
-    await audit.record(
-        conn,
-        actor=actor,
-        action="suspension.lifted",
-        target=f"suspension:{lifted.id}",
-        tenant_id=lifted.tenant_id,
-        before={"lifted_at": None},
-        after={"lifted_at": lifted.lifted_at, "lifted_by": lifted.lifted_by},
-    )

@@ -33,6 +33,21 @@ VALUES (%(prefix)s, %(tier)s, %(provider)s, %(priority)s, %(cost_per_segment)s, 
         %(allow_loss)s)
 RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
 
+-- name: lock_route
+-- The route as it is, held still until the caller's transaction ends: an edit merges its
+-- changes into this and records it as the state it replaced.
+SELECT id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
+  FROM routes WHERE id = %(id)s FOR NO KEY UPDATE
+
+-- name: update_route
+-- An edit in place: the route keeps its id (what the audit trail and the consoles name).
+UPDATE routes
+   SET prefix = %(prefix)s, tier = %(tier)s, provider = %(provider)s, priority = %(priority)s,
+       cost_per_segment = %(cost_per_segment)s, enabled = %(enabled)s,
+       allow_loss = %(allow_loss)s
+ WHERE id = %(id)s
+RETURNING id, prefix, tier, provider, priority, cost_per_segment, enabled, allow_loss
+
 -- name: delete_route
 DELETE FROM routes WHERE id = %(id)s RETURNING id
 

@@ -280,6 +280,14 @@ CHANGES: dict[tuple[str, str], Change] = {
         before=None,
         after=("prefix", "provider"),
     ),
+    ("PATCH", "/v1/admin/routes/{route_id}"): Change(
+        "route.updated",
+        lambda w, route: w.ok("PATCH", f"/v1/admin/routes/{route}", json={"priority": 7}),
+        prepare=_route,
+        tenant_scoped=False,
+        before=("priority",),
+        after=("priority",),
+    ),
     ("DELETE", "/v1/admin/routes/{route_id}"): Change(
         "route.deleted",
         lambda w, route: w.ok("DELETE", f"/v1/admin/routes/{route}"),

@@ -8,67 +8,26 @@ console user as the actor, the address, before and after, and no secret anywhere
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 from litestar.routes import HTTPRoute
 
 from app.factory import create_app
 from core.settings import Settings
+from tests.app import console_cases
+from tests.app.console_cases import SHOWN_ONCE, Change, World
+from tests.app.console_cases import provider as _provider
+from tests.app.console_cases import route as _route
+from tests.app.console_cases import tenant_page as _t
 from tests.app.test_audit_routes import ADDRESS, _last_id, _rows
 from tests.app.test_consoles import operator_signed_in, tenant_user, token_of
 from tests.conftest import ADMIN_TOKEN
-from tests.support import TenantHandle
 
 OWNER = "owner@audited.example"
 PASSWORD = "correct horse battery"  # tenant_user's
 JOINER_PASSWORD = "a colleague's long passphrase"
 CARD = "prefix,country,network,price\n44,GB,,5000\n1,US,,4000\n"
-SHOWN_ONCE = re.compile(r'id="(?:new-api-key|new-secret|invitation-link)">([^<]+)<')
-WEBHOOK_SECRET = re.compile(r"<code>(whsec_[^<]+)</code>")
-
-Who = Literal["operator", "owner", "joiner"]
-
-
-@dataclass
-class World:
-    api: httpx.AsyncClient
-    admin: dict[str, str]
-    tenant: TenantHandle
-    sessions: dict[str, tuple[httpx.Cookies, str]] = field(default_factory=dict)
-    secrets: set[str] = field(default_factory=set)
-
-    def be(self, who: str) -> str:
-        """This client as ``who`` (their session cookie); their CSRF token."""
-        cookies, csrf = self.sessions[who]
-        self.api.cookies = httpx.Cookies(cookies)
-        return csrf
-
-    async def post(self, who: str, url: str, **data: str) -> httpx.Response:
-        csrf = self.be(who)
-        response = await self.api.post(url, data={**data, "csrf_token": csrf})
-        assert response.status_code < 400, f"{url}: {response.text[:800]}"
-        self.secrets |= set(SHOWN_ONCE.findall(response.text))
-        self.secrets |= set(WEBHOOK_SECRET.findall(response.text))
-        return response
-
-
-@dataclass(frozen=True)
-class Change:
-    actions: tuple[str, ...]
-    who: Who
-    call: Callable[[World, str], Awaitable[httpx.Response]]
-    # What must exist first; its result goes to `call` (None: nothing).
-    prepare: Callable[[World], Awaitable[str]] | None = None
-    tenant_scoped: bool = True
-    before: tuple[str, ...] | None = ()
-    after: tuple[str, ...] | None = ()
-
-
-def _t(w: World) -> str:
-    return f"/console/operator/tenants/{w.tenant.id}"
 
 
 async def _key(w: World) -> str:
@@ -83,23 +42,6 @@ async def _suspended(w: World) -> str:
     )
     assert put.status_code == 200, put.text
     return ""
-
-
-async def _provider(w: World) -> str:
-    put = await w.api.put(
-        "/v1/admin/providers/audited",
-        json={"kind": "http", "config": {"url": "http://127.0.0.1:9/", "api_key": "p-s3cret"}},
-        headers=w.admin,
-    )
-    assert put.status_code == 200, put.text
-    w.secrets.add("p-s3cret")
-    return "audited"
-
-
-async def _route(w: World) -> str:
-    await _provider(w)
-    added = await w.api.post("/v1/admin/routes", json={"provider": "audited"}, headers=w.admin)
-    return str(added.json()["id"])
 
 
 async def _invitation(w: World) -> str:
@@ -218,15 +160,15 @@ CHANGES: dict[str, Change] = {
         before=None,
         after=("prefix", "provider", "enabled"),
     ),
-    # The API has no edit of a route: the console's switch is its delete and add.
+    # The switch is an edit in place, as PATCH /v1/admin/routes/{id} with `enabled`.
     "/console/operator/routes/{route_id}/enabled": Change(
-        ("route.deleted", "route.created"),
+        ("route.updated",),
         "operator",
         lambda w, route: w.post("operator", f"/console/operator/routes/{route}/enabled"),
         prepare=_route,
         tenant_scoped=False,
-        before=("id", "provider", "enabled"),
-        after=("id", "provider", "enabled"),
+        before=("enabled",),
+        after=("enabled",),
     ),
     "/console/operator/routes/{route_id}/remove": Change(
         ("route.deleted",),
@@ -307,12 +249,16 @@ CHANGES: dict[str, Change] = {
     ),
 }
 
+# The operator's pages for caps, geo permissions, suspensions, cost lists and route edits.
+CHANGES |= console_cases.OPERATOR_CHANGES
+
 # Forms that change no setting, each with the reason it has no audit row.
 NOT_CHANGES: dict[str, str] = {
     "/console/operator/sign-in": "a session, not a setting; failures count in the throttle",
     "/console/sign-in": "a session, not a setting; failures count in the throttle",
     "/console/sign-out": "ends a session, not a setting",
     "/console/operator/rate-cards/preview": "a dry run: writes nothing",
+    "/console/operator/cost-lists/preview": "a dry run: writes nothing",
     "/console/send": "traffic: a test send is a message, as POST /v1/messages (not audited)",
     "/console/webhooks/test": "traffic: a test delivery, listed in the webhook deliveries",
 }
@@ -340,6 +286,7 @@ async def test_every_console_change_is_recorded_as_its_api_twin_by_its_user(
     api, conn, admin_headers, tenant
 ):
     w = World(api, admin_headers, tenant, secrets={tenant.api_key, tenant.webhook_secret})
+    w.conn = conn
     w.secrets |= {ADMIN_TOKEN, PASSWORD, JOINER_PASSWORD}
     owner_csrf = await tenant_user(api, tenant.id, OWNER)
     w.sessions["owner"] = (httpx.Cookies(api.cookies), owner_csrf)

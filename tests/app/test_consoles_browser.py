@@ -4,7 +4,9 @@ operator signs in, creates a tenant, tops it up and invites its owner; the owner
 password, signs in, makes an API key, sends a test message and watches it become
 `delivered` without reloading, sees the spend chart, rotates the webhook secret; a forged
 post and another tenant's message are refused; the operator revokes the owner's key and
-the next API send is refused; both read their audit logs. Every page is checked with
+the next API send is refused; both read their audit logs. The operator also caps the
+tenant's daily spend, lifts a suspension, reads the alerts, edits a route in place and
+uploads a provider's cost list. Every page is checked with
 axe-core (vendored) for serious violations, and kept as a screenshot under
 tests/artifacts/consoles/."""
 
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from tests import support, workers
 from tests.app.test_dashboard_browser import ARGS, ARTIFACTS, BROWSER, pytestmark  # noqa: F401
@@ -129,6 +132,28 @@ async def test_operator_and_owner_journeys(db_url, settings):
             await page.click("text=Confirm: write the new version")
             assert "2 rates" in await page.inner_text("#imported")
             await operator.check("operator-rate-card-imported")
+
+            # The tenant's spend cap; a suspension of its sends to GB, lifted; the alerts.
+            await page.goto(tenant_url)
+            await page.fill("#daily_spend_cap", "5")
+            await page.click("text=Save caps")
+            await page.wait_for_selector("#exposure-saved")
+            assert "of 5.00" in await page.inner_text("#spent")
+            async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as db:
+                await db.execute(
+                    "INSERT INTO destination_suspensions (tenant_id, country, prefix, until,"
+                    " cause) VALUES (%s, 'GB', '', now() + interval '1 hour',"
+                    ' \'{"hour_count": 900, "hourly_limit": 300, "basis": "learned"}\')',
+                    (tenant_url.rsplit("/", 1)[1],),
+                )
+            await operator.goto("/console/operator/suspensions")
+            assert "900 messages in an hour" in await page.inner_text("#suspensions")
+            await operator.check("operator-suspensions")
+            await page.click("text=Lift GB")
+            await page.wait_for_selector("#saved")
+            await operator.goto("/console/operator/alerts")
+            assert "destination.suspended" not in await page.inner_text("#events")
+            await operator.check("operator-alerts")
 
             # The owner, in a browser of their own, accepts and sets a password.
             owner = Browsing(await (await browser.new_context()).new_page(), base)
@@ -283,6 +308,31 @@ async def test_operator_and_owner_journeys(db_url, settings):
                 "/v1/messages", json={"to": support.VALID_TO, "body": "again"}, headers=headers
             )
             assert refused.status_code == 401
+
+            # A route edited in place, and a provider's cost list (last: from here on
+            # only +44 has a route).
+            await api.put("/v1/admin/providers/sim2", json={"kind": "simulator"}, headers=admin)
+            await api.post(
+                "/v1/admin/routes", json={"prefix": "+44", "provider": "sim2"}, headers=admin
+            )
+            await operator.goto("/console/operator/providers")
+            await page.click("text=Edit route +44 via sim2")
+            await operator.check("operator-route")
+            await page.fill("#priority", "7")
+            await page.click("text=Save the route")
+            await page.wait_for_selector("#saved")
+            routes = (await api.get("/v1/admin/routes", headers=admin)).json()
+            assert [r["priority"] for r in routes if r["provider"] == "sim2"] == [7]
+            await page.click("text=Cost list of sim2")
+            await operator.check("operator-cost-lists")
+            await page.set_input_files(
+                "#file",
+                files=[{"name": "sim2.csv", "mimeType": "text/csv", "buffer": AUTUMN}],
+            )
+            await page.click("text=Preview the changes")
+            assert "2 added" in await page.inner_text("#diff-summary")
+            await page.click("text=Confirm: write the new version")
+            assert "2 rates" in await page.inner_text("#imported")
 
             print("\nconsole page timings (ms, navigation incl. render):")
             for path, ms in {**operator.timings, **owner.timings}.items():

@@ -59,6 +59,7 @@ JSON_BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "config": {"url": "http://127.0.0.1:9/", "dlr_secret": "s"},
     },
     ("POST", "/v1/admin/routes"): {"prefix": "+1", "provider": "agg"},
+    ("PATCH", "/v1/admin/routes/{route_id}"): {"priority": 5, "enabled": True},
 }
 # CSV price lists (rate cards): not JSON, so out of the JSON tests.
 CSV_BODIES: dict[tuple[str, str], str] = {

@@ -294,6 +294,8 @@ BAD_NUMBERS: list[tuple[str, str, str, list[Any]]] = [
     ("POST", "/v1/admin/tenants", "rate_limit_mps", [0, 2**31, 2**63, 1e3]),
     ("POST", "/v1/admin/routes", "priority", [2**31, -(2**31) - 1, 2**63, 0.5]),
     ("POST", "/v1/admin/routes", "cost_per_segment", [-1, 10**12 + 1, 2**63, 2**64]),
+    ("PATCH", "/v1/admin/routes/{route_id}", "priority", [2**31, -(2**31) - 1, 2**63, 0.5]),
+    ("PATCH", "/v1/admin/routes/{route_id}", "cost_per_segment", [-1, 10**12 + 1, 2**64]),
     ("PUT", "/v1/admin/providers/{name}", "mps", [0, 10**6 + 1, 2**31, 2**63]),
     ("POST", "/v1/admin/tenants/{tenant_id}/smpp-credentials", "max_binds", [0, 65, 2**31, 2**63]),
     ("PATCH", "/v1/admin/tenants/{tenant_id}/smpp-credentials", "max_binds", [0, 65, 2**63]),

@@ -16,11 +16,11 @@ from litestar.routes import HTTPRoute
 from app.factory import create_app
 from core.settings import Settings
 from tests.app import console_cases
+from tests.app.audited_routes import ADDRESS, _last_id, _rows
 from tests.app.console_cases import SHOWN_ONCE, Change, World
 from tests.app.console_cases import provider as _provider
 from tests.app.console_cases import route as _route
 from tests.app.console_cases import tenant_page as _t
-from tests.app.test_audit_routes import ADDRESS, _last_id, _rows
 from tests.app.test_consoles import operator_signed_in, tenant_user, token_of
 from tests.conftest import ADMIN_TOKEN
 

@@ -8,7 +8,7 @@ import re
 
 import httpx
 
-from tests.app.test_audit_routes import _last_id, _rows
+from tests.app.audited_routes import _last_id, _rows
 from tests.app.test_consoles import operator_signed_in
 
 OLD = "prefix,country,network,price\n44,GB,,2500\n1,US,,900\n"

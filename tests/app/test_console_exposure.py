@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from tests import support
-from tests.app.test_audit_routes import _last_id, _rows
+from tests.app.audited_routes import _last_id, _rows
 from tests.app.test_consoles import operator_signed_in
 from tests.support import VALID_TO, assert_problem
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.app.test_audit_routes import _last_id, _rows
+from tests.app.audited_routes import _last_id, _rows
 from tests.app.test_consoles import operator_signed_in
 from tests.support import assert_problem
 

@@ -94,7 +94,7 @@ def end_to_end(
             use_provider(gw, stack.enter_context(peer))
         tenants = gw.tenants(p.batch_tenants if batch else p.single_tenants, prefix=key)
         if card:
-            out.figures.update(on_card(gw, tenants))
+            out.figures.update(on_card(gw, url, tenants, bench.dir(key)))
         keys = keys_file(bench.dir(key) / "keys", tenants)
         if history_rows:
             print(f"bench: loading {history_rows:,} historic messages ...", file=sys.stderr)

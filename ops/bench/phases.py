@@ -210,11 +210,11 @@ def scratch_tables(url: str) -> None:
         conn.execute(SCRATCH_SQL.read_text().encode())
 
 
-def on_card(gw: Gateway, tenants: list[Any]) -> dict[str, float]:
+def on_card(gw: Gateway, url: str, tenants: list[Any], workdir: Path) -> dict[str, float]:
     """The tenants on a 50,000-prefix rate card (ops/bench/rate_card.py) in place of
     their tier's flat price; the import and a dry run timed."""
     print("bench: importing the 50,000-prefix rate card ...", file=sys.stderr)
-    return rate_card.install(gw.base, ADMIN, [t.id for t in tenants])
+    return rate_card.install(gw.base, url, ADMIN, [t.id for t in tenants], workdir=workdir)
 
 
 def http_ingest(
@@ -246,7 +246,7 @@ def http_ingest(
                 count = p.batch_tenants if batch else p.single_tenants
                 tenants = gw.tenants(count, prefix=key)
                 if card:
-                    figures.update(on_card(gw, tenants))
+                    figures.update(on_card(gw, url, tenants, bench.dir(key)))
                 keys = keys_file(bench.dir(key) / "keys", tenants)
             path = "/v1/messages/batch" if batch else "/v1/messages"
             with bench.observe(key, url, gw) as seen:

@@ -50,12 +50,12 @@ async def test_a_tenant_on_the_card_is_priced_by_the_deepest_range(
 
 
 async def test_install_puts_the_bench_tenants_on_the_card_of_a_real_api(
-    api, admin_headers, db_url, tenant
+    api, admin_headers, db_url, tenant, tmp_path
 ):
     # A small card: this proves the harness's step, not its speed.
     with workers.api_process(db_url) as base:
         figures = await asyncio.to_thread(
-            rate_card.install, base, ADMIN_TOKEN, [tenant.id], count=500
+            rate_card.install, base, db_url, ADMIN_TOKEN, [tenant.id], count=500, workdir=tmp_path
         )
     assert figures["card_rows"] == 500
     assert figures["card_import_seconds"] > 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import structlog
 
 from core import alerts, tenants
@@ -34,6 +35,16 @@ log = structlog.get_logger("smsgw.account_suspension")
 MAX_REASON = 500
 
 
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """A suspension or a resume: the tenant before and after, its balance, and how many
+    queued messages it held back or released."""
+
+    before: tenants.Tenant
+    tenant: tenants.Tenant
+    balance: tenants.Balance
+    messages: int
+
+
 def _reason(reason: str) -> str:
     text = reason.strip()
     if not text or len(text) > MAX_REASON or "\x00" in text:
@@ -44,11 +55,9 @@ def _reason(reason: str) -> str:
     return text
 
 
-async def suspend(
-    conn: Conn, *, tenant_id: uuid.UUID, reason: str
-) -> tuple[tenants.Tenant, tenants.Balance, int]:
-    """Suspend the tenant (or change the reason of its suspension): returns it, its
-    balance and how many messages now wait. Runs in the caller's transaction."""
+async def suspend(conn: Conn, *, tenant_id: uuid.UUID, reason: str) -> Change:
+    """Suspend the tenant (or change the reason of its suspension); ``messages``: how
+    many now wait. Runs in the caller's transaction."""
     text = _reason(reason)
     # The tenant's row first, then its balance: the order of every settings change, so
     # two of them cannot wait on each other.
@@ -65,16 +74,15 @@ async def suspend(
         )
         log.info("tenant.suspended", tenant_id=str(tenant_id), held=held)
     tenant, balance = await tenants.get_tenant(conn, tenant_id=tenant_id)
-    return tenant, balance, held
+    return Change(before=before, tenant=tenant, balance=balance, messages=held)
 
 
-async def resume(
-    conn: Conn, *, tenant_id: uuid.UUID, task: str
-) -> tuple[tenants.Tenant, tenants.Balance, int]:
+async def resume(conn: Conn, *, tenant_id: uuid.UUID, task: str) -> Change:
     """Lift the tenant's suspension: sends are accepted again and the messages it held
-    back are due now. NotFound when the tenant is unknown or not suspended."""
+    back are due now (``messages``: how many). NotFound when the tenant is unknown or not
+    suspended."""
+    before, _ = await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
     if not await suspension_db.resume(conn, tenant_id=tenant_id):
-        await tenants.get_tenant(conn, tenant_id=tenant_id)  # NotFound for an unknown one
         raise NotFound("This tenant is not suspended.")
     released = await suspension_db.release_held(conn, tenant_id=tenant_id)
     if released:
@@ -87,4 +95,4 @@ async def resume(
     await alerts.tell(conn, tenant_id=tenant_id, event=alerts.ACCOUNT_RESUMED, data={})
     log.info("tenant.resumed", tenant_id=str(tenant_id), released=released)
     tenant, balance = await tenants.get_tenant(conn, tenant_id=tenant_id)
-    return tenant, balance, released
+    return Change(before=before, tenant=tenant, balance=balance, messages=released)

@@ -59,47 +59,39 @@ async def update_tenant(
 
 async def suspend_tenant(
     conn: Conn, actor: Actor, *, tenant_id: uuid.UUID, reason: str
-) -> tuple[tenants.Tenant, tenants.Balance]:
-    before, _ = await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
-    tenant, balance, held = await account_suspension.suspend(
-        conn, tenant_id=tenant_id, reason=reason
-    )
-    await audit.record(
-        conn,
-        actor=actor,
-        action="tenant.suspended",
-        target=f"tenant:{tenant_id}",
-        tenant_id=tenant_id,
-        before=_suspension(before),
-        after={**_suspension(tenant), "messages_held": held},
-    )
-    return tenant, balance
+) -> account_suspension.Change:
+    done = await account_suspension.suspend(conn, tenant_id=tenant_id, reason=reason)
+    await _record_suspension(conn, actor, "tenant.suspended", done, "messages_held")
+    return done
 
 
 async def resume_tenant(
     conn: Conn, actor: Actor, *, tenant_id: uuid.UUID, task: str
-) -> tuple[tenants.Tenant, tenants.Balance]:
-    before, _ = await tenants.get_tenant(conn, tenant_id=tenant_id, lock=True)
-    tenant, balance, released = await account_suspension.resume(
-        conn, tenant_id=tenant_id, task=task
-    )
+) -> account_suspension.Change:
+    done = await account_suspension.resume(conn, tenant_id=tenant_id, task=task)
+    await _record_suspension(conn, actor, "tenant.resumed", done, "messages_released")
+    return done
+
+
+async def _record_suspension(
+    conn: Conn, actor: Actor, action: str, done: account_suspension.Change, counted: str
+) -> None:
+    def state(tenant: tenants.Tenant) -> dict[str, Any]:
+        since = tenant.suspended_at
+        return {
+            "suspended_at": since.isoformat() if since else None,
+            "suspension_reason": tenant.suspension_reason,
+        }
+
     await audit.record(
         conn,
         actor=actor,
-        action="tenant.resumed",
-        target=f"tenant:{tenant_id}",
-        tenant_id=tenant_id,
-        before=_suspension(before),
-        after={**_suspension(tenant), "messages_released": released},
+        action=action,
+        target=f"tenant:{done.tenant.id}",
+        tenant_id=done.tenant.id,
+        before=state(done.before),
+        after={**state(done.tenant), counted: done.messages},
     )
-    return tenant, balance
-
-
-def _suspension(tenant: tenants.Tenant) -> dict[str, Any]:
-    return {
-        "suspended_at": tenant.suspended_at.isoformat() if tenant.suspended_at else None,
-        "suspension_reason": tenant.suspension_reason,
-    }
 
 
 async def add_credit(

@@ -50,11 +50,11 @@ class TenantSuspensionController(Controller):
         closed), and its queued messages wait. Again on a suspended tenant: changes the
         reason only. Reads, reports and its console still work."""
         async with conn.transaction():
-            tenant, balance = await changes.suspend_tenant(
+            done = await changes.suspend_tenant(
                 conn, actor, tenant_id=parse_id(tenant_id, "tenant"), reason=data.reason
             )
-            limits = await exposure.get_limits(conn, tenant_id=tenant.id)
-        return tenant_view(tenant, balance, limits)
+            limits = await exposure.get_limits(conn, tenant_id=done.tenant.id)
+        return tenant_view(done.tenant, done.balance, limits)
 
     @delete("", status_code=200)
     async def resume(
@@ -67,11 +67,11 @@ class TenantSuspensionController(Controller):
         """Resume a suspended tenant: sends are accepted again and the messages the
         suspension held back are due now. 404 when it is not suspended."""
         async with conn.transaction():
-            tenant, balance = await changes.resume_tenant(
+            done = await changes.resume_tenant(
                 conn,
                 actor,
                 tenant_id=parse_id(tenant_id, "tenant"),
                 task=services(state).scheduler.task,
             )
-            limits = await exposure.get_limits(conn, tenant_id=tenant.id)
-        return tenant_view(tenant, balance, limits)
+            limits = await exposure.get_limits(conn, tenant_id=done.tenant.id)
+        return tenant_view(done.tenant, done.balance, limits)

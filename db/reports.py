@@ -32,6 +32,19 @@ async def tenant_usage(
     )
 
 
+async def tenant_usage_by_day_and_country(
+    conn: Conn, *, tenant_id: uuid.UUID, starts: datetime, ends: datetime
+) -> list[Row]:
+    return await _q.all(
+        conn,
+        "tenant_usage_by_day_and_country",
+        prepare=False,
+        tenant_id=tenant_id,
+        starts=starts,
+        ends=ends,
+    )
+
+
 async def top_tenants(
     conn: Conn,
     *,

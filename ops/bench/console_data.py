@@ -187,3 +187,24 @@ def raw_tail(db_url: str, tenant: str) -> int:
             (tenant,),
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def unfold_last_hour(db_url: str) -> tuple[object, ...] | None:
+    """As in the minutes after an hour closes, before the worker folds it: the last
+    folded hour's mark taken away, so reports read its messages raw. Returns the mark,
+    for ``refold``."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return conn.execute(
+            "DELETE FROM rollup_hours WHERE hour = (SELECT max(hour) FROM rollup_hours)"
+            " RETURNING hour, folded_at, final, messages"
+        ).fetchone()
+
+
+def refold(db_url: str, mark: tuple[object, ...] | None) -> None:
+    if mark is not None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO rollup_hours (hour, folded_at, final, messages)"
+                " VALUES (%s, %s, %s, %s)",
+                mark,
+            )

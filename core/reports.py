@@ -215,6 +215,38 @@ async def tenant_usage(
     )
 
 
+async def tenant_usage_by_day_and_country(
+    conn: Conn, *, tenant_id: uuid.UUID, currency: str, from_: str | None, to: str | None
+) -> tuple[UsageReport, UsageReport]:
+    """``tenant_usage`` by day and by country, from one statement: the console's charts
+    and their table read the messages not yet in rollups once, not twice."""
+    span = window(from_, to)
+    rows = await reports_db.tenant_usage_by_day_and_country(
+        conn, tenant_id=tenant_id, starts=span.starts, ends=span.ends
+    )
+    reports = []
+    for grouping, column in (("day", "day"), ("country", "country")):
+        sums: dict[str, list[int]] = {}
+        for row in rows:
+            total = sums.setdefault(row[column], [0, 0, 0])
+            total[0] += row["messages"]
+            total[1] += row["segments"]
+            total[2] += row["spent"]
+        reports.append(
+            UsageReport(
+                from_=span.starts,
+                to=span.ends,
+                group_by=grouping,  # type: ignore[arg-type]
+                currency=currency,
+                rows=[
+                    UsageRow(key=key, messages=n, segments=segments, spent=spent)
+                    for key, (n, segments, spent) in sorted(sums.items())
+                ],
+            )
+        )
+    return reports[0], reports[1]
+
+
 async def top_tenants(
     conn: Conn,
     *,

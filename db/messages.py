@@ -163,15 +163,16 @@ async def list_messages(
     before_id: uuid.UUID | None,
     limit: int,
 ) -> list[Row]:
-    return await _q.all(
-        conn,
-        "list_messages",
-        tenant_id=tenant_id,
-        status=status,
-        to_number=to_number,
-        created_after=created_after,
-        created_before=created_before,
-        before_created_at=before_created_at,
-        before_id=before_id,
-        limit=limit,
-    )
+    window: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "created_after": created_after,
+        "created_before": created_before,
+        "before_created_at": before_created_at,
+        "before_id": before_id,
+        "limit": limit,
+    }
+    if to_number is not None:
+        return await _q.all(conn, "list_messages_to", to_number=to_number, status=status, **window)
+    if status is not None:
+        return await _q.all(conn, "list_messages_by_status", status=status, **window)
+    return await _q.all(conn, "list_messages", **window)

@@ -185,21 +185,8 @@ async def _message(
 
 
 async def _usage(reporting: Conn, tenant: Tenant) -> dict[str, Any]:
-    by_day = await reports.tenant_usage(
-        reporting,
-        tenant_id=tenant.id,
-        currency=tenant.currency,
-        from_=None,
-        to=None,
-        group_by="day",
-    )
-    by_country = await reports.tenant_usage(
-        reporting,
-        tenant_id=tenant.id,
-        currency=tenant.currency,
-        from_=None,
-        to=None,
-        group_by="country",
+    by_day, by_country = await reports.tenant_usage_by_day_and_country(
+        reporting, tenant_id=tenant.id, currency=tenant.currency, from_=None, to=None
     )
     spent = {(r.key or "")[:10]: r.spent for r in by_day.rows}
     sent = {(r.key or "")[:10]: r.messages for r in by_day.rows}

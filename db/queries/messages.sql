@@ -68,13 +68,45 @@ WITH canceled AS (
 SELECT * FROM canceled
 
 -- name: list_messages
--- Newest first, keyset-paginated on (created_at, id); NULL filters are off.
+-- Newest first, keyset-paginated on (created_at, id); NULL filters are off. A statement
+-- per shape of filter (below), each with its index, so that the plan a prepared
+-- statement settles on fits every call of it: one statement with an optional status and
+-- recipient got a generic plan reading the tenant's every message to find none. The
+-- cursor's `created_at <=` bound (the row comparison alone is not an index condition in
+-- a generic plan) starts the scan at the cursor and skips the newer days' partitions.
 SELECT * FROM messages
  WHERE tenant_id = %(tenant_id)s
-   AND (%(status)s::text IS NULL OR status = %(status)s::text)
-   AND (%(to_number)s::text IS NULL OR to_number = %(to_number)s::text)
    AND created_at > coalesce(%(created_after)s::timestamptz, '-infinity')
    AND created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
+   AND created_at <= coalesce(%(before_created_at)s::timestamptz, 'infinity')
+   AND (%(before_id)s::uuid IS NULL
+        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s
+
+-- name: list_messages_by_status
+-- As list_messages, of one status (messages_tenant_status_idx).
+SELECT * FROM messages
+ WHERE tenant_id = %(tenant_id)s
+   AND status = %(status)s::text
+   AND created_at > coalesce(%(created_after)s::timestamptz, '-infinity')
+   AND created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
+   AND created_at <= coalesce(%(before_created_at)s::timestamptz, 'infinity')
+   AND (%(before_id)s::uuid IS NULL
+        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s
+
+-- name: list_messages_to
+-- As list_messages, to one recipient, of any status or of one
+-- (messages_tenant_recipient_idx: a recipient's messages are few).
+SELECT * FROM messages
+ WHERE tenant_id = %(tenant_id)s
+   AND to_number = %(to_number)s::text
+   AND (%(status)s::text IS NULL OR status = %(status)s::text)
+   AND created_at > coalesce(%(created_after)s::timestamptz, '-infinity')
+   AND created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
+   AND created_at <= coalesce(%(before_created_at)s::timestamptz, 'infinity')
    AND (%(before_id)s::uuid IS NULL
         OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
  ORDER BY created_at DESC, id DESC

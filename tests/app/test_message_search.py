@@ -116,13 +116,20 @@ async def test_a_search_reads_only_the_messages_of_its_page(api, tenant, conn):
         "before_id": None,
         "limit": 51,
     }
-    # A status the tenant has none of, a recipient it never sent to: nothing read.
-    assert await _rows_read(conn, "list_messages_by_status", {**window, "status": "failed"}) == (
-        0,
+    # Statuses the tenant has none of, through the partial index: nothing read.
+    for status in ("failed", "canceled", "sent"):
+        assert await _rows_read(
+            conn, "list_messages_rare_status", {**window, "status": status}
+        ) == (0, 0), status
+    # Queued and scheduled ones come from the tenant's backlog (messages_due_idx).
+    assert await _rows_read(conn, "list_messages_waiting", {**window, "status": "queued"}) == (
+        51,
         0,
     )
-    nobody = {**window, "to_number": "+14155550000", "status": None}
-    assert await _rows_read(conn, "list_messages_to", nobody) == (0, 0)
+    returned, discarded = await _rows_read(
+        conn, "list_messages_waiting", {**window, "status": "scheduled"}
+    )
+    assert (returned, discarded) == (0, 300)  # the backlog, whatever the history
 
 
 async def test_a_page_after_a_cursor_reads_from_the_cursor_on(api, tenant, conn):

@@ -16,7 +16,15 @@ against the found region's patterns again. The second pass cannot change the ans
 the first found the region by its patterns, and it was ~3 µs of every US recipient's
 validation (ops/bench timeit).
 
-tests/core/test_phone_numbers.py holds both equal to the library's functions over every
+Validity itself: `is_valid_number_for_region` asks `_number_type_helper` for the number's
+type and compares it with UNKNOWN; that helper tries the rare types first (premium
+rate, toll free, shared cost, VoIP, personal, pager, UAN, voicemail) and fixed line and
+mobile last, so a common number runs eight patterns that cannot match before its own.
+A number is valid exactly when it fits its region's general pattern and any one type's,
+so `_fits` tries fixed line and mobile first: ~60% of the validation of a US number
+(ops/bench timeit).
+
+tests/core/test_phone_numbers.py holds all three equal to the library's functions over every
 region's example numbers, numbers one digit off or short, and random ones.
 """
 
@@ -65,6 +73,41 @@ def parse_e164(text: str) -> PhoneNumber:
     return number
 
 
+# Every type's description, the common ones first (see the module's docstring).
+_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+def _fits(national: str, metadata: PhoneMetadata) -> bool:
+    """`_number_type_helper(national, metadata) != UNKNOWN`, common types first."""
+    if not util._is_number_matching_desc(national, metadata.general_desc):
+        return False
+    return any(util._is_number_matching_desc(national, getattr(metadata, t)) for t in _TYPES)
+
+
+def _valid_for_region(number: PhoneNumber, region: str, national: str) -> bool:
+    """`phonenumbers.is_valid_number_for_region`, by `_fits`."""
+    code = number.country_code
+    if code is None:
+        return False
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, region.upper())
+    if metadata is None or (
+        region != _NON_GEOGRAPHIC and code != util.country_code_for_valid_region(region)
+    ):
+        return False
+    return _fits(national, metadata)
+
+
 def valid_region(number: phonenumbers.PhoneNumber) -> str | None:
     """The region of a valid number (`region_code_for_number`'s answer: "001" for a
     calling code of no country); None when the number is not valid. For a shared calling
@@ -74,11 +117,11 @@ def valid_region(number: phonenumbers.PhoneNumber) -> str | None:
     sender rules)."""
     code = number.country_code
     regions = () if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code, ())
-    if len(regions) <= 1:
-        if not regions or not phonenumbers.is_valid_number(number):
-            return None
-        return str(regions[0])
+    if not regions:
+        return None
     national = phonenumbers.national_significant_number(number)
+    if len(regions) == 1:
+        return str(regions[0]) if _valid_for_region(number, regions[0], national) else None
     # phonenumbers' region_code_for_number, in its order.
     for region in regions:
         metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
@@ -88,9 +131,9 @@ def valid_region(number: phonenumbers.PhoneNumber) -> str | None:
             # A region told apart by its leading digits, not by its patterns: the number
             # is this region's, valid or not.
             if re.match(metadata.leading_digits, national):
-                valid = phonenumbers.is_valid_number_for_region(number, region)
+                valid = _valid_for_region(number, region, national)
                 return str(region) if valid else None
-        elif phonenumbers.is_valid_number_for_region(number, region):
+        elif _valid_for_region(number, region, national):
             return str(region)
     return None
 

@@ -81,12 +81,15 @@ RETURNING id, tenant_id, country, prefix, suspended_at, until, cause, lifted_at,
 -- name: release_held
 -- The queued messages a suspension of (country, prefix) held back are due again now
 -- (a scheduled one at its send_at). Held back means pushed to the suspension's end, or
--- to their expiry when that came first (suspend_due).
+-- to their expiry when that came first (suspend_due). Not while the operator has the
+-- whole tenant suspended: its messages wait for the resume (core/account_suspension.py).
 UPDATE messages m
    SET next_attempt_at = greatest(coalesce(m.send_at, m.created_at), now())
  WHERE m.tenant_id = %(tenant_id)s AND m.status IN ('scheduled', 'queued')
    AND m.next_attempt_at > now()
    AND (m.next_attempt_at = %(until)s OR m.next_attempt_at = m.expires_at)
+   AND NOT EXISTS (SELECT 1 FROM tenants t
+                    WHERE t.id = m.tenant_id AND t.suspended_at IS NOT NULL)
    AND starts_with(substr(m.to_number, 2), %(prefix)s)
    AND coalesce(smsgw_country_v1(m.to_number), '') = %(country)s
 RETURNING m.id

@@ -128,3 +128,26 @@ async def test_suspension_requests_are_checked(api, conn, admin_headers, tenant)
     shown = (await api.get(f"/v1/admin/tenants/{tenant.id}", headers=admin_headers)).json()
     assert shown["suspended_at"] is None
     assert (await support.send(api, tenant)).status_code == 202
+
+
+async def test_lifting_a_destination_does_not_release_a_suspended_tenants_messages(
+    api, conn, admin_headers, tenant
+):
+    # A pumping suspension of the tenant's US range, then the operator suspends the tenant.
+    assert (await support.send(api, tenant, body="held twice")).status_code == 202
+    await conn.execute(
+        "INSERT INTO destination_suspensions (tenant_id, country, prefix, until, cause)"
+        " VALUES (%s, 'US', '1', now() + interval '1 hour', '{}')",
+        (tenant.id,),
+    )
+    assert (await _suspend(api, admin_headers, tenant.id)).status_code == 200
+    (suspension,) = (await api.get("/v1/admin/suspensions", headers=admin_headers)).json()[
+        "suspensions"
+    ]
+    lifted = await api.delete(f"/v1/admin/suspensions/{suspension['id']}", headers=admin_headers)
+    assert lifted.status_code == 200, lifted.text
+    # The destination is free again, the tenant is not: its message still waits.
+    assert await _claimable(conn, tenant.id) == []
+    resumed = await api.delete(f"/v1/admin/tenants/{tenant.id}/suspension", headers=admin_headers)
+    assert resumed.status_code == 200
+    assert await _claimable(conn, tenant.id) == [VALID_TO]

@@ -48,6 +48,14 @@ async def test_csv_and_jsonl_exports_list_the_tenants_messages_of_the_window(api
         assert line["to"] == shown["to"]
         assert line["segments"] == shown["segments"]
         assert line["body"] == shown["body"]
+        # The server formats instants as the API writes them (UTC, Z).
+        assert line["created_at"] == shown["created_at"]
+        assert line["sent_at"] is None
+        assert line["provider"] is None
+    # Both formats carry the same fields; an absent one is an empty CSV field.
+    assert [r["created_at"] for r in rows] == [m["created_at"] for m in lines]
+    assert rows[0]["sent_at"] == ""
+    assert rows[0]["provider"] == ""
 
     # The window is exact: from the third message's creation on.
     third = lines[2]["created_at"]

@@ -384,6 +384,7 @@ def _plan(
     params: dict[str, object],
 ) -> str:
     figures = []
+    conn.execute("SET work_mem = '32MB'")  # as the reporting pool's sessions (db/pool.py)
     for jit in ("on", "off"):
         conn.execute(sql.SQL("SET jit = {}").format(sql.Literal(jit)))
         row = conn.execute(

@@ -1,4 +1,4 @@
--- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v1
+-- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v2
 -- (the daily route cube for whole days, hourly rollups at the window's edges, raw
 -- messages after the last folded hour), and the deliverability alerts.
 

@@ -2,7 +2,7 @@
 -- always over a window of whole hours. They read the daily cubes for the window's whole
 -- days, the hourly cubes (a tenant's: its hourly rollups) for its partial days and for
 -- reports by hour, and the raw messages after the last folded hour (smsgw_usage_v2 for a tenant,
--- smsgw_usage_by_tenant_v1 and smsgw_usage_by_route_v1 across tenants; core/rollups.py),
+-- smsgw_usage_by_tenant_v2 and smsgw_usage_by_route_v2 across tenants; core/rollups.py),
 -- so a window of 13 months reads cube rows, not messages nor hourly rows. Only the live
 -- dashboard reads messages (60 s of them).
 -- `spent` (revenue) is money captured: the price of a message a provider accepted (sent,

@@ -45,7 +45,7 @@ SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(
 
 -- name: quiet_retention
 -- For the rest of the transaction, deleting hourly rollups leaves the daily cubes alone
--- (smsgw_rollups_to_days_v1): retention drops the cubes' days itself, whole.
+-- (smsgw_rollups_to_days_v2): retention drops the cubes' days itself, whole.
 SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old

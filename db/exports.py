@@ -24,9 +24,11 @@ async def tenant_messages_csv(
 ) -> AsyncIterator[Buffer]:
     """The tenant's messages of the window, oldest first, as CSV lines (no header):
     ``COPY ... TO STDOUT (FORMAT csv)``, so PostgreSQL formats and quotes every field and
-    this yields what the server sends, a row or so at a time."""
+    this yields what the server sends, a row or so at a time. One statement for the whole
+    window: the caller's transaction runs it without the session's statement timeout."""
     copy_out = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(sql.SQL(_q["tenant_messages"]))
     params = {"tenant_id": tenant_id, "starts": starts, "ends": ends}
+    await conn.execute(_q["unbounded"])
     async with conn.cursor() as cursor, cursor.copy(copy_out, params) as copy:
         async for data in copy:
             yield data

@@ -25,3 +25,9 @@ SELECT row_to_json(r)::text AS line
          WHERE m.tenant_id = %(tenant_id)s AND m.created_at >= %(starts)s
            AND m.created_at < %(ends)s
          ORDER BY m.created_at, m.id) r
+
+-- name: unbounded
+-- For the rest of the export's transaction: no statement timeout. A CSV export is one
+-- COPY statement as long as the window (10M rows: about a minute), where the reporting
+-- session's timeout (SMSGW_REPORT_STATEMENT_TIMEOUT_MS) bounds one report's statement.
+SELECT set_config('statement_timeout', '0', true)

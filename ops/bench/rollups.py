@@ -498,7 +498,7 @@ async def main_async(args: argparse.Namespace) -> None:
             if not args.no_reports:
                 await _reports(client, db_url, tenant, key, args.calls)
             if not args.no_export:
-                await _export(client, procs[0].pid, key)
+                await _export(client, procs[0].pid, key, args.export_format)
     finally:
         for proc in procs:
             stop(proc, timeout=30)
@@ -559,16 +559,21 @@ async def _reports(
         print(line, flush=True)
 
 
-async def _export(client: httpx.AsyncClient, api: int, key: dict[str, str]) -> None:
-    """Step 4: the tenant's export of its raw messages (CSV): rows/s, the API's RSS."""
+async def _export(
+    client: httpx.AsyncClient, api: int, key: dict[str, str], export_format: str
+) -> None:
+    """Step 4: the tenant's export of its raw messages: rows/s, the API's RSS."""
     rss_0, rows, started = _rss_kib(api), 0, time.perf_counter()
-    async with client.stream("GET", "/v1/messages/export", headers=key) as streamed:
+    async with client.stream(
+        "GET", "/v1/messages/export", params={"format": export_format}, headers=key
+    ) as streamed:
         streamed.raise_for_status()
         async for chunk in streamed.aiter_bytes():
             rows += chunk.count(b"\n")
     took = time.perf_counter() - started
+    rows -= export_format == "csv"  # the header
     print(
-        f"export: {rows - 1} rows in {took:.2f} s ({(rows - 1) / took:,.0f} rows/s),"
+        f"export ({export_format}): {rows} rows in {took:.2f} s ({rows / took:,.0f} rows/s),"
         f" API RSS {rss_0} KiB at the start, {_rss_kib(api)} KiB at the end"
     )
 
@@ -592,6 +597,7 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="keep the loaded database in DIR; reuse it")
     parser.add_argument("--no-reports", action="store_true", help="skip step 3")
     parser.add_argument("--no-export", action="store_true", help="skip step 4")
+    parser.add_argument("--export-format", choices=("csv", "jsonl"), default="csv")
     asyncio.run(main_async(parser.parse_args()))
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from psycopg import sql
 from psycopg.abc import Buffer
+from psycopg.rows import tuple_row
 
 from db import Conn
 from db.sql import Queries
@@ -40,9 +41,10 @@ async def tenant_messages_jsonl(
     """The same messages as JSON lines, a batch of lines per round trip of a named
     (server-side) cursor: the caller's transaction must stay open while this is
     iterated."""
-    async with conn.cursor(name="export_messages") as cursor:
+    # Tuples, not the pool's dicts: one text a row, nothing to name.
+    async with conn.cursor(name="export_messages", row_factory=tuple_row) as cursor:
         await cursor.execute(
             _q["tenant_messages_jsonl"], {"tenant_id": tenant_id, "starts": starts, "ends": ends}
         )
         while rows := await cursor.fetchmany(FETCH_ROWS):
-            yield "".join([row["line"] + "\n" for row in rows]).encode()
+            yield ("\n".join([row[0] for row in rows]) + "\n").encode()

@@ -1,6 +1,6 @@
 """Delivery analytics per destination country and provider, and the alert on a drop.
 
-The report reads smsgw_usage_by_route_v1 (the daily route cube for whole days, hourly
+The report reads smsgw_usage_by_route_v2 (the daily route cube for whole days, hourly
 rollups at the window's edges, raw messages after the last folded hour): outcomes, the
 delivery rate (delivered of the messages whose fate is known: delivered, undelivered,
 failed, expired) and p50/p95 of accept-to-sent and sent-to-delivered latency, from the

@@ -1,22 +1,22 @@
 """A tenant's messages of a window as CSV or JSON lines, streamed with constant memory:
-rows come from a server-side cursor on the reporting pool a few thousand at a time, and
-each batch is encoded and handed to the response before the next is read."""
+PostgreSQL formats the rows (CSV through COPY, JSON lines as one JSON text a row) on the
+reporting pool, and the bytes are handed to the response in chunks of CHUNK_BYTES as
+they arrive; nothing here decodes a row (Python formatting capped the export at about
+35,000 rows/s)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterator
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from core.errors import FieldError, InvalidRequest
 from core.reports import exact_window
-from db import Conn, Row
+from db import Conn
 from db import exports as exports_db
 
 FORMATS = {"csv": "text/csv", "jsonl": "application/jsonl"}
@@ -36,8 +36,9 @@ COLUMNS = (
     "delivered_at",
     "body",
 )
-# Rows encoded per chunk handed to the response.
-CHUNK_ROWS = 1000
+# Bytes gathered before a chunk is handed to the response: COPY gives a row at a time,
+# and a write per row would cost the response more than the row.
+CHUNK_BYTES = 256 * 1024
 
 
 class Export(msgspec.Struct, frozen=True):
@@ -46,41 +47,10 @@ class Export(msgspec.Struct, frozen=True):
     body: AsyncIterator[bytes]
 
 
-def _instant(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
-
-
-def _record(row: Row) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "created_at": _instant(row["created_at"]),
-        "status": row["status"],
-        "to": row["to_number"],
-        "from": row["sender"],
-        "segments": row["segments"],
-        "encoding": row["encoding"],
-        "price": row["price"],
-        "provider": row["provider"],
-        "error_code": row["error_code"],
-        "client_reference": row["client_reference"],
-        "sent_at": _instant(row["sent_at"]),
-        "delivered_at": _instant(row["delivered_at"]),
-        "body": row["body"],
-    }
-
-
-def _csv_chunk(records: list[dict[str, Any]]) -> bytes:
+def _csv_header() -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows([["" if r[c] is None else r[c] for c in COLUMNS] for r in records])
+    csv.writer(out, lineterminator="\n").writerow(COLUMNS)
     return out.getvalue().encode()
-
-
-_json = msgspec.json.Encoder()
-
-
-def _jsonl_chunk(records: list[dict[str, Any]]) -> bytes:
-    return b"".join(_json.encode(r) + b"\n" for r in records)
 
 
 async def messages(
@@ -100,24 +70,18 @@ async def messages(
             [FieldError("format", "must be one of csv, jsonl")],
         )
     span = exact_window(from_, to)
-    encode: Callable[[list[dict[str, Any]]], bytes] = (
-        _csv_chunk if chosen == "csv" else _jsonl_chunk
-    )
+    read = exports_db.tenant_messages_csv if chosen == "csv" else exports_db.tenant_messages_jsonl
 
     async def body() -> AsyncIterator[bytes]:
-        if chosen == "csv":
-            yield _csv_chunk([{c: c for c in COLUMNS}])
+        chunk = bytearray(_csv_header() if chosen == "csv" else b"")
         async with pool.connection() as conn, conn.transaction():
-            batch: list[dict[str, Any]] = []
-            async for row in exports_db.tenant_messages(
-                conn, tenant_id=tenant_id, starts=span.starts, ends=span.ends
-            ):
-                batch.append(_record(row))
-                if len(batch) >= CHUNK_ROWS:
-                    yield encode(batch)
-                    batch = []
-            if batch:
-                yield encode(batch)
+            async for data in read(conn, tenant_id=tenant_id, starts=span.starts, ends=span.ends):
+                chunk += data
+                if len(chunk) >= CHUNK_BYTES:
+                    yield bytes(chunk)
+                    chunk.clear()
+        if chunk:
+            yield bytes(chunk)
 
     stamp = f"{span.starts:%Y%m%dT%H%M%SZ}-{span.ends:%Y%m%dT%H%M%SZ}"
     return Export(media_type=FORMATS[chosen], filename=f"messages-{stamp}.{chosen}", body=body())

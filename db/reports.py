@@ -13,7 +13,7 @@ _q = Queries("reports")
 
 # Every report but the live one reads the daily cubes for the window's whole days, the
 # hourly rollups at its edges and the raw messages after the last folded hour
-# (smsgw_usage_v2 and v3, smsgw_usage_by_tenant_v1, smsgw_usage_by_route_v1), unprepared: the
+# (smsgw_usage_v2 and v3, smsgw_usage_by_tenant_v2, smsgw_usage_by_route_v2), unprepared: the
 # window and the grouping decide the plan. By tenant across tenants reads the tenants'
 # cube; by country, provider, status or period the routes' cube.
 

@@ -45,10 +45,13 @@ async def messages_in(conn: Conn, *, hours: Sequence[datetime]) -> int:
 
 
 async def drop_old(conn: Conn, *, retention_days: int) -> int:
-    """Hourly rollups and daily cubes older than the retention; the caller's transaction
-    holds both deletions (the cubes' trigger is quiet for it)."""
+    """Hourly rollups and daily cubes older than the retention, and those days' share of
+    the weekly and monthly cubes; the caller's transaction holds all of it (the cubes'
+    trigger is quiet for it)."""
     await conn.execute(_q["quiet_retention"])
     cursor = await conn.execute(_q["drop_old"], {"retention_days": retention_days})
+    await conn.execute(_q["drop_old_periods"], {"retention_days": retention_days})
+    await conn.execute(_q["drop_emptied_periods"])
     await conn.execute(_q["drop_old_days"], {"retention_days": retention_days})
     return cursor.rowcount
 

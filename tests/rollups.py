@@ -234,11 +234,77 @@ async def stored_days(conn: Any) -> dict[str, dict]:
     }
 
 
+def _period_sums(daily: dict, start: Any) -> dict:
+    """Daily cube rows (key starting with the day) summed per week or month (``start``
+    of a day), element by element (latency buckets too)."""
+    sums: dict = {}
+    for (day, *rest), values in daily.items():
+        key = (start(day), *rest)
+        if key not in sums:
+            sums[key] = values
+            continue
+        sums[key] = [
+            [x + y for x, y in zip(a, b, strict=True)] if isinstance(a, list) else a + b
+            for a, b in zip(sums[key], values, strict=True)
+        ]
+    return sums
+
+
+async def stored_periods(conn: Any) -> dict[str, dict]:
+    """The weekly and monthly cubes, keyed as the daily ones (by the period's start)."""
+    found: dict[str, dict] = {}
+    for unit in ("week", "month"):
+        tenant = await conn.execute(
+            f"SELECT {unit}, tenant_id, messages, segments, captured, captured_segments,"
+            f" revenue, cost FROM {unit}ly_tenant_rollups"
+        )
+        found[f"{unit}_tenant"] = {
+            (r[unit], r["tenant_id"]): [
+                r["messages"],
+                r["segments"],
+                r["captured"],
+                r["captured_segments"],
+                r["revenue"],
+                r["cost"],
+            ]
+            for r in await tenant.fetchall()
+        }
+        route = await conn.execute(
+            f"SELECT {unit}, country, provider, status, currency, messages, segments, price,"
+            f" cost, sent_latency, delivery_latency FROM {unit}ly_route_rollups"
+        )
+        found[f"{unit}_route"] = {
+            (r[unit], r["country"], r["provider"], r["status"], r["currency"]): [
+                r["messages"],
+                r["segments"],
+                r["price"],
+                r["cost"],
+                r["sent_latency"],
+                r["delivery_latency"],
+            ]
+            for r in await route.fetchall()
+        }
+    return found
+
+
+def periods_of(days: dict[str, dict]) -> dict[str, dict]:
+    """What the weekly and monthly cubes must hold: the sums of the daily cubes' days."""
+    week = lambda day: day - timedelta(days=day.weekday())  # noqa: E731
+    month = lambda day: day.replace(day=1)  # noqa: E731
+    return {
+        "week_tenant": _period_sums(days["tenant"], week),
+        "month_tenant": _period_sums(days["tenant"], month),
+        "week_route": _period_sums(days["route"], week),
+        "month_route": _period_sums(days["route"], month),
+    }
+
+
 async def assert_days_match(conn: Any, *, raw: bool = True) -> None:
     """The daily cubes equal the sums of the hourly rollups and (unless retention dropped
-    them) of the raw messages."""
+    them) of the raw messages; the weekly and monthly cubes the sums of the daily ones."""
     days = await stored_days(conn)
     assert days["detail"], "no daily rollups"
     assert days == await days_of(conn, await stored(conn))
+    assert await stored_periods(conn) == periods_of(days)
     if raw:
         assert days == await days_of(conn, await recomputed(conn))

@@ -1,4 +1,4 @@
--- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v1
+-- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v2
 -- (the daily route cube for whole days, hourly rollups at the window's edges, raw
 -- messages after the last folded hour), and the deliverability alerts.
 
@@ -13,7 +13,8 @@ WITH outcomes AS (
                ELSE ''
            END AS period,
            u.country, u.provider, u.status, u.messages, u.sent_latency, u.delivery_latency
-      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
+      FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, %(period)s::text = 'hour',
+                                   %(period)s::text = 'window') u
      WHERE u.provider <> ''
        AND (%(country)s::text IS NULL OR u.country = %(country)s::text)
        AND (%(provider)s::text IS NULL OR u.provider = %(provider)s::text)

@@ -2,7 +2,7 @@
 -- always over a window of whole hours. They read the daily cubes for the window's whole
 -- days, the hourly cubes (a tenant's: its hourly rollups) for its partial days and for
 -- reports by hour, and the raw messages after the last folded hour (smsgw_usage_v2 for a tenant,
--- smsgw_usage_by_tenant_v1 and smsgw_usage_by_route_v1 across tenants; core/rollups.py),
+-- smsgw_usage_by_tenant_v2 and smsgw_usage_by_route_v2 across tenants; core/rollups.py),
 -- so a window of 13 months reads cube rows, not messages nor hourly rows. Only the live
 -- dashboard reads messages (60 s of them).
 -- `spent` (revenue) is money captured: the price of a message a provider accepted (sent,
@@ -47,7 +47,7 @@ WITH usage AS (
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
            sum(u.revenue)::bigint AS spent
-      FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
+      FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, false, true) u
      GROUP BY u.tenant_id
 )
 SELECT u.tenant_id, t.name, t.tier, t.currency, u.messages, u.segments, u.spent
@@ -84,7 +84,7 @@ WITH outcomes AS (
                AS awaiting_receipt,
            coalesce(sum(u.messages) FILTER (WHERE u.status IN ('queued', 'sending')), 0)::bigint
                AS in_progress
-      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, false) u
+      FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, false, true) u
      WHERE u.provider <> ''
        AND (%(provider)s::text IS NULL OR u.provider = %(provider)s::text)
      GROUP BY 1, 2
@@ -105,7 +105,7 @@ WITH per_tenant AS (
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
            sum(u.revenue)::bigint AS spent
-      FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
+      FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, false, true) u
      GROUP BY u.tenant_id
 )
 SELECT t.tier, t.currency, count(*) AS tenants, sum(p.messages)::bigint AS messages,
@@ -130,7 +130,8 @@ SELECT CASE %(group_by)s::text
        u.currency, sum(u.messages)::bigint AS messages, sum(u.segments)::bigint AS segments,
        sum(u.price)::bigint AS revenue, sum(u.cost)::bigint AS cost,
        (sum(u.price) - sum(u.cost))::bigint AS margin
-  FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(group_by)s::text = 'hour') u
+  FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, %(group_by)s::text = 'hour',
+                               %(group_by)s::text NOT IN ('day', 'hour')) u
  WHERE u.status IN ('sent', 'delivered', 'undelivered')
  GROUP BY 1, u.currency
  ORDER BY 1, u.currency
@@ -140,7 +141,7 @@ SELECT CASE %(group_by)s::text
 SELECT u.tenant_id::text AS key, t.currency, sum(u.captured)::bigint AS messages,
        sum(u.captured_segments)::bigint AS segments, sum(u.revenue)::bigint AS revenue,
        sum(u.cost)::bigint AS cost, (sum(u.revenue) - sum(u.cost))::bigint AS margin
-  FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
+  FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, false, true) u
   JOIN tenants t ON t.id = u.tenant_id
  GROUP BY 1, t.currency
 HAVING sum(u.captured) > 0
@@ -169,7 +170,8 @@ WITH usage AS (
                     0)::bigint AS revenue,
            coalesce(sum(u.cost) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                     0)::bigint AS cost
-      FROM smsgw_usage_by_route_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
+      FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, %(period)s::text = 'hour',
+                                   %(period)s::text = 'window') u
      GROUP BY 1, 2, 3
 )
 SELECT period, key, currency, messages, segments, revenue, cost
@@ -181,22 +183,26 @@ SELECT period, key, currency, messages, segments, revenue, cost
  LIMIT %(limit)s
 
 -- name: admin_usage_by_tenant
--- admin_usage by tenant, from the tenants' cube.
-WITH usage AS (
+-- admin_usage by tenant, from the tenants' cubes: summed per period and tenant first,
+-- then each tenant's currency and key (20,000 tenants joined, not every cube row).
+WITH per_tenant AS (
     SELECT CASE %(period)s::text
                WHEN 'day' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD')
                WHEN 'hour' THEN to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24":00:00Z"')
                ELSE ''
            END AS period,
-           u.tenant_id::text AS key,
-           t.currency,
+           u.tenant_id,
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
            sum(u.revenue)::bigint AS revenue,
            sum(u.cost)::bigint AS cost
-      FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, %(period)s::text = 'hour') u
-      JOIN tenants t ON t.id = u.tenant_id
-     GROUP BY 1, 2, 3
+      FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, %(period)s::text = 'hour',
+                                    %(period)s::text = 'window') u
+     GROUP BY 1, 2
+), usage AS (
+    SELECT p.period, p.tenant_id::text AS key, t.currency, p.messages, p.segments,
+           p.revenue, p.cost
+      FROM per_tenant p JOIN tenants t ON t.id = p.tenant_id
 )
 SELECT period, key, currency, messages, segments, revenue, cost
   FROM usage

@@ -45,7 +45,7 @@ SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(
 
 -- name: quiet_retention
 -- For the rest of the transaction, deleting hourly rollups leaves the daily cubes alone
--- (smsgw_rollups_to_days_v1): retention drops the cubes' days itself, whole.
+-- (smsgw_rollups_to_days_v2): retention drops the cubes' days itself, whole.
 SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old
@@ -56,6 +56,90 @@ WITH gone AS (
 )
 DELETE FROM rollup_hours
  WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+
+-- name: drop_old_periods
+-- Before drop_old_days: the days it drops subtracted from their weeks' and months' cubes,
+-- so that a week or a month is always the sum of its days still kept (a window over
+-- kept days reads the same from either).
+WITH weekly_tenant_rollups_less AS (
+    UPDATE weekly_tenant_rollups p
+       SET messages = p.messages - g.messages, segments = p.segments - g.segments,
+           captured = p.captured - g.captured,
+           captured_segments = p.captured_segments - g.captured_segments,
+           revenue = p.revenue - g.revenue, cost = p.cost - g.cost
+      FROM (SELECT date_trunc('week', day::timestamp)::date AS period, tenant_id,
+                   sum(messages) AS messages, sum(segments) AS segments,
+                   sum(captured) AS captured, sum(captured_segments) AS captured_segments,
+                   sum(revenue) AS revenue, sum(cost) AS cost
+              FROM daily_tenant_rollups
+             WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
+             GROUP BY 1, 2) g
+     WHERE p.week = g.period AND p.tenant_id = g.tenant_id
+), monthly_tenant_rollups_less AS (
+    UPDATE monthly_tenant_rollups p
+       SET messages = p.messages - g.messages, segments = p.segments - g.segments,
+           captured = p.captured - g.captured,
+           captured_segments = p.captured_segments - g.captured_segments,
+           revenue = p.revenue - g.revenue, cost = p.cost - g.cost
+      FROM (SELECT date_trunc('month', day::timestamp)::date AS period, tenant_id,
+                   sum(messages) AS messages, sum(segments) AS segments,
+                   sum(captured) AS captured, sum(captured_segments) AS captured_segments,
+                   sum(revenue) AS revenue, sum(cost) AS cost
+              FROM daily_tenant_rollups
+             WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
+             GROUP BY 1, 2) g
+     WHERE p.month = g.period AND p.tenant_id = g.tenant_id
+), weekly_route_rollups_less AS (
+    UPDATE weekly_route_rollups p
+       SET messages = p.messages - g.messages, segments = p.segments - g.segments,
+           price = p.price - g.price, cost = p.cost - g.cost,
+           sent_latency = smsgw_add_buckets_v1(p.sent_latency, g.sent_latency),
+           delivery_latency = smsgw_add_buckets_v1(p.delivery_latency, g.delivery_latency)
+      FROM (SELECT date_trunc('week', day::timestamp)::date AS period, country, provider,
+                   status, currency, sum(messages) AS messages, sum(segments) AS segments,
+                   sum(price) AS price, sum(cost) AS cost,
+                   ARRAY[-sum(sent_latency[1]), -sum(sent_latency[2]), -sum(sent_latency[3]), -sum(sent_latency[4]),
+                     -sum(sent_latency[5]), -sum(sent_latency[6]), -sum(sent_latency[7]), -sum(sent_latency[8]),
+                     -sum(sent_latency[9]), -sum(sent_latency[10]), -sum(sent_latency[11]), -sum(sent_latency[12])]::bigint[] AS sent_latency,
+                   ARRAY[-sum(delivery_latency[1]), -sum(delivery_latency[2]), -sum(delivery_latency[3]), -sum(delivery_latency[4]),
+                     -sum(delivery_latency[5]), -sum(delivery_latency[6]), -sum(delivery_latency[7]), -sum(delivery_latency[8]),
+                     -sum(delivery_latency[9]), -sum(delivery_latency[10]), -sum(delivery_latency[11]), -sum(delivery_latency[12])]::bigint[] AS delivery_latency
+              FROM daily_route_rollups
+             WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
+             GROUP BY 1, 2, 3, 4, 5) g
+     WHERE p.week = g.period AND p.country = g.country AND p.provider = g.provider
+       AND p.status = g.status AND p.currency = g.currency
+)
+    UPDATE monthly_route_rollups p
+       SET messages = p.messages - g.messages, segments = p.segments - g.segments,
+           price = p.price - g.price, cost = p.cost - g.cost,
+           sent_latency = smsgw_add_buckets_v1(p.sent_latency, g.sent_latency),
+           delivery_latency = smsgw_add_buckets_v1(p.delivery_latency, g.delivery_latency)
+      FROM (SELECT date_trunc('month', day::timestamp)::date AS period, country, provider,
+                   status, currency, sum(messages) AS messages, sum(segments) AS segments,
+                   sum(price) AS price, sum(cost) AS cost,
+                   ARRAY[-sum(sent_latency[1]), -sum(sent_latency[2]), -sum(sent_latency[3]), -sum(sent_latency[4]),
+                     -sum(sent_latency[5]), -sum(sent_latency[6]), -sum(sent_latency[7]), -sum(sent_latency[8]),
+                     -sum(sent_latency[9]), -sum(sent_latency[10]), -sum(sent_latency[11]), -sum(sent_latency[12])]::bigint[] AS sent_latency,
+                   ARRAY[-sum(delivery_latency[1]), -sum(delivery_latency[2]), -sum(delivery_latency[3]), -sum(delivery_latency[4]),
+                     -sum(delivery_latency[5]), -sum(delivery_latency[6]), -sum(delivery_latency[7]), -sum(delivery_latency[8]),
+                     -sum(delivery_latency[9]), -sum(delivery_latency[10]), -sum(delivery_latency[11]), -sum(delivery_latency[12])]::bigint[] AS delivery_latency
+              FROM daily_route_rollups
+             WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
+             GROUP BY 1, 2, 3, 4, 5) g
+     WHERE p.month = g.period AND p.country = g.country AND p.provider = g.provider
+       AND p.status = g.status AND p.currency = g.currency
+
+-- name: drop_emptied_periods
+-- The weeks and months left with no message by drop_old_periods.
+WITH weekly_tenants AS (
+    DELETE FROM weekly_tenant_rollups WHERE messages = 0
+), monthly_tenants AS (
+    DELETE FROM monthly_tenant_rollups WHERE messages = 0
+), weekly_routes AS (
+    DELETE FROM weekly_route_rollups WHERE messages = 0
+)
+DELETE FROM monthly_route_rollups WHERE messages = 0
 
 -- name: drop_old_days
 -- The cubes of the same days (the same retention as the hourly rows: a window's partial

@@ -20,6 +20,12 @@ Starts a private PostgreSQL (durable settings), migrates it, runs `smsgw api`, t
 
     python -m ops.bench.rollups                     # full scale: about half an hour
     python -m ops.bench.rollups --days 4 --rows-per-hour 2000 --tenants 50 --raw 5000
+    python -m ops.bench.rollups --keep /tmp/rollups-db   # load once and keep the database;
+    python -m ops.bench.rollups --keep /tmp/rollups-db   # again: migrate it, steps 3-4 only
+
+``--keep DIR`` keeps the loaded database in DIR; a later run with the same DIR (the same
+UTC day: the windows are relative to today) migrates it to the checkout's schema and
+times the reports and the export again without loading.
 
 Not measured here: the fold's share of the e2e batch throughput in the same run (not
 written yet); e2e through PgBouncer against direct connections is ``ops.bench.e2e --via
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
@@ -57,6 +64,10 @@ ROLLUP_TABLES = (
     "daily_route_rollups",
     "hourly_tenant_rollups",
     "hourly_route_rollups",
+    "weekly_tenant_rollups",
+    "monthly_tenant_rollups",
+    "weekly_route_rollups",
+    "monthly_route_rollups",
 )
 
 
@@ -174,6 +185,18 @@ def _load_cubes(
     return time.perf_counter() - started
 
 
+def _weeks_and_months(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """The weekly and monthly cubes of the daily cubes written directly (as migration
+    0013 makes them for the days before it); the hourly rows after add to them through
+    the trigger."""
+    migration = Path(__file__).parents[2] / "db" / "migrations" / "0013_report_speed.sql"
+    text = migration.read_text()
+    backfill = text[text.index("INSERT INTO weekly_tenant_rollups (week, tenant_id") :]
+    for statement in backfill.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 def _load_rollups(
     db_url: str,
     *,
@@ -187,13 +210,15 @@ def _load_rollups(
     rows (their cubes made by the trigger, as folds make them), every hour marked final."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         _load_tenants(conn, tenants)
-        for day in range(days, 0, -1):
-            if day > hourly_days:
-                took = _load_cubes(conn, day=day, rows_per_hour=rows_per_hour, providers=providers)
-                print(f"  cubes of day -{day}: {took:.1f} s", flush=True)
-            else:
-                took = _load_hours(conn, day=day, rows_per_hour=rows_per_hour, providers=providers)
-                print(f"  hourly rows of day -{day} and their cubes: {took:.1f} s", flush=True)
+        for day in range(days, hourly_days, -1):
+            took = _load_cubes(conn, day=day, rows_per_hour=rows_per_hour, providers=providers)
+            print(f"  cubes of day -{day}: {took:.1f} s", flush=True)
+        started = time.perf_counter()
+        _weeks_and_months(conn)
+        print(f"  their weeks and months: {time.perf_counter() - started:.1f} s", flush=True)
+        for day in range(min(hourly_days, days), 0, -1):
+            took = _load_hours(conn, day=day, rows_per_hour=rows_per_hour, providers=providers)
+            print(f"  hourly rows of day -{day} and their cubes: {took:.1f} s", flush=True)
         conn.execute(
             "INSERT INTO rollup_hours (hour, folded_at, final, messages)"
             " SELECT h, now(), true, 0 FROM generate_series("
@@ -359,6 +384,7 @@ def _plan(
     params: dict[str, object],
 ) -> str:
     figures = []
+    conn.execute("SET work_mem = '32MB'")  # as the reporting pool's sessions (db/pool.py)
     for jit in ("on", "off"):
         conn.execute(sql.SQL("SET jit = {}").format(sql.Literal(jit)))
         row = conn.execute(
@@ -395,9 +421,51 @@ async def _p(
     return f"p50 {statistics.median(times) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms"
 
 
+def _load_all(db_url: str, tenant: dict[str, str], args: argparse.Namespace) -> None:
+    """Steps 1 and 2: the rollups, the cubes' upkeep, the raw messages and their fold."""
+    hourly_days = args.days if args.hourly_only else min(args.hourly_days, args.days)
+    print(
+        f"loading {args.days} days x 24 h x {args.rows_per_hour} rollup rows"
+        f" ({args.days - hourly_days} days as daily cubes, {hourly_days} as hourly rows)",
+        flush=True,
+    )
+    started = time.perf_counter()
+    _load_rollups(
+        db_url,
+        days=args.days,
+        hourly_days=hourly_days,
+        rows_per_hour=args.rows_per_hour,
+        tenants=args.tenants,
+        providers=args.providers,
+    )
+    print(f"rollups loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    bare, kept = _cube_upkeep(db_url, rows_per_hour=args.rows_per_hour, providers=args.providers)
+    print(
+        f"an hour of {args.rows_per_hour} rollup rows: {bare:.1f} s written bare,"
+        f" {kept:.1f} s with the daily cubes' upkeep (a day: {24 * (kept - bare):.0f} s"
+        " of upkeep)",
+        flush=True,
+    )
+    print(f"loading {args.raw} raw messages", flush=True)
+    started = time.perf_counter()
+    _load_raw(db_url, tenant["id"], args.raw)
+    print(f"raw messages loaded in {time.perf_counter() - started:.0f} s", flush=True)
+
+    took, wal, messages = _fold(db_url)
+    print(
+        f"fold: {messages} messages in {took:.2f} s ({messages / max(took, 1e-9):,.0f}"
+        f" msg/s), WAL {wal / max(messages, 1):.0f} B/msg"
+    )
+
+
 async def main_async(args: argparse.Namespace) -> None:
-    base = Path(tempfile.mkdtemp(prefix="smsgw-rollups-", dir="/tmp"))
+    if args.keep:
+        base = Path(args.keep).resolve()
+        base.mkdir(parents=True, exist_ok=True)
+    else:
+        base = Path(tempfile.mkdtemp(prefix="smsgw-rollups-", dir="/tmp"))
     base.chmod(0o755)
+    loaded = base / "loaded.json"
     server = EmbeddedPostgres(base / "pg")
     db_url = server.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
@@ -409,112 +477,105 @@ async def main_async(args: argparse.Namespace) -> None:
         procs.append(spawn(smsgw_command("api", "--port", str(port)), env=env))
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
             await await_http(str(client.base_url.join("/ready")), within=30)
-            made = await client.post(
-                "/v1/admin/tenants", json={"name": "measured"}, headers=HEADERS
-            )
-            made.raise_for_status()
-            tenant = made.json()
+            if loaded.exists():
+                tenant = json.loads(loaded.read_text())
+                print(f"reusing the database loaded in {base}", flush=True)
+            else:
+                made = await client.post(
+                    "/v1/admin/tenants", json={"name": "measured"}, headers=HEADERS
+                )
+                made.raise_for_status()
+                tenant = made.json()
+                await asyncio.to_thread(_load_all, db_url, tenant, args)
+                if args.keep:
+                    loaded.write_text(
+                        json.dumps({"id": tenant["id"], "api_key": tenant["api_key"]})
+                    )
             key = {"Authorization": f"Bearer {tenant['api_key']}"}
 
-            hourly_days = args.days if args.hourly_only else min(args.hourly_days, args.days)
-            print(
-                f"loading {args.days} days x 24 h x {args.rows_per_hour} rollup rows"
-                f" ({args.days - hourly_days} days as daily cubes, {hourly_days} as hourly rows)",
-                flush=True,
-            )
-            started = time.perf_counter()
-            _load_rollups(
-                db_url,
-                days=args.days,
-                hourly_days=hourly_days,
-                rows_per_hour=args.rows_per_hour,
-                tenants=args.tenants,
-                providers=args.providers,
-            )
-            print(f"rollups loaded in {time.perf_counter() - started:.0f} s", flush=True)
-            bare, kept = _cube_upkeep(
-                db_url, rows_per_hour=args.rows_per_hour, providers=args.providers
-            )
-            print(
-                f"an hour of {args.rows_per_hour} rollup rows: {bare:.1f} s written bare,"
-                f" {kept:.1f} s with the daily cubes' upkeep (a day: {24 * (kept - bare):.0f} s"
-                " of upkeep)",
-                flush=True,
-            )
-            print(f"loading {args.raw} raw messages", flush=True)
-            started = time.perf_counter()
-            _load_raw(db_url, tenant["id"], args.raw)
-            print(f"raw messages loaded in {time.perf_counter() - started:.0f} s", flush=True)
-
-            took, wal, messages = _fold(db_url)
-            print(
-                f"fold: {messages} messages in {took:.2f} s ({messages / max(took, 1e-9):,.0f}"
-                f" msg/s), WAL {wal / max(messages, 1):.0f} B/msg"
-            )
-
-            today = time.strftime("%Y-%m-%d", time.gmtime())
-            start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86400))
-            window = {"from": start, "to": today}
             for line in _sizes(db_url):
                 print(line)
-            for group in ("tenant", "country", "provider"):
-                figure = await _p(
-                    client,
-                    "/v1/admin/reports/usage",
-                    {**window, "group_by": group, "period": "window", "limit": 5000},
-                    HEADERS,
-                    args.calls,
-                )
-                print(f"admin usage by {group}, 30 days: {figure}", flush=True)
-            # A window that starts inside a day: its first 18 hours from the hourly cubes.
-            yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
-            figure = await _p(
-                client,
-                "/v1/admin/reports/usage",
-                {
-                    "from": f"{yesterday}T06:00:00Z",
-                    "to": today,
-                    "group_by": "tenant",
-                    "period": "window",
-                    "limit": 5000,
-                },
-                HEADERS,
-                args.calls,
-            )
-            print(f"admin usage by tenant, from yesterday 06:00 to today: {figure}", flush=True)
-            figure = await _p(
-                client,
-                "/v1/admin/reports/deliverability",
-                {**window, "period": "window", "limit": 5000},
-                HEADERS,
-                args.calls,
-            )
-            print(f"deliverability by country and provider, 30 days: {figure}", flush=True)
-            for group in ("day", "country"):
-                figure = await _p(
-                    client, "/v1/reports/usage", {**window, "group_by": group}, key, args.calls
-                )
-                print(f"tenant usage by {group}, 30 days: {figure}", flush=True)
-
-            for line in _plans(db_url, tenant["id"]):
-                print(line, flush=True)
-
-            api = procs[0].pid
-            rss_0, rows, started = _rss_kib(api), 0, time.perf_counter()
-            async with client.stream("GET", "/v1/messages/export", headers=key) as streamed:
-                streamed.raise_for_status()
-                async for chunk in streamed.aiter_bytes():
-                    rows += chunk.count(b"\n")
-            took = time.perf_counter() - started
-            print(
-                f"export: {rows - 1} rows in {took:.2f} s ({(rows - 1) / took:,.0f} rows/s),"
-                f" API RSS {rss_0} KiB at the start, {_rss_kib(api)} KiB at the end"
-            )
+            if not args.no_reports:
+                await _reports(client, db_url, tenant, key, args.calls)
+            if not args.no_export:
+                await _export(client, procs[0].pid, key, args.export_format)
     finally:
         for proc in procs:
             stop(proc, timeout=30)
         server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+
+
+async def _reports(
+    client: httpx.AsyncClient,
+    db_url: str,
+    tenant: dict[str, str],
+    key: dict[str, str],
+    calls: int,
+) -> None:
+    """Step 3: each report's p50/p95 over HTTP, then its statement's plan."""
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    start = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 30 * 86400))
+    window = {"from": start, "to": today}
+    for group in ("tenant", "country", "provider"):
+        figure = await _p(
+            client,
+            "/v1/admin/reports/usage",
+            {**window, "group_by": group, "period": "window", "limit": 5000},
+            HEADERS,
+            calls,
+        )
+        print(f"admin usage by {group}, 30 days: {figure}", flush=True)
+    # A window that starts inside a day: its first 18 hours from the hourly cubes.
+    yesterday = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
+    figure = await _p(
+        client,
+        "/v1/admin/reports/usage",
+        {
+            "from": f"{yesterday}T06:00:00Z",
+            "to": today,
+            "group_by": "tenant",
+            "period": "window",
+            "limit": 5000,
+        },
+        HEADERS,
+        calls,
+    )
+    print(f"admin usage by tenant, from yesterday 06:00 to today: {figure}", flush=True)
+    figure = await _p(
+        client,
+        "/v1/admin/reports/deliverability",
+        {**window, "period": "window", "limit": 5000},
+        HEADERS,
+        calls,
+    )
+    print(f"deliverability by country and provider, 30 days: {figure}", flush=True)
+    for group in ("day", "country"):
+        figure = await _p(client, "/v1/reports/usage", {**window, "group_by": group}, key, calls)
+        print(f"tenant usage by {group}, 30 days: {figure}", flush=True)
+
+    for line in _plans(db_url, tenant["id"]):
+        print(line, flush=True)
+
+
+async def _export(
+    client: httpx.AsyncClient, api: int, key: dict[str, str], export_format: str
+) -> None:
+    """Step 4: the tenant's export of its raw messages: rows/s, the API's RSS."""
+    rss_0, rows, started = _rss_kib(api), 0, time.perf_counter()
+    async with client.stream(
+        "GET", "/v1/messages/export", params={"format": export_format}, headers=key
+    ) as streamed:
+        streamed.raise_for_status()
+        async for chunk in streamed.aiter_bytes():
+            rows += chunk.count(b"\n")
+    took = time.perf_counter() - started
+    rows -= export_format == "csv"  # the header
+    print(
+        f"export ({export_format}): {rows} rows in {took:.2f} s ({rows / took:,.0f} rows/s),"
+        f" API RSS {rss_0} KiB at the start, {_rss_kib(api)} KiB at the end"
+    )
 
 
 def main() -> None:
@@ -533,6 +594,10 @@ def main() -> None:
     parser.add_argument("--providers", type=int, default=10)
     parser.add_argument("--raw", type=int, default=10_000_000)
     parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--keep", metavar="DIR", help="keep the loaded database in DIR; reuse it")
+    parser.add_argument("--no-reports", action="store_true", help="skip step 3")
+    parser.add_argument("--no-export", action="store_true", help="skip step 4")
+    parser.add_argument("--export-format", choices=("csv", "jsonl"), default="csv")
     asyncio.run(main_async(parser.parse_args()))
 
 

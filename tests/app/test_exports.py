@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from db import exports as exports_db
 from tests import support
 
 
@@ -48,6 +50,14 @@ async def test_csv_and_jsonl_exports_list_the_tenants_messages_of_the_window(api
         assert line["to"] == shown["to"]
         assert line["segments"] == shown["segments"]
         assert line["body"] == shown["body"]
+        # The server formats instants as the API writes them (UTC, Z).
+        assert line["created_at"] == shown["created_at"]
+        assert line["sent_at"] is None
+        assert line["provider"] is None
+    # Both formats carry the same fields; an absent one is an empty CSV field.
+    assert [r["created_at"] for r in rows] == [m["created_at"] for m in lines]
+    assert rows[0]["sent_at"] == ""
+    assert rows[0]["provider"] == ""
 
     # The window is exact: from the third message's creation on.
     third = lines[2]["created_at"]
@@ -92,3 +102,47 @@ async def test_export_parameters_are_validated(api, tenant):
         got = await api.get("/v1/messages/export", params=params, headers=tenant.headers)
         body = support.assert_problem(got, 422, "invalid_request")
         assert body["errors"][0]["field"] == field, body
+
+
+async def test_a_csv_export_outlasts_the_reporting_statement_timeout(api, conn, admin_headers):
+    """A CSV export is one COPY statement as long as its window: the reporting
+    session's statement timeout (a report's bound) must not cut it short."""
+    tenant = await support.make_tenant(api, admin_headers, credit=1_000_000, name="long")
+    await conn.execute(
+        """
+        WITH made AS (
+            INSERT INTO messages (id, created_at, tenant_id, status, to_number, body,
+                                  encoding, segments, price, expires_at, updated_at)
+            SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+                    || substr(md5(i::text), 1, 3) || '8' || substr(md5(i::text), 4, 15))::uuid,
+                   t, %(tenant)s, 'delivered', '+447400' || lpad(i::text, 6, '0'),
+                   repeat('z', 100), 'GSM-7', 1, 0, t + interval '1 day', t
+              FROM generate_series(1, 50000) AS i,
+                   LATERAL (SELECT date_trunc('day', now()) + i * interval '1 ms' AS t) AS at
+            RETURNING id, created_at, tenant_id
+        )
+        INSERT INTO ledger_message_entries (message_created_at, message_id, tenant_id, kind,
+                                            amount)
+        SELECT created_at, id, tenant_id, kind, 0
+          FROM made, (VALUES ('hold'), ('capture')) AS k (kind)
+        """,
+        {"tenant": tenant.id},
+    )
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    await conn.execute("SET statement_timeout = '20ms'")  # COPY of 50,000 rows takes longer
+    try:
+        async with conn.transaction():
+            body = b"".join(
+                [
+                    bytes(chunk)
+                    async for chunk in exports_db.tenant_messages_csv(
+                        conn,
+                        tenant_id=uuid.UUID(str(tenant.id)),
+                        starts=today,
+                        ends=today + timedelta(days=1),
+                    )
+                ]
+            )
+    finally:
+        await conn.execute("RESET statement_timeout")
+    assert body.count(b"\n") == 50_000

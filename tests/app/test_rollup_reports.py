@@ -67,11 +67,18 @@ async def _earlier(conn, tenant_id, at):
 
 def _windows():
     today = datetime.now(UTC).date()
+    monday = today - timedelta(days=today.weekday())
+    first_of_last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    end_of_month = (today.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
     return [
         {"from": (today - timedelta(days=396)).isoformat()},
         {"from": f"{today - timedelta(days=3)}T08:00:00Z"},
         {"from": (today - timedelta(days=3)).isoformat(), "to": str(today - timedelta(days=2))},
         {"from": f"{today - timedelta(days=2)}T03:00:00Z", "to": f"{today - timedelta(2)}T09:00Z"},
+        # Whole ISO weeks (the traffic's days in them, whatever today is), and whole
+        # months: reports over the window read the weekly and monthly cubes.
+        {"from": str(monday - timedelta(days=7)), "to": str(monday + timedelta(days=6))},
+        {"from": str(first_of_last_month), "to": str(end_of_month)},
     ]
 
 

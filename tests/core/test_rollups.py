@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
@@ -162,3 +162,30 @@ async def test_metrics_say_how_far_behind_the_rollups_are(api, pool, settings):
         raise AssertionError("no smsgw_rollups_behind_seconds")
     # The last folded hour is the one before the current: less than an hour behind.
     assert 0 <= behind < 3600
+
+
+async def test_a_window_over_whole_months_and_weeks_reads_them_and_days_at_its_edges(conn):
+    async def spans(first, end, whole):
+        cursor = await conn.execute(
+            "SELECT unit, starts, ends FROM smsgw_window_spans_v1(%s, %s, %s) ORDER BY 2",
+            (first, end, whole),
+        )
+        return [(r["unit"], str(r["starts"]), str(r["ends"])) for r in await cursor.fetchall()]
+
+    # 30 days from a Friday: four whole weeks, the Friday to Sunday before them as days.
+    assert await spans(date(2026, 11, 6), date(2026, 12, 7), True) == [
+        ("day", "2026-11-06", "2026-11-09"),
+        ("week", "2026-11-09", "2026-12-07"),
+    ]
+    # 13 months: twelve whole months, weeks and days on the left, days on the right.
+    assert await spans(date(2025, 11, 5), date(2026, 12, 7), True) == [
+        ("day", "2025-11-05", "2025-11-10"),
+        ("week", "2025-11-10", "2025-12-01"),
+        ("month", "2025-12-01", "2026-12-01"),
+        ("day", "2026-12-01", "2026-12-07"),
+    ]
+    # A report by day reads days only; a window without a whole day reads none.
+    assert await spans(date(2026, 11, 6), date(2026, 12, 7), False) == [
+        ("day", "2026-11-06", "2026-12-07")
+    ]
+    assert await spans(date(2026, 12, 7), date(2026, 12, 6), True) == []

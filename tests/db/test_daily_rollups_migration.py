@@ -1,7 +1,7 @@
 """The daily rollups' migration on a database that already has hourly rollups: the cubes
 are backfilled as the sums of the hourly rows, and the previous release's fold
 (smsgw_fold_rollup_hour_v1, replacing an hour's rows) keeps them equal, through the
-trigger, during a deploy."""
+trigger, during a deploy; migration 0013 backfills the weeks and months from the days."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from db import migrate
 from tests.db.test_migrations import empty_db  # noqa: F401 - the fixture
 from tests.db.test_rate_cards_migration import _baseline, _tenant
-from tests.rollups import days_of, stored, stored_days
+from tests.rollups import days_of, periods_of, stored, stored_days, stored_periods
 
 DAILY = next(m for m in migrate.migrations() if m.name == "daily_rollups")
 
@@ -47,6 +47,8 @@ async def test_cubes_are_backfilled_and_follow_the_previous_release_fold(empty_d
         assert f"{DAILY.version:04d}_daily_rollups" in await migrate.migrate(empty_db)
         days = await stored_days(conn)
         assert days == await days_of(conn, hourly)
+        # 0013 backfilled the weeks and months from those days.
+        assert await stored_periods(conn) == periods_of(days)
         assert days["tenant"][(today.date() - timedelta(days=1), tenant)] == [
             2 * 5 * 2 * 2,  # 5 hours (00, 05, 10, 15, 20) x 2 countries x 2 statuses x 2
             3 * 5 * 2 * 2,
@@ -61,3 +63,4 @@ async def test_cubes_are_backfilled_and_follow_the_previous_release_fold(empty_d
         await conn.execute("SELECT smsgw_fold_rollup_hour_v1(%s, false)", (today,))
         assert (today.date(), tenant) not in (await stored_days(conn))["tenant"]
         assert await stored_days(conn) == await days_of(conn, await stored(conn))
+        assert await stored_periods(conn) == periods_of(await stored_days(conn))

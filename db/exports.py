@@ -8,26 +8,27 @@ from datetime import datetime
 
 from psycopg import sql
 from psycopg.abc import Buffer
-from psycopg.rows import tuple_row
 
 from db import Conn
 from db.sql import Queries
 
 _q = Queries("exports")
 
-# JSON lines fetched per round trip of the cursor: enough to stream fast, few enough to
-# keep memory flat.
-FETCH_ROWS = 5000
+# COPY writes each row as its fields in CSV; a JSON lines row is one field, a JSON text,
+# which this delimiter and quote let through untouched: row_to_json escapes every control
+# character (\u0001, \u0002), so neither can be in it, and CSV quotes a field only when
+# it holds the delimiter, the quote, a line break or is empty, none of which a JSON
+# object is. (CSV rather than text format: text would double every backslash.)
+_RAW_LINES = "FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01'"
 
 
-async def tenant_messages_csv(
-    conn: Conn, *, tenant_id: uuid.UUID, starts: datetime, ends: datetime
+async def _copy(
+    conn: Conn, query: str, *, options: str, tenant_id: uuid.UUID, starts: datetime, ends: datetime
 ) -> AsyncIterator[Buffer]:
-    """The tenant's messages of the window, oldest first, as CSV lines (no header):
-    ``COPY ... TO STDOUT (FORMAT csv)``, so PostgreSQL formats and quotes every field and
-    this yields what the server sends, a row or so at a time. One statement for the whole
-    window: the caller's transaction runs it without the session's statement timeout."""
-    copy_out = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(sql.SQL(_q["tenant_messages"]))
+    """``COPY (query) TO STDOUT (options)``: what the server sends, a row or so at a time.
+    One statement for the whole window: the caller's transaction runs it without the
+    session's statement timeout."""
+    copy_out = sql.SQL("COPY ({}) TO STDOUT ({})").format(sql.SQL(query), sql.SQL(options))
     params = {"tenant_id": tenant_id, "starts": starts, "ends": ends}
     await conn.execute(_q["unbounded"])
     async with conn.cursor() as cursor, cursor.copy(copy_out, params) as copy:
@@ -35,16 +36,31 @@ async def tenant_messages_csv(
             yield data
 
 
-async def tenant_messages_jsonl(
+def tenant_messages_csv(
     conn: Conn, *, tenant_id: uuid.UUID, starts: datetime, ends: datetime
-) -> AsyncIterator[bytes]:
-    """The same messages as JSON lines, a batch of lines per round trip of a named
-    (server-side) cursor: the caller's transaction must stay open while this is
-    iterated."""
-    # Tuples, not the pool's dicts: one text a row, nothing to name.
-    async with conn.cursor(name="export_messages", row_factory=tuple_row) as cursor:
-        await cursor.execute(
-            _q["tenant_messages_jsonl"], {"tenant_id": tenant_id, "starts": starts, "ends": ends}
-        )
-        while rows := await cursor.fetchmany(FETCH_ROWS):
-            yield ("\n".join([row[0] for row in rows]) + "\n").encode()
+) -> AsyncIterator[Buffer]:
+    """The tenant's messages of the window, oldest first, as CSV lines (no header):
+    PostgreSQL formats and quotes every field."""
+    return _copy(
+        conn,
+        _q["tenant_messages"],
+        options="FORMAT csv",
+        tenant_id=tenant_id,
+        starts=starts,
+        ends=ends,
+    )
+
+
+def tenant_messages_jsonl(
+    conn: Conn, *, tenant_id: uuid.UUID, starts: datetime, ends: datetime
+) -> AsyncIterator[Buffer]:
+    """The same messages as JSON lines, one JSON object a line, also through COPY (a
+    named cursor's rows cost this process ~12 us each: 85,000 rows/s at full scale)."""
+    return _copy(
+        conn,
+        _q["tenant_messages_jsonl"],
+        options=_RAW_LINES,
+        tenant_id=tenant_id,
+        starts=starts,
+        ends=ends,
+    )

@@ -3,6 +3,9 @@
 Starts a private PostgreSQL (under a temporary folder), migrates it, starts the API
 under granian and ONE `smsgw worker` process, then from this process:
 
+0. single sends: wrk at 64 connections for ``--single-seconds`` (10; 0: none) with no
+   worker running, as ops/bench/run.py's single ingest phase (issue 27: single-send
+   ingest direct and through PgBouncer in the same run);
 1. backlog: accepts N messages through POST /v1/messages/batch with the worker stopped,
    starts the worker, and times how long until every message is `sent`;
 2. live: with the worker running, accepts N more (batches of 1,000, several in flight)
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -204,6 +208,33 @@ async def _ingest(client: httpx.AsyncClient, keys: list[str], total: int, inflig
     await asyncio.gather(*(one(key, size) for key, size in requests))
 
 
+def _single_ingest(port: int, keys: list[str], seconds: float) -> tuple[float, float, float]:
+    """Single sends from wrk for ``seconds``: accepted msg/s, p50 and p99 latency (ms)."""
+    with tempfile.TemporaryDirectory(prefix="smsgw-e2e-wrk-") as work:
+        workdir = Path(work)
+        key_file = workdir / "keys"
+        key_file.write_text("".join(f"{k}\n" for k in keys))
+        body = json.dumps({"to": "+14155552671", "body": "bench"}).encode()
+        proc = load.start_wrk(
+            url=f"http://127.0.0.1:{port}/v1/messages",
+            keys=key_file,
+            body=body,
+            connections=64,
+            seconds=seconds,
+            workdir=workdir,
+            tag="single",
+        )
+        result = load.wrk_result(proc)
+    accepted = result.requests - result.status_errors
+    return accepted / result.seconds, result.p50_ms, result.p99_ms
+
+
+def _count(db_url: str, query: str) -> int:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _wait_sent(db_url: str, expected: int, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -327,13 +358,20 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
             peer = stack.enter_context(upstream_peer(args.provider, f"http://127.0.0.1:{port}"))
             await _use_provider(client, peer)
 
+            # 0. Single sends alone, before any worker runs (as ops/bench/run.py's single
+            # ingest phase: wrk, 64 connections, keep-alive).
+            singles = (
+                _single_ingest(port, keys, args.single_seconds) if args.single_seconds else None
+            )
+            queued = _count(db_url, "SELECT count(*) FROM messages")
+
             # 1. Backlog drain.
             await _ingest(client, keys, args.messages, inflight=4)
             for n in range(args.workers):
                 procs.append(spawn(smsgw_command("worker", "--name", f"bench-{n}"), env=env))
             spy = _spy(procs[-1].pid, args.spy) if args.spy else None
             started = time.monotonic()
-            finished = _wait_sent(db_url, args.messages, timeout=600)
+            finished = _wait_sent(db_url, queued + args.messages, timeout=600)
             backlog_rate = args.messages / (finished - started)
             if spy is not None:
                 spy.wait()
@@ -342,9 +380,9 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
             started = time.monotonic()
             await _ingest(client, keys, args.messages, inflight=4)
             accepted = time.monotonic()
-            finished = await asyncio.to_thread(_wait_sent, db_url, 2 * args.messages, 600)
+            finished = await asyncio.to_thread(_wait_sent, db_url, queued + 2 * args.messages, 600)
             live_rate = args.messages / (finished - started)
-            p50, p99 = _latencies(db_url, args.messages)
+            p50, p99 = _latencies(db_url, queued + args.messages)
         fold_seconds, fold_wal, folded = _fold_cost(db_url)
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
@@ -354,6 +392,12 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
         if args.profile_sql:
             print(server_stats.sql_profile(db_url))
         print(f"{'phase':<34}{'msg/s':>10}")
+        if singles is not None:
+            rate, p50_ms, p99_ms = singles
+            print(
+                f"{'single-send ingest, 64 conns':<34}{rate:>10.0f}"
+                f"   (p50 {p50_ms:.1f} ms, p99 {p99_ms:.1f} ms; no worker running)"
+            )
         print(f"{'backlog drain (accept done first)':<34}{backlog_rate:>10.0f}")
         print(f"{'live (ingest + delivery together)':<34}{live_rate:>10.0f}")
         print(f"{'live ingest alone took':<34}{accepted - started:>9.2f}s")
@@ -377,6 +421,12 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument(
+        "--single-seconds",
+        type=float,
+        default=10.0,
+        help="first, single sends from wrk for this long (0: none)",
+    )
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--provider", choices=["simulator", "http", "smpp"], default="simulator")

@@ -146,3 +146,18 @@ async def test_a_csv_export_outlasts_the_reporting_statement_timeout(api, conn, 
     finally:
         await conn.execute("RESET statement_timeout")
     assert body.count(b"\n") == 50_000
+
+
+async def test_a_json_lines_export_keeps_every_character_of_a_body(api, tenant):
+    # What COPY's CSV quoting or text escaping could touch: backslashes, quotes, line
+    # breaks, tabs, control characters, the characters the export uses to pass lines
+    # through (\x01, \x02), and non-Latin text.
+    body = 'a\\b "q" \\n\nline\ttab \x01\x02 \\u0001 — émoji 🙂 中文'
+    sent = await support.send(api, tenant, body=body)
+    assert sent.status_code == 202, sent.text
+    exported = await api.get(
+        "/v1/messages/export", params={"format": "jsonl"}, headers=tenant.headers
+    )
+    assert exported.status_code == 200
+    (line,) = exported.text.splitlines()
+    assert json.loads(line)["body"] == body

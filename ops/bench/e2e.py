@@ -32,10 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +49,7 @@ import psycopg
 from psycopg import sql
 
 from ops import pgbouncer
+from ops.bench import e2e_traffic as traffic
 from ops.bench import load, server_stats
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
@@ -189,74 +188,6 @@ async def _tenants(client: httpx.AsyncClient, count: int) -> list[str]:
     return keys
 
 
-async def _ingest(client: httpx.AsyncClient, keys: list[str], total: int, inflight: int) -> None:
-    per_request = 1000
-    requests = [
-        (keys[i % len(keys)], min(per_request, total - i * per_request))
-        for i in range((total + per_request - 1) // per_request)
-    ]
-    gate = asyncio.Semaphore(inflight)
-
-    async def one(key: str, size: int) -> None:
-        body = {"messages": [{"to": "+14155552671", "body": "bench"}] * size}
-        async with gate:
-            response = await client.post(
-                "/v1/messages/batch", json=body, headers={"Authorization": f"Bearer {key}"}
-            )
-            response.raise_for_status()
-
-    await asyncio.gather(*(one(key, size) for key, size in requests))
-
-
-def _single_ingest(port: int, keys: list[str], seconds: float) -> tuple[float, float, float]:
-    """Single sends from wrk for ``seconds``: accepted msg/s, p50 and p99 latency (ms)."""
-    with tempfile.TemporaryDirectory(prefix="smsgw-e2e-wrk-") as work:
-        workdir = Path(work)
-        key_file = workdir / "keys"
-        key_file.write_text("".join(f"{k}\n" for k in keys))
-        body = json.dumps({"to": "+14155552671", "body": "bench"}).encode()
-        proc = load.start_wrk(
-            url=f"http://127.0.0.1:{port}/v1/messages",
-            keys=key_file,
-            body=body,
-            connections=64,
-            seconds=seconds,
-            workdir=workdir,
-            tag="single",
-        )
-        result = load.wrk_result(proc)
-    accepted = result.requests - result.status_errors
-    return accepted / result.seconds, result.p50_ms, result.p99_ms
-
-
-def _count(db_url: str, query: str) -> int:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        row = conn.execute(query).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _wait_sent(db_url: str, expected: int, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute("SELECT count(*) FROM messages WHERE sent_at IS NOT NULL").fetchone()
-            if row and row[0] >= expected:
-                return time.monotonic()
-            time.sleep(0.05)
-    raise SystemExit(f"not all {expected} messages were sent within {timeout} s")
-
-
-def _latencies(db_url: str, since_count: int) -> tuple[float, float]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT extract(epoch FROM sent_at - created_at) FROM messages"
-            " WHERE sent_at IS NOT NULL ORDER BY created_at OFFSET %s",
-            (since_count,),
-        ).fetchall()
-    values = sorted(float(r[0]) for r in rows)
-    return statistics.median(values), values[int(len(values) * 0.99) - 1]
-
-
 def _spy(pid: int, seconds: float) -> subprocess.Popen[bytes]:
     """py-spy on a worker during the drain; prints its hottest functions when done."""
     out = f"{tempfile.gettempdir()}/smsgw-spy-{pid}.txt"
@@ -361,28 +292,32 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
             # 0. Single sends alone, before any worker runs (as ops/bench/run.py's single
             # ingest phase: wrk, 64 connections, keep-alive).
             singles = (
-                _single_ingest(port, keys, args.single_seconds) if args.single_seconds else None
+                traffic.single_ingest(port, keys, args.single_seconds)
+                if args.single_seconds
+                else None
             )
-            queued = _count(db_url, "SELECT count(*) FROM messages")
+            queued = traffic.count(db_url, "SELECT count(*) FROM messages")
 
             # 1. Backlog drain.
-            await _ingest(client, keys, args.messages, inflight=4)
+            await traffic.ingest(client, keys, args.messages, inflight=4)
             for n in range(args.workers):
                 procs.append(spawn(smsgw_command("worker", "--name", f"bench-{n}"), env=env))
             spy = _spy(procs[-1].pid, args.spy) if args.spy else None
             started = time.monotonic()
-            finished = _wait_sent(db_url, queued + args.messages, timeout=600)
+            finished = traffic.wait_sent(db_url, queued + args.messages, timeout=600)
             backlog_rate = args.messages / (finished - started)
             if spy is not None:
                 spy.wait()
 
             # 2. Live: ingest and delivery at the same time.
             started = time.monotonic()
-            await _ingest(client, keys, args.messages, inflight=4)
+            await traffic.ingest(client, keys, args.messages, inflight=4)
             accepted = time.monotonic()
-            finished = await asyncio.to_thread(_wait_sent, db_url, queued + 2 * args.messages, 600)
+            finished = await asyncio.to_thread(
+                traffic.wait_sent, db_url, queued + 2 * args.messages, 600
+            )
             live_rate = args.messages / (finished - started)
-            p50, p99 = _latencies(db_url, queued + args.messages)
+            p50, p99 = traffic.latencies(db_url, queued + args.messages)
         fold_seconds, fold_wal, folded = _fold_cost(db_url)
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "

@@ -188,3 +188,11 @@ async def list_messages(
     return await _q.all(
         conn, _BY_STATUS.get(status, "list_messages_rare_status"), status=status, **window
     )
+
+
+async def index_recipients(conn: Conn, *, through: datetime) -> int:
+    """Index the recipients of the messages created before ``through``, from where the
+    last call stopped; how many. Serialised on the mark's row lock."""
+    row = await _q.one(conn, "index_recipients", through=through)
+    assert row is not None
+    return int(row["indexed"])

@@ -1,6 +1,7 @@
 """Periodic upkeep on the maintenance queue: partitions ahead of time, expired
 idempotency keys, lapsed claims, stalled jobs, the dispatch safety net, long inbound
-messages whose missing parts never came, pumping protection and tenants' alerts."""
+messages whose missing parts never came, pumping protection, tenants' alerts and the
+index of the search by recipient."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import procrastinate
 import structlog
 from procrastinate import jobs as procrastinate_jobs
 
-from core import alerts, console, deliverability, delivery, inbound, pumping, rollups
+from core import (
+    alerts,
+    console,
+    deliverability,
+    delivery,
+    inbound,
+    pumping,
+    recipient_index,
+    rollups,
+)
 from db import auth as auth_db
 from db import idempotency as idempotency_db
 from db import inbound as inbound_db
@@ -153,6 +163,12 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         # balance.low and spend.threshold crossings, once each (core/alerts.py).
         await alerts.check_crossings(deps_of(context).pool)
 
-    del watch_pumping, check_alerts
+    @app.periodic(cron="* * * * * 41", periodic_id="recipient-index")
+    @app.task(name="smsgw.index_recipients", queue=queue, pass_context=True)
+    async def index_recipients(context: procrastinate.JobContext, timestamp: int) -> None:
+        # The search by recipient's index, a minute at a time (core/recipient_index.py).
+        await recipient_index.index_closed_minutes(deps_of(context).pool)
+
+    del watch_pumping, check_alerts, index_recipients
     del ensure_partitions, drop_old_partitions, fold_rollups, purge_idempotency_keys, recover_leases
     del wake_stranded_tenants, retry_stalled_jobs, flush_inbound_parts, judge_deliverability

@@ -45,7 +45,7 @@ def load_schema(conn: psycopg.Connection[Any]) -> None:
     """procrastinate's schema, then ours from db/schema.sql, then today's partitions."""
     conn.execute(SchemaManager.get_schema())
     conn.execute(resources.files("db").joinpath("schema.sql").read_text("utf-8"))
-    conn.execute("SELECT smsgw_ensure_partitions_v1((now() AT TIME ZONE 'UTC')::date - 1, 8)")
+    conn.execute("SELECT smsgw_ensure_partitions_v2((now() AT TIME ZONE 'UTC')::date - 1, 8)")
 
 
 @dataclass(frozen=True)

@@ -128,21 +128,47 @@ SELECT * FROM messages
  LIMIT %(limit)s
 
 -- name: list_messages_to
--- As list_messages, to one recipient, of any status or of one. No index leads with the
--- recipient: one on messages would be written with every status change of every
--- message (a third more work for an accept and its three status changes, measured in the
--- database), so this walks the tenant's messages newest first, inside the window when
--- one is given. A recipient with recent messages is found at once; one with none reads
--- the tenant's whole history in the window (seconds at 10M messages).
-SELECT * FROM messages
- WHERE tenant_id = %(tenant_id)s
-   AND to_number = %(to_number)s::text
-   AND (%(status)s::text IS NULL OR status = %(status)s::text)
-   AND created_at > coalesce(%(created_after)s::timestamptz, '-infinity')
-   AND created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
-   AND created_at <= coalesce(%(before_created_at)s::timestamptz, 'infinity')
-   AND (%(before_id)s::uuid IS NULL
-        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+-- As list_messages, to one recipient, of any status or of one. No index on messages
+-- leads with the recipient (it would be written with every status change of every
+-- message): message_recipients indexes them up to recipient_index.indexed_through (a
+-- job, minutes behind the clock), and the tenant's messages after that instant are
+-- walked newest first. From the index, each message is read by its primary key in the
+-- index's order (OFFSET 0 keeps the planner from driving the search from the tenant's
+-- whole history instead), its own tenant and number checked again: the index holds a
+-- hash of them.
+WITH mark AS MATERIALIZED (SELECT indexed_through AS at FROM recipient_index)
+SELECT * FROM (
+    (SELECT m.* FROM messages m
+      WHERE m.tenant_id = %(tenant_id)s
+        AND m.to_number = %(to_number)s::text
+        AND m.created_at >= (SELECT at FROM mark)
+        AND (%(status)s::text IS NULL OR m.status = %(status)s::text)
+        AND m.created_at > coalesce(%(created_after)s::timestamptz, '-infinity')
+        AND m.created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
+        AND m.created_at <= coalesce(%(before_created_at)s::timestamptz, 'infinity')
+        AND (%(before_id)s::uuid IS NULL
+             OR (m.created_at, m.id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+      ORDER BY m.created_at DESC, m.id DESC
+      LIMIT %(limit)s)
+    UNION ALL
+    (SELECT m.* FROM message_recipients r
+      CROSS JOIN LATERAL (
+            SELECT * FROM messages
+             WHERE id = r.message_id AND created_at = r.created_at
+               AND tenant_id = %(tenant_id)s AND to_number = %(to_number)s::text
+               AND (%(status)s::text IS NULL OR status = %(status)s::text)
+            OFFSET 0) AS m
+      WHERE r.recipient = smsgw_recipient_key_v1(%(tenant_id)s, %(to_number)s::text)
+        AND r.created_at < (SELECT at FROM mark)
+        AND r.created_at > coalesce(%(created_after)s::timestamptz, '-infinity')
+        AND r.created_at < coalesce(%(created_before)s::timestamptz, 'infinity')
+        AND r.created_at <= coalesce(%(before_created_at)s::timestamptz, 'infinity')
+        AND (%(before_id)s::uuid IS NULL
+             OR (r.created_at, r.message_id)
+                < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+      ORDER BY r.created_at DESC, r.message_id DESC
+      LIMIT %(limit)s)
+) AS found
  ORDER BY created_at DESC, id DESC
  LIMIT %(limit)s
 
@@ -152,3 +178,7 @@ SELECT status, at, error_code FROM message_events
  WHERE message_created_at = %(created_at)s AND message_id = %(id)s
    AND tenant_id = %(tenant_id)s
  ORDER BY at
+
+-- name: index_recipients
+-- Index the recipients of the messages created up to `through` (smsgw_index_recipients_v1).
+SELECT smsgw_index_recipients_v1(%(through)s) AS indexed

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from core import rollups
+from core import recipient_index, rollups
 from core.settings import Settings
 from db.pool import open_pool
 
@@ -114,7 +114,7 @@ def load_messages(db_url: str, *, measured: str, messages: int, others: list[str
     now = datetime.now(UTC)
     first = now - timedelta(days=DAYS)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("SELECT smsgw_ensure_partitions_v1(%s, %s)", (first.date(), DAYS + 1))
+        conn.execute("SELECT smsgw_ensure_partitions_v2(%s, %s)", (first.date(), DAYS + 1))
     chunks = []
     for day in range(DAYS):
         start, end = first + timedelta(days=day), first + timedelta(days=day + 1)
@@ -168,12 +168,22 @@ async def fold(db_url: str) -> int:
         await pool.close()
 
 
+async def index_recipients(db_url: str) -> int:
+    """The search by recipient's index brought up to date as the worker's job keeps it
+    (a couple of minutes behind the clock); returns the messages indexed."""
+    pool = await open_pool(db_url, min_size=1, max_size=1, name="bench-recipients")
+    try:
+        return await recipient_index.index_closed_minutes(pool)
+    finally:
+        await pool.close()
+
+
 def settle(db_url: str) -> None:
     """As a running system's tables would be: vacuumed, analyzed, flushed."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute(
             "VACUUM (ANALYZE) messages, message_events, callbacks, message_rollups,"
-            " daily_rollups, suppressions, audit_events"
+            " message_recipients, daily_rollups, suppressions, audit_events"
         )
         conn.execute("CHECKPOINT")
 

@@ -1,5 +1,5 @@
 """Historic messages for the growth phase: N terminal `delivered` messages spread over the
-past D days' daily partitions (made with smsgw_ensure_partitions_v1), each with what the
+past D days' daily partitions (made with smsgw_ensure_partitions_v2), each with what the
 gateway would have left behind: its hold and capture in the ledger, its four status
 events (queued, sending, sent, delivered), the tenant's balance moved from available to
 captured, and the /metrics counters. So smsgw_ledger_violations_v1() still holds.
@@ -99,7 +99,7 @@ def load(db_url: str, *, rows: int, days: int, tenants: list[str]) -> float:
     started = time.monotonic()
     first = datetime.now(UTC).date() - timedelta(days=days)
     with psycopg.connect(db_url, autocommit=True) as conn:
-        conn.execute("SELECT smsgw_ensure_partitions_v1(%s, %s)", (first, days - 1))
+        conn.execute("SELECT smsgw_ensure_partitions_v2(%s, %s)", (first, days - 1))
     plan = [
         (first + timedelta(days=i), rows // days + (1 if i < rows % days else 0))
         for i in range(days)

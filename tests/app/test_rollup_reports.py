@@ -115,7 +115,7 @@ async def test_reports_answer_the_same_from_raw_messages_rollups_and_rollups_alo
 ):
     tenants = await traffic(api, conn, settings, admin_headers, scheduled=False)
     today = datetime.now(UTC).date()
-    await conn.execute("SELECT smsgw_ensure_partitions_v1(%s, 4)", (today - timedelta(4),))
+    await conn.execute("SELECT smsgw_ensure_partitions_v2(%s, 4)", (today - timedelta(4),))
     midnight = datetime.combine(today, datetime.min.time(), tzinfo=UTC)
     await _earlier(conn, tenants[0].id, datetime.now(UTC) - timedelta(hours=3))
     # Earlier days: the first partial day of a window starting at 08:00 holds one batch
@@ -165,7 +165,7 @@ async def test_reports_answer_the_same_from_raw_messages_rollups_and_rollups_alo
     assert await _answers(api, admin_headers, tenants) == raw
 
     today = datetime.now(UTC).date()
-    await conn.execute("SELECT smsgw_drop_partitions_v1(%s)", (today + timedelta(1),))
+    await conn.execute("SELECT smsgw_drop_partitions_v2(%s)", (today + timedelta(1),))
     assert await support.count(conn, "SELECT count(*) AS n FROM messages") == 0
     assert await _answers(api, admin_headers, tenants) == raw
 

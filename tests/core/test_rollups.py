@@ -107,7 +107,7 @@ async def test_rollups_stay_when_retention_drops_the_raw_messages(
     assert await rollups.fold_due(pool, settings, at=datetime.now(UTC) + timedelta(hours=2))
     today = datetime.now(UTC).date()
     cursor = await conn.execute(
-        "SELECT day, dropped FROM smsgw_drop_partitions_v1(%s)", (today + timedelta(1),)
+        "SELECT day, dropped FROM smsgw_drop_partitions_v2(%s)", (today + timedelta(1),)
     )
     assert (today, True) in {(r["day"], r["dropped"]) for r in await cursor.fetchall()}
     assert await support.count(conn, "SELECT count(*) AS n FROM messages") == 0

@@ -19,7 +19,13 @@ async def _partitions(conn, parent):
 
 async def test_partitions_exist_ahead_for_every_partitioned_table(conn):
     today = datetime.now(UTC).date()
-    for parent in ("messages", "message_events", "ledger_message_entries", "callbacks"):
+    for parent in (
+        "messages",
+        "message_events",
+        "ledger_message_entries",
+        "callbacks",
+        "message_recipients",
+    ):
         names = await _partitions(conn, parent)
         for ahead in range(7):
             day = (today + timedelta(days=ahead)).strftime("%Y%m%d")
@@ -42,11 +48,13 @@ async def test_retention_drops_settled_days_keeps_the_ledger_whole(api, conn, se
     today = datetime.now(UTC).date()
     # Retention reaching today (as it will, 40 days from now): today's days go.
     cursor = await conn.execute(
-        "SELECT day, dropped, detail FROM smsgw_drop_partitions_v1(%s)", (today + timedelta(1),)
+        "SELECT day, dropped, detail FROM smsgw_drop_partitions_v2(%s)", (today + timedelta(1),)
     )
     days = await cursor.fetchall()
     assert {(row["day"], row["dropped"]) for row in days} >= {(today, True)}
     assert f"messages_{today:%Y%m%d}" not in await _partitions(conn, "messages")
+    # The recipients' index of the day (search by recipient) goes with its messages.
+    assert f"message_recipients_{today:%Y%m%d}" not in await _partitions(conn, "message_recipients")
     cursor = await conn.execute(
         "SELECT holds, captures, releases FROM ledger_rollups WHERE tenant_id = %s AND day = %s",
         (tenant.id, today),
@@ -58,16 +66,17 @@ async def test_retention_drops_settled_days_keeps_the_ledger_whole(api, conn, se
     }
     # The balance is untouched and the invariant (checked after the test) still holds.
     assert await support.balance(api, tenant) == before
-    await conn.execute("SELECT smsgw_ensure_partitions_v1((now() AT TIME ZONE 'UTC')::date - 1, 8)")
+    await conn.execute("SELECT smsgw_ensure_partitions_v2((now() AT TIME ZONE 'UTC')::date - 1, 8)")
 
 
 async def test_a_day_with_unsettled_messages_is_kept(api, conn, tenant):
     await support.send(api, tenant)  # queued: no worker runs
     today = datetime.now(UTC).date()
     cursor = await conn.execute(
-        "SELECT day, dropped, detail FROM smsgw_drop_partitions_v1(%s)", (today + timedelta(1),)
+        "SELECT day, dropped, detail FROM smsgw_drop_partitions_v2(%s)", (today + timedelta(1),)
     )
     kept = {row["day"]: row for row in await cursor.fetchall()}
     assert kept[today]["dropped"] is False
     assert "not settled" in kept[today]["detail"]
     assert f"messages_{today:%Y%m%d}" in await _partitions(conn, "messages")
+    assert f"message_recipients_{today:%Y%m%d}" in await _partitions(conn, "message_recipients")

@@ -252,7 +252,10 @@ async def run(args: argparse.Namespace) -> None:
                 tenant, written, loaded = kept[0], int(kept[1]), float(kept[2])
                 print(f"reusing the data of {base} (loaded in {loaded:.0f} s)", flush=True)
                 await console_data.fold(db_url)  # the hours closed since
-                await console_data.index_recipients(db_url)
+                started = time.perf_counter()
+                indexed = await console_data.index_recipients(db_url)
+                took = time.perf_counter() - started
+                print(f"  {indexed:,} recipients indexed: {took:.0f} s", flush=True)
             else:
                 tenant, written, loaded = await load(operator, db_url, args.messages)
                 if args.data:

@@ -107,9 +107,9 @@ async def _rows_read(conn, name: str, params: dict[str, Any]) -> tuple[int, int]
     )
 
 
-async def test_a_search_reads_only_the_messages_of_its_page(api, tenant, conn):
-    await _sent(api, tenant, [VALID_TO] * 300)
-    window = {
+def _first_page(tenant) -> dict[str, Any]:
+    """A search's parameters for the tenant's first page of 51, no window."""
+    return {
         "tenant_id": uuid.UUID(tenant.id),
         "created_after": None,
         "created_before": None,
@@ -117,6 +117,11 @@ async def test_a_search_reads_only_the_messages_of_its_page(api, tenant, conn):
         "before_id": None,
         "limit": 51,
     }
+
+
+async def test_a_search_reads_only_the_messages_of_its_page(api, tenant, conn):
+    await _sent(api, tenant, [VALID_TO] * 300)
+    window = _first_page(tenant)
     # Statuses the tenant has none of, through the partial index: nothing read.
     for status in ("failed", "canceled", "sent"):
         assert await _rows_read(
@@ -169,14 +174,7 @@ async def test_a_search_by_recipient_reads_only_that_recipients_messages(api, te
     # history newest first would read the 300 others before reaching them.
     theirs = await _sent(api, tenant, [OTHER_TO] * 3)
     await _sent(api, tenant, [VALID_TO] * 300)
-    window = {
-        "tenant_id": uuid.UUID(tenant.id),
-        "created_after": None,
-        "created_before": None,
-        "before_created_at": None,
-        "before_id": None,
-        "limit": 51,
-    }
+    window = _first_page(tenant)
     search = {**window, "to_number": OTHER_TO, "status": None}
     # Not indexed yet: found by walking the newest messages.
     assert await _walk(api, tenant, to=OTHER_TO) == _newest_first(theirs)

@@ -5276,6 +5276,9 @@ DECLARE
     pending bigint;
     total bigint;
     known rollup_hours;
+    dropped uuid[];
+    renewed rollup_pending[];
+    changes message_rollups[];
     bounds double precision[] := smsgw_rollup_bounds_v1()::double precision[];
     zeros bigint[] := array_fill(0::bigint, ARRAY[12]);
     -- The least UUIDv7 of the hour's first millisecond and of the next hour's.
@@ -5306,8 +5309,11 @@ BEGIN
                                     AND created_at >= p_hour
                                     AND created_at < p_hour + interval '1 hour')) THEN
         total := known.messages;
-        WITH now_seen AS (
-            SELECT p.message_id, p.tenant_id, p.country,
+        -- One statement reads the pending messages (one snapshot: what is taken back and
+        -- added below is what it saw) into arrays; the writes follow from those, and
+        -- none is made when nothing changed (the cubes' statement triggers would run).
+        WITH seen AS (
+            SELECT p.message_id, p.created_at, p.tenant_id, p.country,
                    p.provider AS was_provider, p.status AS was_status,
                    p.segments AS was_segments, p.price AS was_price, p.cost AS was_cost,
                    p.sent_bucket AS was_sb, p.delivery_bucket AS was_db,
@@ -5326,26 +5332,28 @@ BEGIN
                 ON m.id = p.message_id AND m.created_at = p.created_at
                AND m.created_at >= p_hour AND m.created_at < p_hour + interval '1 hour'
              WHERE p.hour = p_hour
-        ), moved AS (
-            SELECT * FROM now_seen
-             WHERE present
-               AND (provider, status, segments, price, cost, sb, db) IS DISTINCT FROM
-                   (was_provider, was_status, was_segments, was_price, was_cost, was_sb,
-                    was_db)
+        ), judged AS (
+            SELECT *,
+                   present AND (provider, status, segments, price, cost, sb, db)
+                       IS DISTINCT FROM (was_provider, was_status, was_segments, was_price,
+                                         was_cost, was_sb, was_db) AS shifted,
+                   present AND status IN ('scheduled', 'queued', 'sending', 'sent') AS open
+              FROM seen
         ), signed AS (
             SELECT -1 AS n, tenant_id, country, was_provider AS provider,
                    was_status AS status, was_segments::integer AS segments,
                    was_price AS price, was_cost AS cost, was_sb::integer AS sb,
                    was_db::integer AS db
-              FROM moved
+              FROM judged WHERE shifted
             UNION ALL
             SELECT 1, tenant_id, country, provider, status, segments, price, cost, sb, db
-              FROM moved
+              FROM judged WHERE shifted
         ), change AS (
-            SELECT tenant_id, country, provider, status, sum(n)::bigint AS messages,
-                   sum(n * segments)::bigint AS segments, sum(n * price)::bigint AS price,
-                   sum(n * cost)::bigint AS cost,
-                   ARRAY[coalesce(sum(n) FILTER (WHERE sb = 0), 0),
+            SELECT p_hour AS hour, tenant_id, country, provider, status,
+                   sum(n)::bigint AS messages, sum(n * segments)::bigint AS segments,
+                   sum(n * price)::bigint AS price, sum(n * cost)::bigint AS cost,
+                   ARRAY[
+                         coalesce(sum(n) FILTER (WHERE sb = 0), 0),
                          coalesce(sum(n) FILTER (WHERE sb = 1), 0),
                          coalesce(sum(n) FILTER (WHERE sb = 2), 0),
                          coalesce(sum(n) FILTER (WHERE sb = 3), 0),
@@ -5358,7 +5366,8 @@ BEGIN
                          coalesce(sum(n) FILTER (WHERE sb = 10), 0),
                          coalesce(sum(n) FILTER (WHERE sb = 11), 0)]::bigint[]
                        AS sent_latency,
-                   ARRAY[coalesce(sum(n) FILTER (WHERE db = 0), 0),
+                   ARRAY[
+                         coalesce(sum(n) FILTER (WHERE db = 0), 0),
                          coalesce(sum(n) FILTER (WHERE db = 1), 0),
                          coalesce(sum(n) FILTER (WHERE db = 2), 0),
                          coalesce(sum(n) FILTER (WHERE db = 3), 0),
@@ -5373,47 +5382,79 @@ BEGIN
                        AS delivery_latency
               FROM signed
              GROUP BY tenant_id, country, provider, status
-        ), changed AS (
-            SELECT * FROM change
-             WHERE (messages, segments, price, cost) <> (0, 0, 0, 0)
-                OR sent_latency <> zeros OR delivery_latency <> zeros
-        ), emptied AS (
-            -- A row left with no message has nothing left at all (every message counts 1).
-            DELETE FROM message_rollups r USING changed c
-             WHERE r.hour = p_hour AND r.tenant_id = c.tenant_id AND r.country = c.country
-               AND r.provider = c.provider AND r.status = c.status
-               AND r.messages + c.messages = 0
-        ), merged AS (
+        )
+        SELECT (SELECT count(*) FILTER (WHERE present
+                                        AND status IN ('scheduled', 'queued', 'sending'))
+                  FROM judged),
+               (SELECT array_agg(message_id) FROM judged WHERE shifted OR NOT open),
+               (SELECT array_agg(ROW(p_hour, message_id, created_at, tenant_id, country,
+                                     provider, status, segments, price, cost, sb::smallint,
+                                     db::smallint)::rollup_pending)
+                  FROM judged WHERE shifted AND open),
+               (SELECT array_agg(c::message_rollups) FROM change c
+                 WHERE (messages, segments, price, cost) <> (0, 0, 0, 0)
+                    OR sent_latency <> zeros OR delivery_latency <> zeros)
+          INTO pending, dropped, renewed, changes;
+        IF changes IS NOT NULL THEN
+            WITH applied AS (
+                SELECT d.*, r.messages + d.messages = 0 AS emptied
+                  FROM unnest(changes) d
+                  LEFT JOIN message_rollups r
+                    ON r.hour = p_hour AND r.tenant_id = d.tenant_id
+                   AND r.country = d.country AND r.provider = d.provider
+                   AND r.status = d.status
+            ), emptied AS (
+                -- A row left with no message has nothing left (every message counts 1).
+                DELETE FROM message_rollups r USING applied c
+                 WHERE c.emptied AND r.hour = p_hour AND r.tenant_id = c.tenant_id
+                   AND r.country = c.country AND r.provider = c.provider
+                   AND r.status = c.status
+            )
             INSERT INTO message_rollups AS r (hour, tenant_id, country, provider, status,
                                               messages, segments, price, cost,
                                               sent_latency, delivery_latency)
-            SELECT p_hour, c.* FROM changed c
-             WHERE NOT EXISTS (SELECT 1 FROM message_rollups e
-                                WHERE e.hour = p_hour AND e.tenant_id = c.tenant_id
-                                  AND e.country = c.country AND e.provider = c.provider
-                                  AND e.status = c.status AND e.messages + c.messages = 0)
+            SELECT hour, tenant_id, country, provider, status, messages, segments, price,
+                   cost, sent_latency, delivery_latency
+              FROM applied c WHERE NOT coalesce(c.emptied, false)
             ON CONFLICT (hour, tenant_id, country, provider, status) DO UPDATE
                SET messages = r.messages + excluded.messages,
                    segments = r.segments + excluded.segments,
                    price = r.price + excluded.price, cost = r.cost + excluded.cost,
-                   sent_latency = smsgw_add_buckets_v1(r.sent_latency, excluded.sent_latency),
-                   delivery_latency = smsgw_add_buckets_v1(r.delivery_latency,
-                                                           excluded.delivery_latency)
-        ), left_pending AS (
-            DELETE FROM rollup_pending p USING now_seen s
-             WHERE p.hour = p_hour AND p.message_id = s.message_id
-               AND NOT (s.present AND s.status IN ('scheduled', 'queued', 'sending', 'sent'))
-        ), still_pending AS (
-            UPDATE rollup_pending p
-               SET provider = m.provider, status = m.status, segments = m.segments,
-                   price = m.price, cost = m.cost, sent_bucket = m.sb, delivery_bucket = m.db
-              FROM moved m
-             WHERE p.hour = p_hour AND p.message_id = m.message_id
-               AND m.status IN ('scheduled', 'queued', 'sending', 'sent')
-        )
-        SELECT count(*) FILTER (WHERE present AND status IN ('scheduled', 'queued', 'sending'))
-          INTO pending
-          FROM now_seen;
+                   -- Element by element, spelled out: cheaper than smsgw_add_buckets_v1.
+                   sent_latency = ARRAY[
+                       r.sent_latency[1] + excluded.sent_latency[1],
+                       r.sent_latency[2] + excluded.sent_latency[2],
+                       r.sent_latency[3] + excluded.sent_latency[3],
+                       r.sent_latency[4] + excluded.sent_latency[4],
+                       r.sent_latency[5] + excluded.sent_latency[5],
+                       r.sent_latency[6] + excluded.sent_latency[6],
+                       r.sent_latency[7] + excluded.sent_latency[7],
+                       r.sent_latency[8] + excluded.sent_latency[8],
+                       r.sent_latency[9] + excluded.sent_latency[9],
+                       r.sent_latency[10] + excluded.sent_latency[10],
+                       r.sent_latency[11] + excluded.sent_latency[11],
+                       r.sent_latency[12] + excluded.sent_latency[12]],
+                   delivery_latency = ARRAY[
+                       r.delivery_latency[1] + excluded.delivery_latency[1],
+                       r.delivery_latency[2] + excluded.delivery_latency[2],
+                       r.delivery_latency[3] + excluded.delivery_latency[3],
+                       r.delivery_latency[4] + excluded.delivery_latency[4],
+                       r.delivery_latency[5] + excluded.delivery_latency[5],
+                       r.delivery_latency[6] + excluded.delivery_latency[6],
+                       r.delivery_latency[7] + excluded.delivery_latency[7],
+                       r.delivery_latency[8] + excluded.delivery_latency[8],
+                       r.delivery_latency[9] + excluded.delivery_latency[9],
+                       r.delivery_latency[10] + excluded.delivery_latency[10],
+                       r.delivery_latency[11] + excluded.delivery_latency[11],
+                       r.delivery_latency[12] + excluded.delivery_latency[12]];
+        END IF;
+        IF dropped IS NOT NULL THEN
+            -- Final now, or recorded again with their new share just below.
+            DELETE FROM rollup_pending WHERE hour = p_hour AND message_id = ANY (dropped);
+        END IF;
+        IF renewed IS NOT NULL THEN
+            INSERT INTO rollup_pending SELECT * FROM unnest(renewed);
+        END IF;
     ELSE
         DELETE FROM rollup_pending WHERE hour = p_hour;
         WITH placed AS (

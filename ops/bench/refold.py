@@ -15,6 +15,8 @@ folds (the first and ``--refolds`` refolds: SMSGW_ROLLUP_SETTLE_HOURS 6 over
 SMSGW_ROLLUP_REFRESH_MINUTES 60) per message.
 
     nice -n 10 .venv/bin/python -m ops.bench.refold [--messages 200000] [--pending 0.01]
+
+``fold_life`` is the same account on a database traffic filled (ops/bench/e2e.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -130,6 +133,62 @@ def _reset(conn: psycopg.Connection, hour: object, receipted: list[object]) -> N
         (hour, hour, receipted),
     )
     conn.execute("VACUUM ANALYZE messages")
+
+
+@dataclass(frozen=True)
+class Life:
+    """What keeping the rollups of a run's messages costs over their hours' life:
+    seconds and WAL bytes of each kind of fold, for all the run's hours."""
+
+    messages: int
+    pending: int  # recorded by the first fold (not final yet)
+    first: tuple[float, int]
+    refold: tuple[float, int]  # after the receipts came: the changed messages
+    idle: tuple[float, int]  # nothing changed since: each later refold
+
+    def seconds(self, refolds: int) -> float:
+        """The first fold, one refold after the receipts, the other refolds idle."""
+        return self.first[0] + self.refold[0] + max(0, refolds - 1) * self.idle[0]
+
+
+def fold_life(db_url: str, *, receipts_within: float = 120.0) -> Life:
+    """As the worker keeps an hour's rollups: the first fold of every hour holding
+    messages (all read; those not final recorded as pending), then the receipts waiting
+    in the inbox made due and applied by the running worker (an hour later they would
+    have come), a refold (the changed messages), and another (nothing changed: what
+    each later refold until the hour settles costs)."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        hours = [
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM messages"
+            ).fetchall()
+        ]
+
+        def count(query: str) -> int:
+            row = conn.execute(query).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        def folds() -> tuple[float, int]:
+            wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+            before = count(wal)
+            started = time.perf_counter()
+            for hour in hours:
+                with conn.transaction():
+                    conn.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false)", (hour,))
+            return time.perf_counter() - started, count(wal) - before
+
+        messages = count("SELECT count(*) FROM messages")
+        first = folds()
+        pending = count("SELECT count(*) FROM rollup_pending")
+        conn.execute("UPDATE receipts_inbox SET available_at = now()")
+        deadline = time.monotonic() + receipts_within
+        while count("SELECT count(*) FROM receipts_inbox") and time.monotonic() < deadline:
+            time.sleep(0.5)
+        refold = folds()
+        idle = folds()
+    return Life(messages, pending, first, refold, idle)
 
 
 def main() -> None:

@@ -20,10 +20,11 @@ from tests.rollups import DESTINATIONS, assert_days_match, recomputed, stored, t
 OPEN = ("scheduled", "queued", "sending", "sent")
 
 
-async def _sent_awaiting_receipts(api, conn, settings, admin_headers, count=12):
-    """Traffic at rest (one message still scheduled for tomorrow), then ``count`` more
-    messages sent whose receipts wait an hour in the inbox: they stay `sent`."""
-    first, second = await traffic(api, conn, settings, admin_headers)
+async def _sent_awaiting_receipts(api, conn, settings, admin_headers, count=12, scheduled=True):
+    """Traffic at rest (unless told otherwise, one message still scheduled for tomorrow),
+    then ``count`` more messages sent whose receipts wait an hour in the inbox: they stay
+    `sent`."""
+    first, second = await traffic(api, conn, settings, admin_headers, scheduled=scheduled)
     batch = [{"to": DESTINATIONS[i % 4], "body": f"late {i}"} for i in range(count)]
     accepted = await api.post("/v1/messages/batch", json={"messages": batch}, headers=first.headers)
     assert accepted.status_code == 202, accepted.text
@@ -230,3 +231,23 @@ async def test_a_message_committed_into_an_hour_already_folded_is_counted(
     assert await stored(conn) == raw
     await assert_days_match(conn)
     assert await _pending(conn) == await _open(conn)
+
+
+async def test_pending_rows_go_when_retention_drops_the_raw_messages(
+    api, conn, pool, settings, admin_headers
+):
+    await _sent_awaiting_receipts(api, conn, settings, admin_headers, count=3, scheduled=False)
+    assert await rollups.fold_due(pool, settings, at=_soon(2))
+    expected = await stored(conn)
+    assert len(await _pending(conn)) == 3
+    today = datetime.now(UTC).date()
+    await conn.execute("SELECT smsgw_drop_partitions_v1(%s)", (today + timedelta(1),))
+    assert await support.count(conn, "SELECT count(*) AS n FROM messages") == 0
+
+    # The hour's next fold finds no raw messages: its rollups stay, it is final, and its
+    # pending rows are gone with the messages they named.
+    await rollups.fold_due(pool, settings, at=_soon(8))
+    assert await stored(conn) == expected
+    await assert_days_match(conn, raw=False)
+    assert all(mark["final"] for mark in await _marks(conn))
+    assert await _pending(conn) == set()

@@ -151,7 +151,7 @@ class Life:
         return self.first[0] + self.refold[0] + max(0, refolds - 1) * self.idle[0]
 
 
-def fold_life(db_url: str, *, receipts_within: float = 120.0) -> Life:
+def fold_life(db_url: str, *, receipts_within: float = 60.0) -> Life:
     """As the worker keeps an hour's rollups: the first fold of every hour holding
     messages (all read; those not final recorded as pending), then the receipts waiting
     in the inbox made due and applied by the running worker (an hour later they would

@@ -5252,6 +5252,22 @@ CREATE TABLE rollup_pending (
 -- next fold reads the whole hour again.
 ALTER TABLE rollup_hours ADD COLUMN pending_as_of timestamptz;
 
+-- What a refold adds to one row of message_rollups (negative: takes back), in the
+-- table's shape, whatever columns the table gains later.
+CREATE TYPE smsgw_rollup_change_v1 AS (
+    hour timestamptz,
+    tenant_id uuid,
+    country text,
+    provider text,
+    status text,
+    messages bigint,
+    segments bigint,
+    price bigint,
+    cost bigint,
+    sent_latency bigint[],
+    delivery_latency bigint[]
+);
+
 -- Fold one hour, as smsgw_fold_rollup_hour_v2 (merging; folds of one UTC day queue on an
 -- advisory lock; an hour whose messages partition is gone is final), but a refold is
 -- incremental: when the hour's last fold kept its pending messages (pending_as_of), only
@@ -5278,7 +5294,7 @@ DECLARE
     known rollup_hours;
     dropped uuid[];
     renewed rollup_pending[];
-    changes message_rollups[];
+    changes smsgw_rollup_change_v1[];
     bounds double precision[] := smsgw_rollup_bounds_v1()::double precision[];
     zeros bigint[] := array_fill(0::bigint, ARRAY[12]);
     -- The least UUIDv7 of the hour's first millisecond and of the next hour's.
@@ -5391,7 +5407,7 @@ BEGIN
                                      provider, status, segments, price, cost, sb::smallint,
                                      db::smallint)::rollup_pending)
                   FROM judged WHERE shifted AND open),
-               (SELECT array_agg(c::message_rollups) FROM change c
+               (SELECT array_agg(c::smsgw_rollup_change_v1) FROM change c
                  WHERE (messages, segments, price, cost) <> (0, 0, 0, 0)
                     OR sent_latency <> zeros OR delivery_latency <> zeros)
           INTO pending, dropped, renewed, changes;

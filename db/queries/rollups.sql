@@ -51,14 +51,16 @@ SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(
 SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old
--- Rollups older than their retention, with their hours' marks (and pending messages: a
--- fold of an hour whose raw messages are gone deletes those already).
+-- Rollups older than their retention, with their hours' marks; and the pending messages
+-- of final hours (a fold of an hour whose raw messages are gone, or that becomes final,
+-- deletes those already; an older release's fold, v2, keeps none and leaves them).
 WITH gone AS (
     DELETE FROM message_rollups
      WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
 ), pending_gone AS (
-    DELETE FROM rollup_pending
-     WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+    DELETE FROM rollup_pending p
+     WHERE p.hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+        OR EXISTS (SELECT 1 FROM rollup_hours h WHERE h.hour = p.hour AND h.final)
 )
 DELETE FROM rollup_hours
  WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)

@@ -251,3 +251,22 @@ async def test_pending_rows_go_when_retention_drops_the_raw_messages(
     await assert_days_match(conn, raw=False)
     assert all(mark["final"] for mark in await _marks(conn))
     assert await _pending(conn) == set()
+
+
+async def test_pending_rows_an_older_releases_final_fold_leaves_go_with_retention(
+    api, conn, pool, settings, admin_headers
+):
+    await _sent_awaiting_receipts(api, conn, settings, admin_headers, count=2, scheduled=False)
+    assert await rollups.fold_due(pool, settings, at=_soon(2))
+    # An older worker settles the hour with v2, which keeps no pending rows: final, but
+    # the two rows v3 recorded stay until the retention job's run.
+    async with pool.connection() as folder, folder.transaction():
+        for hour in await _hours(conn):
+            await folder.execute("SELECT smsgw_fold_rollup_hour_v2(%s, true)", (hour,))
+    assert all(mark["final"] for mark in await _marks(conn))
+    assert len(await _pending(conn)) == 2
+    kept = await stored(conn)
+
+    await rollups.drop_old(pool, settings)
+    assert await _pending(conn) == set()
+    assert await stored(conn) == kept

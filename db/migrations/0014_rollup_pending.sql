@@ -9,7 +9,11 @@
 -- refold reads these messages only, by primary key, takes back what was added for each
 -- whose share changed and adds what it is now; a message whose status is final leaves
 -- the table. The hour's rows go when the hour becomes final (or its raw messages go).
-CREATE TABLE rollup_pending (
+-- Unlogged: an hour's first fold may record most of its messages (receipts come after
+-- it), and their WAL would cost as much as the rest of the fold. A crash, a promoted
+-- replica or a base backup finds the table empty: rollup_hours.pending_rows then differs
+-- from the rows found and the next fold reads the whole hour again.
+CREATE UNLOGGED TABLE rollup_pending (
     hour timestamptz NOT NULL,
     message_id uuid NOT NULL,
     created_at timestamptz NOT NULL,
@@ -26,10 +30,12 @@ CREATE TABLE rollup_pending (
     PRIMARY KEY (hour, message_id)
 );
 
--- The folded_at of the hour's last fold that kept rollup_pending (v3). A fold of an older
--- release since (v1, v2: they keep no pending rows) leaves folded_at different, and the
--- next fold reads the whole hour again.
+-- The folded_at of the hour's last fold that kept rollup_pending (v3), and how many rows
+-- it left there. A fold of an older release since (v1, v2: they keep no pending rows)
+-- leaves folded_at different, a crash leaves fewer rows, and the next fold reads the
+-- whole hour again.
 ALTER TABLE rollup_hours ADD COLUMN pending_as_of timestamptz;
+ALTER TABLE rollup_hours ADD COLUMN pending_rows bigint;
 
 -- What a refold adds to one row of message_rollups (negative: takes back), in the
 -- table's shape, whatever columns the table gains later.
@@ -49,7 +55,8 @@ CREATE TYPE smsgw_rollup_change_v1 AS (
 
 -- Fold one hour, as smsgw_fold_rollup_hour_v2 (merging; folds of one UTC day queue on an
 -- advisory lock; an hour whose messages partition is gone is final), but a refold is
--- incremental: when the hour's last fold kept its pending messages (pending_as_of), only
+-- incremental: when the hour's last fold kept its pending messages (pending_as_of,
+-- pending_rows), only
 -- the messages of rollup_pending are read, by primary key, in one statement (what it
 -- takes back and adds is what that statement saw), and the rows their change touches
 -- written. Otherwise, or with p_full (repair), the whole hour is recomputed and its
@@ -68,7 +75,8 @@ CREATE FUNCTION smsgw_fold_rollup_hour_v3(p_hour timestamptz, p_settled boolean,
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    pending bigint;
+    pending bigint;  -- messages scheduled, queued or sending: not final
+    kept bigint;  -- rows left in rollup_pending
     total bigint;
     known rollup_hours;
     dropped uuid[];
@@ -90,14 +98,16 @@ BEGIN
     IF to_regclass(format('messages_%s', to_char(p_hour AT TIME ZONE 'UTC', 'YYYYMMDD')))
        IS NULL THEN
         DELETE FROM rollup_pending WHERE hour = p_hour;
-        INSERT INTO rollup_hours AS r (hour, folded_at, final, messages)
+        INSERT INTO rollup_hours AS r (hour, folded_at, final, messages, pending_rows)
         VALUES (p_hour, now(), true,
-                coalesce((SELECT sum(messages) FROM message_rollups WHERE hour = p_hour), 0))
-        ON CONFLICT (hour) DO UPDATE SET final = true;
+                coalesce((SELECT sum(messages) FROM message_rollups WHERE hour = p_hour), 0),
+                0)
+        ON CONFLICT (hour) DO UPDATE SET final = true, pending_rows = 0;
         RETURN true;
     END IF;
     SELECT * INTO known FROM rollup_hours WHERE hour = p_hour;
     IF NOT p_full AND known.pending_as_of = known.folded_at
+       AND known.pending_rows = (SELECT count(*) FROM rollup_pending WHERE hour = p_hour)
        AND (known.pending_as_of >= p_hour + interval '70 minutes'
             OR known.messages = (SELECT count(*) FROM messages
                                   WHERE id >= first_id AND id < next_id
@@ -178,7 +188,8 @@ BEGIN
               FROM signed
              GROUP BY tenant_id, country, provider, status
         )
-        SELECT (SELECT count(*) FILTER (WHERE present
+        SELECT (SELECT count(*) FILTER (WHERE open) FROM judged),
+               (SELECT count(*) FILTER (WHERE present
                                         AND status IN ('scheduled', 'queued', 'sending'))
                   FROM judged),
                (SELECT array_agg(message_id) FROM judged WHERE shifted OR NOT open),
@@ -189,7 +200,7 @@ BEGIN
                (SELECT array_agg(c::smsgw_rollup_change_v1) FROM change c
                  WHERE (messages, segments, price, cost) <> (0, 0, 0, 0)
                     OR sent_latency <> zeros OR delivery_latency <> zeros)
-          INTO pending, dropped, renewed, changes;
+          INTO kept, pending, dropped, renewed, changes;
         IF changes IS NOT NULL THEN
             WITH applied AS (
                 SELECT d.*, r.messages + d.messages = 0 AS emptied
@@ -326,18 +337,24 @@ BEGIN
         )
         SELECT coalesce(sum(messages), 0),
                coalesce(sum(messages)
-                        FILTER (WHERE status IN ('scheduled', 'queued', 'sending')), 0)
-          INTO total, pending
+                        FILTER (WHERE status IN ('scheduled', 'queued', 'sending')), 0),
+               coalesce(sum(messages)
+                        FILTER (WHERE status IN ('scheduled', 'queued', 'sending', 'sent')),
+                        0)
+          INTO total, pending, kept
           FROM fresh;
     END IF;
     IF p_settled AND pending = 0 THEN
         DELETE FROM rollup_pending WHERE hour = p_hour;
+        kept := 0;
     END IF;
-    INSERT INTO rollup_hours AS r (hour, folded_at, final, messages, pending_as_of)
-    VALUES (p_hour, now(), p_settled AND pending = 0, total, now())
+    INSERT INTO rollup_hours AS r (hour, folded_at, final, messages, pending_as_of,
+                                   pending_rows)
+    VALUES (p_hour, now(), p_settled AND pending = 0, total, now(), kept)
     ON CONFLICT (hour) DO UPDATE
         SET folded_at = excluded.folded_at, final = excluded.final,
-            messages = excluded.messages, pending_as_of = excluded.pending_as_of;
+            messages = excluded.messages, pending_as_of = excluded.pending_as_of,
+            pending_rows = excluded.pending_rows;
     RETURN p_settled AND pending = 0;
 END;
 $$;

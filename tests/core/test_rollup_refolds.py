@@ -270,3 +270,18 @@ async def test_pending_rows_an_older_releases_final_fold_leaves_go_with_retentio
     await rollups.drop_old(pool, settings)
     assert await _pending(conn) == set()
     assert await stored(conn) == kept
+
+
+async def test_after_a_crash_empties_the_pending_table_the_next_fold_reads_the_hour(
+    api, conn, pool, settings, admin_headers
+):
+    await _sent_awaiting_receipts(api, conn, settings, admin_headers, count=4)
+    assert await rollups.fold_due(pool, settings, at=_soon(2))
+    assert len(await _pending(conn)) == 5
+    # rollup_pending is unlogged: crash recovery (or a promoted replica) finds it empty.
+    await conn.execute("TRUNCATE rollup_pending")
+    await _receipts_arrive(pool, conn, 3)
+    assert await rollups.fold_due(pool, settings, at=_soon(2))
+    assert await stored(conn) == await recomputed(conn)
+    await assert_days_match(conn)
+    assert await _pending(conn) == await _open(conn)

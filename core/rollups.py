@@ -17,7 +17,8 @@ reads those only, by key, takes back what was added for each whose share changed
 adds its share now, so a message costs about one fold in its life instead of seven. A
 refold reads the whole hour again when the hour gained messages since (an accept that
 committed after the hour's first fold: counted until a fold ran 10 minutes after the
-hour's end), when an older release's fold ran between, or when asked (``full``: repair).
+hour's end), when an older release's fold ran between, when a crash emptied the unlogged
+``rollup_pending``, or when asked (``full``: repair).
 
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the

@@ -285,3 +285,31 @@ async def test_after_a_crash_empties_the_pending_table_the_next_fold_reads_the_h
     assert await stored(conn) == await recomputed(conn)
     await assert_days_match(conn)
     assert await _pending(conn) == await _open(conn)
+
+
+async def test_a_receipt_committed_while_a_refold_runs_is_taken_by_the_next(
+    api, conn, pool, settings, admin_headers, db_url
+):
+    await _sent_awaiting_receipts(api, conn, settings, admin_headers, count=4)
+    assert await rollups.fold_due(pool, settings, at=_soon(2))
+    await _receipts_arrive(pool, conn, 1)
+    # A refold has read the hour's pending messages (one statement) and not committed
+    # when another receipt commits: it recorded the message as it saw it, `sent`.
+    folder = await psycopg.AsyncConnection.connect(db_url)
+    try:
+        for hour in await _hours(conn):
+            await folder.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false)", (hour,))
+        await _receipts_arrive(pool, conn, 1)
+        await folder.commit()
+    finally:
+        await folder.close()
+    raw = await recomputed(conn)
+    assert await stored(conn) != raw  # the second receipt is not in yet
+    assert (
+        len(await _pending(conn)) == 4
+    )  # three sent (one of them delivered since) and one scheduled
+
+    assert await rollups.fold_due(pool, settings, at=_soon(2))
+    assert await stored(conn) == raw
+    await assert_days_match(conn)
+    assert await _pending(conn) == await _open(conn)

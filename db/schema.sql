@@ -5277,10 +5277,9 @@ CREATE TYPE smsgw_rollup_change_v1 AS (
 -- Fold one hour, as smsgw_fold_rollup_hour_v2 (merging; folds of one UTC day queue on an
 -- advisory lock; an hour whose messages partition is gone is final), but a refold is
 -- incremental: when the hour's last fold kept its pending messages (pending_as_of,
--- pending_rows), only
--- the messages of rollup_pending are read, by primary key, in one statement (what it
--- takes back and adds is what that statement saw), and the rows their change touches
--- written. Otherwise, or with p_full (repair), the whole hour is recomputed and its
+-- pending_rows), only the messages of rollup_pending are read, by primary key, in one
+-- statement (what it takes back and adds is what that statement saw), and the rows
+-- their change touches written. Otherwise, or with p_full (repair), the whole hour is recomputed and its
 -- pending messages recorded afresh. A message may commit into an hour after the hour's
 -- first fold read it (its id, so its created_at, is made before the accept commits):
 -- until a fold has run 10 minutes after the hour's end, a refold counts the hour's

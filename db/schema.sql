@@ -5355,6 +5355,7 @@ BEGIN
               FROM rollup_pending p
               LEFT JOIN messages m
                 ON m.id = p.message_id AND m.created_at = p.created_at
+               AND m.id >= first_id AND m.id < next_id
                AND m.created_at >= p_hour AND m.created_at < p_hour + interval '1 hour'
              WHERE p.hour = p_hour
         ), judged AS (

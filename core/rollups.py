@@ -14,7 +14,8 @@ drops its raw messages. A receipt that arrives after that is not counted (docume
 The first fold reads the whole hour (found by its messages' id range) and records the
 messages not final yet, with what it added for each, in ``rollup_pending``; a refold
 reads those only, by key, takes back what was added for each whose share changed and
-adds its share now, so a message costs about one fold in its life instead of seven. A
+adds its share now: a message final when its hour closes costs one fold in its life
+instead of seven, one still ``sent`` then (its receipt to come) about two. A
 refold reads the whole hour again when the hour gained messages since (an accept that
 committed after the hour's first fold: counted until a fold ran 10 minutes after the
 hour's end), when an older release's fold ran between, when a crash emptied the unlogged

@@ -5219,7 +5219,7 @@ AS $$
       JOIN tenants t ON t.id = e.tenant_id
 $$;
 
--- 0014: incremental refolds of the hourly rollups (issue 27: rollup upkeep within 5% of
+-- 0016: incremental refolds of the hourly rollups (issue 27: rollup upkeep within 5% of
 -- the e2e throughput). A fold recomputed the whole hour when it closed and again every
 -- refresh until it settled, about 7 times per message; now only the first fold reads
 -- the whole hour, and a refold reads the messages that could still change.
@@ -5584,4 +5584,4 @@ INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_c
     (4, 'rollups'), (5, 'sender_rules'), (6, 'rate_spans'), (7, 'audit_trail'), (8, 'consoles'),
     (9, 'exposure_controls'), (10, 'daily_rollups'),
     (11, 'tenant_suspension'), (12, 'message_search'), (13, 'report_speed'),
-    (14, 'rollup_pending');
+    (16, 'rollup_pending');

@@ -1,4 +1,4 @@
--- 0014: incremental refolds of the hourly rollups (issue 27: rollup upkeep within 5% of
+-- 0016: incremental refolds of the hourly rollups (issue 27: rollup upkeep within 5% of
 -- the e2e throughput). A fold recomputed the whole hour when it closed and again every
 -- refresh until it settled, about 7 times per message; now only the first fold reads
 -- the whole hour, and a refold reads the messages that could still change.

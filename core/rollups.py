@@ -1,16 +1,25 @@
 """Hourly rollups of messages, folded from closed hours by a periodic job.
 
 An hour's rollup rows (per tenant, destination country, provider and status: messages,
-segments, price, cost and latency buckets) are replaced by a recomputation from that
-hour's messages, one transaction per hour (``smsgw_fold_rollup_hour_v1``): a fold is
-idempotent, and a fold killed midway leaves the hour as it was and the hour still due.
-Nothing is added to the status trigger, so the hot path pays nothing for rollups.
+segments, price, cost and latency buckets) are kept equal to its messages, one
+transaction per hour (``smsgw_fold_rollup_hour_v3``): a fold killed midway leaves the
+hour as it was and the hour still due. Nothing is added to the status trigger, so the
+hot path pays nothing for rollups.
 
 An hour is folded when it closes, again every ``rollup_refresh_minutes`` while its
 messages may still change (receipts, retries, scheduled sends), and a last time once it
 is older than ``rollup_settle_hours`` with none of its messages scheduled, queued or
 sending: then it is final and never folded again, so its rollups stay when retention
 drops its raw messages. A receipt that arrives after that is not counted (documented).
+The first fold reads the whole hour (found by its messages' id range) and records the
+messages not final yet, with what it added for each, in ``rollup_pending``; a refold
+reads those only, by key, takes back what was added for each whose share changed and
+adds its share now: a message final when its hour closes costs one fold in its life
+instead of seven, one still ``sent`` then (its receipt to come) about two. A
+refold reads the whole hour again when the hour gained messages since (an accept that
+committed after the hour's first fold: counted until a fold ran 10 minutes after the
+hour's end), when an older release's fold ran between, when a crash emptied the unlogged
+``rollup_pending``, or when asked (``full``: repair).
 
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the

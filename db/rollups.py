@@ -32,9 +32,10 @@ async def due_hours(
     )
 
 
-async def fold_hour(conn: Conn, *, hour: datetime, settled: bool) -> bool:
-    """Replace the hour's rollups by a recomputation from its messages; True if final."""
-    row = await _q.one(conn, "fold_hour", hour=hour, settled=settled)
+async def fold_hour(conn: Conn, *, hour: datetime, settled: bool, full: bool = False) -> bool:
+    """Bring the hour's rollups up to its messages: the first fold (or ``full``) from all
+    of them, a refold from those that were still pending; True if final."""
+    row = await _q.one(conn, "fold_hour", hour=hour, settled=settled, full=full)
     assert row is not None
     return bool(row["final"])
 

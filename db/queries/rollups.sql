@@ -37,7 +37,9 @@ SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS se
  LIMIT %(limit)s
 
 -- name: fold_hour
-SELECT smsgw_fold_rollup_hour_v2(%(hour)s, %(settled)s) AS final
+-- The first fold of an hour reads all of it; a refold its pending messages only, unless
+-- `full` (repair) or the hour gained messages since (smsgw_fold_rollup_hour_v3).
+SELECT smsgw_fold_rollup_hour_v3(%(hour)s, %(settled)s, %(full)s) AS final
 
 -- name: messages_in
 -- How many messages the rollups of these hours hold (a fold of empty hours is not news).
@@ -49,10 +51,16 @@ SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(
 SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old
--- Rollups older than their retention, with their hours' marks.
+-- Rollups older than their retention, with their hours' marks; and the pending messages
+-- of final hours (a fold of an hour whose raw messages are gone, or that becomes final,
+-- deletes those already; an older release's fold, v2, keeps none and leaves them).
 WITH gone AS (
     DELETE FROM message_rollups
      WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+), pending_gone AS (
+    DELETE FROM rollup_pending p
+     WHERE p.hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)
+        OR EXISTS (SELECT 1 FROM rollup_hours h WHERE h.hour = p.hour AND h.final)
 )
 DELETE FROM rollup_hours
  WHERE hour < date_trunc('day', now(), 'UTC') - make_interval(days => %(retention_days)s)

@@ -12,10 +12,11 @@ under granian and ONE `smsgw worker` process, then from this process:
    and times from the first accept to the last `sent`.
 
 Prints msg/s for both and the p50/p99 of accept-to-sent latency (sent_at - created_at),
-then folds the run's messages into hourly rollups and their daily cubes once (as the
-worker does when an hour closes: smsgw_fold_rollup_hour_v2) and prints the fold's time
-and WAL per message, and the share of a core the folds (about 7 per message in its life)
-take at the live rate.
+then keeps the run's hourly rollups and their cubes as the worker does over an hour's
+life (smsgw_fold_rollup_hour_v3; ops/bench/refold.py, fold_life): the first fold, the
+receipts held back made due and applied, a refold, and a later refold with nothing
+changed; prints each one's time and WAL per message, and the share of a core the first
+fold and its 6 refolds take at the live rate.
 ``--via pgbouncer`` runs the API and the worker through PgBouncer in transaction mode
 (Debian's package, prepared statements off, LISTEN and migrations direct); ``--via both``
 runs the phases direct and then through it, on the same server, and prints both.
@@ -50,7 +51,7 @@ from psycopg import sql
 
 from ops import pgbouncer
 from ops.bench import e2e_traffic as traffic
-from ops.bench import load, server_stats
+from ops.bench import load, refold, server_stats
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import await_http, free_port, smsgw_command, spawn, stop
 
@@ -236,32 +237,9 @@ async def main_async(args: argparse.Namespace) -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-FOLDS_PER_MESSAGE = 7
-
-
-def _fold_cost(db_url: str) -> tuple[float, int, int]:
-    """One fold of every hour holding this run's messages (as the worker's job folds a
-    closed hour): seconds, WAL bytes, messages."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        hours = [
-            r[0]
-            for r in conn.execute(
-                "SELECT DISTINCT date_trunc('hour', created_at, 'UTC') FROM messages"
-            ).fetchall()
-        ]
-        counted = conn.execute("SELECT count(*) FROM messages").fetchone()
-        wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
-        before = conn.execute(wal).fetchone()
-        started = time.perf_counter()
-        for hour in hours:
-            with conn.transaction():
-                conn.execute("SELECT smsgw_fold_rollup_hour_v2(%s, false)", (hour,))
-        took = time.perf_counter() - started
-        after = conn.execute(wal).fetchone()
-    assert counted is not None
-    assert before is not None
-    assert after is not None
-    return took, int(after[0] - before[0]), int(counted[0])
+# Refolds of an hour after its first fold: every SMSGW_ROLLUP_REFRESH_MINUTES (60) until
+# SMSGW_ROLLUP_SETTLE_HOURS (6) have passed.
+REFOLDS = 6
 
 
 def _database(server_url: str, name: str) -> str:
@@ -318,7 +296,7 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
             )
             live_rate = args.messages / (finished - started)
             p50, p99 = traffic.latencies(db_url, queued + args.messages)
-        fold_seconds, fold_wal, folded = _fold_cost(db_url)
+        life = refold.fold_life(db_url)
         print(
             f"messages per phase: {args.messages}, tenants: {args.tenants}, "
             f"provider: {args.provider}, simulator latency: {args.latency_ms} ms, "
@@ -339,13 +317,17 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
         print(
             f"accept-to-sent latency, live phase: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
         )
-        # Rollup maintenance: each message is folded about FOLDS_PER_MESSAGE times (when
-        # its hour closes, then hourly until it settles: SMSGW_ROLLUP_SETTLE_HOURS 6).
-        share = FOLDS_PER_MESSAGE * fold_seconds / folded * live_rate if folded else 0.0
+        # Rollup upkeep over the hours' life (smsgw_fold_rollup_hour_v3): the first fold
+        # reads every message, the refold after the receipts came reads those that were
+        # not final, each later refold finds nothing changed. Measured, not assumed.
+        n = max(life.messages, 1)
+        share = life.seconds(REFOLDS) / n * live_rate
         print(
-            f"rollup fold of these {folded} messages: {fold_seconds:.2f} s, "
-            f"{fold_wal / max(folded, 1):.1f} WAL B/msg; x{FOLDS_PER_MESSAGE} folds = "
-            f"{share:.1%} of a core at the live rate (one core of the server's)"
+            f"rollup upkeep of these {life.messages} messages ({life.pending} pending at"
+            f" the first fold): first fold {life.first[0]:.2f} s, {life.first[1] / n:.1f} WAL"
+            f" B/msg; refold after receipts {life.refold[0]:.2f} s, {life.refold[1] / n:.1f}"
+            f" WAL B/msg; later refold {life.idle[0] * 1000:.0f} ms; first + {REFOLDS} refolds"
+            f" = {share:.1%} of a core at the live rate (one core of the server's)"
         )
     finally:
         for proc in reversed(procs):

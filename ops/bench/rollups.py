@@ -10,8 +10,8 @@ Starts a private PostgreSQL (durable settings), migrates it, runs `smsgw api`, t
    (``--hourly-only``: every day so, hours of loading at full scale); then times an hour
    of rows written with and without the cubes' trigger (the cubes' upkeep), and loads
    ``--raw`` raw messages of today until now (delivered, for one tenant);
-2. folds the raw messages' hours (``smsgw_fold_rollup_hour_v2``): seconds and WAL per
-   message;
+2. folds the raw messages' hours (``smsgw_fold_rollup_hour_v3``, their first fold):
+   seconds and WAL per message;
 3. prints the tables' sizes, then times the admin usage report over the last 30 days
    by tenant, country and provider, the deliverability report and a tenant's usage
    report by day and by country (p50/p95 of ``--calls`` calls each, HTTP round trip);
@@ -327,7 +327,7 @@ def _fold(db_url: str) -> tuple[float, int, int]:
         started = time.perf_counter()
         for hour in hours:
             with conn.transaction():
-                conn.execute("SELECT smsgw_fold_rollup_hour_v2(%s, false)", (hour,))
+                conn.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false)", (hour,))
         took = time.perf_counter() - started
         wal_1 = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')").fetchone()
     assert count

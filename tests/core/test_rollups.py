@@ -86,7 +86,7 @@ async def test_a_fold_killed_midway_leaves_the_hour_as_it_was_and_due(
     hour = (await cursor.fetchone())["hour"]
     folder = await psycopg.AsyncConnection.connect(db_url)
     try:
-        await folder.execute("SELECT smsgw_fold_rollup_hour_v2(%s, false)", (hour,))
+        await folder.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false)", (hour,))
         await conn.execute("SELECT pg_terminate_backend(%s)", (folder.info.backend_pid,))
     finally:
         await folder.close()

@@ -329,6 +329,14 @@ async def _phases(args: argparse.Namespace, db_url: str, env: dict[str, str], vi
             f" WAL B/msg; later refold {life.idle[0] * 1000:.0f} ms; first + {REFOLDS} refolds"
             f" = {share:.1%} of a core at the live rate (one core of the server's)"
         )
+        usual = life.settled_seconds(REFOLDS) / n * live_rate
+        print(
+            f"the same with every receipt in before the first fold (the usual order: receipts"
+            f" a second after the send, the first fold minutes after the hour): a fold of"
+            f" the whole run {life.settled[0]:.2f} s, {life.settled[1] / n:.1f} WAL B/msg;"
+            f" a refold then {life.settled_idle[0] * 1000:.0f} ms; with {REFOLDS} refolds"
+            f" = {usual:.1%} of a core at the live rate"
+        )
     finally:
         for proc in reversed(procs):
             stop(proc, timeout=60)

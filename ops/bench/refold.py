@@ -145,10 +145,19 @@ class Life:
     first: tuple[float, int]
     refold: tuple[float, int]  # after the receipts came: the changed messages
     idle: tuple[float, int]  # nothing changed since: each later refold
+    # The usual order, receipts in before the hour's first fold (they come a second after
+    # the send; the first fold minutes after the hour): a fold of the whole hour with
+    # nothing left pending, then a refold that finds no pending message.
+    settled: tuple[float, int] = (0.0, 0)
+    settled_idle: tuple[float, int] = (0.0, 0)
 
     def seconds(self, refolds: int) -> float:
         """The first fold, one refold after the receipts, the other refolds idle."""
         return self.first[0] + self.refold[0] + max(0, refolds - 1) * self.idle[0]
+
+    def settled_seconds(self, refolds: int) -> float:
+        """The same life when the receipts were in before the first fold."""
+        return self.settled[0] + refolds * self.settled_idle[0]
 
 
 def fold_life(db_url: str, *, receipts_within: float = 60.0) -> Life:
@@ -170,13 +179,13 @@ def fold_life(db_url: str, *, receipts_within: float = 60.0) -> Life:
             assert row is not None
             return int(row[0])
 
-        def folds() -> tuple[float, int]:
+        def folds(full: bool = False) -> tuple[float, int]:
             wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
             before = count(wal)
             started = time.perf_counter()
             for hour in hours:
                 with conn.transaction():
-                    conn.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false)", (hour,))
+                    conn.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false, %s)", (hour, full))
             return time.perf_counter() - started, count(wal) - before
 
         messages = count("SELECT count(*) FROM messages")
@@ -188,7 +197,11 @@ def fold_life(db_url: str, *, receipts_within: float = 60.0) -> Life:
             time.sleep(0.5)
         refold = folds()
         idle = folds()
-    return Life(messages, pending, first, refold, idle)
+        # The hours read again whole now that every receipt is in (what the first fold
+        # costs in the usual order), and a refold after that.
+        settled = folds(full=True)
+        settled_idle = folds()
+    return Life(messages, pending, first, refold, idle, settled, settled_idle)
 
 
 def main() -> None:

@@ -31,22 +31,11 @@ from pathlib import Path
 
 import psycopg
 
+from ops.bench.rollups import ROLLUP_TABLES
 from ops.bench.system import Cluster
 
-CUBES = (
-    "message_rollups",
-    "rollup_hours",
-    "rollup_pending",
-    "daily_rollups",
-    "daily_tenant_rollups",
-    "daily_route_rollups",
-    "hourly_tenant_rollups",
-    "hourly_route_rollups",
-    "weekly_tenant_rollups",
-    "weekly_route_rollups",
-    "monthly_tenant_rollups",
-    "monthly_route_rollups",
-)
+# What a load starts from: the rollups, their cubes and the folds' own bookkeeping.
+CUBES = ("rollup_hours", "rollup_pending", *ROLLUP_TABLES)
 
 
 def _load(conn: psycopg.Connection, messages: int, pending: float) -> object:

@@ -5501,10 +5501,8 @@ DECLARE
     bounds double precision[] := smsgw_rollup_bounds_v1()::double precision[];
     zeros bigint[] := array_fill(0::bigint, ARRAY[12]);
     -- The least UUIDv7 of the hour's first millisecond and of the next hour's.
-    first_id uuid := (lpad(to_hex((extract(epoch FROM p_hour) * 1000)::bigint), 12, '0')
-                      || repeat('0', 20))::uuid;
-    next_id uuid := (lpad(to_hex((extract(epoch FROM p_hour + interval '1 hour') * 1000)
-                                 ::bigint), 12, '0') || repeat('0', 20))::uuid;
+    first_id uuid := smsgw_first_id_v1(p_hour);
+    next_id uuid := smsgw_first_id_v1(p_hour + interval '1 hour');
 BEGIN
     IF p_hour <> date_trunc('hour', p_hour, 'UTC') THEN
         RAISE EXCEPTION 'not an hour: %', p_hour;

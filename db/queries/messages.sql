@@ -26,9 +26,10 @@ SELECT id, outcome, available, tokens, price, price_per_segment, rate_card,
 -- name: quote
 -- The rate a send to `to_number` would be held at now: the accept's own lookup, and
 -- whether the tenant's geo permissions let it send there (`refusal`; NULL: they do).
-SELECT smsgw_geo_refusal_v1(%(tenant_id)s, %(to_country)s::text) AS refusal,
+SELECT g.refusal,
        q.price_per_segment, q.rate_card, q.rate_card_version, q.rate_prefix
   FROM (SELECT smsgw_rating_v1(%(tenant_id)s, now()) AS rating OFFSET 0) AS t
+  CROSS JOIN smsgw_geo_refusal_v2(%(tenant_id)s, %(to_country)s::text) AS g
   LEFT JOIN LATERAL smsgw_rate_v1(t.rating, %(to_number)s) AS q ON true
 
 -- name: get_message

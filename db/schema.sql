@@ -5784,7 +5784,7 @@ $$;
 -- keyed single send. A perf profile of smsgw_accept_sends_v4 (10 tenants a call, as
 -- the benchmark's single sends) put 12% of the backend's time under that executor; the
 -- call took 0.888 of the time with the function inlined (300 alternating calls on one
--- server, /tmp/exp/sends_ab.py). smsgw_geo_refusal_v2 is the same rule as a
+-- server). smsgw_geo_refusal_v2 is the same rule as a
 -- set-returning SQL function (one row, always), which PostgreSQL inlines into a FROM
 -- clause whatever its body holds, so the callers' cached plans carry it. v1 stays for
 -- the processes of a release before (the quote statement calls it); the three accept
@@ -6468,8 +6468,25 @@ BEGIN
 END;
 $$;
 
+-- 0018: the price lookup's index leaves mostly empty (issue 23: a 50,000-prefix card
+-- within 5% of the flat price).
+--
+-- A number's price is one backward probe of rate_card_spans' primary key with LIMIT 1,
+-- but PostgreSQL 15's B-tree reads every entry from the probe's place to the start of
+-- the leaf page before the LIMIT stops it, checking the keys of each: with full pages
+-- (~130 spans a leaf) that reading was a third of the probe's time (perf: _bt_checkkeys
+-- and the text comparisons under it). At fillfactor 10 a leaf holds ~13 spans: the
+-- probe of one number, over 1,000 numbers spread across the card, took 4.5-8.6 against
+-- 8.1-12.5 ms (alternating on one server), and 4.0 against 5.2 ms
+-- for one number repeated. The index is ~8x larger (24 MB for a 50,000-prefix card);
+-- versions are written in order at the index's right edge, so new versions keep the
+-- setting. The rebuild holds the accepts that price by a card until it is done (about
+-- a second per million spans).
+ALTER INDEX rate_card_spans_pkey SET (fillfactor = 10);
+
 INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
     (4, 'rollups'), (5, 'sender_rules'), (6, 'rate_spans'), (7, 'audit_trail'), (8, 'consoles'),
     (9, 'exposure_controls'), (10, 'daily_rollups'),
     (11, 'tenant_suspension'), (12, 'message_search'), (13, 'report_speed'), (14, 'recipient_search'),
-    (15, 'rating_plan'), (16, 'rollup_pending'), (17, 'geo_refusal_inline');
+    (15, 'rating_plan'), (16, 'rollup_pending'), (17, 'geo_refusal_inline'),
+    (18, 'rate_spans_fillfactor');

@@ -8,7 +8,7 @@
 -- keyed single send. A perf profile of smsgw_accept_sends_v4 (10 tenants a call, as
 -- the benchmark's single sends) put 12% of the backend's time under that executor; the
 -- call took 0.888 of the time with the function inlined (300 alternating calls on one
--- server, /tmp/exp/sends_ab.py). smsgw_geo_refusal_v2 is the same rule as a
+-- server). smsgw_geo_refusal_v2 is the same rule as a
 -- set-returning SQL function (one row, always), which PostgreSQL inlines into a FROM
 -- clause whatever its body holds, so the callers' cached plans carry it. v1 stays for
 -- the processes of a release before (the quote statement calls it); the three accept

@@ -6468,8 +6468,8 @@ BEGIN
 END;
 $$;
 
--- 0018: the price lookup's index leaves mostly empty (issue 23: a 50,000-prefix card
--- within 5% of the flat price).
+-- 0018: a cheaper price lookup (issue 23: a 50,000-prefix card within 5% of the flat
+-- price): the spans' index leaves mostly empty, and one probe a message.
 --
 -- A number's price is one backward probe of rate_card_spans' primary key with LIMIT 1,
 -- but PostgreSQL 15's B-tree reads every entry from the probe's place to the start of
@@ -6484,9 +6484,37 @@ $$;
 -- a second per million spans).
 ALTER INDEX rate_card_spans_pkey SET (fillfactor = 10);
 
+-- smsgw_rate_v1's three branches each ran for every message: a tenant on a card alone
+-- (the usual case) also probed its own rates (a NULL version) twice. Now a branch for
+-- that case alone, the own-rates branches gated on the tenant having some: the same
+-- answers, one probe a message; a batch of 1,000 on the card costs 2.3-2.4 instead of
+-- 3.4-3.6 us a message more than the flat price (the accept in the database,
+-- alternating). Replaced in place, as 0006 did: the same contract.
+CREATE OR REPLACE FUNCTION smsgw_rate_v1(p smsgw_rating_v1, p_number text)
+    RETURNS TABLE (price_per_segment bigint, rate_card text, rate_card_version integer,
+                   rate_prefix text)
+    LANGUAGE sql STABLE
+AS $$
+    SELECT p.flat, p.card_name, p.card_number, ''::text
+     WHERE p.flat IS NOT NULL
+    UNION ALL
+    SELECT s.price, p.card_name, p.card_number, s.prefix
+      FROM smsgw_rate_span_v1(p.card_version, p_number) AS s
+     WHERE p.flat IS NULL AND p.own_version IS NULL
+    UNION ALL
+    SELECT s.price, p.own_card, p.own_number, s.prefix
+      FROM smsgw_rate_span_v1(p.own_version, p_number) AS s
+     WHERE p.flat IS NULL AND p.own_version IS NOT NULL
+    UNION ALL
+    SELECT s.price, p.card_name, p.card_number, s.prefix
+      FROM smsgw_rate_span_v1(p.card_version, p_number) AS s
+     WHERE p.flat IS NULL AND p.own_version IS NOT NULL
+       AND NOT EXISTS (SELECT FROM smsgw_rate_span_v1(p.own_version, p_number))
+$$;
+
 INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
     (4, 'rollups'), (5, 'sender_rules'), (6, 'rate_spans'), (7, 'audit_trail'), (8, 'consoles'),
     (9, 'exposure_controls'), (10, 'daily_rollups'),
     (11, 'tenant_suspension'), (12, 'message_search'), (13, 'report_speed'), (14, 'recipient_search'),
     (15, 'rating_plan'), (16, 'rollup_pending'), (17, 'geo_refusal_inline'),
-    (18, 'rate_spans_fillfactor');
+    (18, 'rate_lookup');

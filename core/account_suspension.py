@@ -2,7 +2,7 @@
 
 While suspended, no message of the tenant is accepted, whichever door it comes through:
 the accept statements refuse it ('tenant_suspended', read with the geo permissions once
-per (tenant, country) of a call: smsgw_geo_refusal_v1), so the REST API (single and
+per (tenant, country) of a call: smsgw_geo_refusal_v2), so the REST API (single and
 batch), the Twilio facade, the SMPP listener and the consoles refuse alike, a cached API
 key included. The SMPP listener also refuses new binds and closes the tenant's binds at
 its next upkeep (smpp_server/server.py). Its queued and scheduled messages wait: pushed

@@ -33,6 +33,15 @@ AS $$
     END
 $$;
 
+-- v1 answers through v2, so the rule is written once (a process of a release before
+-- calls v1 and gets the same answer).
+CREATE OR REPLACE FUNCTION smsgw_geo_refusal_v1(p_tenant_id uuid, p_country text)
+    RETURNS text
+    LANGUAGE sql STABLE
+AS $$
+    SELECT g.refusal FROM smsgw_geo_refusal_v2(p_tenant_id, p_country) AS g
+$$;
+
 CREATE OR REPLACE FUNCTION smsgw_accept_v7(
     p_tenant_id uuid, p_rate double precision, p_messages json,
     p_queue text, p_task text, p_honour_opt_outs boolean)

@@ -44,6 +44,7 @@ class Plan:
     batch_connections: int
     batch_inflight: int
     batch_size: int
+    spread_numbers: bool
     api_workers: int
     workers: int
     single_tenants: int
@@ -258,7 +259,7 @@ def http_ingest(
                 proc = load.start_wrk(
                     url=gw.base + path,
                     keys=keys,
-                    body=json_body(size),
+                    body=json_body(size, spread=p.spread_numbers),
                     connections=p.batch_connections if batch else p.connections,
                     seconds=p.ingest_seconds,
                     workdir=bench.dir(key),

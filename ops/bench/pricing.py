@@ -31,7 +31,7 @@ import psycopg
 
 from core import ids
 from ops.bench import rate_card
-from ops.bench.system import TEMPLATE, Cluster, gateway_env
+from ops.bench.system import TEMPLATE, Cluster, gateway_env, us_numbers
 from smsgw.processes import smsgw_command
 
 BATCH = 1_000
@@ -95,7 +95,7 @@ def measure(url: str, rounds: int) -> None:
         return ["+14155552671"] * BATCH
 
     def spread() -> list[str]:
-        return [f"+1{rng.randint(2, 9)}{rng.randint(0, 10**9 - 1):09d}" for _ in range(BATCH)]
+        return us_numbers(BATCH, rng)
 
     kinds = {"one number": one_number, "spread over the US": spread}
     with psycopg.connect(url, autocommit=True) as conn:

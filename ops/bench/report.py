@@ -61,7 +61,8 @@ def header(
         " 3600 s, stored in the inbox, not applied during the phase);"
         " tenants tier standard, no rate limit",
         f"load: wrk {wrk} (-t2, keep-alive) at {p.connections} connections for single sends,"
-        f" {p.batch_connections} for batches of {p.batch_size:,} (a connection per batch);"
+        f" {p.batch_connections} for batches of {p.batch_size:,} (a connection per batch;"
+        f" {'numbers spread over the US' if p.spread_numbers else 'one number'});"
         " python loadgen for e2e batch"
         f" ({p.batch_inflight} in flight, paused while the queue >= {p.backlog_cap:,});"
         f" pgbench -c{p.connections} -j2 -M prepared",

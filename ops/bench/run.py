@@ -29,6 +29,7 @@ It also draws the run (throughput, queue depth, latency per second) to a PNG.
 
     python -m ops.bench.run [--quick] [--out DIR] [--only e2e_batch_0,growth]
                             [--profile-sql] [--spy e2e_batch_0] [--batch-connections 8]
+                            [--spread-numbers]
 
 With --only the phases run in the order given (alternate it when comparing two). A full run
 takes 15-20 minutes on 2 cores; --quick (10 s phases, 1M growth rows) about 5.
@@ -75,6 +76,7 @@ def plan(args: argparse.Namespace) -> Plan:
         batch_connections=args.batch_connections,
         batch_inflight=4,
         batch_size=1000,
+        spread_numbers=bool(args.spread_numbers),
         api_workers=args.api_workers,
         workers=args.workers,
         single_tenants=64,
@@ -247,6 +249,11 @@ def main() -> None:
         "--only",
         default="",
         help="comma-separated phase keys, run in the order given (default: all, in plan order)",
+    )
+    parser.add_argument(
+        "--spread-numbers",
+        action="store_true",
+        help="batch ingest phases send to 1,000 numbers spread over the US, not one number",
     )
     parser.add_argument(
         "--api-workers",

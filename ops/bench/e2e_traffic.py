@@ -13,7 +13,7 @@ import httpx
 import psycopg
 
 from ops.bench import load
-from ops.bench.system import json_body
+from ops.bench.bodies import json_body
 
 
 async def ingest(client: httpx.AsyncClient, keys: list[str], total: int, inflight: int) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from ops.bench import history, load, measure
+from ops.bench.bodies import json_body
 from ops.bench.e2e import upstream_peer
 from ops.bench.phases import Bench, Outcome, on_card
 from ops.bench.server_stats import per_message
@@ -22,7 +23,6 @@ from ops.bench.system import (
     HELD_BACK,
     RECEIPTS_AFTER,
     Gateway,
-    json_body,
     keys_file,
 )
 from smsgw.processes import free_port, stop, wait_http

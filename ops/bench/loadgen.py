@@ -23,8 +23,8 @@ import httpx
 import psycopg
 import uvloop
 
+from ops.bench.bodies import json_body
 from ops.bench.measure import DEPTH_SQL, QUEUE_DEPTH_SQL
-from ops.bench.system import json_body
 
 
 class Backlog:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import statistics
 
 from ops.bench import load
+from ops.bench.bodies import json_body
 from ops.bench.phases import Bench, Outcome, scratch_tables
-from ops.bench.system import Gateway, json_body, keys_file
+from ops.bench.system import Gateway, keys_file
 
 ORDER = "TSSTTSSTTS"  # five adjacent pairs: (T S) (S T) (T S) (S T) (T S)
 SLICE_SECONDS = 10.0

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from ops.bench import load, measure, rate_card, server_stats
+from ops.bench.bodies import json_body
 from ops.bench.chart import PhaseSeries
 from ops.bench.server_stats import per_message
 from ops.bench.system import (
@@ -24,7 +25,6 @@ from ops.bench.system import (
     CpuMeter,
     Gateway,
     cpu_note,
-    json_body,
     keys_file,
 )
 

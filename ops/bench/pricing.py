@@ -31,7 +31,8 @@ import psycopg
 
 from core import ids
 from ops.bench import rate_card
-from ops.bench.system import TEMPLATE, Cluster, gateway_env, us_numbers
+from ops.bench.bodies import us_numbers
+from ops.bench.system import TEMPLATE, Cluster, gateway_env
 from smsgw.processes import smsgw_command
 
 BATCH = 1_000

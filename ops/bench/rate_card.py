@@ -31,7 +31,7 @@ _ROW = re.compile(r"\('\+(\d+)', '([A-Z]{2})'\)")
 # The big countries, whose numbers are split into network ranges (a prefix and 1-4 more
 # digits), in turn until the card is full.
 BIG = ("1", "44", "49", "33", "39", "34", "91", "86", "55", "52", "7", "81", "62", "234")
-# The bench sends to +14155552671 (ops/bench/system.py: TO): its longest match is deep.
+# The bench sends to +14155552671 (ops/bench/bodies.py: TO): its longest match is deep.
 BENCH_RANGE = "1415555"
 
 

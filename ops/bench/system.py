@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,7 +31,6 @@ ADMIN = "bench-admin-token"
 
 TEMPLATE = "bench_template"
 CREDIT = 10**13  # micro-units: a billion and more messages per tenant
-TO = "+14155552671"
 
 
 class Cluster:
@@ -404,35 +403,3 @@ def cpu_note(used: dict[str, float], api_processes: list[float]) -> str:
                 # Keep-alive connections stay with the process that accepted them.
                 parts[-1] += " [" + "+".join(f"{v:.2f}" for v in api_processes) + "]"
     return f"cores busy {used.get('busy', 0):.2f} ({', '.join(parts)})"
-
-
-def json_body(messages: int, callback_url: str | None = None, *, spread: bool = False) -> bytes:
-    """A send (``messages`` 1) or a batch, every message to TO; with ``spread``, a
-    batch's messages to numbers spread over the US (the same list in every request), as
-    a real batch is: a card's price lookup and the pumping counters then see many
-    prefixes, not one."""
-    import json
-    import random
-
-    one: dict[str, Any] = {"to": TO, "body": "bench message"}
-    if callback_url is not None:
-        one["callback_url"] = callback_url
-    if messages == 1:
-        return json.dumps(one).encode()
-    if not spread:
-        return json.dumps({"messages": [one] * messages}).encode()
-    numbers = us_numbers(messages, random.Random(messages))
-    return json.dumps({"messages": [{**one, "to": number} for number in numbers]}).encode()
-
-
-def us_numbers(count: int, rng: Any) -> list[str]:
-    """``count`` valid US numbers (phonenumbers' judgement, as the API's), drawn at
-    random from ``rng`` (a random.Random) over the whole numbering plan."""
-    import phonenumbers
-
-    numbers: list[str] = []
-    while len(numbers) < count:
-        number = f"+1{rng.randint(2, 9)}{rng.randint(0, 10**9 - 1):09d}"
-        if phonenumbers.is_valid_number(phonenumbers.parse(number)):
-            numbers.append(number)
-    return numbers

@@ -30,7 +30,8 @@ from typing import Any
 import psycopg
 
 from ops import procnet
-from ops.bench.system import TO, Cluster, Gateway, Tenant, gateway_env, wait_workers
+from ops.bench.bodies import TO
+from ops.bench.system import Cluster, Gateway, Tenant, gateway_env, wait_workers
 from smsgw.processes import smsgw_command
 
 SEND_BODY = json.dumps({"to": TO, "body": "load test message"}).encode()

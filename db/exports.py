@@ -10,6 +10,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg import pq, sql
+from psycopg.abc import Buffer
 
 from db import Conn
 from db.sql import Queries
@@ -36,30 +37,35 @@ async def _copy(
     caller's transaction runs it without the session's statement timeout.
 
     The rows libpq already holds are taken straight from it (``get_copy_data`` without
-    waiting, ~0.2 us a row); psycopg's ``read()`` is awaited only when none is buffered
-    (~2.5 us a row through its wait machinery: a third of a CSV export's time)."""
+    waiting); psycopg's ``read()``, a coroutine and a generator a row, is awaited only
+    when none is buffered: 1.7 instead of 3.9 us of this process's CPU a row of a CSV
+    COPY (1M rows, /tmp script, a shared machine)."""
     copy_out = sql.SQL("COPY ({}) TO STDOUT ({})").format(sql.SQL(query), sql.SQL(options))
     params = {"tenant_id": tenant_id, "starts": starts, "ends": ends}
     await conn.execute(_q["unbounded"])
     async with conn.cursor() as cursor, cursor.copy(copy_out, params) as copy:
         take = conn.pgconn.get_copy_data
-        chunk = bytearray()
+        rows: list[Buffer] = []  # joined once a chunk: cheaper than a growing bytearray
+        filled = 0
         while True:
             size, row = take(1)
-            if size == 0:  # nothing buffered: wait for the next row, or the end
+            if size > 0:
+                rows.append(row)
+                filled += size
+            elif size == 0:  # nothing buffered: wait for the next row, or the end
                 if not (waited := await copy.read()):
                     break
-                chunk += waited
-            elif size < 0:  # the end was buffered with the last rows: its result is ours
+                rows.append(waited)
+                filled += len(waited)
+            else:  # the end was buffered with the last rows: its result is ours
                 await _end_of_copy(conn.pgconn)
                 break
-            else:
-                chunk += row
-            if len(chunk) >= chunk_bytes:
-                yield bytes(chunk)
-                chunk.clear()
-        if chunk:
-            yield bytes(chunk)
+            if filled >= chunk_bytes:
+                yield b"".join(rows)
+                rows.clear()
+                filled = 0
+        if rows:
+            yield b"".join(rows)
 
 
 async def _end_of_copy(pgconn: pq.abc.PGconn) -> None:

@@ -148,16 +148,54 @@ async def test_a_csv_export_outlasts_the_reporting_statement_timeout(api, conn, 
     assert body.count(b"\n") == 50_000
 
 
-async def test_a_json_lines_export_keeps_every_character_of_a_body(api, tenant):
-    # What COPY's CSV quoting or text escaping could touch: backslashes, quotes, line
-    # breaks, tabs, control characters, the characters the export uses to pass lines
-    # through (\x01, \x02), and non-Latin text.
-    body = 'a\\b "q" \\n\nline\ttab \x01\x02 \\u0001 — émoji 🙂 中文'
-    sent = await support.send(api, tenant, body=body)
-    assert sent.status_code == 202, sent.text
+# What COPY's text escapes, the JSON lines' own passes or CSV quoting could touch:
+# backslashes before the letters of the text format's escapes (\\N is its NULL, \\v
+# the escape JSON lacks), quotes, line breaks, tabs, every control character, DEL,
+# commas, a printf-style %s, non-Latin text and emoji.
+BODIES = [
+    'a\\b "q" \\n\nline\ttab \x01\x02 \\u0001 — émoji 🙂 中文',
+    "\\N",
+    '"\\N"',
+    "\\",
+    "ends with a backslash \\",
+    "\\v \\\\v \x0b vertical tab",
+    "".join(chr(c) for c in range(1, 32)) + "\x7f",
+    'comma, "quoted, text", %s %d %%',
+    "\r\n windows line\r\nbreaks \x0c\x08",
+    "null",
+    "😀" * 5 + " Ωμέγα עברית العربية",
+]
+
+
+async def test_a_json_lines_export_keeps_every_character_of_the_stored_messages(api, tenant):
+    sent = []
+    for i, body in enumerate(BODIES):
+        reference = None if i % 2 else f'ref "{i}"\t\\N,\x1f'
+        made = await support.send(api, tenant, body=body, client_reference=reference)
+        assert made.status_code == 202, made.text
+        sent.append(made.json()["id"])
     exported = await api.get(
         "/v1/messages/export", params={"format": "jsonl"}, headers=tenant.headers
     )
     assert exported.status_code == 200
-    (line,) = exported.text.splitlines()
-    assert json.loads(line)["body"] == body
+    assert exported.content.endswith(b"\n")
+    lines = exported.content.split(b"\n")[:-1]  # one object a line, nothing else
+    assert len(lines) == len(BODIES)
+    for message_id, body, line in zip(sent, BODIES, lines, strict=True):
+        got = json.loads(line)
+        shown = await support.message(api, tenant, message_id)
+        assert got["id"] == message_id
+        assert got["body"] == shown["body"] == body
+        assert got["client_reference"] == shown["client_reference"]
+        assert got["from"] == shown["from"]
+        assert got["created_at"] == shown["created_at"]
+        assert got["segments"] == shown["segments"]
+        assert isinstance(got["segments"], int)
+        assert got["price"] == shown["price"]
+        assert isinstance(got["price"], int)
+        assert got["sent_at"] is None
+        assert got["delivered_at"] is None
+    # CSV carries the same bodies.
+    as_csv = await api.get("/v1/messages/export", headers=tenant.headers)
+    rows = list(csv.DictReader(io.StringIO(as_csv.content.decode(), newline="")))
+    assert [r["body"] for r in rows] == BODIES

@@ -1,4 +1,5 @@
-"""Hourly rollups of messages, folded from closed hours by a periodic job.
+"""Hourly rollups of messages, folded by a periodic job: closed hours, and the hour in
+progress as it goes.
 
 An hour's rollup rows (per tenant, destination country, provider and status: messages,
 segments, price, cost and latency buckets) are kept equal to its messages, one
@@ -21,6 +22,26 @@ committed after the hour's first fold: counted until a fold ran 10 minutes after
 hour's end), when an older release's fold ran between, when a crash emptied the unlogged
 ``rollup_pending``, or when asked (``full``: repair).
 
+The hour in progress is folded too (``fold_open``, the same job, every 20 s), so that
+reports read raw messages for a short tail only, not the up to ~65 minutes before the
+last closed hour's fold (millions of messages at 100M a day). Each of its folds
+(``smsgw_fold_rollup_hour_v4`` with a mark) adds only the messages created between the
+hour's fold mark (``rollup_hours.folded_through``) and a new mark
+``rollup_open_lag_seconds`` (30) behind the clock, read by the range of their ids, with
+the same shares and the same ``rollup_pending`` records as a first fold; an accept
+commits long before the lag is over, and one that commits behind the mark anyway is
+found when the hour closes (more messages than folded: the hour is read whole, as for an
+hour that gained messages since its first fold). Messages already folded are not read
+again while the hour is open: their status changes (receipts) are taken in when it
+closes, as a closed hour's are at its refreshes. The closing fold adds the messages after
+the last mark, then refolds the pending ones as v3 does; a fold killed midway, open or
+closing, leaves the hour as it was. The open hour's first fold waits until the hour
+before it is folded whole, so only the newest folded hour is ever partial, and reports
+read rollups before its mark and raw messages from it (``smsgw_rollup_tail_v1``): each
+message once, a tail of about the lag plus the job's 20 s. An open hour is not closed:
+``due_hours``, settling and ``rollups.folded`` consider closed hours only (an hour left
+partial is due as soon as it closes), and it is never final.
+
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the
 latency buckets; the last two also per hour, ``hourly_tenant_rollups`` and
@@ -37,7 +58,7 @@ Retention drops hourly rows and cubes of the same days together.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -83,6 +104,22 @@ async def fold_due(
         if folded and await rollups_db.messages_in(conn, hours=folded):
             log.info("rollups.folded", hours=len(folded))
     return len(folded)
+
+
+async def fold_open(
+    pool: AsyncConnectionPool[Conn], settings: Settings, *, at: datetime | None = None
+) -> None:
+    """Fold the hour in progress up to ``rollup_open_lag_seconds`` before ``at`` (the
+    clock): only its messages after the last fold's mark are read. Nothing in an hour's
+    first seconds (the mark is still in the hour before, folded whole when it closed),
+    nor when the lag is 0."""
+    if settings.rollup_open_lag_seconds <= 0:
+        return
+    through = (at or datetime.now(UTC)).astimezone(UTC) - timedelta(
+        seconds=settings.rollup_open_lag_seconds
+    )
+    async with pool.connection() as conn, conn.transaction():
+        await rollups_db.fold_open_hour(conn, through=through)
 
 
 async def drop_old(pool: AsyncConnectionPool[Conn], settings: Settings) -> int:

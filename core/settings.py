@@ -55,6 +55,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rollup_settle_hours: int = 6
     rollup_refresh_minutes: int = 60
     rollup_retention_days: int = 397
+    # The hour in progress is folded every 20 s up to this far behind the clock (accepts
+    # commit long before), so reports read raw messages for about this plus 20 s; 0: not
+    # folded before it closes (reports then read up to an hour of raw messages).
+    rollup_open_lag_seconds: float = 30.0
     # The deliverability alert (core/deliverability.py): a (country, provider) whose last
     # hour's delivery rate is this much below its 7-day rate, with at least this many
     # known outcomes in the hour (and in the week), fires.
@@ -197,6 +201,8 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_ROLLUP_SETTLE_HOURS": "an hour's rollups are final this long after it (6)",
     "SMSGW_ROLLUP_REFRESH_MINUTES": "unsettled hours are folded again this often (60)",
     "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly and daily rollups kept (397: 13 months)",
+    "SMSGW_ROLLUP_OPEN_LAG_SECONDS": "the hour in progress is folded every 20 s up to this "
+    "far behind the clock; reports read raw messages after that (30; 0: only closed hours)",
     "SMSGW_DELIVERY_ALERT_MARGIN / _MIN_MESSAGES": "a (country, provider) alerts when its "
     "last hour's delivery rate is this far below its 7-day rate, with this many outcomes "
     "(0.10 / 100)",

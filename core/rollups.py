@@ -110,14 +110,20 @@ async def fold_open(
     pool: AsyncConnectionPool[Conn], settings: Settings, *, at: datetime | None = None
 ) -> None:
     """Fold the hour in progress up to ``rollup_open_lag_seconds`` before ``at`` (the
-    clock): only its messages after the last fold's mark are read. Nothing in an hour's
-    first seconds (the mark is still in the hour before, folded whole when it closed),
-    nor when the lag is 0."""
+    clock), down to a whole ``rollup_open_step_seconds``: only its messages after the
+    last fold's mark are read, and a run within the same step finds nothing to do.
+    Nothing in an hour's first seconds (the mark is still in the hour before, folded
+    whole when it closed), nor when the lag is 0."""
     if settings.rollup_open_lag_seconds <= 0:
         return
     through = (at or datetime.now(UTC)).astimezone(UTC) - timedelta(
         seconds=settings.rollup_open_lag_seconds
     )
+    step = settings.rollup_open_step_seconds
+    if step > 0:
+        # Whole steps since the epoch: the marks of every run and worker agree.
+        whole = int(through.timestamp()) // step * step
+        through = datetime.fromtimestamp(whole, tz=UTC)
     async with pool.connection() as conn, conn.transaction():
         await rollups_db.fold_open_hour(conn, through=through)
 

@@ -69,8 +69,9 @@ def _load(conn: psycopg.Connection, messages: int, pending: float) -> object:
                CASE WHEN s.status = 'delivered'
                     THEN at + (i %% 5000 + i %% 20000) * interval '1 ms' END
           FROM generate_series(1, %(messages)s) AS i, t, p,
-               LATERAL (SELECT %(hour)s::timestamptz
-                               + interval '1 hour' * (i::double precision / (%(messages)s + 1))
+               -- Whole milliseconds, as an accept makes them: created_at is the id's.
+               LATERAL (SELECT date_trunc('milliseconds', %(hour)s::timestamptz
+                               + interval '1 hour' * (i::double precision / (%(messages)s + 1)))
                                AS at) AS a,
                LATERAL (SELECT CASE WHEN %(every)s > 0 AND i %% %(every)s = 0 THEN 'sent'
                                     WHEN i %% 10 = 1 THEN 'undelivered'

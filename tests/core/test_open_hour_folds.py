@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import psycopg
 
 from core import rollups
@@ -50,9 +51,11 @@ def _hour(at: datetime) -> datetime:
 
 async def _open_fold(pool, settings, through: datetime) -> None:
     """The job's fold of the hour in progress, on a clock that puts its mark at
-    ``through``."""
+    ``through`` (marks at any millisecond: no steps)."""
     await rollups.fold_open(
-        pool, settings, at=through + timedelta(seconds=settings.rollup_open_lag_seconds)
+        pool,
+        msgspec.structs.replace(settings, rollup_open_step_seconds=0),
+        at=through + timedelta(seconds=settings.rollup_open_lag_seconds),
     )
 
 
@@ -283,3 +286,25 @@ async def test_a_late_close_counts_the_messages_before_the_mark_itself(
     assert await stored(conn) == await recomputed(conn)
     assert (await _mark(conn, hour))["messages"] == 6
     await _assert_cubes_are_sums(conn)
+
+
+async def test_the_open_hour_mark_moves_in_whole_steps(api, conn, pool, settings, admin_headers):
+    tenant = await support.make_tenant(api, admin_headers, name="steps")
+    hour = _hour(datetime.now(UTC)) - timedelta(hours=2)
+    await conn.execute("SELECT smsgw_ensure_partitions_v2(%s, 3)", ((hour - timedelta(1)).date(),))
+    for seconds in (30, 590, 610, 650):
+        await _behind(conn, tenant.id, hour + timedelta(seconds=seconds))
+    await rollups.fold_due(pool, settings, at=hour)
+    lag = timedelta(seconds=settings.rollup_open_lag_seconds)
+    assert settings.rollup_open_step_seconds == 60
+    # Each run puts the mark at the last whole minute before the lag; runs within the
+    # same minute find nothing new to fold.
+    for clock, mark, folded in (
+        (hour + timedelta(seconds=599) + lag, hour + timedelta(minutes=9), 1),
+        (hour + timedelta(seconds=659) + lag, hour + timedelta(minutes=10), 2),
+        (hour + timedelta(seconds=660) + lag, hour + timedelta(minutes=11), 4),
+    ):
+        await rollups.fold_open(pool, settings, at=clock)
+        got = await _mark(conn, hour)
+        assert (got["folded_through"], got["messages"]) == (mark, folded)
+        assert await stored(conn) == await recomputed(conn, before=mark)

@@ -22,12 +22,14 @@ committed after the hour's first fold: counted until a fold ran 10 minutes after
 hour's end), when an older release's fold ran between, when a crash emptied the unlogged
 ``rollup_pending``, or when asked (``full``: repair).
 
-The hour in progress is folded too (``fold_open``, the same job, every 20 s), so that
+The hour in progress is folded too (``fold_open``, the same job, every 20 s, the mark
+moving in whole steps of ``rollup_open_step_seconds``, 60), so that
 reports read raw messages for a short tail only, not the up to ~65 minutes before the
 last closed hour's fold (millions of messages at 100M a day). Each of its folds
 (``smsgw_fold_rollup_hour_v4`` with a mark) adds only the messages created between the
 hour's fold mark (``rollup_hours.folded_through``) and a new mark
-``rollup_open_lag_seconds`` (30) behind the clock, read by the range of their ids, with
+``rollup_open_lag_seconds`` (30) behind the clock (down to a whole step), read by the
+range of their ids, with
 the same shares and the same ``rollup_pending`` records as a first fold; an accept
 commits long before the lag is over, and one that commits behind the mark anyway is
 found when the hour closes (more messages than folded: the hour is read whole, as for an
@@ -38,7 +40,10 @@ the last mark, then refolds the pending ones as v3 does; a fold killed midway, o
 closing, leaves the hour as it was. The open hour's first fold waits until the hour
 before it is folded whole, so only the newest folded hour is ever partial, and reports
 read rollups before its mark and raw messages from it (``smsgw_rollup_tail_v1``): each
-message once, a tail of about the lag plus the job's 20 s. An open hour is not closed:
+message once, a tail of the lag plus up to a step and the job's 20 s (30 s to about 2
+minutes). Each open fold rewrites the hour's rows its messages touch, and their cubes'
+rows: its cost follows the rows, so steps of a minute cost about a third of folds every
+20 s (docs/scaling.md, "The open hour"). An open hour is not closed:
 ``due_hours``, settling and ``rollups.folded`` consider closed hours only (an hour left
 partial is due as soon as it closes), and it is never final.
 

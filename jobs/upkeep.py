@@ -88,8 +88,9 @@ def register(app: procrastinate.App, *, queue: str) -> None:
 
     # Every 20 s (off the other jobs' whole seconds): the closed hours that are due (an
     # hour just closed among them, at once), then the hour in progress up to a mark
-    # SMSGW_ROLLUP_OPEN_LAG_SECONDS behind the clock, so that reports read a minute or so
-    # of raw messages. The open hour waits while closed hours are left to fold.
+    # SMSGW_ROLLUP_OPEN_LAG_SECONDS behind the clock in whole SMSGW_ROLLUP_OPEN_STEP_SECONDS,
+    # so that reports read a minute or two of raw messages. The open hour waits while
+    # closed hours are left to fold.
     @app.periodic(cron="* * * * * 2-59/20", periodic_id="rollups")
     @app.task(name="smsgw.fold_rollups", queue=queue, pass_context=True)
     async def fold_rollups(context: procrastinate.JobContext, timestamp: int) -> None:

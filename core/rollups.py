@@ -23,29 +23,29 @@ hour's end), when an older release's fold ran between, when a crash emptied the 
 ``rollup_pending``, or when asked (``full``: repair).
 
 The hour in progress is folded too (``fold_open``, the same job, every 20 s, the mark
-moving in whole steps of ``rollup_open_step_seconds``, 60), so that
-reports read raw messages for a short tail only, not the up to ~65 minutes before the
-last closed hour's fold (millions of messages at 100M a day). Each of its folds
+moving in whole steps of ``rollup_open_step_seconds``, 60), so that reports read raw
+messages for a short tail only, not the up to ~65 minutes before the last closed hour's
+fold (millions of messages at 100M a day). Each of its folds
 (``smsgw_fold_rollup_hour_v4`` with a mark) adds only the messages created between the
 hour's fold mark (``rollup_hours.folded_through``) and a new mark
 ``rollup_open_lag_seconds`` (30) behind the clock (down to a whole step), read by the
-range of their ids, with
-the same shares and the same ``rollup_pending`` records as a first fold; an accept
-commits long before the lag is over, and one that commits behind the mark anyway is
-found when the hour closes (more messages than folded: the hour is read whole, as for an
-hour that gained messages since its first fold). Messages already folded are not read
-again while the hour is open: their status changes (receipts) are taken in when it
-closes, as a closed hour's are at its refreshes. The closing fold adds the messages after
-the last mark, then refolds the pending ones as v3 does; a fold killed midway, open or
-closing, leaves the hour as it was. The open hour's first fold waits until the hour
-before it is folded whole, so only the newest folded hour is ever partial, and reports
-read rollups before its mark and raw messages from it (``smsgw_rollup_tail_v1``): each
-message once, a tail of the lag plus up to a step and the job's 20 s (30 s to about 2
-minutes). Each open fold rewrites the hour's rows its messages touch, and their cubes'
-rows: its cost follows the rows, so steps of a minute cost about a third of folds every
-20 s (docs/scaling.md, "The open hour"). An open hour is not closed:
-``due_hours``, settling and ``rollups.folded`` consider closed hours only (an hour left
-partial is due as soon as it closes), and it is never final.
+range of their ids, with the same shares and the same ``rollup_pending`` records as a
+first fold; an accept commits long before the lag is over, and one that commits behind
+the mark anyway is found when the hour closes (more messages than folded: the hour is
+read whole, as for an hour that gained messages since its first fold). Messages already
+folded are not read again while the hour is open: their status changes (receipts) are
+taken in when it closes, as a closed hour's are at its refreshes. The closing fold adds
+the messages after the last mark, then refolds the pending ones as v3 does; a fold
+killed midway, open or closing, leaves the hour as it was. The open hour's first fold
+waits until the hour before it is folded whole, so only the newest folded hour is ever
+partial, and reports read rollups before its mark and raw messages from it
+(``smsgw_rollup_tail_v1``): each message once, a tail of the lag plus up to a step and
+the job's 20 s (30 s to about 2 minutes). Each open fold rewrites the hour's rows its
+messages touch, and their cubes' rows: its cost follows the rows written, so steps of a
+minute cost about two thirds of folds every 20 s, and about five times a closing first
+fold (docs/scaling.md, "The open hour"). An open hour is not closed: ``due_hours``,
+settling and ``rollups.folded`` consider closed hours only (an hour left partial is due
+as soon as it closes), and it is never final.
 
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the

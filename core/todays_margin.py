@@ -8,7 +8,7 @@ would be a scan each time. The page says until when the figures run.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -54,7 +54,7 @@ async def todays_margin(conn: Conn, *, now: datetime) -> TodaysMargin:
     # Whole folded hours only: the rollups of the hour in progress reach a mark that the
     # next fold moves, and a window must end at an hour.
     if frontier is not None:
-        frontier = frontier.replace(minute=0, second=0, microsecond=0)
+        frontier = frontier.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if frontier is None or frontier <= midnight:
         return TodaysMargin(since=midnight, until=None, totals=[], losses=[])
     until = min(frontier, midnight + timedelta(days=1))

@@ -1,10 +1,11 @@
 -- 0017: the open hour folded as it goes (issue 27: reports read raw messages for a short
 -- tail only). Hours were folded once closed, by a job every 5 minutes, so a report read
 -- the raw messages after the last closed hour: up to ~65 minutes of traffic, millions of
--- messages at 100M a day. Now the job also folds the hour in progress every 20 seconds,
--- up to a mark SMSGW_ROLLUP_OPEN_LAG_SECONDS (30) behind the clock, adding only the
--- messages between the last mark and the new one (read by primary key range); reports
--- read rollups before the newest mark and raw messages after it (a minute or so).
+-- messages at 100M a day. Now the job (every 20 s) also folds the hour in progress, up
+-- to a mark SMSGW_ROLLUP_OPEN_LAG_SECONDS (30) behind the clock in whole steps of
+-- SMSGW_ROLLUP_OPEN_STEP_SECONDS (60), adding only the messages between the last mark and
+-- the new one (read by primary key range); reports read rollups before the newest mark
+-- and raw messages after it (30 s to about 2 minutes of traffic).
 
 -- How far a fold of the hour went: its messages created before folded_through are in
 -- its rollups (an hour's end once folded whole), as of the fold whose folded_at is
@@ -148,8 +149,8 @@ $$;
 
 -- Fold one hour, as smsgw_fold_rollup_hour_v3, or the hour in progress up to p_through.
 --
--- With p_through inside the hour (the open hour, folded every 20 s a little behind the
--- clock): only the messages created between the hour's fold mark and p_through are read
+-- With p_through inside the hour (the open hour, folded every minute a little behind
+-- the clock): only the messages created between the hour's fold mark and p_through are read
 -- (smsgw_append_rollup_span_v1) and added; the mark moves to p_through. Messages folded
 -- before are not read again (their status changes are taken in when the hour closes),
 -- and the hour's pending messages are not counted (that would read them all): a crash

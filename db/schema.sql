@@ -5791,6 +5791,236 @@ $$;
 ALTER TABLE rollup_hours ADD COLUMN folded_through timestamptz;
 ALTER TABLE rollup_hours ADD COLUMN through_as_of timestamptz;
 
+-- Whether the hour's rollup rows are in the cubes (daily, hourly, weekly and monthly:
+-- smsgw_rollups_to_days_v3). false while the hour is open: its folds every minute write
+-- message_rollups only, and the hour's rows enter the cubes once, in the transaction of
+-- its closing fold (smsgw_cube_rollup_hour_v1), so that the cubes are the sums of the
+-- hourly rows of the hours in them at every commit. Rewriting the cubes' rows at each
+-- open fold cost about two thirds of the open folds' CPU. Reports read the rows of the
+-- hours not in the cubes beside the cubes. true for every hour folded before (and for
+-- rows whose hour has no rollup_hours row: the cubes hold them).
+ALTER TABLE rollup_hours ADD COLUMN in_cubes boolean NOT NULL DEFAULT true;
+CREATE INDEX rollup_hours_out_of_cubes_idx ON rollup_hours (hour) WHERE NOT in_cubes;
+
+-- One row of message_rollups added to the cubes (sign 1) or taken out (-1).
+CREATE TYPE smsgw_rollup_signed_v1 AS (
+    sign bigint,
+    hour timestamptz,
+    tenant_id uuid,
+    country text,
+    provider text,
+    status text,
+    messages bigint,
+    segments bigint,
+    price bigint,
+    cost bigint,
+    sent_latency bigint[],
+    delivery_latency bigint[]
+);
+
+-- Add signed rows of message_rollups to every cube, as smsgw_rollups_to_days_v2 adds a
+-- statement's changes (the same statements, reading the rows from an array rather than
+-- the trigger's transition tables, so that the closing fold can put a whole hour in);
+-- p_subtracts when some are taken out (a row may be left with no message).
+CREATE FUNCTION smsgw_rollups_into_cubes_v1(p_changes smsgw_rollup_signed_v1[],
+                                            p_subtracts boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    changes text := 'SELECT * FROM unnest($1::smsgw_rollup_signed_v1[])';
+    -- %1$s the changes, %2$I the cube, %3$I its period column, %4$s the period of c.
+    tenants text := $q$
+        WITH c AS (%1$s)
+        INSERT INTO %2$I AS d (%3$I, tenant_id, messages, segments, captured,
+                               captured_segments, revenue, cost)
+        SELECT %4$s, c.tenant_id, sum(c.sign * c.messages), sum(c.sign * c.segments),
+               coalesce(sum(c.sign * c.messages) FILTER (WHERE c.captured), 0),
+               coalesce(sum(c.sign * c.segments) FILTER (WHERE c.captured), 0),
+               coalesce(sum(c.sign * c.price) FILTER (WHERE c.captured), 0),
+               coalesce(sum(c.sign * c.cost) FILTER (WHERE c.captured), 0)
+          FROM (SELECT *, status IN ('sent', 'delivered', 'undelivered') AS captured
+                  FROM c) c
+         GROUP BY 1, 2
+        ON CONFLICT (%3$I, tenant_id) DO UPDATE
+           SET messages = d.messages + excluded.messages,
+               segments = d.segments + excluded.segments,
+               captured = d.captured + excluded.captured,
+               captured_segments = d.captured_segments + excluded.captured_segments,
+               revenue = d.revenue + excluded.revenue, cost = d.cost + excluded.cost
+        $q$;
+    routes text := $q$
+        WITH c AS (%1$s)
+        INSERT INTO %2$I AS d (%3$I, country, provider, status, currency, messages, segments,
+                               price, cost, sent_latency, delivery_latency)
+        SELECT %4$s, c.country, c.provider, c.status, t.currency, sum(c.sign * c.messages),
+               sum(c.sign * c.segments), sum(c.sign * c.price), sum(c.sign * c.cost),
+               ARRAY[sum(c.sign * c.sent_latency[1]), sum(c.sign * c.sent_latency[2]),
+                     sum(c.sign * c.sent_latency[3]), sum(c.sign * c.sent_latency[4]),
+                     sum(c.sign * c.sent_latency[5]), sum(c.sign * c.sent_latency[6]),
+                     sum(c.sign * c.sent_latency[7]), sum(c.sign * c.sent_latency[8]),
+                     sum(c.sign * c.sent_latency[9]), sum(c.sign * c.sent_latency[10]),
+                     sum(c.sign * c.sent_latency[11]), sum(c.sign * c.sent_latency[12])]
+                   ::bigint[],
+               ARRAY[sum(c.sign * c.delivery_latency[1]), sum(c.sign * c.delivery_latency[2]),
+                     sum(c.sign * c.delivery_latency[3]), sum(c.sign * c.delivery_latency[4]),
+                     sum(c.sign * c.delivery_latency[5]), sum(c.sign * c.delivery_latency[6]),
+                     sum(c.sign * c.delivery_latency[7]), sum(c.sign * c.delivery_latency[8]),
+                     sum(c.sign * c.delivery_latency[9]),
+                     sum(c.sign * c.delivery_latency[10]),
+                     sum(c.sign * c.delivery_latency[11]),
+                     sum(c.sign * c.delivery_latency[12])]::bigint[]
+          FROM c JOIN tenants t ON t.id = c.tenant_id
+         GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (%3$I, country, provider, status, currency) DO UPDATE
+           SET messages = d.messages + excluded.messages,
+               segments = d.segments + excluded.segments,
+               price = d.price + excluded.price, cost = d.cost + excluded.cost,
+               sent_latency = smsgw_add_buckets_v1(d.sent_latency, excluded.sent_latency),
+               delivery_latency = smsgw_add_buckets_v1(d.delivery_latency,
+                                                       excluded.delivery_latency)
+        $q$;
+    emptied text := $q$
+        WITH c AS (%1$s)
+        DELETE FROM %2$I d USING (SELECT DISTINCT %4$s AS period FROM c) k
+         WHERE d.%3$I = k.period AND d.messages = 0
+        $q$;
+    day text := $q$(c.hour AT TIME ZONE 'UTC')::date$q$;
+    week text := $q$date_trunc('week', c.hour AT TIME ZONE 'UTC')::date$q$;
+    month text := $q$date_trunc('month', c.hour AT TIME ZONE 'UTC')::date$q$;
+BEGIN
+    EXECUTE format($q$
+        WITH c AS (%s)
+        INSERT INTO daily_rollups AS d (day, tenant_id, country, provider, status, messages,
+                                        segments, price, cost)
+        SELECT (c.hour AT TIME ZONE 'UTC')::date, c.tenant_id, c.country, c.provider,
+               c.status, sum(c.sign * c.messages), sum(c.sign * c.segments),
+               sum(c.sign * c.price), sum(c.sign * c.cost)
+          FROM c
+         GROUP BY 1, 2, 3, 4, 5
+        ON CONFLICT (tenant_id, day, country, provider, status) DO UPDATE
+           SET messages = d.messages + excluded.messages,
+               segments = d.segments + excluded.segments,
+               price = d.price + excluded.price, cost = d.cost + excluded.cost
+        $q$, changes) USING p_changes;
+    EXECUTE format(tenants, changes, 'daily_tenant_rollups', 'day', day) USING p_changes;
+    EXECUTE format(tenants, changes, 'weekly_tenant_rollups', 'week', week) USING p_changes;
+    EXECUTE format(tenants, changes, 'monthly_tenant_rollups', 'month', month)
+        USING p_changes;
+    EXECUTE format(tenants, changes, 'hourly_tenant_rollups', 'hour', 'c.hour')
+        USING p_changes;
+    EXECUTE format(routes, changes, 'daily_route_rollups', 'day', day) USING p_changes;
+    EXECUTE format(routes, changes, 'weekly_route_rollups', 'week', week) USING p_changes;
+    EXECUTE format(routes, changes, 'monthly_route_rollups', 'month', month) USING p_changes;
+    EXECUTE format(routes, changes, 'hourly_route_rollups', 'hour', 'c.hour')
+        USING p_changes;
+    IF p_subtracts THEN
+        -- Only a subtraction can leave a row with no message.
+        EXECUTE format($q$
+            WITH c AS (%s)
+            DELETE FROM daily_rollups d
+             USING (SELECT DISTINCT (hour AT TIME ZONE 'UTC')::date AS day, tenant_id,
+                           country, provider, status FROM c) k
+             WHERE d.messages = 0 AND d.tenant_id = k.tenant_id AND d.day = k.day
+               AND d.country = k.country AND d.provider = k.provider
+               AND d.status = k.status
+            $q$, changes) USING p_changes;
+        EXECUTE format(emptied, changes, 'daily_tenant_rollups', 'day', day) USING p_changes;
+        EXECUTE format(emptied, changes, 'weekly_tenant_rollups', 'week', week)
+            USING p_changes;
+        EXECUTE format(emptied, changes, 'monthly_tenant_rollups', 'month', month)
+            USING p_changes;
+        EXECUTE format(emptied, changes, 'hourly_tenant_rollups', 'hour', 'c.hour')
+            USING p_changes;
+        EXECUTE format(emptied, changes, 'daily_route_rollups', 'day', day) USING p_changes;
+        EXECUTE format(emptied, changes, 'weekly_route_rollups', 'week', week)
+            USING p_changes;
+        EXECUTE format(emptied, changes, 'monthly_route_rollups', 'month', month)
+            USING p_changes;
+        EXECUTE format(emptied, changes, 'hourly_route_rollups', 'hour', 'c.hour')
+            USING p_changes;
+    END IF;
+END;
+$$;
+
+-- smsgw_rollups_to_days_v2, but the rows of an hour not in the cubes (rollup_hours.
+-- in_cubes false: the open hour) are left out: an open fold's statement costs the
+-- trigger one look at its rows and nothing more. Whatever writes message_rollups (an
+-- older release's fold included) goes through it, so the cubes stay the sums of the
+-- rows of the hours in them.
+CREATE FUNCTION smsgw_rollups_to_days_v3()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    changes smsgw_rollup_signed_v1[];
+BEGIN
+    IF TG_OP = 'DELETE' AND current_setting('smsgw.rollup_retention', true) = 'on' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        SELECT array_agg(ROW(1::bigint, a.*)::smsgw_rollup_signed_v1) INTO changes
+          FROM added a
+         WHERE NOT EXISTS (SELECT 1 FROM rollup_hours h
+                            WHERE h.hour = a.hour AND NOT h.in_cubes);
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT array_agg(ROW(-1::bigint, g.*)::smsgw_rollup_signed_v1) INTO changes
+          FROM gone g
+         WHERE NOT EXISTS (SELECT 1 FROM rollup_hours h
+                            WHERE h.hour = g.hour AND NOT h.in_cubes);
+    ELSE
+        SELECT array_agg(c) INTO changes
+          FROM (SELECT ROW(-1::bigint, g.*)::smsgw_rollup_signed_v1 AS c FROM gone g
+                 WHERE NOT EXISTS (SELECT 1 FROM rollup_hours h
+                                    WHERE h.hour = g.hour AND NOT h.in_cubes)
+                UNION ALL
+                SELECT ROW(1::bigint, a.*)::smsgw_rollup_signed_v1 FROM added a
+                 WHERE NOT EXISTS (SELECT 1 FROM rollup_hours h
+                                    WHERE h.hour = a.hour AND NOT h.in_cubes)) s;
+    END IF;
+    IF changes IS NOT NULL THEN
+        PERFORM smsgw_rollups_into_cubes_v1(changes, TG_OP <> 'INSERT');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+DROP TRIGGER message_rollups_to_days_inserted ON message_rollups;
+DROP TRIGGER message_rollups_to_days_updated ON message_rollups;
+DROP TRIGGER message_rollups_to_days_deleted ON message_rollups;
+CREATE TRIGGER message_rollups_to_days_inserted
+    AFTER INSERT ON message_rollups REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_rollups_to_days_v3();
+CREATE TRIGGER message_rollups_to_days_updated
+    AFTER UPDATE ON message_rollups REFERENCING OLD TABLE AS gone NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_rollups_to_days_v3();
+CREATE TRIGGER message_rollups_to_days_deleted
+    AFTER DELETE ON message_rollups REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION smsgw_rollups_to_days_v3();
+
+-- Put a closed hour's rows into the cubes, once: when the hour is not in them, mark it
+-- in and add its rows (then later writes of them go through the trigger). Called by the
+-- closing fold (smsgw_fold_rollup_hour_v4) in its transaction: a closing fold killed
+-- midway leaves the hour out, its rows as they were, and the hour due.
+CREATE FUNCTION smsgw_cube_rollup_hour_v1(p_hour timestamptz)
+    RETURNS void
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    changes smsgw_rollup_signed_v1[];
+BEGIN
+    UPDATE rollup_hours SET in_cubes = true WHERE hour = p_hour AND NOT in_cubes;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT array_agg(ROW(1::bigint, r.*)::smsgw_rollup_signed_v1) INTO changes
+      FROM message_rollups r WHERE r.hour = p_hour;
+    IF changes IS NOT NULL THEN
+        PERFORM smsgw_rollups_into_cubes_v1(changes, false);
+    END IF;
+END;
+$$;
+
 -- Where reports' raw tail starts: the fold mark of the newest folded hour (an hour's end
 -- when folded whole; '-infinity' when none is). Every hour before the newest is folded
 -- whole (closed hours are folded oldest first, and the open hour's first fold waits for
@@ -5944,6 +6174,12 @@ $$;
 -- messages until a fold has run 10 minutes after its end; a closing fold later than that
 -- (workers were down) counts the messages before the mark itself. Any other closed hour
 -- is folded by v3 as it was. Returns whether the hour is final now (never, while open).
+--
+-- The open hour's rows stay out of the cubes (rollup_hours.in_cubes false from its
+-- first open fold): its folds write message_rollups and rollup_pending only. Its closing
+-- fold, after v3, puts the hour's rows into the cubes once (smsgw_cube_rollup_hour_v1),
+-- in the same transaction; so does any later fold of a closed hour still out of them (an
+-- older release's v3 folded it at its close, or retention took its messages).
 CREATE FUNCTION smsgw_fold_rollup_hour_v4(p_hour timestamptz, p_settled boolean,
                                           p_full boolean DEFAULT false,
                                           p_through timestamptz DEFAULT NULL)
@@ -5958,6 +6194,7 @@ DECLARE
     known rollup_hours;
     mark timestamptz;  -- how far the hour is folded (NULL: never)
     span record;
+    is_final boolean;
 BEGIN
     IF p_hour <> date_trunc('hour', p_hour, 'UTC') THEN
         RAISE EXCEPTION 'not an hour: %', p_hour;
@@ -5974,9 +6211,14 @@ BEGIN
     END IF;
     IF to_regclass(format('messages_%s', to_char(p_hour AT TIME ZONE 'UTC', 'YYYYMMDD')))
        IS NULL THEN
-        -- No raw messages (retention): v3 marks the hour final, keeping its rows.
-        RETURN CASE WHEN through = hour_end
-                    THEN smsgw_fold_rollup_hour_v3(p_hour, p_settled, p_full) ELSE false END;
+        -- No raw messages (retention): v3 marks the hour final, keeping its rows (in
+        -- the cubes, if they were not yet).
+        IF through < hour_end THEN
+            RETURN false;
+        END IF;
+        is_final := smsgw_fold_rollup_hour_v3(p_hour, p_settled, p_full);
+        PERFORM smsgw_cube_rollup_hour_v1(p_hour);
+        RETURN is_final;
     END IF;
 
     IF through < hour_end THEN
@@ -5994,9 +6236,14 @@ BEGIN
                                               'YYYYMMDD'))) IS NOT NULL THEN
                 RETURN false;  -- the hour before is not folded whole yet
             END IF;
-            -- Nothing of the hour is folded: no row of it may stay.
+            -- Nothing of the hour is folded: no row of it may stay (the cubes lose any
+            -- it had: the hour has no rollup_hours row, so they hold its rows).
             DELETE FROM message_rollups WHERE hour = p_hour;
             DELETE FROM rollup_pending WHERE hour = p_hour;
+            -- From now until its closing fold the hour's rows stay out of the cubes.
+            INSERT INTO rollup_hours (hour, folded_at, final, messages, pending_as_of,
+                                      pending_rows, folded_through, through_as_of, in_cubes)
+            VALUES (p_hour, now(), false, 0, now(), 0, p_hour, now(), false);
             mark := p_hour;
             known.messages := 0;
             known.pending_rows := 0;
@@ -6021,26 +6268,30 @@ BEGIN
         RETURN false;
     END IF;
 
-    -- A closed hour.
+    -- A closed hour. Whichever way it is folded, its rows then enter the cubes, once
+    -- (smsgw_cube_rollup_hour_v1; nothing when they are in already): v3's writes of an
+    -- hour still out of them cost the cubes nothing, and the cubes get the final rows.
     IF mark IS NULL OR mark >= hour_end OR p_full
        OR known.pending_as_of IS DISTINCT FROM known.folded_at THEN
-        RETURN smsgw_fold_rollup_hour_v3(p_hour, p_settled, p_full);
-    END IF;
-    IF now() >= p_hour + interval '70 minutes'
+        is_final := smsgw_fold_rollup_hour_v3(p_hour, p_settled, p_full);
+    ELSIF now() >= p_hour + interval '70 minutes'
        AND known.messages <> (SELECT count(*) FROM messages
                                WHERE id >= smsgw_first_id_v1(p_hour)
                                  AND id < smsgw_first_id_v1(mark)
                                  AND created_at >= p_hour AND created_at < mark) THEN
-        RETURN smsgw_fold_rollup_hour_v3(p_hour, p_settled, true);
+        is_final := smsgw_fold_rollup_hour_v3(p_hour, p_settled, true);
+    ELSE
+        SELECT * INTO span FROM smsgw_append_rollup_span_v1(p_hour, mark, hour_end);
+        UPDATE rollup_hours
+           SET folded_at = now(), messages = messages + span.added, pending_as_of = now(),
+               pending_rows = pending_rows + span.recorded, folded_through = hour_end,
+               through_as_of = now()
+         WHERE hour = p_hour;
+        -- The same transaction: v3 finds its last fold's pending rows all there.
+        is_final := smsgw_fold_rollup_hour_v3(p_hour, p_settled, false);
     END IF;
-    SELECT * INTO span FROM smsgw_append_rollup_span_v1(p_hour, mark, hour_end);
-    UPDATE rollup_hours
-       SET folded_at = now(), messages = messages + span.added, pending_as_of = now(),
-           pending_rows = pending_rows + span.recorded, folded_through = hour_end,
-           through_as_of = now()
-     WHERE hour = p_hour;
-    -- The same transaction: v3 finds its last fold's pending rows all there.
-    RETURN smsgw_fold_rollup_hour_v3(p_hour, p_settled, false);
+    PERFORM smsgw_cube_rollup_hour_v1(p_hour);
+    RETURN is_final;
 END;
 $$;
 
@@ -6049,10 +6300,29 @@ $$;
 -- read by the range of the messages' ids from there (UUIDv7: a range of the primary
 -- key; a tail of a minute is a short walk of it, not a scan of the day's partition). The
 -- open hour's rollup rows (its messages before the mark) count with the hours before
--- it: they are before the mark. Same arguments and rows as the versions they follow:
+-- it: they are before the mark; they are not in the cubes until the hour closes, so
+-- those reading cubes read them beside (smsgw_rollups_out_of_cubes_v1), where the
+-- cubes would hold them. Same arguments and rows as the versions they follow:
 -- raw_v3 as raw_v1, raw_v4 as raw_v2, edges_v3 as edges_v1, edges_v4 as edges_v2,
 -- usage_v4 as usage_v2, usage_v5 as usage_v3, by_tenant_v3 and by_route_v3 as their v2
 -- (with p_whole false: as their v1). p_starts is a whole hour, never infinite.
+
+-- The hourly rows of the hours not in the cubes (rollup_hours.in_cubes false: the open
+-- hour, its messages before its mark; a closed hour until a fold puts it in) that start
+-- in [p_starts, p_ends), of one tenant or of all. Reports read them beside the cubes: one
+-- hour's rows, tens of thousands at most.
+CREATE FUNCTION smsgw_rollups_out_of_cubes_v1(p_starts timestamptz, p_ends timestamptz,
+                                              p_tenant_id uuid)
+    RETURNS SETOF message_rollups
+    LANGUAGE sql STABLE
+AS $$
+    SELECT r.*
+      FROM message_rollups r
+     WHERE r.hour IN (SELECT h.hour FROM rollup_hours h
+                       WHERE NOT h.in_cubes AND h.hour >= p_starts AND h.hour < p_ends)
+       AND (p_tenant_id IS NULL OR r.tenant_id = p_tenant_id)
+$$;
+
 CREATE FUNCTION smsgw_usage_raw_v3(p_starts timestamptz, p_ends timestamptz,
                                    p_tenant_id uuid)
     RETURNS TABLE (hour timestamptz, tenant_id uuid, country text, provider text,
@@ -6188,6 +6458,12 @@ AS $$
        AND d.day < (p_ends AT TIME ZONE 'UTC')::date
        AND (p_tenant_id IS NULL OR d.tenant_id = p_tenant_id)
     UNION ALL
+    -- The whole days' hours not in the cubes (the open hour, before its mark).
+    SELECT o.hour, o.tenant_id, o.country, o.provider, o.status, o.messages, o.segments,
+           o.price, o.cost
+      FROM smsgw_rollups_out_of_cubes_v1(smsgw_first_whole_day_v1(p_starts, p_hours),
+                                         date_trunc('day', p_ends, 'UTC'), p_tenant_id) o
+    UNION ALL
     SELECT e.hour, e.tenant_id, e.country, e.provider, e.status, e.messages, e.segments,
            e.price, e.cost
       FROM smsgw_usage_edges_v3(p_starts, p_ends, p_tenant_id, p_hours) e
@@ -6205,6 +6481,12 @@ AS $$
      WHERE d.day >= (smsgw_first_whole_day_v1(p_starts, p_hours) AT TIME ZONE 'UTC')::date
        AND d.day < (p_ends AT TIME ZONE 'UTC')::date
        AND (p_tenant_id IS NULL OR d.tenant_id = p_tenant_id)
+    UNION ALL
+    -- The whole days' hours not in the cubes (the open hour, before its mark).
+    SELECT o.hour, o.tenant_id, o.country, o.provider, o.status, o.messages, o.segments,
+           o.price, o.cost
+      FROM smsgw_rollups_out_of_cubes_v1(smsgw_first_whole_day_v1(p_starts, p_hours),
+                                         date_trunc('day', p_ends, 'UTC'), p_tenant_id) o
     UNION ALL
     SELECT e.hour, e.tenant_id, e.country, e.provider, e.status, e.messages, e.segments,
            e.price, e.cost
@@ -6256,6 +6538,15 @@ AS $$
                               smsgw_first_whole_day_v1(p_starts, p_hours))
        AND h.hour < least(p_ends,
                           (SELECT smsgw_rollup_tail_v1()))
+    UNION ALL
+    -- The hours not in the cubes (the open hour, before its mark), whole days or not.
+    SELECT o.hour, o.tenant_id, o.messages, o.segments,
+           CASE WHEN o.captured THEN o.messages ELSE 0 END,
+           CASE WHEN o.captured THEN o.segments ELSE 0 END,
+           CASE WHEN o.captured THEN o.price ELSE 0 END,
+           CASE WHEN o.captured THEN o.cost ELSE 0 END
+      FROM (SELECT *, status IN ('sent', 'delivered', 'undelivered') AS captured
+              FROM smsgw_rollups_out_of_cubes_v1(p_starts, p_ends, NULL)) o
     UNION ALL
     SELECT e.hour, e.tenant_id, e.messages, e.segments,
            CASE WHEN e.captured THEN e.messages ELSE 0 END,
@@ -6312,6 +6603,12 @@ AS $$
                               smsgw_first_whole_day_v1(p_starts, p_hours))
        AND h.hour < least(p_ends,
                           (SELECT smsgw_rollup_tail_v1()))
+    UNION ALL
+    -- The hours not in the cubes (the open hour, before its mark), whole days or not.
+    SELECT o.hour, o.country, o.provider, o.status, t.currency, o.messages, o.segments,
+           o.price, o.cost, o.sent_latency, o.delivery_latency
+      FROM smsgw_rollups_out_of_cubes_v1(p_starts, p_ends, NULL) o
+      JOIN tenants t ON t.id = o.tenant_id
     UNION ALL
     SELECT e.hour, e.country, e.provider, e.status, t.currency, e.messages, e.segments,
            e.price, e.cost, e.sent_latency, e.delivery_latency

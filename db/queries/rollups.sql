@@ -3,7 +3,8 @@
 
 -- name: due_hours
 -- The closed hours to fold, oldest first: never folded, or folded only up to a mark
--- inside the hour (the open hour's folds: it closed since), or not final and folded
+-- inside the hour (the open hour's folds: it closed since), or still out of the cubes
+-- (an older release's fold closed it: v4 puts it in), or not final and folded
 -- longer ago than the refresh, or settled since their last fold. `at` is the clock (now). The
 -- hours run from the lookback or the oldest messages partition, the later, plus hours
 -- not final yet whose partition retention dropped (their fold makes them final).
@@ -23,7 +24,7 @@ WITH hours AS (
                interval '1 hour') AS hour
     UNION
     SELECT hour FROM rollup_hours
-     WHERE NOT final
+     WHERE (NOT final OR NOT in_cubes)
        AND hour <= date_trunc('hour', %(at)s::timestamptz, 'UTC') - interval '1 hour'
 )
 SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS settled
@@ -31,6 +32,7 @@ SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS se
   LEFT JOIN rollup_hours r ON r.hour = h.hour
  WHERE r.hour IS NULL
     OR (r.through_as_of = r.folded_at AND r.folded_through < r.hour + interval '1 hour')
+    OR NOT r.in_cubes
     OR (NOT r.final
         AND (r.folded_at <= %(at)s::timestamptz - make_interval(mins => %(refresh_minutes)s)
              OR (h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s
@@ -55,7 +57,7 @@ SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(
 
 -- name: quiet_retention
 -- For the rest of the transaction, deleting hourly rollups leaves the daily cubes alone
--- (smsgw_rollups_to_days_v2): retention drops the cubes' days itself, whole.
+-- (smsgw_rollups_to_days_v3): retention drops the cubes' days itself, whole.
 SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old

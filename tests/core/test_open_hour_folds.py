@@ -81,10 +81,47 @@ async def _open_before(conn, through: datetime) -> set:
     return {r["id"] for r in await cursor.fetchall()}
 
 
+async def _out_of_cubes(conn) -> set:
+    cursor = await conn.execute("SELECT hour FROM rollup_hours WHERE NOT in_cubes")
+    return {r["hour"].astimezone(UTC) for r in await cursor.fetchall()}
+
+
 async def _assert_cubes_are_sums(conn) -> None:
+    """The cubes are the sums of the hourly rows of the hours in them: all but the open
+    hour, whose rows enter when it closes."""
+    out = await _out_of_cubes(conn)
+    hourly = {key: row for key, row in (await stored(conn)).items() if key[0] not in out}
     days = await stored_days(conn)
-    assert days == await days_of(conn, await stored(conn))
+    assert days == await days_of(conn, hourly)
     assert await stored_periods(conn) == periods_of(days)
+
+
+async def _answers(api, admin_headers, tenants, day: str) -> list:
+    """Tenants' usage reports (their hourly rollups and daily cube) and admin usage
+    reports by route and by tenant (the cross-tenant cubes, whole window or by hour)."""
+    got = []
+    for tenant in tenants:
+        for group_by in ("status", "country", "hour"):
+            usage = await api.get(
+                "/v1/reports/usage",
+                params={"from": day, "to": day, "group_by": group_by},
+                headers=tenant.headers,
+            )
+            assert usage.status_code == 200, usage.text
+            got.append(usage.json()["rows"])
+    for params in (
+        {"group_by": "country"},
+        {"group_by": "provider", "period": "window"},
+        {"group_by": "tenant", "period": "hour"},
+    ):
+        admin = await api.get(
+            "/v1/admin/reports/usage",
+            params={"from": day, "to": day, **params},
+            headers=admin_headers,
+        )
+        assert admin.status_code == 200, admin.text
+        got.append(admin.json()["rows"])
+    return got
 
 
 async def test_folds_of_the_open_hour_add_each_span_once_and_the_close_completes_it(
@@ -111,6 +148,7 @@ async def test_folds_of_the_open_hour_add_each_span_once_and_the_close_completes
         assert (mark["folded_through"], mark["current"], mark["final"]) == (through, True, False)
         assert await rollups_db.frontier(conn) == through
         assert await stored(conn) == await recomputed(conn, before=through)
+        assert await _out_of_cubes(conn) == {hour}
         await _assert_cubes_are_sums(conn)
         assert await _pending(conn) == await _open_before(conn, through)
     # A mark never moves back; a fold at the same mark adds nothing.
@@ -124,6 +162,7 @@ async def test_folds_of_the_open_hour_add_each_span_once_and_the_close_completes
     # after the mark are added and its pending ones refolded: all of it, exactly.
     assert await rollups.fold_due(pool, settings, at=hour + timedelta(hours=1, seconds=5))
     assert await stored(conn) == await recomputed(conn)
+    assert await _out_of_cubes(conn) == set()
     await _assert_cubes_are_sums(conn)
     assert (await _mark(conn, hour))["folded_through"] == hour + timedelta(hours=1)
     assert await _pending(conn) == await _open_before(conn, hour + timedelta(hours=1))
@@ -139,25 +178,7 @@ async def test_reports_during_the_open_hour_read_rollups_before_the_mark_and_raw
     day = hour.date().isoformat()
 
     async def answers():
-        got = []
-        for tenant in (first, second):
-            for group_by in ("status", "country", "hour"):
-                usage = await api.get(
-                    "/v1/reports/usage",
-                    params={"from": day, "to": day, "group_by": group_by},
-                    headers=tenant.headers,
-                )
-                assert usage.status_code == 200, usage.text
-                got.append(usage.json()["rows"])
-        for params in ({"group_by": "country"}, {"group_by": "tenant", "period": "hour"}):
-            admin = await api.get(
-                "/v1/admin/reports/usage",
-                params={"from": day, "to": day, **params},
-                headers=admin_headers,
-            )
-            assert admin.status_code == 200, admin.text
-            got.append(admin.json()["rows"])
-        return got
+        return await _answers(api, admin_headers, (first, second), day)
 
     raw = await answers()
     through = instants[len(instants) // 2]
@@ -308,3 +329,62 @@ async def test_the_open_hour_mark_moves_in_whole_steps(api, conn, pool, settings
         got = await _mark(conn, hour)
         assert (got["folded_through"], got["messages"]) == (mark, folded)
         assert await stored(conn) == await recomputed(conn, before=mark)
+
+
+async def _cube_rows_of(conn, hour: datetime) -> int:
+    return await support.count(
+        conn,
+        "SELECT (SELECT count(*) FROM hourly_tenant_rollups WHERE hour = %s)"
+        " + (SELECT count(*) FROM hourly_route_rollups WHERE hour = %s) AS n",
+        hour,
+        hour,
+    )
+
+
+async def test_the_open_hour_stays_out_of_the_cubes_until_its_close_puts_it_in_once(
+    api, conn, pool, settings, admin_headers, db_url
+):
+    # The open folds write the hour's rollup rows only: the cubes (rewritten at every
+    # fold, they cost two thirds of it) get the hour when it closes, whole, in the
+    # closing fold's transaction. Reports read the open hour's rows beside the cubes.
+    tenants = await traffic(api, conn, settings, admin_headers, scheduled=False)
+    instants = await _instants(api, conn, tenants[0])
+    hour = _hour(instants[-1])
+    day = hour.date().isoformat()
+    await rollups.fold_due(pool, settings, at=hour)
+    cubes = (await stored_days(conn), await stored_periods(conn))
+    raw = await _answers(api, admin_headers, tenants, day)
+
+    for through in (instants[len(instants) // 2], instants[-1] + timedelta(milliseconds=1)):
+        await _open_fold(pool, settings, through)
+        assert await stored(conn) == await recomputed(conn, before=through)
+        assert any(key[0] == hour for key in await stored(conn))
+        assert (await stored_days(conn), await stored_periods(conn)) == cubes
+        assert await _cube_rows_of(conn, hour) == 0
+        assert await _out_of_cubes(conn) == {hour}
+        assert await _answers(api, admin_headers, tenants, day) == raw
+
+    # A closing fold killed midway leaves the hour out of the cubes, its rows as they were.
+    folded = await stored(conn)
+    folder = await psycopg.AsyncConnection.connect(db_url)
+    try:
+        await folder.execute("SELECT smsgw_fold_rollup_hour_v4(%s, false)", (hour,))
+        await conn.execute("SELECT pg_terminate_backend(%s)", (folder.info.backend_pid,))
+    finally:
+        await folder.close()
+    assert await stored(conn) == folded
+    assert (await stored_days(conn), await stored_periods(conn)) == cubes
+    assert await _out_of_cubes(conn) == {hour}
+    assert await _answers(api, admin_headers, tenants, day) == raw
+
+    # The close: the whole hour in the cubes, exactly, and the reports unchanged.
+    assert await rollups.fold_due(pool, settings, at=hour + timedelta(hours=1, seconds=5))
+    assert await _out_of_cubes(conn) == set()
+    assert await stored(conn) == await recomputed(conn)
+    await _assert_cubes_are_sums(conn)
+    assert await _cube_rows_of(conn, hour) > 0
+    assert await _answers(api, admin_headers, tenants, day) == raw
+    # A refold later (receipts in) goes through the cubes' trigger as before.
+    assert await rollups.fold_due(pool, settings, at=hour + timedelta(hours=3))
+    assert await stored(conn) == await recomputed(conn)
+    await _assert_cubes_are_sums(conn)

@@ -388,3 +388,61 @@ async def test_the_open_hour_stays_out_of_the_cubes_until_its_close_puts_it_in_o
     assert await rollups.fold_due(pool, settings, at=hour + timedelta(hours=3))
     assert await stored(conn) == await recomputed(conn)
     await _assert_cubes_are_sums(conn)
+
+
+async def test_an_older_release_closing_the_open_hour_leaves_reports_exact_until_v4_cubes_it(
+    api, conn, pool, settings, admin_headers
+):
+    # A rolling deploy: the hour was folded open by the new release, then an older
+    # release's job (v3, which knows nothing of the cubes' flag) folds it when it closes.
+    # Its writes stay out of the cubes with the hour; reports read the hour's rows beside
+    # them; the next v4 fold of the hour puts it in.
+    tenants = await traffic(api, conn, settings, admin_headers, scheduled=False)
+    instants = await _instants(api, conn, tenants[0])
+    hour = _hour(instants[-1])
+    day = hour.date().isoformat()
+    await rollups.fold_due(pool, settings, at=hour)
+    cubes = (await stored_days(conn), await stored_periods(conn))
+    raw = await _answers(api, admin_headers, tenants, day)
+    await _open_fold(pool, settings, instants[len(instants) // 2])
+
+    async with conn.transaction():
+        await conn.execute("SELECT smsgw_fold_rollup_hour_v3(%s, false)", (hour,))
+    assert await stored(conn) == await recomputed(conn)
+    assert await _out_of_cubes(conn) == {hour}
+    assert (await stored_days(conn), await stored_periods(conn)) == cubes
+    assert await _answers(api, admin_headers, tenants, day) == raw
+
+    # Due for the new release at once (out of the cubes), which puts it in.
+    assert await rollups.fold_due(pool, settings, at=hour + timedelta(hours=1, seconds=5))
+    assert await _out_of_cubes(conn) == set()
+    assert await stored(conn) == await recomputed(conn)
+    await _assert_cubes_are_sums(conn)
+    assert await _answers(api, admin_headers, tenants, day) == raw
+
+
+async def test_retention_of_the_open_hour_messages_leaves_its_rows_and_puts_them_in_the_cubes(
+    api, conn, pool, settings, admin_headers
+):
+    # The hour folded open, then its raw messages dropped before it closed: its folds
+    # keep what they folded, final, and the rows enter the cubes with the fold that
+    # finds the partition gone.
+    tenant = await support.make_tenant(api, admin_headers, name="dropped")
+    hour = _hour(datetime.now(UTC)) - timedelta(hours=3)
+    await conn.execute("SELECT smsgw_ensure_partitions_v2(%s, 3)", ((hour - timedelta(1)).date(),))
+    for minute in (5, 10, 20, 40, 50):
+        await _behind(conn, tenant.id, hour + timedelta(minutes=minute))
+    await rollups.fold_due(pool, settings, at=hour)
+    through = hour + timedelta(minutes=30)
+    await _open_fold(pool, settings, through)
+    expected = await stored(conn)
+    assert expected == await recomputed(conn, before=through)
+    assert await _out_of_cubes(conn) == {hour}
+    await conn.execute("SELECT smsgw_drop_partitions_v2(%s)", (hour.date() + timedelta(1),))
+    assert await support.count(conn, "SELECT count(*) AS n FROM messages") == 0
+
+    await rollups.fold_due(pool, settings, at=hour + timedelta(hours=8))
+    assert await stored(conn) == expected
+    assert await _out_of_cubes(conn) == set()
+    assert (await _mark(conn, hour))["final"]
+    await _assert_cubes_are_sums(conn)

@@ -40,20 +40,24 @@ killed midway, open or closing, leaves the hour as it was. The open hour's first
 waits until the hour before it is folded whole, so only the newest folded hour is ever
 partial, and reports read rollups before its mark and raw messages from it
 (``smsgw_rollup_tail_v1``): each message once, a tail of the lag plus up to a step and
-the job's 20 s (30 s to about 2 minutes). Each open fold rewrites the hour's rows its
-messages touch, and their cubes' rows: its cost follows the rows written, so steps of a
-minute cost about two thirds of folds every 20 s, and about five times a closing first
-fold (docs/scaling.md, "The open hour"). An open hour is not closed: ``due_hours``,
-settling and ``rollups.folded`` consider closed hours only (an hour left partial is due
-as soon as it closes), and it is never final.
+the job's 20 s (30 s to about 2 minutes). The open hour's rows stay out of the cubes
+(``rollup_hours.in_cubes`` false; the cubes' trigger skips them): each open fold rewrites
+only the hour's rows its messages touch (its cost follows those rows, so steps of a
+minute cost less than steps of 20 s), and the closing fold, after v3, puts the hour's
+rows into the cubes once, in its transaction (``smsgw_cube_rollup_hour_v1``); a closed
+hour an older release's fold left out of the cubes is due until a fold puts it in.
+Reports read the rows of the hours out of the cubes beside the cubes
+(``smsgw_rollups_out_of_cubes_v1``; docs/scaling.md, "The open hour", for the cost). An
+open hour is not closed: ``due_hours``, settling and ``rollups.folded`` consider closed
+hours only (an hour left partial is due as soon as it closes), and it is never final.
 
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the
 latency buckets; the last two also per hour, ``hourly_tenant_rollups`` and
 ``hourly_route_rollups``) are the sums of each UTC day's (hour's) hourly rows at every
-moment: a
-statement-level trigger on ``message_rollups`` adds what a fold writes and subtracts
-what it removes, in the fold's transaction. The fold (v2) merges the hour's rows rather
+commit, but for the open hour's (above): a statement-level trigger on
+``message_rollups`` adds what a fold writes and subtracts what it removes, in the fold's
+transaction. The fold (v2) merges the hour's rows rather
 than replacing them, so a refold writes, and the trigger sums, only the rows that
 changed. A day's cubes thus exist from its first folded hour on, while late receipts and
 scheduled sends keep its hours open, and reports over whole days read them (a 30-day

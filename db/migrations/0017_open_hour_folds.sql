@@ -536,7 +536,8 @@ $$;
 -- The hourly rows of the hours not in the cubes (rollup_hours.in_cubes false: the open
 -- hour, its messages before its mark; a closed hour until a fold puts it in) that start
 -- in [p_starts, p_ends), of one tenant or of all. Reports read them beside the cubes: one
--- hour's rows, tens of thousands at most.
+-- hour's rows (a tenant's own through its key; across tenants up to about 300,000 at
+-- 100M messages a day by the hour's end, where the hourly cubes hold 32,000).
 CREATE FUNCTION smsgw_rollups_out_of_cubes_v1(p_starts timestamptz, p_ends timestamptz,
                                               p_tenant_id uuid)
     RETURNS SETOF message_rollups

@@ -1,8 +1,8 @@
 """Delivery analytics per destination country and provider, and the alert on a drop.
 
-The report reads smsgw_usage_by_route_v2 (the daily route cube for whole days, hourly
-rollups at the window's edges, raw messages after the last folded hour): outcomes, the
-delivery rate (delivered of the messages whose fate is known: delivered, undelivered,
+The report reads smsgw_usage_by_route_v3 (the daily route cube for whole days, hourly
+rollups at the window's edges, raw messages after the rollups' newest fold mark):
+outcomes, the delivery rate (delivered of the messages whose fate is known: delivered, undelivered,
 failed, expired) and p50/p95 of accept-to-sent and sent-to-delivered latency, from the
 rollups' buckets of the folded hours (a quantile is reported as the upper bound of the
 bucket it falls in; None past the last bound; the raw messages after the last folded

@@ -98,8 +98,9 @@ def _snapshot_families(s: Snapshot) -> Iterator[Metric]:
     if s.rollup_frontier is not None:
         behind = GaugeMetricFamily(
             "smsgw_rollups_behind_seconds",
-            "How far the hourly rollups' last folded hour ends before now: about an hour "
-            "when the fold job keeps up; reports read raw messages after it",
+            "How far the hourly rollups' newest fold mark is before now: under a minute "
+            "or two when the fold job keeps up with the hour in progress (about an hour "
+            "with SMSGW_ROLLUP_OPEN_LAG_SECONDS=0); reports read raw messages after it",
         )
         behind.add_metric([], max(0.0, (s.at - s.rollup_frontier).total_seconds()))
         yield behind

@@ -3,8 +3,9 @@
 Every report reads a window of whole hours (default the last 30 days, at most 397: 13
 months): the daily cubes for its whole UTC days, the hourly cubes (a tenant's: its
 hourly rollups) for its partial days at either edge and for reports by hour, and the
-raw messages after the last folded hour (``smsgw_usage_v2`` for a tenant,
-``smsgw_usage_by_tenant_v2`` and ``smsgw_usage_by_route_v2`` across tenants;
+raw messages after the rollups' newest fold mark, a minute or so behind the clock while
+the hour in progress is folded as it goes (``smsgw_usage_v4`` for a tenant,
+``smsgw_usage_by_tenant_v3`` and ``smsgw_usage_by_route_v3`` across tenants;
 core/rollups.py), so a long window reads cube rows, not messages nor hourly rows; lists
 are paginated. The dashboard's live table (``live_top_tenants``, the last 60 s) stays
 on raw messages: a range of the newest partition's primary key, small at any rate. The

@@ -1,4 +1,5 @@
-"""Hourly rollups of messages, folded from closed hours by a periodic job.
+"""Hourly rollups of messages, folded by a periodic job: closed hours, and the hour in
+progress as it goes.
 
 An hour's rollup rows (per tenant, destination country, provider and status: messages,
 segments, price, cost and latency buckets) are kept equal to its messages, one
@@ -21,13 +22,42 @@ committed after the hour's first fold: counted until a fold ran 10 minutes after
 hour's end), when an older release's fold ran between, when a crash emptied the unlogged
 ``rollup_pending``, or when asked (``full``: repair).
 
+The hour in progress is folded too (``fold_open``, the same job, every 20 s, the mark
+moving in whole steps of ``rollup_open_step_seconds``, 60), so that reports read raw
+messages for a short tail only, not the up to ~65 minutes before the last closed hour's
+fold (millions of messages at 100M a day). Each of its folds
+(``smsgw_fold_rollup_hour_v4`` with a mark) adds only the messages created between the
+hour's fold mark (``rollup_hours.folded_through``) and a new mark
+``rollup_open_lag_seconds`` (30) behind the clock (down to a whole step), read by the
+range of their ids, with the same shares and the same ``rollup_pending`` records as a
+first fold; an accept commits long before the lag is over, and one that commits behind
+the mark anyway is found when the hour closes (more messages than folded: the hour is
+read whole, as for an hour that gained messages since its first fold). Messages already
+folded are not read again while the hour is open: their status changes (receipts) are
+taken in when it closes, as a closed hour's are at its refreshes. The closing fold adds
+the messages after the last mark, then refolds the pending ones as v3 does; a fold
+killed midway, open or closing, leaves the hour as it was. The open hour's first fold
+waits until the hour before it is folded whole, so only the newest folded hour is ever
+partial, and reports read rollups before its mark and raw messages from it
+(``smsgw_rollup_tail_v1``): each message once, a tail of the lag plus up to a step and
+the job's 20 s (30 s to about 2 minutes). The open hour's rows stay out of the cubes
+(``rollup_hours.in_cubes`` false; the cubes' trigger skips them): each open fold rewrites
+only the hour's rows its messages touch (its cost follows those rows, so steps of a
+minute cost less than steps of 20 s), and the closing fold, after v3, puts the hour's
+rows into the cubes once, in its transaction (``smsgw_cube_rollup_hour_v1``); a closed
+hour an older release's fold left out of the cubes is due until a fold puts it in.
+Reports read the rows of the hours out of the cubes beside the cubes
+(``smsgw_rollups_out_of_cubes_v1``; docs/scaling.md, "The open hour", for the cost). An
+open hour is not closed: ``due_hours``, settling and ``rollups.folded`` consider closed
+hours only (an hour left partial is due as soon as it closes), and it is never final.
+
 Daily cubes (``daily_rollups``: a tenant's detail; ``daily_tenant_rollups``: per
 tenant; ``daily_route_rollups``: per country, provider, status and currency, with the
 latency buckets; the last two also per hour, ``hourly_tenant_rollups`` and
 ``hourly_route_rollups``) are the sums of each UTC day's (hour's) hourly rows at every
-moment: a
-statement-level trigger on ``message_rollups`` adds what a fold writes and subtracts
-what it removes, in the fold's transaction. The fold (v2) merges the hour's rows rather
+commit, but for the open hour's (above): a statement-level trigger on
+``message_rollups`` adds what a fold writes and subtracts what it removes, in the fold's
+transaction. The fold (v2) merges the hour's rows rather
 than replacing them, so a refold writes, and the trigger sums, only the rows that
 changed. A day's cubes thus exist from its first folded hour on, while late receipts and
 scheduled sends keep its hours open, and reports over whole days read them (a 30-day
@@ -37,7 +67,7 @@ Retention drops hourly rows and cubes of the same days together.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -83,6 +113,28 @@ async def fold_due(
         if folded and await rollups_db.messages_in(conn, hours=folded):
             log.info("rollups.folded", hours=len(folded))
     return len(folded)
+
+
+async def fold_open(
+    pool: AsyncConnectionPool[Conn], settings: Settings, *, at: datetime | None = None
+) -> None:
+    """Fold the hour in progress up to ``rollup_open_lag_seconds`` before ``at`` (the
+    clock), down to a whole ``rollup_open_step_seconds``: only its messages after the
+    last fold's mark are read, and a run within the same step finds nothing to do.
+    Nothing in an hour's first seconds (the mark is still in the hour before, folded
+    whole when it closed), nor when the lag is 0."""
+    if settings.rollup_open_lag_seconds <= 0:
+        return
+    through = (at or datetime.now(UTC)).astimezone(UTC) - timedelta(
+        seconds=settings.rollup_open_lag_seconds
+    )
+    step = settings.rollup_open_step_seconds
+    if step > 0:
+        # Whole steps since the epoch: the marks of every run and worker agree.
+        whole = int(through.timestamp()) // step * step
+        through = datetime.fromtimestamp(whole, tz=UTC)
+    async with pool.connection() as conn, conn.transaction():
+        await rollups_db.fold_open_hour(conn, through=through)
 
 
 async def drop_old(pool: AsyncConnectionPool[Conn], settings: Settings) -> int:

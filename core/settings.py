@@ -55,6 +55,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rollup_settle_hours: int = 6
     rollup_refresh_minutes: int = 60
     rollup_retention_days: int = 397
+    # The hour in progress is folded up to this far behind the clock (accepts commit
+    # long before); 0: not folded before it closes (reports then read up to an hour of
+    # raw messages). Its mark moves in steps of rollup_open_step_seconds (0: at every
+    # run of the job, every 20 s): each fold rewrites the hour's rows its messages touch
+    # (and their cubes'), so fewer steps cost less; reports read raw messages for the
+    # lag plus up to a step and 20 s.
+    rollup_open_lag_seconds: float = 30.0
+    rollup_open_step_seconds: int = 60
     # The deliverability alert (core/deliverability.py): a (country, provider) whose last
     # hour's delivery rate is this much below its 7-day rate, with at least this many
     # known outcomes in the hour (and in the week), fires.
@@ -197,6 +205,9 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_ROLLUP_SETTLE_HOURS": "an hour's rollups are final this long after it (6)",
     "SMSGW_ROLLUP_REFRESH_MINUTES": "unsettled hours are folded again this often (60)",
     "SMSGW_ROLLUP_RETENTION_DAYS": "days of hourly and daily rollups kept (397: 13 months)",
+    "SMSGW_ROLLUP_OPEN_LAG_SECONDS / _STEP_SECONDS": "the hour in progress is folded up to "
+    "this far behind the clock, its mark moving in steps of this many seconds; reports read "
+    "raw messages after the mark (30 / 60; lag 0: closed hours only; step 0: every 20 s)",
     "SMSGW_DELIVERY_ALERT_MARGIN / _MIN_MESSAGES": "a (country, provider) alerts when its "
     "last hour's delivery rate is this far below its 7-day rate, with this many outcomes "
     "(0.10 / 100)",

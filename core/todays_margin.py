@@ -8,7 +8,7 @@ would be a scan each time. The page says until when the figures run.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -51,6 +51,10 @@ async def todays_margin(conn: Conn, *, now: datetime) -> TodaysMargin:
     destinations whose cost exceeded their revenue; ``now`` is the clock."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     frontier = await rollups_db.frontier(conn)
+    # Whole folded hours only: the rollups of the hour in progress reach a mark that the
+    # next fold moves, and a window must end at an hour.
+    if frontier is not None:
+        frontier = frontier.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if frontier is None or frontier <= midnight:
         return TodaysMargin(since=midnight, until=None, totals=[], losses=[])
     until = min(frontier, midnight + timedelta(days=1))

@@ -20,7 +20,8 @@ async def due_hours(
     refresh_minutes: int,
     limit: int,
 ) -> list[Row]:
-    """Closed hours to fold, oldest first, each with whether it is settled."""
+    """Closed hours to fold, oldest first, each with whether it is settled (an hour the
+    open hour's folds left partial is due as soon as it closes)."""
     return await _q.all(
         conn,
         "due_hours",
@@ -38,6 +39,12 @@ async def fold_hour(conn: Conn, *, hour: datetime, settled: bool, full: bool = F
     row = await _q.one(conn, "fold_hour", hour=hour, settled=settled, full=full)
     assert row is not None
     return bool(row["final"])
+
+
+async def fold_open_hour(conn: Conn, *, through: datetime) -> None:
+    """Add the messages of the hour in progress created from its fold mark to
+    ``through`` (an instant of that hour) to its rollups, and move the mark there."""
+    await _q.one(conn, "fold_open_hour", through=through)
 
 
 async def messages_in(conn: Conn, *, hours: Sequence[datetime]) -> int:
@@ -58,6 +65,8 @@ async def drop_old(conn: Conn, *, retention_days: int) -> int:
 
 
 async def frontier(conn: Conn) -> datetime | None:
+    """Where the rollups end and reports' raw tail starts: the newest fold mark (inside
+    the open hour while its folds keep up); None before the first fold."""
     row = await _q.one(conn, "frontier")
     assert row is not None
     result: datetime | None = row["frontier"]

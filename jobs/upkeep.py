@@ -86,11 +86,17 @@ def register(app: procrastinate.App, *, queue: str) -> None:
         # are deleted as they finish).
         await context.app.job_manager.delete_old_jobs(nb_hours=72, include_failed=True)
 
-    @app.periodic(cron="*/5 * * * *", periodic_id="rollups")
+    # Every 20 s (off the other jobs' whole seconds): the closed hours that are due (an
+    # hour just closed among them, at once), then the hour in progress up to a mark
+    # SMSGW_ROLLUP_OPEN_LAG_SECONDS behind the clock in whole SMSGW_ROLLUP_OPEN_STEP_SECONDS,
+    # so that reports read a minute or two of raw messages. The open hour waits while
+    # closed hours are left to fold.
+    @app.periodic(cron="* * * * * 2-59/20", periodic_id="rollups")
     @app.task(name="smsgw.fold_rollups", queue=queue, pass_context=True)
     async def fold_rollups(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
-        await rollups.fold_due(deps.pool, deps.settings)
+        if await rollups.fold_due(deps.pool, deps.settings) < rollups.HOURS_PER_RUN:
+            await rollups.fold_open(deps.pool, deps.settings)
 
     @app.periodic(cron="*/15 * * * *", periodic_id="deliverability")
     @app.task(name="smsgw.judge_deliverability", queue=queue, pass_context=True)

@@ -23,11 +23,13 @@ def _bucket(start: datetime | None, end: datetime | None) -> int | None:
     return bisect.bisect_right(BOUNDS, (end - start).total_seconds() * 1000)
 
 
-async def recomputed(conn: Any) -> dict[tuple, dict[str, Any]]:
+async def recomputed(conn: Any, *, before: datetime | None = None) -> dict[tuple, dict[str, Any]]:
+    """The rollups of all raw messages (or of those created before ``before``)."""
     cursor = await conn.execute(
         "SELECT created_at, tenant_id, coalesce(smsgw_country_v1(to_number), 'ZZ') AS country,"
         " coalesce(provider, '') AS provider, status, segments, price, coalesce(cost, 0) AS cost,"
-        " sent_at, delivered_at FROM messages"
+        " sent_at, delivered_at FROM messages WHERE %s::timestamptz IS NULL OR created_at < %s",
+        (before, before),
     )
     rows: dict[tuple, dict[str, Any]] = defaultdict(
         lambda: {

@@ -1,6 +1,6 @@
--- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v2
+-- Delivery analytics per destination country and provider, from smsgw_usage_by_route_v3
 -- (the daily route cube for whole days, hourly rollups at the window's edges, raw
--- messages after the last folded hour), and the deliverability alerts.
+-- messages after the rollups' newest fold mark), and the deliverability alerts.
 
 -- name: report
 -- Outcomes and latency buckets per (period, country, provider) of messages a provider
@@ -13,7 +13,7 @@ WITH outcomes AS (
                ELSE ''
            END AS period,
            u.country, u.provider, u.status, u.messages, u.sent_latency, u.delivery_latency
-      FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, %(period)s::text = 'hour',
+      FROM smsgw_usage_by_route_v3(%(starts)s, %(ends)s, %(period)s::text = 'hour',
                                    %(period)s::text = 'window') u
      WHERE u.provider <> ''
        AND (%(country)s::text IS NULL OR u.country = %(country)s::text)
@@ -64,9 +64,9 @@ SELECT u.country, u.provider,
                 0)::bigint AS week_delivered,
        coalesce(sum(u.messages) FILTER (WHERE NOT u.recent), 0)::bigint AS week_known
   FROM (SELECT true AS recent, r.*
-          FROM smsgw_usage_by_route_v1(%(recent)s, %(ends)s, false) r
+          FROM smsgw_usage_by_route_v3(%(recent)s, %(ends)s, false, false) r
         UNION ALL
-        SELECT false, w.* FROM smsgw_usage_by_route_v1(%(starts)s, %(recent)s, false) w) u
+        SELECT false, w.* FROM smsgw_usage_by_route_v3(%(starts)s, %(recent)s, false, false) w) u
  WHERE u.provider <> '' AND u.status IN ('delivered', 'undelivered', 'failed', 'expired')
  GROUP BY 1, 2
 

@@ -1,8 +1,9 @@
 -- Reports. They run on the reporting pool (a replica when REPORTING_DATABASE_URL is set),
 -- always over a window of whole hours. They read the daily cubes for the window's whole
 -- days, the hourly cubes (a tenant's: its hourly rollups) for its partial days and for
--- reports by hour, and the raw messages after the last folded hour (smsgw_usage_v2 for a tenant,
--- smsgw_usage_by_tenant_v2 and smsgw_usage_by_route_v2 across tenants; core/rollups.py),
+-- reports by hour, and the raw messages after the rollups' newest fold mark, a minute or
+-- so behind the clock (smsgw_usage_v4 for a tenant, smsgw_usage_by_tenant_v3 and
+-- smsgw_usage_by_route_v3 across tenants; core/rollups.py),
 -- so a window of 13 months reads cube rows, not messages nor hourly rows. Only the live
 -- dashboard reads messages (60 s of them).
 -- `spent` (revenue) is money captured: the price of a message a provider accepted (sent,
@@ -21,23 +22,23 @@ SELECT CASE %(group_by)s::text
        sum(u.segments)::bigint AS segments,
        coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                 0)::bigint AS spent
-  FROM smsgw_usage_v2(%(starts)s, %(ends)s, %(tenant_id)s, %(group_by)s::text = 'hour') u
+  FROM smsgw_usage_v4(%(starts)s, %(ends)s, %(tenant_id)s, %(group_by)s::text = 'hour') u
  GROUP BY 1
  ORDER BY 1 NULLS LAST
 
 -- name: tenant_usage_by_day_and_country
 -- The console's charts (by day) and its table (by country) at once: one read of the raw
--- messages after the last folded hour, the bulk of such a report's time, not two; and
--- through smsgw_usage_v3, which looks their countries up per group, not per message.
--- (tenant_usage stays on v2: by anything but country the planner drops v2's lookups
--- altogether, and v3's grouping would cost more.)
+-- messages after the fold mark, the bulk of such a report's time, not two; and
+-- through smsgw_usage_v5 (v3 on the mark), which looks their countries up per group,
+-- not per message. (tenant_usage stays on v4, v2 on the mark: by anything but country the
+-- planner drops its lookups altogether, and v5's grouping would cost more.)
 SELECT to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
        u.country,
        sum(u.messages)::bigint AS messages,
        sum(u.segments)::bigint AS segments,
        coalesce(sum(u.price) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                 0)::bigint AS spent
-  FROM smsgw_usage_v3(%(starts)s, %(ends)s, %(tenant_id)s, false) u
+  FROM smsgw_usage_v5(%(starts)s, %(ends)s, %(tenant_id)s, false) u
  GROUP BY 1, 2
 
 -- name: top_tenants
@@ -47,7 +48,7 @@ WITH usage AS (
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
            sum(u.revenue)::bigint AS spent
-      FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, false, true) u
+      FROM smsgw_usage_by_tenant_v3(%(starts)s, %(ends)s, false, true) u
      GROUP BY u.tenant_id
 )
 SELECT u.tenant_id, t.name, t.tier, t.currency, u.messages, u.segments, u.spent
@@ -84,7 +85,7 @@ WITH outcomes AS (
                AS awaiting_receipt,
            coalesce(sum(u.messages) FILTER (WHERE u.status IN ('queued', 'sending')), 0)::bigint
                AS in_progress
-      FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, false, true) u
+      FROM smsgw_usage_by_route_v3(%(starts)s, %(ends)s, false, true) u
      WHERE u.provider <> ''
        AND (%(provider)s::text IS NULL OR u.provider = %(provider)s::text)
      GROUP BY 1, 2
@@ -105,7 +106,7 @@ WITH per_tenant AS (
            sum(u.messages)::bigint AS messages,
            sum(u.segments)::bigint AS segments,
            sum(u.revenue)::bigint AS spent
-      FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, false, true) u
+      FROM smsgw_usage_by_tenant_v3(%(starts)s, %(ends)s, false, true) u
      GROUP BY u.tenant_id
 )
 SELECT t.tier, t.currency, count(*) AS tenants, sum(p.messages)::bigint AS messages,
@@ -130,7 +131,7 @@ SELECT CASE %(group_by)s::text
        u.currency, sum(u.messages)::bigint AS messages, sum(u.segments)::bigint AS segments,
        sum(u.price)::bigint AS revenue, sum(u.cost)::bigint AS cost,
        (sum(u.price) - sum(u.cost))::bigint AS margin
-  FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, %(group_by)s::text = 'hour',
+  FROM smsgw_usage_by_route_v3(%(starts)s, %(ends)s, %(group_by)s::text = 'hour',
                                %(group_by)s::text NOT IN ('day', 'hour')) u
  WHERE u.status IN ('sent', 'delivered', 'undelivered')
  GROUP BY 1, u.currency
@@ -141,7 +142,7 @@ SELECT CASE %(group_by)s::text
 SELECT u.tenant_id::text AS key, t.currency, sum(u.captured)::bigint AS messages,
        sum(u.captured_segments)::bigint AS segments, sum(u.revenue)::bigint AS revenue,
        sum(u.cost)::bigint AS cost, (sum(u.revenue) - sum(u.cost))::bigint AS margin
-  FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, false, true) u
+  FROM smsgw_usage_by_tenant_v3(%(starts)s, %(ends)s, false, true) u
   JOIN tenants t ON t.id = u.tenant_id
  GROUP BY 1, t.currency
 HAVING sum(u.captured) > 0
@@ -170,7 +171,7 @@ WITH usage AS (
                     0)::bigint AS revenue,
            coalesce(sum(u.cost) FILTER (WHERE u.status IN ('sent', 'delivered', 'undelivered')),
                     0)::bigint AS cost
-      FROM smsgw_usage_by_route_v2(%(starts)s, %(ends)s, %(period)s::text = 'hour',
+      FROM smsgw_usage_by_route_v3(%(starts)s, %(ends)s, %(period)s::text = 'hour',
                                    %(period)s::text = 'window') u
      GROUP BY 1, 2, 3
 )
@@ -196,7 +197,7 @@ WITH per_tenant AS (
            sum(u.segments)::bigint AS segments,
            sum(u.revenue)::bigint AS revenue,
            sum(u.cost)::bigint AS cost
-      FROM smsgw_usage_by_tenant_v2(%(starts)s, %(ends)s, %(period)s::text = 'hour',
+      FROM smsgw_usage_by_tenant_v3(%(starts)s, %(ends)s, %(period)s::text = 'hour',
                                     %(period)s::text = 'window') u
      GROUP BY 1, 2
 ), usage AS (
@@ -218,7 +219,7 @@ SELECT period, key, currency, messages, segments, revenue, cost
 SELECT to_char(u.at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day, u.tenant_id, t.currency,
        sum(u.messages)::bigint AS messages, sum(u.segments)::bigint AS segments,
        sum(u.revenue)::bigint AS revenue, sum(u.cost)::bigint AS cost
-  FROM smsgw_usage_by_tenant_v1(%(starts)s, %(ends)s, false) u
+  FROM smsgw_usage_by_tenant_v3(%(starts)s, %(ends)s, false, false) u
   JOIN tenants t ON t.id = u.tenant_id
  GROUP BY 1, 2, 3
  ORDER BY 1, 2

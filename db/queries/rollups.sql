@@ -2,8 +2,10 @@
 -- that read rollups are in reports.sql.
 
 -- name: due_hours
--- The closed hours to fold, oldest first: never folded, or not final and folded longer
--- ago than the refresh, or settled since their last fold. `at` is the clock (now). The
+-- The closed hours to fold, oldest first: never folded, or folded only up to a mark
+-- inside the hour (the open hour's folds: it closed since), or still out of the cubes
+-- (an older release's fold closed it: v4 puts it in), or not final and folded
+-- longer ago than the refresh, or settled since their last fold. `at` is the clock (now). The
 -- hours run from the lookback or the oldest messages partition, the later, plus hours
 -- not final yet whose partition retention dropped (their fold makes them final).
 WITH hours AS (
@@ -22,13 +24,15 @@ WITH hours AS (
                interval '1 hour') AS hour
     UNION
     SELECT hour FROM rollup_hours
-     WHERE NOT final
+     WHERE (NOT final OR NOT in_cubes)
        AND hour <= date_trunc('hour', %(at)s::timestamptz, 'UTC') - interval '1 hour'
 )
 SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS settled
   FROM hours h
   LEFT JOIN rollup_hours r ON r.hour = h.hour
  WHERE r.hour IS NULL
+    OR (r.through_as_of = r.folded_at AND r.folded_through < r.hour + interval '1 hour')
+    OR NOT r.in_cubes
     OR (NOT r.final
         AND (r.folded_at <= %(at)s::timestamptz - make_interval(mins => %(refresh_minutes)s)
              OR (h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s
@@ -37,9 +41,15 @@ SELECT h.hour, h.hour + make_interval(hours => %(settle_hours)s) <= %(at)s AS se
  LIMIT %(limit)s
 
 -- name: fold_hour
--- The first fold of an hour reads all of it; a refold its pending messages only, unless
--- `full` (repair) or the hour gained messages since (smsgw_fold_rollup_hour_v3).
-SELECT smsgw_fold_rollup_hour_v3(%(hour)s, %(settled)s, %(full)s) AS final
+-- The first fold of an hour reads all of it (or, when the open hour's folds went some
+-- way, its messages after their mark); a refold its pending messages only, unless `full`
+-- (repair) or the hour gained messages since (smsgw_fold_rollup_hour_v4).
+SELECT smsgw_fold_rollup_hour_v4(%(hour)s, %(settled)s, %(full)s) AS final
+
+-- name: fold_open_hour
+-- The hour in progress, up to `through`: the messages after its last mark only.
+SELECT smsgw_fold_rollup_hour_v4(date_trunc('hour', %(through)s::timestamptz, 'UTC'), false,
+                                 false, %(through)s::timestamptz) AS final
 
 -- name: messages_in
 -- How many messages the rollups of these hours hold (a fold of empty hours is not news).
@@ -47,7 +57,7 @@ SELECT coalesce(sum(messages), 0) AS n FROM message_rollups WHERE hour = ANY (%(
 
 -- name: quiet_retention
 -- For the rest of the transaction, deleting hourly rollups leaves the daily cubes alone
--- (smsgw_rollups_to_days_v2): retention drops the cubes' days itself, whole.
+-- (smsgw_rollups_to_days_v3): retention drops the cubes' days itself, whole.
 SELECT set_config('smsgw.rollup_retention', 'on', true)
 
 -- name: drop_old
@@ -168,7 +178,6 @@ WITH hourly_tenants_gone AS (
 DELETE FROM daily_rollups WHERE day < (now() AT TIME ZONE 'UTC')::date - %(retention_days)s
 
 -- name: frontier
--- The end of the folded hours (NULL: none): reports read rollups before it and raw
--- messages after. Hours are folded oldest first, so those before it are all folded.
-SELECT max(hour) + interval '1 hour' AS frontier
-  FROM rollup_hours
+-- How far the rollups go (NULL: nothing folded): the newest fold mark, inside the open
+-- hour while its folds keep up. Reports read rollups before it and raw messages after.
+SELECT nullif(smsgw_rollup_tail_v1(), '-infinity') AS frontier

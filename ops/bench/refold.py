@@ -1,6 +1,8 @@
 """The database's cost of keeping an hour's rollups: its first fold and its refolds,
-with smsgw_fold_rollup_hour_v2 (every fold recomputes the whole hour) and v3 (a refold
-reads the hour's pending messages only, rollup_pending).
+with smsgw_fold_rollup_hour_v2 (every fold recomputes the whole hour), v3 (a refold
+reads the hour's pending messages only, rollup_pending) and v4 (the hour folded while
+open, in ``--spans`` (180: every 20 s) folds each adding the messages since the last
+mark, then closed: the messages after the last mark added and the pending refolded).
 
 One embedded server and database: ``--messages`` (200,000) messages in one closed hour,
 for 20 tenants, 40 prefixes of ``dialing_prefixes`` and 3 providers (about 2,400 rollup
@@ -67,8 +69,9 @@ def _load(conn: psycopg.Connection, messages: int, pending: float) -> object:
                CASE WHEN s.status = 'delivered'
                     THEN at + (i %% 5000 + i %% 20000) * interval '1 ms' END
           FROM generate_series(1, %(messages)s) AS i, t, p,
-               LATERAL (SELECT %(hour)s::timestamptz
-                               + interval '1 hour' * (i::double precision / (%(messages)s + 1))
+               -- Whole milliseconds, as an accept makes them: created_at is the id's.
+               LATERAL (SELECT date_trunc('milliseconds', %(hour)s::timestamptz
+                               + interval '1 hour' * (i::double precision / (%(messages)s + 1)))
                                AS at) AS a,
                LATERAL (SELECT CASE WHEN %(every)s > 0 AND i %% %(every)s = 0 THEN 'sent'
                                     WHEN i %% 10 = 1 THEN 'undelivered'
@@ -100,6 +103,36 @@ def _timed(conn: psycopg.Connection, pid: int, statement: str, hour: object) -> 
     assert wal_0 is not None
     assert wal_1 is not None
     return took, cpu, float(wal_1[0] - wal_0[0])
+
+
+def _timed_open(
+    conn: psycopg.Connection, pid: int, hour: object, spans: int
+) -> list[tuple[float, ...]]:
+    """v4: the hour's folds while open (one mark every 1/spans of the hour, each fold in
+    its own transaction; their sum) and its closing fold: wall s, CPU s, WAL bytes."""
+    # The hour before folded whole: the open hour's first fold waits for it.
+    with conn.transaction():
+        conn.execute("SELECT smsgw_fold_rollup_hour_v4(%s - interval '1 hour', false)", (hour,))
+    total = [0.0, 0.0, 0.0]
+    for span in range(1, spans):
+        statement = (
+            "SELECT smsgw_fold_rollup_hour_v4(%s, false, false,"
+            f" %s + interval '1 hour' * {span / spans})"
+        )
+        wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+        wal_0 = conn.execute(wal).fetchone()
+        cpu_0 = _cpu_ns(pid)
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(statement, (hour, hour))
+        total[0] += time.perf_counter() - started
+        total[1] += (_cpu_ns(pid) - cpu_0) / 1e9
+        wal_1 = conn.execute(wal).fetchone()
+        assert wal_0 is not None
+        assert wal_1 is not None
+        total[2] += float(wal_1[0] - wal_0[0])
+    closing = _timed(conn, pid, "SELECT smsgw_fold_rollup_hour_v4(%s, false)", hour)
+    return [tuple(total), closing]
 
 
 def _receipts(conn: psycopg.Connection, hour: object) -> list[object]:
@@ -199,6 +232,7 @@ def main() -> None:
     parser.add_argument("--pending", type=float, default=0.01)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--refolds", type=int, default=6)
+    parser.add_argument("--spans", type=int, default=180)
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="smsgw-refold-", dir="/var/tmp"))
     root.chmod(0o755)
@@ -212,11 +246,16 @@ def main() -> None:
             pid = int(backend[0])
             found: dict[tuple[str, str], list[tuple[float, ...]]] = {}
             for _ in range(args.rounds):
-                for version in ("v2", "v3"):
+                for version in ("v2", "v3", "v4"):
                     statement = f"SELECT smsgw_fold_rollup_hour_{version}(%s, false)"
-                    found.setdefault((version, "first fold"), []).append(
-                        _timed(conn, pid, statement, hour)
-                    )
+                    if version == "v4":
+                        opened, closing = _timed_open(conn, pid, hour, args.spans)
+                        found.setdefault((version, "open folds"), []).append(opened)
+                        found.setdefault((version, "closing fold"), []).append(closing)
+                    else:
+                        found.setdefault((version, "first fold"), []).append(
+                            _timed(conn, pid, statement, hour)
+                        )
                     receipted = _receipts(conn, hour)
                     found.setdefault((version, "refold"), []).append(
                         _timed(conn, pid, statement, hour)
@@ -239,13 +278,17 @@ def main() -> None:
                 f"{version + ' ' + kind:<16}{wall * 1000:>10.1f}{cpu * 1000:>10.1f}"
                 f"{cpu / n * 1e6:>12.3f}{wal / n:>11.2f}"
             )
-        for version in ("v2", "v3"):
-            first, refold, idle = (
-                median[(version, kind)] for kind in ("first fold", "refold", "idle refold")
-            )
+        for version in ("v2", "v3", "v4"):
+            if version == "v4":
+                first = median[(version, "open folds")] + median[(version, "closing fold")]
+            else:
+                first = median[(version, "first fold")]
+            refold, idle = (median[(version, kind)] for kind in ("refold", "idle refold"))
             life = first + refold + (args.refolds - 1) * idle
+            opening = f"{args.spans - 1} open folds + closing fold" if version == "v4" else ""
             print(
-                f"{version}: first fold + refold after receipts + {args.refolds - 1} idle refolds"
+                f"{version}: {opening or 'first fold'} + refold after receipts"
+                f" + {args.refolds - 1} idle refolds"
                 f" = {life / n * 1e6:.2f} us of database CPU per message"
             )
     finally:

@@ -12,7 +12,9 @@ Starts a private PostgreSQL (durable settings), migrates it, runs `smsgw api`, t
    ``--raw`` raw messages of today until now (delivered, for one tenant);
 2. folds the raw messages' hours (``smsgw_fold_rollup_hour_v3``, their first fold):
    seconds and WAL per message;
-3. prints the tables' sizes, then times the admin usage report over the last 30 days
+3. (``--open-hour``: leaves the hour in progress as the worker does while it is open,
+   its rows out of the cubes, so the reports read its rows beside them) prints the
+   tables' sizes, then times the admin usage report over the last 30 days
    by tenant, country and provider, the deliverability report and a tenant's usage
    report by day and by country (p50/p95 of ``--calls`` calls each, HTTP round trip);
 4. streams the tenant's export of its raw messages (CSV, or ``--export-format jsonl``):
@@ -466,6 +468,39 @@ def _load_all(db_url: str, tenant: dict[str, str], args: argparse.Namespace) -> 
     )
 
 
+def _open_hour(db_url: str) -> int:
+    """The hour in progress as the worker leaves it at the hour's end (migration 0019): a
+    whole hour of rollup rows (the last loaded hour's, moved: today holds raw messages only)
+    out of the cubes, folded up to now, so the reports read them beside the cubes: the
+    most they ever read. Returns its rows."""
+    with psycopg.connect(db_url, autocommit=True) as conn, conn.transaction():
+        # A whole hour of rows, the most it holds (at its end): the last loaded hour's
+        # (yesterday's last), moved.
+        conn.execute(
+            "CREATE TEMP TABLE open_rows ON COMMIT DROP AS SELECT * FROM message_rollups"
+            " WHERE hour = (SELECT max(hour) FROM message_rollups"
+            "               WHERE hour < date_trunc('day', now(), 'UTC'))"
+        )
+        conn.execute("UPDATE open_rows SET hour = date_trunc('hour', now(), 'UTC')")
+        # Out while the hour is still in the cubes (the trigger takes them out), back in
+        # once it is not (the trigger leaves them).
+        conn.execute("DELETE FROM message_rollups WHERE hour = date_trunc('hour', now(), 'UTC')")
+        conn.execute(
+            """
+            INSERT INTO rollup_hours AS h (hour, folded_at, final, messages, in_cubes,
+                                           folded_through, through_as_of)
+            VALUES (date_trunc('hour', now(), 'UTC'), now(), false, 0, false, now(), now())
+            ON CONFLICT (hour) DO UPDATE
+               SET folded_at = now(), final = false, in_cubes = false,
+                   folded_through = now(), through_as_of = now()
+            """
+        )
+        conn.execute("INSERT INTO message_rollups SELECT * FROM open_rows")
+        row = conn.execute("SELECT count(*) FROM open_rows").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 async def main_async(args: argparse.Namespace) -> None:
     if args.keep:
         base = Path(args.keep).resolve()
@@ -501,6 +536,9 @@ async def main_async(args: argparse.Namespace) -> None:
                     )
             key = {"Authorization": f"Bearer {tenant['api_key']}"}
 
+            if args.open_hour:
+                rows = await asyncio.to_thread(_open_hour, db_url)
+                print(f"the hour in progress left open: {rows} rollup rows out of the cubes")
             for line in _sizes(db_url):
                 print(line)
             if not args.no_reports:
@@ -605,6 +643,11 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="keep the loaded database in DIR; reuse it")
     parser.add_argument("--no-reports", action="store_true", help="skip step 3")
     parser.add_argument("--no-export", action="store_true", help="skip step 4")
+    parser.add_argument(
+        "--open-hour",
+        action="store_true",
+        help="before the reports, leave the hour in progress open (out of the cubes)",
+    )
     parser.add_argument("--export-format", choices=("csv", "jsonl"), default="csv")
     asyncio.run(main_async(parser.parse_args()))
 

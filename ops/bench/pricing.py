@@ -32,15 +32,12 @@ import psycopg
 from core import ids
 from ops.bench import rate_card
 from ops.bench.bodies import us_numbers
+from ops.bench.server_stats import backend_cpu_ns
 from ops.bench.system import TEMPLATE, Cluster, gateway_env
 from smsgw.processes import smsgw_command
 
 BATCH = 1_000
 ACCEPT = "SELECT accepted FROM smsgw_accept_v7(%s, NULL, %s::json, 'standard', NULL, true)"
-
-
-def _cpu_ns(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
 def _batch(numbers: list[str], expires: str) -> str:
@@ -110,12 +107,12 @@ def measure(url: str, rounds: int) -> None:
             for r in range(rounds + 4):  # the first four warm the caches and plans
                 for who in ("flat", "card") if r % 2 else ("card", "flat"):
                     body = _batch(numbers(), expires)
-                    before = _cpu_ns(pid)
+                    before = backend_cpu_ns(pid)
                     accepted = conn.execute(ACCEPT, (tenants[who], body)).fetchone()
                     assert accepted is not None
                     assert accepted[0] == BATCH, accepted
                     if r >= 4:
-                        cpu[who].append((_cpu_ns(pid) - before) / 1e3 / BATCH)
+                        cpu[who].append((backend_cpu_ns(pid) - before) / 1e3 / BATCH)
             flat, card = statistics.median(cpu["flat"]), statistics.median(cpu["card"])
             print(
                 f"{kind}: backend CPU per message {flat:.1f} us flat, {card:.1f} us on the"

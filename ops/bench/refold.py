@@ -34,6 +34,7 @@ from pathlib import Path
 import psycopg
 
 from ops.bench.rollups import ROLLUP_TABLES
+from ops.bench.server_stats import backend_cpu_ns
 from ops.bench.system import Cluster
 
 # What a load starts from: the rollups, their cubes and the folds' own bookkeeping.
@@ -84,21 +85,16 @@ def _load(conn: psycopg.Connection, messages: int, pending: float) -> object:
     return hour[0]
 
 
-def _cpu_ns(pid: int) -> int:
-    """Time the backend spent on a CPU (ns), from the kernel's scheduler statistics."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-
-
 def _timed(conn: psycopg.Connection, pid: int, statement: str, hour: object) -> tuple[float, ...]:
     """One fold in its own transaction: wall s, backend CPU s, WAL bytes."""
     wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
     wal_0 = conn.execute(wal).fetchone()
-    cpu_0 = _cpu_ns(pid)
+    cpu_0 = backend_cpu_ns(pid)
     started = time.perf_counter()
     with conn.transaction():
         conn.execute(statement, (hour,))
     took = time.perf_counter() - started
-    cpu = (_cpu_ns(pid) - cpu_0) / 1e9
+    cpu = (backend_cpu_ns(pid) - cpu_0) / 1e9
     wal_1 = conn.execute(wal).fetchone()
     assert wal_0 is not None
     assert wal_1 is not None
@@ -121,12 +117,12 @@ def _timed_open(
         )
         wal = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
         wal_0 = conn.execute(wal).fetchone()
-        cpu_0 = _cpu_ns(pid)
+        cpu_0 = backend_cpu_ns(pid)
         started = time.perf_counter()
         with conn.transaction():
             conn.execute(statement, (hour, hour))
         total[0] += time.perf_counter() - started
-        total[1] += (_cpu_ns(pid) - cpu_0) / 1e9
+        total[1] += (backend_cpu_ns(pid) - cpu_0) / 1e9
         wal_1 = conn.execute(wal).fetchone()
         assert wal_0 is not None
         assert wal_1 is not None

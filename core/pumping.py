@@ -2,14 +2,15 @@
 its traffic there breaks the hourly limit, ends suspensions whose cool-off is over, and
 holds back the queued messages of suspended destinations.
 
-The accept only counts (destination_counts: one upsert per distinct (tenant, country,
-prefix) of a call, in the backend's own slot, so no hot row) and refuses sends to an
-actively suspended destination (429 destination_suspended). The decision to suspend is
-taken here, every few seconds, not in the accept: the learned limit needs the 7-day
-hourly median, which no accept should compute, and reading the summed slots there would
-add reads to every call. A burst is therefore caught within one round; what it got
-accepted before then is still queued, and is held back with the rest (not sent, not
-billed) until the suspension is lifted or ends, or the messages expire.
+The accept only counts (one destination_tallies row per accept call, its counts per
+(tenant, country, prefix) in arrays; a round first adds them into destination_counts)
+and refuses sends to an actively suspended destination (429 destination_suspended). The
+decision to suspend is taken here, every few seconds, not in the accept: the learned
+limit needs the 7-day hourly median, which no accept should compute, and reading the
+summed counters there would add reads to every call. A burst is therefore caught within
+one round; what it got accepted before then is still queued, and is held back with the
+rest (not sent, not billed) until the suspension is lifted or ends, or the messages
+expire.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ async def watch(pool: AsyncConnectionPool[Any], settings: Settings, *, task: str
 
 
 async def judge(conn: Conn, settings: Settings, *, task: str) -> int:
-    """The round's decisions in the caller's transaction: end the suspensions whose
-    cool-off is over (destination.lifted), suspend the destinations over their limit
-    (destination.suspended, and an operator event), hold back the queued messages of
-    every active suspension, and requeue the tenants whose messages moved."""
+    """The round's decisions in the caller's transaction: add up the accepts' tallies,
+    end the suspensions whose cool-off is over (destination.lifted), suspend the
+    destinations over their limit (destination.suspended, and an operator event), hold
+    back the queued messages of every active suspension, and requeue the tenants whose
+    messages moved."""
+    await pumping_db.drain_tallies(conn)
     due_again: dict[uuid.UUID, datetime | None] = {}
     for row in await pumping_db.expire(conn):
         due_again[row["tenant_id"]] = ANY_AGE

@@ -1,5 +1,5 @@
-"""The pumping job's statements: counters folded, breaches judged, suspensions made,
-ended and enforced on queued messages."""
+"""The pumping job's statements: tallies drained, counters folded, breaches judged,
+suspensions made, ended and enforced on queued messages."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ from db import Conn, Row
 from db.sql import Queries
 
 _q = Queries("pumping")
+
+
+async def drain_tallies(conn: Conn) -> int:
+    """The accepts' tally rows added into the hourly counters; how many counters moved."""
+    return await _q.run(conn, "drain_tallies")
 
 
 async def fold_counts(conn: Conn) -> int:

@@ -3494,7 +3494,7 @@ CREATE TABLE alert_state (
 -- ('destination_not_permitted', 'destination_suspended') and, for a suspension, its end:
 -- [[id, reason, retry_at]]. The hold is also conditional on the spend caps; when nothing
 -- was accepted `cap_room` says what the caps left (NULL: no cap). Accepted messages are
--- counted in destination_counts. `rates` lists the messages priced alike, a group each:
+-- counted in destination_tallies. `rates` lists the messages priced alike, a group each:
 -- [price, price_per_segment, rate_card, rate_card_version, rate_prefix, sender, [ids]].
 CREATE FUNCTION smsgw_accept_v7(
     p_tenant_id uuid, p_rate double precision, p_messages json,
@@ -3652,15 +3652,16 @@ BEGIN
          ORDER BY i.status
         ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n
     ), destinations AS (
-        -- The pumping counters: one row per (country, prefix) of the call, in this
-        -- backend's slot.
-        INSERT INTO destination_counts AS c (tenant_id, country, prefix, hour, slot, n)
-        SELECT hold.tenant_id, coalesce(m.to_country, ''), coalesce(m.rate_prefix, ''),
-               date_trunc('hour', now()), pg_backend_pid(), count(*)
-          FROM hold, unnest(drafts) AS m
-         GROUP BY 1, 2, 3
-         ORDER BY 1, 2, 3
-        ON CONFLICT (tenant_id, country, prefix, hour, slot) DO UPDATE SET n = c.n + excluded.n
+        -- The pumping counters: one tally row for the call, its counts per (country,
+        -- prefix) in arrays (the pumping job adds them up).
+        INSERT INTO destination_tallies (hour, tenant_ids, countries, prefixes, counts)
+        SELECT date_trunc('hour', now()), array_agg(g.tenant_id), array_agg(g.country),
+               array_agg(g.prefix), array_agg(g.n)
+          FROM (SELECT hold.tenant_id, coalesce(m.to_country, '') AS country,
+                       coalesce(m.rate_prefix, '') AS prefix, count(*)::integer AS n
+                  FROM hold, unnest(drafts) AS m
+                 GROUP BY 1, 2, 3) AS g
+        HAVING count(*) > 0
     ), holds AS (
         INSERT INTO ledger_message_entries
             (message_created_at, message_id, tenant_id, kind, amount)
@@ -3693,7 +3694,7 @@ $$;
 -- smsgw_accept_sends_v3 with the exposure rules: 'sender_refused' also carries the
 -- destination refusals, with `retry_at` for a suspension; a send past a spend cap is
 -- 'refused' with `cap_room` (what the caps left for it after the tenant's sends before
--- it in this call). Accepted sends are counted in destination_counts.
+-- it in this call). Accepted sends are counted in destination_tallies.
 CREATE FUNCTION smsgw_accept_sends_v4(p_sends json, p_task text)
     RETURNS TABLE (id uuid, outcome text, available bigint, tokens double precision,
                    price bigint, price_per_segment bigint, rate_card text,
@@ -3883,15 +3884,16 @@ BEGIN
      GROUP BY i.status, s.tier
      ORDER BY i.status, s.tier
     ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + excluded.n;
-    -- The pumping counters: a row per (tenant, country, prefix) of the call, in this
-    -- backend's slot.
-    INSERT INTO destination_counts AS c (tenant_id, country, prefix, hour, slot, n)
-    SELECT s.tenant_id, coalesce(s.to_country, ''), coalesce(s.rate_prefix, ''),
-           date_trunc('hour', now()), pg_backend_pid(), count(*)
-      FROM unnest(kept) AS s
-     GROUP BY 1, 2, 3
-     ORDER BY 1, 2, 3
-    ON CONFLICT (tenant_id, country, prefix, hour, slot) DO UPDATE SET n = c.n + excluded.n;
+    -- The pumping counters: one tally row for the call, its counts per (tenant,
+    -- country, prefix) in arrays (the pumping job adds them up).
+    INSERT INTO destination_tallies (hour, tenant_ids, countries, prefixes, counts)
+    SELECT date_trunc('hour', now()), array_agg(g.tenant_id), array_agg(g.country),
+           array_agg(g.prefix), array_agg(g.n)
+      FROM (SELECT s.tenant_id, coalesce(s.to_country, '') AS country,
+                   coalesce(s.rate_prefix, '') AS prefix, count(*)::integer AS n
+              FROM unnest(kept) AS s
+             GROUP BY 1, 2, 3) AS g
+    HAVING count(*) > 0;
     -- An SMPP submit's receipt request, for the messages written only.
     INSERT INTO smpp_receipt_requests (message_created_at, message_id, tenant_id, mode)
     SELECT s.created_at, s.id, s.tenant_id, s.receipt FROM unnest(kept) AS s
@@ -3963,7 +3965,7 @@ $$;
 -- smsgw_accept_one_v3 with the exposure rules: `sender_refused` is also
 -- 'destination_not_permitted' or 'destination_suspended' (with `retry_at`), decided
 -- before the sender; the hold is conditional on the spend caps (`cap_room` when refused;
--- also in SMG01's DETAIL). The message is counted in destination_counts.
+-- also in SMG01's DETAIL). The message is counted in destination_tallies.
 CREATE FUNCTION smsgw_accept_one_v4(
     p_tenant_id uuid, p_rate double precision, p_queue text, p_task text,
     p_honour_opt_outs boolean, p_id uuid, p_created_at timestamptz, p_status text,
@@ -4099,11 +4101,12 @@ BEGIN
         VALUES (pg_backend_pid(), 'accepted', p_status, p_queue, '', 1)
         ON CONFLICT (slot, kind, status, tier, provider) DO UPDATE SET n = c.n + 1
     ), destination AS (
-        -- The pumping counter of (country, prefix), in this backend's slot.
-        INSERT INTO destination_counts AS c (tenant_id, country, prefix, hour, slot, n)
-        VALUES (p_tenant_id, coalesce(p_to_country, ''), coalesce(rate.rate_prefix, ''),
-                date_trunc('hour', now()), pg_backend_pid(), 1)
-        ON CONFLICT (tenant_id, country, prefix, hour, slot) DO UPDATE SET n = c.n + 1
+        -- The pumping counter of (country, prefix): a tally row (the pumping job adds
+        -- them up).
+        INSERT INTO destination_tallies (hour, tenant_ids, countries, prefixes, counts)
+        VALUES (date_trunc('hour', now()), ARRAY[p_tenant_id],
+                ARRAY[coalesce(p_to_country, '')], ARRAY[coalesce(rate.rate_prefix, '')],
+                ARRAY[1])
     )
     INSERT INTO ledger_message_entries
         (message_created_at, message_id, tenant_id, kind, amount)
@@ -5796,7 +5799,7 @@ $$;
 -- the processes of a release before (the quote statement calls it); the three accept
 -- functions are replaced in place with the same contract and answers, as 0015 replaced
 -- smsgw_rating_v1. (Here the three accept functions above, smsgw_accept_v7,
--- smsgw_accept_sends_v4 and smsgw_accept_one_v4, are shown as 0017 left them.)
+-- smsgw_accept_sends_v4 and smsgw_accept_one_v4, are shown as 0020 left them.)
 CREATE FUNCTION smsgw_geo_refusal_v2(p_tenant_id uuid, p_country text)
     RETURNS TABLE (refusal text)
     LANGUAGE sql STABLE
@@ -6690,9 +6693,40 @@ AS $$
       JOIN tenants t ON t.id = e.tenant_id
 $$;
 
+-- 0020: the pumping counters as one tally row per accept call (issue 23: a batch to
+-- numbers spread over a country; issue 24: the coalesced single sends).
+--
+-- Each accept call upserted a destination_counts row per distinct (tenant, country,
+-- rate prefix) it accepted for: a batch of 1,000 to numbers spread over the US (a card
+-- with its ~600 area-code ranges) made ~600 upserts, ~6.7 us a message of a ~25 us
+-- accept (pg_stat_statements), and a coalesced call of 10 single sends of 10 tenants
+-- made 10. Now a call appends one unindexed row holding its counts in arrays, and the
+-- pumping job adds them into destination_counts (slot 0) before it judges. What the
+-- job judges is the same sums, one round (10 s) behind at most, as before. The three
+-- accepts are replaced in place (unreleased since 1.0.0, same contract); slots other
+-- than 0 are still folded for the accepts of a process started before this migration.
+
+-- The accepts' pumping counters, as they come: one row per accept call, its counts per
+-- (tenant, country, rate prefix) in four arrays of one length, the hour it counted in.
+-- Append-only and unindexed: a call writes one row whatever number of ranges it
+-- touched (a batch spread over a country's ~600 ranges upserted ~600 counter rows, ~7 us
+-- a message), and the pumping job (core/pumping.py, every 10 s) drains it into
+-- destination_counts before judging, in its transaction: a row committed beside the
+-- drain stays for the next round, none is counted twice.
+CREATE TABLE destination_tallies (
+    hour timestamptz NOT NULL,
+    tenant_ids uuid[] NOT NULL,
+    countries text[] NOT NULL,
+    prefixes text[] NOT NULL,
+    counts integer[] NOT NULL
+);
+
+-- (The three accept functions above are shown as 0020 left them: a tally row each call.)
+
 INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
     (4, 'rollups'), (5, 'sender_rules'), (6, 'rate_spans'), (7, 'audit_trail'), (8, 'consoles'),
     (9, 'exposure_controls'), (10, 'daily_rollups'),
     (11, 'tenant_suspension'), (12, 'message_search'), (13, 'report_speed'), (14, 'recipient_search'),
     (15, 'rating_plan'), (16, 'rollup_pending'), (17, 'geo_refusal_inline'),
-    (18, 'rate_lookup'), (19, 'open_hour_folds');
+    (18, 'rate_lookup'), (19, 'open_hour_folds'),
+    (20, 'destination_tallies');

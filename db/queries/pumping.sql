@@ -1,7 +1,26 @@
+-- name: drain_tallies
+-- The accepts' tally rows (one per accept call, counts in arrays) added into this
+-- hour's counters (slot 0) and deleted, in one statement: a tally committed after this
+-- statement's snapshot is left for the next round, none is added twice.
+WITH drained AS (
+    DELETE FROM destination_tallies
+    RETURNING hour, tenant_ids, countries, prefixes, counts
+), summed AS (
+    SELECT d.hour, u.tenant_id, u.country, u.prefix, sum(u.n) AS n
+      FROM drained d,
+           unnest(d.tenant_ids, d.countries, d.prefixes, d.counts)
+               AS u(tenant_id, country, prefix, n)
+     GROUP BY 1, 2, 3, 4
+)
+INSERT INTO destination_counts AS c (tenant_id, country, prefix, hour, slot, n)
+SELECT tenant_id, country, prefix, hour, 0, n FROM summed ORDER BY 1, 2, 3, 4
+ON CONFLICT (tenant_id, country, prefix, hour, slot) DO UPDATE SET n = c.n + excluded.n
+
 -- name: fold_counts
 -- The slots of closed hours folded into slot 0, in one statement (no count lost or
 -- doubled beside a late accept: it writes its own row again, folded next time); hours
--- older than 8 days (the learned limit reads 7) dropped.
+-- older than 8 days (the learned limit reads 7) dropped. (Since 0020 the accepts write
+-- tally rows, drained into slot 0; other slots come from a process started before it.)
 WITH moved AS (
     DELETE FROM destination_counts
      WHERE hour < date_trunc('hour', now()) AND slot <> 0

@@ -182,3 +182,58 @@ async def test_an_operator_limit_for_the_country_stands_instead_of_the_learned_o
     fields = {e["field"] for e in assert_problem(bad, 422, "invalid_request")["errors"]}
     assert fields == {"country", "hourly_limit"}
     assert await support.violations(conn) == []
+
+
+async def _counts(conn) -> dict[tuple[str, str], int]:
+    cursor = await conn.execute(
+        "SELECT country, prefix, sum(n)::bigint AS n FROM destination_counts"
+        " WHERE hour = date_trunc('hour', now()) GROUP BY 1, 2"
+    )
+    return {(row["country"], row["prefix"]): row["n"] for row in await cursor.fetchall()}
+
+
+async def test_every_door_counts_its_accepted_sends_once_per_range(
+    api, conn, pool, settings, admin_headers
+):
+    """Each accept call writes one tally row (its counts in arrays, whatever the number of
+    ranges it touched); the round adds them up per range, once, and a tally committed
+    while a round drains is left for the next one."""
+    # Credit for what follows (4 x 35,000 and 3 x 90,000) and 50,000 more.
+    tenant = await support.make_tenant(api, admin_headers, credit=460_000)
+    imported = await rate_cards.import_card(api, admin_headers, "gb", CARD)
+    assert imported.status_code == 201, imported.text
+    await rate_cards.put_on_card(api, admin_headers, tenant, "gb")
+    # A batch over two ranges (one call), two single sends, a keyed single send.
+    await _batch(api, tenant, [MOBILE.format(i) for i in range(3)] + [PREMIUM.format(1)])
+    for number in (MOBILE.format(50), PREMIUM.format(2)):
+        assert (await support.send(api, tenant, to=number)).status_code == 202
+    keyed = await support.send(
+        api, tenant, to=PREMIUM.format(3), headers={"Idempotency-Key": "tally-1"}
+    )
+    assert keyed.status_code == 202, keyed.text
+    # A send refused for its price (50,000 left, 90,000 asked) counts nowhere.
+    refused = await support.send(api, tenant, to=PREMIUM.format(4))
+    assert_problem(refused, 402, "insufficient_credit")
+    assert await support.count(conn, "SELECT count(*) AS n FROM destination_tallies") == 4
+
+    # A tally committed after the round's drain began waits for the next round.
+    async with pool.connection() as late:
+        await late.execute("BEGIN")
+        await late.execute(
+            "INSERT INTO destination_tallies (hour, tenant_ids, countries, prefixes, counts)"
+            " VALUES (date_trunc('hour', now()), ARRAY[%s::uuid], '{GB}', '{447}', '{7}')",
+            (tenant.id,),
+        )
+        async with conn.transaction():
+            assert await pumping.judge(conn, settings, task=DISPATCH_TASK) == 0
+        await late.execute("COMMIT")
+    assert await _counts(conn) == {("GB", "447"): 4, ("GB", "4470"): 3}
+    async with conn.transaction():
+        assert await pumping.judge(conn, settings, task=DISPATCH_TASK) == 0
+    assert await _counts(conn) == {("GB", "447"): 11, ("GB", "4470"): 3}
+    # Drained: another round adds nothing.
+    assert await support.count(conn, "SELECT count(*) AS n FROM destination_tallies") == 0
+    async with conn.transaction():
+        assert await pumping.judge(conn, settings, task=DISPATCH_TASK) == 0
+    assert await _counts(conn) == {("GB", "447"): 11, ("GB", "4470"): 3}
+    assert await support.violations(conn) == []

@@ -167,6 +167,7 @@ TABLES = (
     "pumping_limits",
     "destination_suspensions",
     "destination_counts",
+    "destination_tallies",
     "alert_state",
 )
 

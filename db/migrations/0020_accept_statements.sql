@@ -18,6 +18,10 @@
 -- and the receipt requests as parts of the write's statement (each PL/pgSQL statement
 -- has its executor start-up and end).
 --
+-- 4. The cubes' first two trigger functions dropped: 0013 and 0019 moved the triggers to
+-- smsgw_rollups_to_days_v2 and v3, and nothing calls v1 or v2 (v3 and
+-- smsgw_rollups_into_cubes_v1 hold the statements they had).
+--
 -- A coalesced call of 10 single sends of 10 tenants (each with its API key) took 0.87
 -- of the time of the call before this migration (600 alternating calls on one server,
 -- twice: 0.872, 0.868); the rating alone made it 0.90. The three accepts are replaced
@@ -747,3 +751,6 @@ BEGIN
                         NULL::bigint;
 END;
 $$;
+
+DROP FUNCTION smsgw_rollups_to_days_v1();
+DROP FUNCTION smsgw_rollups_to_days_v2();

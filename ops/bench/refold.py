@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psycopg
 
-from ops.bench.rollups import ROLLUP_TABLES
+from ops.bench.rollup_data import ROLLUP_TABLES
 from ops.bench.server_stats import backend_cpu_ns
 from ops.bench.system import Cluster
 

@@ -236,39 +236,30 @@ async def _hold_insert_enqueue(
     unpriced = frozenset(outcome["not_priced"] or ())
     # [[id, reason, retry_at]]: retry_at for a suspended destination, else null.
     unsent = {uuid.UUID(r[0]): (r[1], r[2]) for r in outcome["sender_refused"] or ()}
-    # Groups of the messages priced alike: [price, price_per_segment, rate_card,
-    # rate_card_version, rate_prefix, sender, [id, ...]].
-    rates = {
-        uuid.UUID(message_id): rate
-        for *fields, ids in outcome["rates"] or ()
-        for rate in (dict(zip(_RATE_FIELDS, fields, strict=True)),)
-        for message_id in ids
-    }
+    # What each accepted message was priced at, as seven arrays in one order: [[price],
+    # [price_per_segment], [rate_card], [rate_card_version], [rate_prefix], [sender], [id]].
+    rates: dict[uuid.UUID, tuple[Any, ...]] = {}
+    if outcome["rates"] is not None:
+        *fields, message_ids = outcome["rates"]
+        rates = {
+            uuid.UUID(message_id): priced_as
+            for message_id, priced_as in zip(message_ids, zip(*fields, strict=True), strict=True)
+        }
     if outcome["accepted"] == 0:
         refusals.nothing_accepted(drafts, opted_out=opted_out, unpriced=unpriced, unsent=unsent)
         refusals.refuse(
             outcome,
             tenant=tenant,
-            total=sum(r["price"] for r in rates.values()),
+            total=sum(r[0] for r in rates.values()),
             count=len(rates),
             rate=rate,
         )
     return Decided(
-        drafts=[submission.priced(d, rates[d.id]) for d in drafts if d.id in rates],
+        drafts=[submission.priced_at(d, *rates[d.id]) for d in drafts if d.id in rates],
         opted_out=opted_out,
         not_priced=unpriced,
         sender_refused=unsent,
     )
-
-
-_RATE_FIELDS = (
-    "price",
-    "price_per_segment",
-    "rate_card",
-    "rate_card_version",
-    "rate_prefix",
-    "sender",
-)
 
 
 def tenant_settings(tenant: Tenant) -> dict[str, Any]:

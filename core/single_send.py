@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
+import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from core import ids, refusals, submission
@@ -45,9 +45,11 @@ def _draft(
         request, now_ms=now_ms(), smart=tenant.smart_encoding, quiet=tenant.quiet_hours
     )
     if message_id is not None:
-        draft = replace(draft, id=message_id, created_at=ids.created_at(message_id))
+        draft = msgspec.structs.replace(draft, id=message_id, created_at=ids.created_at(message_id))
     if facade is not None:
-        draft = replace(draft, facade=facade, messaging_service_sid=messaging_service_sid)
+        draft = msgspec.structs.replace(
+            draft, facade=facade, messaging_service_sid=messaging_service_sid
+        )
     return draft
 
 

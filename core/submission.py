@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -68,9 +67,12 @@ class SendRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ] = None
 
 
-@dataclass(frozen=True, slots=True)
-class Draft:
+class Draft(msgspec.Struct, frozen=True):
     """A valid message, priced for one tenant, with its id and times fixed."""
+
+    # A msgspec Struct, not a frozen dataclass: a batch makes two of each message (its
+    # draft, then priced), and a frozen dataclass of these fields took ~3.5 us to build
+    # (a setattr through object per field), a Struct ~0.5.
 
     id: uuid.UUID
     created_at: datetime
@@ -345,27 +347,33 @@ def priced(draft: Draft, rate: Mapping[str, Any]) -> Draft:
     """``draft`` with the price, rate and sender its accept gave it (a row of the accept
     call: ``price``, ``price_per_segment``, ``rate_card``, ``rate_card_version``,
     ``rate_prefix``, ``sender``: the one chosen when the draft named none)."""
-    # Built whole rather than with dataclasses.replace, which reads the fields anew on
-    # every call: a batch prices a thousand drafts, and replace cost ~12 us each.
-    return Draft(
-        id=draft.id,
-        created_at=draft.created_at,
-        to=draft.to,
-        sender=rate.get("sender", draft.sender),
-        body=draft.body,
-        encoding=draft.encoding,
-        segments=draft.segments,
-        price=rate["price"],
-        callback_url=draft.callback_url,
-        client_reference=draft.client_reference,
-        send_at=draft.send_at,
-        expires_at=draft.expires_at,
-        facade=draft.facade,
-        messaging_service_sid=draft.messaging_service_sid,
-        price_per_segment=rate["price_per_segment"],
-        rate_card=rate["rate_card"],
-        rate_card_version=rate["rate_card_version"],
-        rate_prefix=rate["rate_prefix"],
-        to_country=draft.to_country,
-        quiet_until=draft.quiet_until,
+    return priced_at(
+        draft,
+        rate["price"],
+        rate["price_per_segment"],
+        rate["rate_card"],
+        rate["rate_card_version"],
+        rate["rate_prefix"],
+        rate.get("sender", draft.sender),
+    )
+
+
+def priced_at(
+    draft: Draft,
+    price: int,
+    price_per_segment: int | None,
+    rate_card: str | None,
+    rate_card_version: int | None,
+    rate_prefix: str | None,
+    sender: str | None,
+) -> Draft:
+    """``priced`` from its fields in that order, as a batch's accept answers them."""
+    return msgspec.structs.replace(
+        draft,
+        sender=sender,
+        price=price,
+        price_per_segment=price_per_segment,
+        rate_card=rate_card,
+        rate_card_version=rate_card_version,
+        rate_prefix=rate_prefix,
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 
 from core import accept, submission
@@ -218,7 +218,7 @@ def test_pricing_a_draft_keeps_everything_else_it_carries():
         "sender": "ACME",
     }
     priced = submission.priced(draft, rate)
-    assert priced == dataclasses.replace(
+    assert priced == msgspec.structs.replace(
         draft,
         sender="ACME",
         price=70_000,
@@ -227,5 +227,5 @@ def test_pricing_a_draft_keeps_everything_else_it_carries():
         rate_card_version=3,
         rate_prefix="447",
     )
-    for field in dataclasses.fields(submission.Draft):
+    for field in msgspec.structs.fields(submission.Draft):
         assert getattr(priced, field.name) != field.default, field.name

@@ -68,7 +68,12 @@ class RouteTable:
             and r.provider in self.available
         ]
         if cost is not None:
-            found = [replace(r, cost_per_segment=cost(r)) for r in found]
+            # A copy only where the price list changes the cost: a claim routes every
+            # message, and dataclasses.replace costs microseconds.
+            found = [
+                r if (c := cost(r)) == r.cost_per_segment else replace(r, cost_per_segment=c)
+                for r in found
+            ]
         if ceiling is not None:
             found = [r for r in found if r.allow_loss or r.cost_per_segment <= ceiling]
         found.sort(key=lambda r: (r.priority, r.cost_per_segment, -len(r.prefix)))

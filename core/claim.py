@@ -165,7 +165,7 @@ async def claim(
             health=health,
             now=now,
             avoid=avoid,
-            cost=_route_cost(costs, to) if costs else None,
+            cost=_route_cost(costs, to),
             # The margin guard, for messages priced by a rate card (not a free answer).
             ceiling=row["price_per_segment"],
         )

@@ -21,11 +21,20 @@ POOL_WAIT_SECONDS = 3.0
 RECONNECT_TIMEOUT_SECONDS = 5.0
 
 
-async def _autocommit(conn: Conn) -> None:
+async def _configure(conn: Conn) -> None:
     # Units of work are explicit `conn.transaction()` blocks; nothing opens one implicitly.
     # (Set here, not in kwargs: procrastinate's listener connects with the pool's kwargs
     # plus its own autocommit=True, and a duplicate keyword would fail.)
     await conn.set_autocommit(True)
+    # JIT off: the hot path's statements run for milliseconds, and a compilation costs
+    # more than that. The receipts' take_due (1,000 receipts, each probing the messages'
+    # partitions) is estimated past jit_above_cost: with JIT on, PostgreSQL compiled,
+    # optimised and inlined it on every call, 38 ms a call, 18 s of a 60 s e2e benchmark
+    # phase, 15% of the server's CPU (pg_stat_statements' jit columns, perf; issue 22).
+    # A session setting, so it holds on a server we do not configure; behind a
+    # transaction-mode pooler, which does not carry session settings, set it on the
+    # database (README).
+    await conn.execute("SELECT set_config('jit', 'off', false)")
 
 
 def _reporting(statement_timeout_ms: int) -> Callable[[Conn], Awaitable[None]]:
@@ -75,7 +84,7 @@ async def open_pool(
         min_size=min_size,
         max_size=max_size,
         kwargs=connection_kwargs(prepared_statements=prepared_statements),
-        configure=_autocommit,
+        configure=_configure,
         connection_class=AsyncConnection,
         # A request waits at most this long for a connection, then gets a 503. Short:
         # while the database refuses connections the pool cannot make one however long

@@ -103,6 +103,14 @@ async def test_receipts_only_when_asked_and_they_wait_for_a_receiver_bind(
         assert canceled.status_code == 200, canceled.text
     # No receiver bind is up: the two receipts wait.
     assert await _outbox(conn) == 2
+    # A receipt is once per message: a later change of a finished message (an
+    # operator's UPDATE from one final status to another) queues no second one.
+    await conn.execute(
+        "UPDATE messages SET status = 'expired', updated_at = clock_timestamp()"
+        " WHERE id = ANY(%s::uuid[])",
+        (ids,),
+    )
+    assert await _outbox(conn) == 2
     receiver = tenant.esme(listener, bind_as="receiver")
     await run(receiver.bind)
     await run(receiver.read_until, lambda: len(list(receiver.receipts())) == 2, 30)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import re
 import time
@@ -199,19 +200,19 @@ class SmppProvider:
         try:
             parts = codec.encode_parts(message.body, message.encoding, self._reference)
             source, destination = self._addresses(message)
-            pdus = [
-                (
-                    lambda seq, part=part: codec.submit_sm(
-                        seq,
-                        part,
-                        source=source,
-                        destination=destination,
-                        registered_delivery=self.config.registered_delivery,
-                    )
+            # Each part encoded once, here, where aiosmpplib's checks of addresses and
+            # lengths refuse what cannot be sent; a submit only sets its sequence number.
+            encoded = [
+                codec.submit_sm(
+                    1,
+                    part,
+                    source=source,
+                    destination=destination,
+                    registered_delivery=self.config.registered_delivery,
                 )
                 for part in parts
             ]
-            pdus[0](1)  # aiosmpplib validates addresses and lengths when it encodes
+            pdus = [functools.partial(codec.with_sequence, pdu) for pdu in encoded]
         except (ValueError, UnicodeError) as exc:
             return PermanentError("smpp_unencodable", str(exc))
         multipart: receipts.Parts | None = None

@@ -248,6 +248,12 @@ def submit_sm(
     return bytes(message.pdu())
 
 
+def with_sequence(pdu: bytes, sequence: int) -> bytes:
+    """``pdu`` with its header's sequence_number (octets 12-15) set to ``sequence``: a
+    part is encoded once, and each submit of it takes the session's next number."""
+    return b"".join((pdu[:12], sequence.to_bytes(4, "big"), pdu[16:]))
+
+
 def submit_sm_resp_id(body: bytes) -> str:
     return body.split(b"\x00", 1)[0].decode("ascii", "replace")
 

@@ -3,6 +3,8 @@ are decoded and encoded by another library (smpp34) than the adapter's (aiosmppl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
@@ -215,6 +217,36 @@ async def test_throttling_halves_the_window_and_pauses_then_it_grows_back() -> N
     for _ in range(3):
         window.release(await window.acquire(), "accepted")
     assert window.limit == 5
+
+
+async def test_the_window_serves_waiters_in_order_and_loses_no_slot_to_a_cancel() -> None:
+    window = Window(1, pause=0.0)
+    held = await window.acquire()
+    order: list[str] = []
+
+    async def send(name: str) -> None:
+        taken = await window.acquire()
+        order.append(name)
+        await asyncio.sleep(0)
+        window.release(taken, "accepted")
+
+    tasks = {name: asyncio.create_task(send(name)) for name in "abc"}
+    await asyncio.sleep(0)  # all three wait, in this order
+    tasks["b"].cancel()  # gives up while waiting
+    window.release(held, "accepted")
+    await asyncio.gather(tasks["a"], tasks["c"])
+    assert order == ["a", "c"]
+
+    # A waiter handed the slot and cancelled before it could use it gives the slot back:
+    # the next send does not wait forever.
+    held = await window.acquire()
+    handed = asyncio.create_task(window.acquire())
+    await asyncio.sleep(0)
+    window.release(held, "accepted")  # the slot goes to `handed`, which has not run yet
+    handed.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await handed
+    window.release(await asyncio.wait_for(window.acquire(), 1), "accepted")
 
 
 async def test_source_ton_and_npi_follow_the_kind_of_sender(smsc: Smsc) -> None:

@@ -1304,7 +1304,7 @@ END;
 $$;
 
 CREATE TRIGGER messages_smpp_receipts AFTER UPDATE ON messages
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION smsgw_smpp_receipts_v2();
 
 -- Inbound messages to a tenant with an SMPP account go to its receiver binds as

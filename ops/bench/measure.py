@@ -13,8 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
 from psycopg import sql
+
+from ops.bench import backend_cpu
 
 # One tenant's queue (queued plus sending), read through the two partial indexes that
 # hold exactly those rows (messages_due_idx, messages_lease_idx): the fairness phase's
@@ -100,7 +101,7 @@ def _params(t0: float, t1: float, tenants: list[str] | None) -> dict[str, Any]:
 def window(db_url: str, t0: float, t1: float, tenants: list[str] | None = None) -> Window:
     """Accepted: created in [t0, t1). Sent: sent_at in [t0, t1), whenever accepted (within
     the hour before, which keeps the scan to the newest partitions)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE created_at >= to_timestamp(%(t0)s)"
             "                          AND created_at < to_timestamp(%(t1)s)),"
@@ -131,7 +132,7 @@ def latency(
     """Accept-to-``until`` (sent, or delivered: its receipt applied) of the messages
     created in [t0, t1)."""
     end = sql.SQL(_UNTIL[until])
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         row = conn.execute(
             sql.SQL(
                 "WITH l AS (SELECT coalesce(extract(epoch FROM {} - created_at)::float8,"
@@ -162,7 +163,7 @@ def _wait_for_zero(db_url: str, query: str, params: dict[str, Any], timeout: flo
     """Polls ``query`` (one count) until it reads 0 or ``timeout`` passes; returns when
     that was (Unix seconds)."""
     deadline = time.monotonic() + timeout
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         while time.monotonic() < deadline:
             row = conn.execute(query, params).fetchone()
             if row is not None and row[0] == 0:
@@ -195,7 +196,7 @@ def drain(
 
 
 def receipts_due(db_url: str) -> int:
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         row = conn.execute(RECEIPTS_DUE_SQL).fetchone()
     return int(row[0]) if row else 0
 
@@ -205,17 +206,16 @@ def settle(db_url: str, t0: float, t1: float, timeout: float, *, callbacks: bool
     for its receipt (`sent`) and the inbox is empty (and, with ``callbacks``, every
     callback is delivered), or ``timeout``; returns when that was (Unix seconds). An
     empty inbox alone is not enough: an SMPP upstream's receipts may still be on their
-    way. (`sent` has no index: this reads the window's rows, a harness cost after the
-    load, not during it.)"""
+    way. (Whether any is left, not how many: a count read every pending callback's index
+    entry four times a second while they drained.)"""
     return _wait_for_zero(
         db_url,
-        "SELECT (SELECT count(*) FROM receipts_inbox)"
-        "     + (SELECT count(*) FROM messages WHERE status = 'sent'"
-        "          AND created_at >= to_timestamp(%(t0)s)"
-        "          AND created_at < to_timestamp(%(t1)s))"
-        "     + CASE WHEN %(callbacks)s THEN (SELECT count(*) FROM callbacks"
-        "                                     WHERE next_attempt_at IS NOT NULL)"
-        "            ELSE 0 END",
+        "SELECT (EXISTS (SELECT FROM receipts_inbox)"
+        "        OR EXISTS (SELECT FROM messages WHERE status = 'sent'"
+        "                     AND created_at >= to_timestamp(%(t0)s)"
+        "                     AND created_at < to_timestamp(%(t1)s))"
+        "        OR (%(callbacks)s AND EXISTS (SELECT FROM callbacks"
+        "                                       WHERE next_attempt_at IS NOT NULL)))::int",
         {**_params(t0, t1, None), "callbacks": callbacks},
         timeout,
     )
@@ -232,7 +232,7 @@ class Callbacks:
 
 
 def callbacks(db_url: str, t0: float, t1: float) -> Callbacks:
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE delivered_at >= to_timestamp(%(t0)s)"
             "                          AND delivered_at < to_timestamp(%(t1)s)),"
@@ -256,7 +256,7 @@ def series(
     (created_at, and sent_at if it is `messages`)."""
     per_second: dict[float, list[Any]] = {}
     name = sql.Identifier(*table.split("."))
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         rows = conn.execute(
             sql.SQL(
                 "SELECT floor(extract(epoch FROM created_at)), count(*) FROM {}"
@@ -299,7 +299,7 @@ def series(
 
 
 def ledger_violations(db_url: str) -> int:
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with backend_cpu.connection(db_url) as conn:
         row = conn.execute("SELECT count(*) FROM smsgw_ledger_violations_v1()").fetchone()
     return int(row[0]) if row else -1
 
@@ -328,7 +328,7 @@ class Sampler:
         self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        with psycopg.connect(self.db_url, autocommit=True) as conn:
+        with backend_cpu.connection(self.db_url) as conn:
             next_depth = 0.0
             while not self._stop.is_set():
                 now = time.time()

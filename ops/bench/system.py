@@ -24,6 +24,7 @@ import psycopg
 from psycopg import sql
 
 from ops import procnet
+from ops.bench import backend_cpu
 from smsgw.embedded import SERVER_SETTINGS, EmbeddedPostgres
 from smsgw.processes import free_port, smsgw_command, stop, stop_all, wait_http
 
@@ -321,8 +322,9 @@ class CpuMeter:
     """Where the machine's CPU went during a phase, in cores (1.0 = one core busy):
     our PostgreSQL server (backends that exited included, through the postmaster's
     reaped-children time), the API, the workers, the load generators (those that ended
-    in the phase through our own reaped-children time), this harness, and everything
-    else on the machine: other sessions' tests, the noise."""
+    in the phase through our own reaped-children time), this harness (with its own
+    queries' backends), and everything else on the machine: other sessions' tests, the
+    noise."""
 
     GROUPS = ("postgres", "api", "workers", "load", "harness", "other")
 
@@ -360,6 +362,7 @@ class CpuMeter:
         self._machine = _cpu_times()
         self._table = _processes()
         self._reaped = _reaped_seconds()
+        self._harness_db = backend_cpu.charged()
 
     def stop(self) -> dict[str, float]:
         machine, table = _cpu_times(), _processes()
@@ -382,6 +385,10 @@ class CpuMeter:
                 used[group] += (reaped - before[3]) / ticks / seconds
         self.api_processes.sort(reverse=True)
         used["load"] += (_reaped_seconds() - self._reaped) / seconds
+        # The harness's own queries ran in the server's backends (backend_cpu.py).
+        moved = min(used["postgres"], (backend_cpu.charged() - self._harness_db) / seconds)
+        used["postgres"] -= moved
+        used["harness"] += moved
         busy = (machine[0] - self._machine[0]) / jiffies * cores if jiffies else 0.0
         used["other"] = max(0.0, busy - sum(used.values()))
         used["busy"] = busy

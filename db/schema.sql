@@ -171,11 +171,27 @@ CREATE TABLE receipts_inbox (
 );
 CREATE INDEX receipts_inbox_due_idx ON receipts_inbox (available_at);
 
+-- A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then gen_random_uuid's random bits
+-- with the version set to 7 (its variant bits are already RFC 4122's). Time-ordered ids
+-- put each new row's primary key entry at the right edge of the index, not on a random
+-- leaf (0023).
+CREATE FUNCTION smsgw_uuid7_v1()
+    RETURNS uuid
+    LANGUAGE sql
+    VOLATILE PARALLEL SAFE
+AS $$
+    SELECT encode(set_byte(overlay(r PLACING substring(
+                       int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+                       FROM 3) FROM 1 FOR 6),
+                   6, (get_byte(r, 6) & 15) | 112), 'hex')::uuid
+      FROM (SELECT uuid_send(gen_random_uuid()) AS r) AS random
+$$;
+
 -- One row per status change of a message that has a callback_url. `next_attempt_at` is
 -- NULL once the callback is delivered or abandoned; while a sender works on a row it is
 -- pushed ahead by the lease, so a crashed sender's rows come back by themselves.
 CREATE TABLE callbacks (
-    id uuid NOT NULL DEFAULT gen_random_uuid(),
+    id uuid NOT NULL DEFAULT smsgw_uuid7_v1(),
     created_at timestamptz NOT NULL DEFAULT now(),
     tenant_id uuid NOT NULL,
     message_id uuid NOT NULL,
@@ -190,7 +206,6 @@ CREATE TABLE callbacks (
     PRIMARY KEY (id, created_at)
 ) PARTITION BY RANGE (created_at);
 CREATE INDEX callbacks_due_idx ON callbacks (next_attempt_at) WHERE next_attempt_at IS NOT NULL;
-CREATE INDEX callbacks_message_idx ON callbacks (message_id);
 
 -- Daily partitions from `p_from` for `p_days` more days, for every partitioned table.
 -- Boundaries are UTC midnights. Safe to run concurrently and repeatedly.
@@ -6507,6 +6522,10 @@ $$;
 -- 0022: the SMPP receipts trigger looks finished messages up among the receipt requests
 -- without joining the old rows (smsgw_smpp_receipts_v2, in v1's place above).
 
+-- 0023: callback ids are UUIDv7 (smsgw_uuid7_v1, the table's default above) and
+-- callbacks_message_idx is gone (nothing read callbacks by message; every row version
+-- paid an entry in it).
+
 INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_cards'), (3, 'webhooks'),
     (4, 'rollups'), (5, 'sender_rules'), (6, 'rate_spans'), (7, 'audit_trail'), (8, 'consoles'),
     (9, 'exposure_controls'), (10, 'daily_rollups'),
@@ -6514,4 +6533,4 @@ INSERT INTO smsgw_migrations (version, name) VALUES (1, 'baseline'), (2, 'rate_c
     (15, 'rating_plan'), (16, 'rollup_pending'), (17, 'geo_refusal_inline'),
     (18, 'rate_lookup'), (19, 'open_hour_folds'),
     (20, 'accept_statements'), (21, 'batch_prices'),
-    (22, 'smpp_receipts_trigger');
+    (22, 'smpp_receipts_trigger'), (23, 'callbacks_outbox');

@@ -7,6 +7,7 @@ called by the CLI (or a test) and the resulting frozen struct travels as an argu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -99,6 +100,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     callback_retry_base_seconds: float = 5.0
     callback_retry_cap_seconds: float = 3600.0
     callback_timeout_seconds: float = 5.0
+    # Runs that work a callbacks backlog at once, across all workers: the periodic one
+    # and, while it finds more than a batch waiting, this many less one as jobs of their
+    # own, which any worker on the callbacks queue takes (one run is one process's event
+    # loop; the periodic job is one run a second however many workers there are).
+    callback_jobs: Annotated[int, msgspec.Meta(ge=1)] = 4
     # Webhooks (status callbacks, inbound messages) never go to loopback, private,
     # link-local, CGNAT, unique-local, multicast or unspecified addresses, unless they
     # fall in one of these comma-separated CIDRs (core/webhook_policy.py).
@@ -222,6 +228,7 @@ ENVIRONMENT_HELP: dict[str, str] = {
     "SMSGW_RETRY_JITTER": "1 = full jitter, 0 = none (1)",
     "SMSGW_CALLBACK_RETRY_BASE_SECONDS / _CAP_SECONDS": "callback backoff (5 / 3600)",
     "SMSGW_CALLBACK_TIMEOUT_SECONDS": "per callback POST (5)",
+    "SMSGW_CALLBACK_JOBS": "runs working a callbacks backlog at once, across all workers (4)",
     "SMSGW_WEBHOOK_ALLOWED_NETWORKS": "comma-separated CIDRs webhooks may reach although "
     "loopback, private, link-local, CGNAT or unique-local (none)",
     "SMSGW_PROVIDER": "the provider when no routes are configured (simulator)",

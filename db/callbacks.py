@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from db import Conn, Row
-from db.sql import Queries
+from db.sql import Queries, json_rows
 
 _q = Queries("callbacks")
 
@@ -19,8 +19,10 @@ async def claim(conn: Conn, *, limit: int, lease_seconds: float) -> list[Row]:
     return await _q.all(conn, "claim", limit=limit, lease_seconds=lease_seconds)
 
 
-async def finish(conn: Conn, *, results: Mapping[str, Any]) -> int:
-    return await _q.run(conn, "finish", **results)
+async def finish(conn: Conn, *, attempts: Sequence[Mapping[str, Any]]) -> int:
+    """Record attempts: each with id, created_at, outcome, status_code, error,
+    next_attempt_at and latency_ms."""
+    return await _q.run(conn, "finish", attempts=json_rows(attempts))
 
 
 async def list_for_tenant(

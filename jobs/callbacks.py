@@ -9,8 +9,10 @@ slow or dead endpoint costs that tenant retries and nobody else any delivery tim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +22,7 @@ import aiohttp
 import msgspec
 import procrastinate
 import structlog
+from procrastinate.exceptions import AlreadyEnqueued
 
 from core import callbacks, tenants, twilio, twilio_inbound
 from core.errors import DomainError
@@ -32,6 +35,8 @@ from jobs.webhook_transport import DestinationNotAllowed, WebhookClient
 log = structlog.get_logger("smsgw.callbacks")
 
 QUEUE = "callbacks"
+# A run beside the periodic one, asked for while a backlog lasts (settings.callback_jobs).
+MORE_TASK = "smsgw.deliver_more_callbacks"
 BATCH = 200
 LEASE_SECONDS = 30.0
 CONCURRENCY = 100
@@ -54,16 +59,17 @@ def _request(row: Row) -> tuple[bytes, dict[str, str]] | None:
         token, account_sid = row["twilio_auth_token"], row["twilio_account_sid"]
         if token is None or account_sid is None:
             return None
+        payload = msgspec.json.decode(row["body"])
         if kind == "twilio_inbound":
-            params = twilio_inbound.incoming_message(row["payload"], account_sid=account_sid)
+            params = twilio_inbound.incoming_message(payload, account_sid=account_sid)
         else:
-            params = twilio.status_callback(row["payload"], account_sid=account_sid)
+            params = twilio.status_callback(payload, account_sid=account_sid)
         return urlencode(params).encode(), {
             "Content-Type": "application/x-www-form-urlencoded",
             "User-Agent": "smsgw-callbacks/1",
             twilio.SIGNATURE_HEADER: twilio.signature(token, row["url"], params),
         }
-    body = msgspec.json.encode(row["payload"])
+    body = row["body"].encode()  # the outbox's JSON as it is, signed as sent
     return body, {
         "Content-Type": "application/json",
         "User-Agent": "smsgw-callbacks/1",
@@ -82,7 +88,9 @@ class Attempt:
     answer: bytes = b""
 
 
-async def _post(http: WebhookClient, row: Row, limit: asyncio.Semaphore, seconds: float) -> Attempt:
+async def _post(
+    http: WebhookClient, row: Row, limit: asyncio.Semaphore, within: aiohttp.ClientTimeout
+) -> Attempt:
     request = _request(row)
     if request is None:
         return Attempt(None, "no Twilio account to sign with", None)
@@ -94,7 +102,7 @@ async def _post(http: WebhookClient, row: Row, limit: asyncio.Semaphore, seconds
                 row["url"],
                 data=body,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 2.0)),
+                timeout=within,
             ) as response:
                 status = response.status
                 answer = await _answer(response, wanted=row.get("kind") == "twilio_inbound")
@@ -159,7 +167,8 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
     if not rows:
         return 0
     limit = asyncio.Semaphore(CONCURRENCY)
-    timeout = deps.settings.callback_timeout_seconds
+    seconds = deps.settings.callback_timeout_seconds
+    timeout = aiohttp.ClientTimeout(total=seconds, connect=min(seconds, 2.0))
     answers = await asyncio.gather(*(_post(deps.http, row, limit, timeout) for row in rows))
     backoff = Backoff(
         base_seconds=deps.settings.callback_retry_base_seconds,
@@ -167,15 +176,7 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
         jitter=0.5,
     )
     now = datetime.now(UTC)
-    results: dict[str, list[Any]] = {
-        "ids": [],
-        "created_ats": [],
-        "outcomes": [],
-        "status_codes": [],
-        "errors": [],
-        "next_attempt_ats": [],
-        "latencies_ms": [],
-    }
+    results: list[dict[str, Any]] = []
     # (position in results, outbox row, its TwiML replies) of answered Twilio webhooks.
     replies: list[tuple[int, Row, list[twilio_inbound.Reply]]] = []
     for position, (row, attempt) in enumerate(zip(rows, answers, strict=True)):
@@ -197,13 +198,17 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
                 created_at=row["created_at"],
                 now=now,
             )
-        results["ids"].append(row["id"])
-        results["created_ats"].append(row["created_at"])
-        results["outcomes"].append(decision.outcome)
-        results["status_codes"].append(status_code)
-        results["errors"].append(error)
-        results["next_attempt_ats"].append(decision.next_attempt_at)
-        results["latencies_ms"].append(attempt.latency_ms)
+        results.append(
+            {
+                "id": row["id"],
+                "created_at": row["created_at"],
+                "outcome": decision.outcome,
+                "status_code": status_code,
+                "error": error,
+                "next_attempt_at": decision.next_attempt_at,
+                "latency_ms": attempt.latency_ms,
+            }
+        )
         if outcomes is not None:
             outcomes[decision.outcome] += 1
         if decision.outcome != "delivered" and not attempt.final:
@@ -229,7 +234,7 @@ async def deliver_batch(deps: WorkerDeps, outcomes: Counter[str] | None = None) 
 
 async def _finish(
     deps: WorkerDeps,
-    results: dict[str, list[Any]],
+    results: list[dict[str, Any]],
     replies: list[tuple[int, Row, list[twilio_inbound.Reply]]],
 ) -> None:
     """Record the attempts, and accept the TwiML replies in the same transaction: a
@@ -245,43 +250,72 @@ async def _finish(
                         await twilio_inbound.accept_reply(
                             conn,
                             tenant=tenant,
-                            inbound=row["payload"],
+                            inbound=msgspec.json.decode(row["body"]),
                             reply=reply,
                             scheduler=deps.scheduler,
                         )
                 except DomainError as exc:
-                    results["errors"][position] = f"TwiML reply not sent: {exc.code}: {exc.detail}"
+                    results[position]["error"] = f"TwiML reply not sent: {exc.code}: {exc.detail}"
                     log.info(
                         "callback.twiml_reply_refused",
                         tenant_id=str(row["tenant_id"]),
                         message_id=str(row["message_id"]),
                         code=exc.code,
                     )
-        await callbacks_db.finish(conn, results=results)
+        await callbacks_db.finish(conn, attempts=results)
+
+
+async def _run(
+    deps: WorkerDeps, run: str, ask_for_more: Callable[[], Awaitable[None]] | None
+) -> None:
+    """One run (``run``: "periodic" or "more", as its log line says): LANES lanes drain
+    batches for RUN_SECONDS. ``ask_for_more`` is awaited once, when a lane's batch comes
+    back full (more are waiting than it takes)."""
+    deadline = time.monotonic() + RUN_SECONDS
+    outcomes: Counter[str] = Counter()
+    asked = False
+
+    async def lane() -> None:
+        nonlocal asked
+        while time.monotonic() < deadline:
+            if await deliver_batch(deps, outcomes) < BATCH:
+                return
+            if ask_for_more is not None and not asked:
+                asked = True
+                await ask_for_more()
+
+    await asyncio.gather(*(lane() for _ in range(LANES)))
+    # One line a run that attempted callbacks (a failed one has its own
+    # `callback.failed` line too); none when idle.
+    if outcomes:
+        log.info(
+            "callbacks.delivered",
+            run=run,
+            delivered=outcomes["delivered"],
+            retrying=outcomes["retry"],
+            abandoned=outcomes["abandoned"],
+        )
 
 
 def register(app: procrastinate.App) -> None:
+    @app.task(name=MORE_TASK, queue=QUEUE, pass_context=True)
+    async def deliver_more_callbacks(context: procrastinate.JobContext, slot: int) -> None:
+        await _run(deps_of(context), "more", None)
+
     @app.periodic(cron="* * * * * *", periodic_id="callbacks")
     @app.task(name="smsgw.deliver_callbacks", queue=QUEUE, pass_context=True)
     async def deliver_callbacks(context: procrastinate.JobContext, timestamp: int) -> None:
         deps = deps_of(context)
-        deadline = time.monotonic() + RUN_SECONDS
-        outcomes: Counter[str] = Counter()
 
-        async def lane() -> None:
-            while time.monotonic() < deadline:
-                if await deliver_batch(deps, outcomes) < BATCH:
-                    return
+        async def ask_for_more() -> None:
+            # A slot's job waits at most once (its queueing lock): a backlog that
+            # lasts keeps `callback_jobs` runs busy, and no more.
+            for slot in range(1, deps.settings.callback_jobs):
+                with contextlib.suppress(AlreadyEnqueued):
+                    await deliver_more_callbacks.configure(
+                        queueing_lock=f"callbacks:more:{slot}"
+                    ).defer_async(slot=slot)
 
-        await asyncio.gather(*(lane() for _ in range(LANES)))
-        # One line a run that attempted callbacks (a failed one has its own
-        # `callback.failed` line too); none when idle.
-        if outcomes:
-            log.info(
-                "callbacks.delivered",
-                delivered=outcomes["delivered"],
-                retrying=outcomes["retry"],
-                abandoned=outcomes["abandoned"],
-            )
+        await _run(deps, "periodic", ask_for_more)
 
     del deliver_callbacks

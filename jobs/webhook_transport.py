@@ -11,7 +11,7 @@ resolves to (one forbidden address refuses the name: a name that answers both a 
 and an internal address is a rebinding attempt), and hands the connector only judged
 addresses, which it connects to without resolving again, so a DNS answer cannot change
 between check and connect. A host that is an IP literal never reaches a resolver, so
-``judge_url`` checks it before the request (aiohttp itself refuses the legacy numeric
+``url_refusal`` checks it before the request (aiohttp itself refuses the legacy numeric
 forms of IPv4, 2130706433 or 127.1, that could hide an address). TLS still verifies the
 URL's host name. A kept-alive connection, and the connector's 10 s DNS cache, hold only
 judged addresses. Cost: the getaddrinfo that connecting would have made anyway, and a
@@ -49,12 +49,14 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return addresses
 
 
-def judge_url(policy: DestinationPolicy, url: str) -> None:
-    """Refuse a URL whose host is a forbidden IP literal (the resolver judges names)."""
+def url_refusal(policy: DestinationPolicy, url: str) -> str | None:
+    """Why a URL whose host is a forbidden IP literal is refused; None for any other
+    (the resolver judges names)."""
     host = URL(url).host
     literal = None if host is None else literal_ip(host)
     if literal is not None and (reason := policy.refusal(str(literal))) is not None:
-        raise DestinationNotAllowed(f"destination not allowed: {reason}")
+        return f"destination not allowed: {reason}"
+    return None
 
 
 class GuardedResolver(AbstractResolver):
@@ -96,14 +98,27 @@ class WebhookClient:
     the request, a name by the resolver; redirects are never followed (a redirect could
     name any address)."""
 
+    # URLs judged, with their refusal: a tenant's callbacks name the same URL again and
+    # again, and parsing it and its address was a few percent of a callback's CPU. The
+    # policy is the client's for its life, so an answer never goes stale.
+    JUDGED_URLS = 10_000
+
     def __init__(self, policy: DestinationPolicy, session: aiohttp.ClientSession) -> None:
         self._policy = policy
         self._session = session
+        self._judged: dict[str, str | None] = {}
 
     def post(
         self, url: str, *, data: bytes, headers: dict[str, str], timeout: aiohttp.ClientTimeout
     ) -> aiohttp.client._RequestContextManager:
-        judge_url(self._policy, url)
+        try:
+            refusal = self._judged[url]
+        except KeyError:
+            if len(self._judged) >= self.JUDGED_URLS:
+                self._judged.clear()
+            refusal = self._judged[url] = url_refusal(self._policy, url)
+        if refusal is not None:
+            raise DestinationNotAllowed(refusal)
         return self._session.post(
             url, data=data, headers=headers, timeout=timeout, allow_redirects=False
         )

@@ -69,9 +69,16 @@ def _env(db_url: str, overrides: dict[str, Any]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def process(db_url: str, **overrides: Any) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `smsgw worker` process; its log is printed if the test fails."""
-    log = tempfile.NamedTemporaryFile(prefix="smsgw-worker-", suffix=".log", delete=False)  # noqa: SIM115
+def process(
+    db_url: str, *, log_path: Path | None = None, **overrides: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `smsgw worker` process; its log is printed if the test fails, and kept at
+    ``log_path`` when given."""
+    log = (
+        log_path.open("wb")
+        if log_path is not None
+        else tempfile.NamedTemporaryFile(prefix="smsgw-worker-", suffix=".log", delete=False)  # noqa: SIM115
+    )
     proc = processes.spawn(processes.smsgw_command("worker"), env=_env(db_url, overrides), log=log)
     try:
         yield proc
@@ -81,7 +88,8 @@ def process(db_url: str, **overrides: Any) -> Iterator[subprocess.Popen[bytes]]:
             proc.wait(timeout=10)
         log.close()
         text = Path(log.name).read_text(errors="replace")
-        Path(log.name).unlink(missing_ok=True)
+        if log_path is None:
+            Path(log.name).unlink(missing_ok=True)
         if os.environ.get("SMSGW_SHOW_WORKER_LOGS"):
             print(text)
 

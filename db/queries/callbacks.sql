@@ -1,6 +1,7 @@
 -- name: claim
 -- Due callbacks, leased: their next attempt moves `lease_seconds` ahead, so a sender
--- that dies leaves them to be tried again then.
+-- that dies leaves them to be tried again then. The payload comes as the JSON text it is
+-- posted as (`body`), not decoded only to be encoded again.
 WITH due AS (
     SELECT id, created_at FROM callbacks
      WHERE next_attempt_at <= now()
@@ -13,8 +14,8 @@ UPDATE callbacks c
        attempts = c.attempts + 1
   FROM due
  WHERE c.id = due.id AND c.created_at = due.created_at
-RETURNING c.id, c.created_at, c.tenant_id, c.message_id, c.url, c.payload, c.attempts,
-          c.kind,
+RETURNING c.id, c.created_at, c.tenant_id, c.message_id, c.url, c.payload::text AS body,
+          c.attempts, c.kind,
           (SELECT t.webhook_secret FROM tenants t WHERE t.id = c.tenant_id) AS webhook_secret,
           -- Twilio-format callbacks are signed with the account's auth token.
           (SELECT a.auth_token FROM twilio_accounts a WHERE a.tenant_id = c.tenant_id)
@@ -23,6 +24,7 @@ RETURNING c.id, c.created_at, c.tenant_id, c.message_id, c.url, c.payload, c.att
               AS twilio_account_sid
 
 -- name: finish
+-- The attempts of a batch, as JSON rows (db.sql.json_rows).
 UPDATE callbacks c
    SET last_status_code = r.status_code,
        last_error = r.error,
@@ -31,11 +33,9 @@ UPDATE callbacks c
        next_attempt_at = r.next_attempt_at,
        last_attempt_at = now(),
        last_latency_ms = r.latency_ms
-  FROM unnest(
-        %(ids)s::uuid[], %(created_ats)s::timestamptz[], %(outcomes)s::text[],
-        %(status_codes)s::integer[], %(errors)s::text[], %(next_attempt_ats)s::timestamptz[],
-        %(latencies_ms)s::integer[]
-       ) AS r(id, created_at, outcome, status_code, error, next_attempt_at, latency_ms)
+  FROM json_to_recordset(%(attempts)s::json)
+       AS r(id uuid, created_at timestamptz, outcome text, status_code integer, error text,
+            next_attempt_at timestamptz, latency_ms integer)
  WHERE c.id = r.id AND c.created_at = r.created_at
 
 -- name: enqueue

@@ -141,3 +141,42 @@ async def test_many_callbacks_in_parallel_lanes_are_each_posted_once(
     # once, however the batches of the outbox were split between the lanes.
     assert len(posted) == 1800
     assert len({(body["id"], body["status"]) for body in posted}) == 1800
+
+
+async def test_a_backlog_is_worked_by_more_runs_than_the_periodic_one(
+    conn, db_url, tenant, tmp_path
+):
+    # 2,000 callbacks waiting: the periodic run finds a full batch and asks for more runs,
+    # jobs any worker on the callbacks queue takes (one run is one process's event loop,
+    # and the periodic job is one run a second however many workers there are).
+    with httpd.serve() as endpoint:
+        await conn.execute(
+            "INSERT INTO callbacks (tenant_id, message_id, url, payload, kind)"
+            " SELECT %s, gen_random_uuid(), %s,"
+            "        jsonb_build_object('id', g::text, 'status', 'delivered'), 'status'"
+            "   FROM generate_series(1, 2000) g",
+            (tenant.id, endpoint.url),
+        )
+        log = tmp_path / "worker.log"
+        with workers.process(db_url, log_path=log, callback_jobs=3):
+
+            async def all_delivered():
+                return (
+                    await support.count(
+                        conn,
+                        "SELECT count(*) AS n FROM callbacks WHERE tenant_id = %s"
+                        " AND delivered_at IS NULL",
+                        tenant.id,
+                    )
+                    == 0
+                )
+
+            await workers.eventually(all_delivered, timeout=60)
+        posted = [json.loads(request.body)["id"] for request in endpoint.received]
+    # Each posted once, however the runs and their lanes split the outbox.
+    assert sorted(posted, key=int) == [str(n) for n in range(1, 2001)]
+    runs = [
+        json.loads(line) for line in log.read_text().splitlines() if '"callbacks.delivered"' in line
+    ]
+    assert {run["run"] for run in runs} == {"periodic", "more"}, runs
+    assert sum(run["delivered"] for run in runs) == 2000

@@ -154,6 +154,30 @@ async def test_the_worker_refuses_a_stored_literal_internal_url_at_connect_time(
     assert row["last_error"] == "destination not allowed: 127.0.0.2 is loopback"
 
 
+async def test_a_forbidden_literal_url_is_refused_each_time_it_is_met(
+    api, conn, pool, settings, tenant
+):
+    # The client keeps its judgement of a URL: the second callback to the same URL is
+    # refused from it, as the first was.
+    with httpd.serve(host="127.0.0.2") as internal:
+        message_ids = [uuid.uuid4(), uuid.uuid4()]
+        for message_id in message_ids:
+            await callbacks_db.enqueue(
+                conn,
+                tenant_id=uuid.UUID(tenant.id),
+                message_id=message_id,
+                url=internal.url,
+                payload={"id": str(message_id), "status": "delivered"},
+                kind="status",
+            )
+        assert await _deliver_once(settings, pool, system_resolver) == 2
+        assert internal.received == []
+    for message_id in message_ids:
+        row = await _callback(conn, message_id)
+        assert row["abandoned_at"] is not None
+        assert row["last_error"] == "destination not allowed: 127.0.0.2 is loopback"
+
+
 async def test_a_redirect_is_not_followed(api, conn, pool, settings, tenant):
     with httpd.serve() as target, httpd.serve(lambda n: (307, 0.0)) as redirecting:
         redirecting.answer_headers = {"Location": target.url}

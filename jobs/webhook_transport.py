@@ -152,6 +152,10 @@ def webhook_client(
     )
     session = aiohttp.ClientSession(
         connector=connector,
+        # No cookies kept: the session is shared by every tenant's webhooks, and a cookie
+        # one tenant's endpoint sets would go with another tenant's callbacks to the same
+        # host (two tenants of one integration platform, say).
+        cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
         auto_decompress=False,
         # Headers are the caller's: no default User-Agent beside the caller's own.

@@ -178,6 +178,35 @@ async def test_a_forbidden_literal_url_is_refused_each_time_it_is_met(
         assert row["last_error"] == "destination not allowed: 127.0.0.2 is loopback"
 
 
+async def test_a_cookie_one_tenants_endpoint_sets_is_not_sent_with_anothers_callbacks(
+    api, conn, pool, settings, admin_headers
+):
+    # Two tenants of one integration platform: the same host, their own paths. The
+    # worker's client is shared by every tenant's webhooks.
+    first = await support.make_tenant(api, admin_headers, credit=1_000_000)
+    second = await support.make_tenant(api, admin_headers, credit=1_000_000)
+    with httpd.serve() as platform:
+        platform.answer_headers = {"Set-Cookie": "session=first-tenants-secret; Path=/"}
+        port = platform.url.split(":")[2].split("/")[0]
+        policy = webhook_policy.policy(settings.webhook_allowed_networks)
+        async with webhook_client(policy, resolve=resolving_to("127.0.0.1")) as http:
+            deps = WorkerDeps(
+                settings=settings,
+                pool=pool,
+                upstreams=DatabaseUpstreams(settings, sink=_no_receipts),
+                scheduler=ProcrastinateScheduler(),
+                dispatch=DispatchConfig(),
+                http=http,
+            )
+            for tenant in (first, second):
+                await _canceled_with_callback(
+                    api, tenant, f"http://{TENANT_HOST}:{port}/hooks/{tenant.id}"
+                )
+                assert await deliver_batch(deps) == 1
+        assert [r.path for r in platform.received] == [f"/hooks/{first.id}", f"/hooks/{second.id}"]
+        assert "cookie" not in platform.received[1].headers
+
+
 async def test_a_redirect_is_not_followed(api, conn, pool, settings, tenant):
     with httpd.serve() as target, httpd.serve(lambda n: (307, 0.0)) as redirecting:
         redirecting.answer_headers = {"Location": target.url}

@@ -5,8 +5,10 @@ on 127.0.0.2 stand in for an internal service (still loopback: no traffic leaves
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from core import webhook_policy
@@ -52,10 +54,12 @@ async def _canceled_with_callback(api, tenant, url) -> str:
     return message_id
 
 
-async def _deliver_once(settings, pool, resolve: Resolver) -> int:
+@contextlib.asynccontextmanager
+async def _sender(settings, pool, resolve: Resolver) -> AsyncIterator[WorkerDeps]:
+    """What a worker's callbacks sender has: its one webhook client among them."""
     policy = webhook_policy.policy(settings.webhook_allowed_networks)
     async with webhook_client(policy, resolve=resolve) as http:
-        deps = WorkerDeps(
+        yield WorkerDeps(
             settings=settings,
             pool=pool,
             upstreams=DatabaseUpstreams(settings, sink=_no_receipts),
@@ -63,7 +67,23 @@ async def _deliver_once(settings, pool, resolve: Resolver) -> int:
             dispatch=DispatchConfig(),
             http=http,
         )
+
+
+async def _deliver_once(settings, pool, resolve: Resolver) -> int:
+    async with _sender(settings, pool, resolve) as deps:
         return await deliver_batch(deps)
+
+
+async def _enqueue(conn, tenant, url: str, message_id: uuid.UUID) -> None:
+    """A status callback written straight into the outbox (as one stored earlier)."""
+    await callbacks_db.enqueue(
+        conn,
+        tenant_id=uuid.UUID(tenant.id),
+        message_id=message_id,
+        url=url,
+        payload={"id": str(message_id), "status": "delivered"},
+        kind="status",
+    )
 
 
 async def _no_receipts(*_: object) -> None:
@@ -133,14 +153,7 @@ async def test_the_worker_refuses_a_stored_literal_internal_url_at_connect_time(
     check it) meets the worker's own client, as `smsgw worker` builds it."""
     with httpd.serve(host="127.0.0.2") as internal:
         message_id = uuid.uuid4()
-        await callbacks_db.enqueue(
-            conn,
-            tenant_id=uuid.UUID(tenant.id),
-            message_id=message_id,
-            url=internal.url,
-            payload={"id": str(message_id), "status": "delivered"},
-            kind="status",
-        )
+        await _enqueue(conn, tenant, internal.url, message_id)
         async with workers.in_process(settings, queues=["callbacks"]):
 
             async def abandoned():
@@ -162,14 +175,7 @@ async def test_a_forbidden_literal_url_is_refused_each_time_it_is_met(
     with httpd.serve(host="127.0.0.2") as internal:
         message_ids = [uuid.uuid4(), uuid.uuid4()]
         for message_id in message_ids:
-            await callbacks_db.enqueue(
-                conn,
-                tenant_id=uuid.UUID(tenant.id),
-                message_id=message_id,
-                url=internal.url,
-                payload={"id": str(message_id), "status": "delivered"},
-                kind="status",
-            )
+            await _enqueue(conn, tenant, internal.url, message_id)
         assert await _deliver_once(settings, pool, system_resolver) == 2
         assert internal.received == []
     for message_id in message_ids:
@@ -188,16 +194,7 @@ async def test_a_cookie_one_tenants_endpoint_sets_is_not_sent_with_anothers_call
     with httpd.serve() as platform:
         platform.answer_headers = {"Set-Cookie": "session=first-tenants-secret; Path=/"}
         port = platform.url.split(":")[2].split("/")[0]
-        policy = webhook_policy.policy(settings.webhook_allowed_networks)
-        async with webhook_client(policy, resolve=resolving_to("127.0.0.1")) as http:
-            deps = WorkerDeps(
-                settings=settings,
-                pool=pool,
-                upstreams=DatabaseUpstreams(settings, sink=_no_receipts),
-                scheduler=ProcrastinateScheduler(),
-                dispatch=DispatchConfig(),
-                http=http,
-            )
+        async with _sender(settings, pool, resolving_to("127.0.0.1")) as deps:
             for tenant in (first, second):
                 await _canceled_with_callback(
                     api, tenant, f"http://{TENANT_HOST}:{port}/hooks/{tenant.id}"

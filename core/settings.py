@@ -102,8 +102,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     callback_timeout_seconds: float = 5.0
     # Runs that work a callbacks backlog at once, across all workers: the periodic one
     # and, while it finds more than a batch waiting, this many less one as jobs of their
-    # own, which any worker on the callbacks queue takes (one run is one process's event
-    # loop; the periodic job is one run a second however many workers there are).
+    # own, which any worker on the callbacks queue takes (the periodic job is one run a
+    # second however many workers there are; a process's runs share its one core).
     callback_jobs: Annotated[int, msgspec.Meta(ge=1)] = 4
     # Webhooks (status callbacks, inbound messages) never go to loopback, private,
     # link-local, CGNAT, unique-local, multicast or unspecified addresses, unless they

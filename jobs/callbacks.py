@@ -308,12 +308,14 @@ def register(app: procrastinate.App) -> None:
         deps = deps_of(context)
 
         async def ask_for_more() -> None:
-            # A slot's job waits at most once (its queueing lock): a backlog that
+            # Per slot, at most one run waits (the queueing lock) and one runs (the
+            # lock: a slot's next run starts when its last has ended): a backlog that
             # lasts keeps `callback_jobs` runs busy, and no more.
             for slot in range(1, deps.settings.callback_jobs):
+                name = f"callbacks:more:{slot}"
                 with contextlib.suppress(AlreadyEnqueued):
                     await deliver_more_callbacks.configure(
-                        queueing_lock=f"callbacks:more:{slot}"
+                        queueing_lock=name, lock=name
                     ).defer_async(slot=slot)
 
         await _run(deps, "periodic", ask_for_more)

@@ -23,6 +23,7 @@ from db import auth as auth_db
 from db import idempotency as idempotency_db
 from db import inbound as inbound_db
 from db import partitions as partitions_db
+from jobs import callbacks
 from jobs.context import WorkerDeps, deps_of
 from jobs.scheduler import DISPATCH_TASK
 
@@ -34,17 +35,24 @@ STALLED_AFTER = 60.0
 INBOUND_SEEN_SECONDS = 7 * 24 * 3600
 
 
+# Closed, not retried, when their worker dies: another may already wait under the same
+# queueing lock, and a retry would be a second waiting job under it (the lock's unique
+# index refuses that, and the whole recovery with it). A dispatch turn's messages come
+# back through lease recovery; a callbacks run's through their leases, and the next full
+# batch asks for the run again.
+CLOSED_WHEN_STALLED = frozenset({DISPATCH_TASK, callbacks.MORE_TASK})
+
+
 async def recover_stalled_jobs(
     app: procrastinate.App, deps: WorkerDeps, *, seconds_since_heartbeat: float = STALLED_AFTER
 ) -> int:
-    """Jobs of a worker that died (no heartbeat) are retried. A dispatch turn is not:
-    another may already wait under its queueing lock, and its messages come back
-    through lease recovery anyway, so it is closed and the safety net run instead."""
+    """Jobs of a worker that died (no heartbeat) are retried, but for those
+    CLOSED_WHEN_STALLED; after a dispatch turn, the safety net is run."""
     manager = app.job_manager
     stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=seconds_since_heartbeat))
     for job in stalled:
         assert job.id is not None
-        if job.task_name == DISPATCH_TASK:
+        if job.task_name in CLOSED_WHEN_STALLED:
             await manager.finish_job_by_id_async(
                 job_id=job.id, status=procrastinate_jobs.Status.FAILED, delete_job=True
             )

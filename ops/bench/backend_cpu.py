@@ -7,8 +7,10 @@ the product's, and a backend that has exited is summed into the postmaster's rea
 time with all the others: the only moment its CPU can be told apart is before it ends.
 `connection` reads its backend's CPU from /proc just before closing it and adds it here;
 `CpuMeter` (system.py) moves what was added during a phase from `postgres` to
-`harness`. A load generator in a process of its own reports its backend's seconds in
-its result, and the phase adds them with `add`.
+`harness`. A backend's whole life is charged when it closes, so a harness connection
+should open and close inside the phase it serves (all do: the sampler and the polls
+open theirs inside the phase). A load generator in a process of its own reports its
+backend's seconds in its result, and the phase adds them with `add`.
 """
 
 from __future__ import annotations

@@ -37,10 +37,15 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
             (worker_id, tier_lock("standard")),
         )
         upkeep = await app.tasks["smsgw.ensure_partitions"].defer_async(timestamp=0)
+        # A callbacks run of slot 1, and the next one already waiting under its lock.
+        more = app.tasks["smsgw.deliver_more_callbacks"]
+        slot = "callbacks:more:1"
+        running = await more.configure(queueing_lock=slot, lock=slot).defer_async(slot=1)
         await conn.execute(
-            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = %s",
-            (worker_id, upkeep),
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE id = ANY(%s)",
+            (worker_id, [upkeep, running]),
         )
+        await more.configure(queueing_lock=slot, lock=slot).defer_async(slot=1)
         policy = webhook_policy.policy(settings.webhook_allowed_networks)
         async with webhook_client(policy) as http:
             deps = WorkerDeps(
@@ -51,7 +56,7 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
                 dispatch=DispatchConfig(),
                 http=http,
             )
-            assert await recover_stalled_jobs(app, deps) == 2
+            assert await recover_stalled_jobs(app, deps) == 3
     finally:
         await app.close_async()
     cursor = await conn.execute(
@@ -59,8 +64,13 @@ async def test_stalled_jobs_of_a_dead_worker_are_recovered(api, conn, pool, sett
     )
     jobs = [(row["task_name"], row["status"]) for row in await cursor.fetchall()]
     # The upkeep job runs again; the dead turn is gone and a new one waits, so the
-    # tenant's queued message will still be sent.
-    assert jobs == [("smsgw.dispatch", "todo"), ("smsgw.ensure_partitions", "todo")]
+    # tenant's queued message will still be sent; so is the dead callbacks run, whose
+    # successor waits (a retry would have made two waiting under one queueing lock).
+    assert jobs == [
+        ("smsgw.deliver_more_callbacks", "todo"),
+        ("smsgw.dispatch", "todo"),
+        ("smsgw.ensure_partitions", "todo"),
+    ]
 
 
 async def test_a_tier_whose_turn_died_with_its_worker_gets_a_new_one(api, conn, pool, tenant):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
+from typing import Any
 
 from core import callbacks
 from tests import httpd, support, workers
@@ -172,11 +174,22 @@ async def test_a_backlog_is_worked_by_more_runs_than_the_periodic_one(
                 )
 
             await workers.eventually(all_delivered, timeout=60)
+
+            async def all_logged():
+                # A run writes its line when its lanes are done, after its last batch
+                # was recorded: wait for the lines before the worker is stopped.
+                runs = _delivered_lines(log)
+                return runs if sum(run["delivered"] for run in runs) >= 2000 else None
+
+            runs = await workers.eventually(all_logged, timeout=30)
         posted = [json.loads(request.body)["id"] for request in endpoint.received]
     # Each posted once, however the runs and their lanes split the outbox.
     assert sorted(posted, key=int) == [str(n) for n in range(1, 2001)]
-    runs = [
-        json.loads(line) for line in log.read_text().splitlines() if '"callbacks.delivered"' in line
-    ]
     assert {run["run"] for run in runs} == {"periodic", "more"}, runs
     assert sum(run["delivered"] for run in runs) == 2000
+
+
+def _delivered_lines(log: Path) -> list[dict[str, Any]]:
+    """The worker's `callbacks.delivered` lines so far (whole lines only)."""
+    whole = log.read_text().split("\n")[:-1]
+    return [json.loads(line) for line in whole if '"callbacks.delivered"' in line]

@@ -18,15 +18,9 @@ import psycopg
 from ops.bench import load, measure, rate_card, server_stats
 from ops.bench.bodies import json_body
 from ops.bench.chart import PhaseSeries
+from ops.bench.cpu_meter import CpuMeter, cpu_note
 from ops.bench.server_stats import per_message
-from ops.bench.system import (
-    ADMIN,
-    Cluster,
-    CpuMeter,
-    Gateway,
-    cpu_note,
-    keys_file,
-)
+from ops.bench.system import ADMIN, Cluster, Gateway, keys_file
 
 SCRATCH_SQL = Path(__file__).with_name("scratch.sql")
 

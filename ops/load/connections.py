@@ -40,7 +40,7 @@ from typing import Any
 
 import uvloop
 
-from ops.bench.system import CpuMeter, cpu_note
+from ops.bench.cpu_meter import CpuMeter, cpu_note
 from ops.load import (
     SEND_BODY,
     Connection,

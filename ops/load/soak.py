@@ -39,7 +39,7 @@ import sys
 import time
 from typing import Any
 
-from ops.bench.system import CpuMeter, cpu_note
+from ops.bench.cpu_meter import CpuMeter, cpu_note
 from ops.load import System, ledger_violations, loadavg, raise_nofile, running_system, step
 from ops.load.soak_generator import generator, plan_for
 from ops.load.soak_watch import INFORMATIONAL, Sample, Watch, progress, wait_drained

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from ops.bench import backend_cpu
-from ops.bench.system import CpuMeter
+from ops.bench.cpu_meter import CpuMeter
 from tests.conftest import Server
 
 
